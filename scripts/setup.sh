@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs every Debian package prefrl needs to build, test and run (run as root on Debian 12).
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  build-essential cmake ninja-build git pkg-config \
+  libtorch-dev libopenblas0-openmp \
+  libsqlite3-dev sqlite3 \
+  nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev libtomlplusplus-dev \
+  libgtest-dev libgmock-dev libbenchmark-dev \
+  libcpp-httplib-dev libpng-dev \
+  libmujoco-dev libqhull-dev

@@ -1,0 +1,146 @@
+// Environments: a spec (shapes, bounds, time limit) plus Reset and Step, as in EnvPool.
+// Observations and actions are flat float arrays; a discrete action is stored as its index
+// in a single float. Every environment owns its RNG; VecEnv seeds env i with seed + i.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "prefrl/core/rng.h"
+
+namespace prefrl {
+
+// A Box (continuous, with per-element bounds) or a Discrete(n) space.
+struct Space {
+  bool discrete = false;
+  std::vector<int64_t> shape;   // e.g. {4} for a state vector, {C, H, W} for pixels
+  std::vector<float> low, high; // Box bounds, one per element (size = numel); empty if discrete
+  int64_t n = 0;                // number of discrete actions; 0 for Box
+
+  int64_t numel() const {
+    int64_t k = 1;
+    for (auto d : shape) k *= d;
+    return k;
+  }
+  static Space box(std::vector<int64_t> shape, std::vector<float> low, std::vector<float> high) {
+    Space s; s.shape = std::move(shape); s.low = std::move(low); s.high = std::move(high); return s;
+  }
+  static Space discrete_n(int64_t n) {
+    Space s; s.discrete = true; s.shape = {1}; s.n = n; return s;
+  }
+};
+
+struct EnvSpec {
+  std::string name;            // prefrl's name, e.g. "cartpole"
+  std::string reference;       // the reference it must agree with, e.g. "Gymnasium CartPole-v1"
+  Space observation;
+  Space action;
+  int max_episode_steps = 0;   // time limit: truncated=true on this step
+  double fps = 50.0;           // frames per second of simulated time (clip playback rate)
+  bool pixels = false;         // observations are images (C x H x W floats in [0, 1])
+  bool can_terminate = true;   // whether an episode can end before the time limit
+  int state_size = 0;          // length of the physical state for get_state/set_state
+  bool has_success = false;    // whether success() is defined (see the env's docs)
+};
+
+struct StepResult {
+  float reward = 0.0f;
+  bool terminated = false;   // reached a terminal state of the MDP
+  bool truncated = false;    // hit the time limit (and not terminated)
+};
+
+// One environment instance. Not thread-safe; one thread at a time.
+class Env {
+ public:
+  virtual ~Env() = default;
+  virtual const EnvSpec& spec() const = 0;
+
+  // Seeds this environment's RNG (used by later resets).
+  void seed(uint64_t s) { rng_.seed(s); }
+
+  // Starts a new episode from a random initial state: writes observation (numel floats).
+  void reset(float* obs) {
+    elapsed_ = 0;
+    reset_impl(obs);
+  }
+
+  // Advances one step: action (action numel floats; discrete: index as float) => obs, reward,
+  // flags. Box actions outside the bounds are clipped as Gymnasium does. The time limit is
+  // applied here: truncated is set on step max_episode_steps unless terminated.
+  StepResult step(const float* action, float* obs) {
+    StepResult r = step_impl(action, obs);
+    ++elapsed_;
+    const int limit = spec().max_episode_steps;
+    r.truncated = !r.terminated && limit > 0 && elapsed_ >= limit;
+    return r;
+  }
+
+  // Physical state (e.g. cartpole: x, x_dot, theta, theta_dot), double precision.
+  virtual std::vector<double> get_state() const = 0;
+  // Sets the physical state, restarts the time-limit count, writes the observation.
+  void set_state(const std::vector<double>& state, float* obs) {
+    elapsed_ = 0;
+    set_state_impl(state, obs);
+  }
+
+  // Renders the current state as RGB (height x width x 3 bytes, row-major, top row first).
+  virtual void render(int width, int height, uint8_t* rgb) const = 0;
+
+  // Task success at the end of an episode, where spec().has_success (e.g. movingdot).
+  virtual bool success() const { return false; }
+
+  int elapsed_steps() const { return elapsed_; }
+  Rng& rng() { return rng_; }
+  const Rng& rng() const { return rng_; }
+  void set_elapsed_steps(int e) { elapsed_ = e; }
+
+ protected:
+  virtual void reset_impl(float* obs) = 0;
+  virtual StepResult step_impl(const float* action, float* obs) = 0;
+  virtual void set_state_impl(const std::vector<double>& state, float* obs) = 0;
+
+  Rng rng_;
+  int elapsed_ = 0;
+};
+
+// Registry of environment names.
+std::vector<std::string> env_names();
+// Creates an environment by name; throws UsageError listing known names if unknown.
+std::unique_ptr<Env> make_env(const std::string& name);
+// The spec of a named environment (creates a throwaway instance).
+EnvSpec env_spec(const std::string& name);
+
+// N environments stepped together with automatic reset. Env i is seeded seed + i.
+// On an episode's end, final_obs holds the last observation of the ended episode and obs
+// already holds the first observation of the next one (as Gymnasium's vector envs do).
+class VecEnv {
+ public:
+  VecEnv(const std::string& name, int num_envs, uint64_t seed);
+
+  const EnvSpec& spec() const { return envs_[0]->spec(); }
+  int num_envs() const { return static_cast<int>(envs_.size()); }
+  int64_t obs_size() const { return obs_size_; }
+  int64_t act_size() const { return act_size_; }
+
+  // Resets all environments; obs() then holds (num_envs x obs_size).
+  void reset();
+  // Steps every env with actions (num_envs x act_size). Ended envs are reset automatically.
+  void step(const float* actions);
+
+  const std::vector<float>& obs() const { return obs_; }              // (num_envs x obs_size)
+  const std::vector<float>& final_obs() const { return final_obs_; }  // (num_envs x obs_size), valid where done
+  const std::vector<float>& rewards() const { return rewards_; }      // (num_envs)
+  const std::vector<uint8_t>& terminated() const { return terminated_; }  // (num_envs)
+  const std::vector<uint8_t>& truncated() const { return truncated_; }    // (num_envs)
+  const std::vector<uint8_t>& success() const { return success_; }        // (num_envs), valid where done
+  Env& env(int i) { return *envs_[i]; }
+
+ private:
+  std::vector<std::unique_ptr<Env>> envs_;
+  int64_t obs_size_ = 0, act_size_ = 0;
+  std::vector<float> obs_, final_obs_, rewards_;
+  std::vector<uint8_t> terminated_, truncated_, success_;
+};
+
+}  // namespace prefrl

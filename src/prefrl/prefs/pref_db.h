@@ -1,0 +1,84 @@
+// The preference database: one SQLite file in the run directory holding segments,
+// queries and labels. Durable: a label is committed (fsync'd WAL) before add_label returns.
+// Schema and its versioning: docs/database.md. SQL only through prepared statements.
+// Thread-safety: one PrefDB object per thread; SQLite handles cross-connection locking
+// (WAL mode, busy timeout), so a trainer and an HTTP server may each open the same file.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "prefrl/core/segment.h"
+
+struct sqlite3;
+
+namespace prefrl {
+
+// A query: "which of these two segments is better?"
+struct Query {
+  int64_t id = -1;
+  int64_t left_id = -1, right_id = -1;   // segment ids
+  int64_t env_step = 0;                  // when it was asked
+  std::string source;                    // "initial" | "disagreement" | "uniform"
+  double score = 0.0;                    // selection score (ensemble disagreement), 0 if uniform
+  std::string status;                    // "pending" | "labeled"
+  int answers_wanted = 1;                // how many labels this query collects
+};
+
+// A label: one teacher's (or person's) answer to a query.
+struct Label {
+  int64_t id = -1;
+  int64_t query_id = -1;
+  Choice choice = Choice::kSkip;
+  std::string teacher;    // "oracle", "noisy", "human"
+  std::string labeler;    // person's name or teacher instance
+  double created_at = 0;  // unix seconds
+  bool undone = false;
+};
+
+class PrefDB {
+ public:
+  // Opens or creates the database at `path`. Refuses (throws UsageError naming the file)
+  // a file that is not a prefrl database or has an unknown schema version; never
+  // overwrites such a file.
+  explicit PrefDB(const std::string& path);
+  ~PrefDB();
+  PrefDB(const PrefDB&) = delete;
+  PrefDB& operator=(const PrefDB&) = delete;
+
+  const std::string& path() const { return path_; }
+
+  // Stores a segment; returns its id (also written into seg.id).
+  int64_t add_segment(Segment& seg);
+  std::optional<Segment> get_segment(int64_t id) const;
+
+  // Stores a pending query; returns its id.
+  int64_t add_query(Query& q);
+  std::optional<Query> get_query(int64_t id) const;
+  // Pending queries, oldest first.
+  std::vector<Query> pending_queries(int limit = -1) const;
+  int64_t count_pending() const;
+
+  // Commits a label and marks its query labeled once it has enough answers. Throws
+  // UsageError for an unknown query id or a query that already has all its answers.
+  int64_t add_label(int64_t query_id, Choice choice, const std::string& teacher,
+                    const std::string& labeler);
+  std::vector<Label> labels() const;           // all labels, not undone, oldest first
+  int64_t count_labels() const;                // labels not undone, skips included
+  // Labeled pairs (skips excluded, undone excluded) with id > after_label_id, in order.
+  std::vector<LabeledPair> labeled_pairs(int64_t after_label_id = 0) const;
+
+  // Runs `PRAGMA integrity_check`; returns "ok" or the problems.
+  std::string integrity_check() const;
+  // Size of the database file in bytes.
+  int64_t file_size() const;
+
+  sqlite3* handle() { return db_; }
+
+ private:
+  std::string path_;
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace prefrl

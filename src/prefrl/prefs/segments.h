@@ -1,0 +1,46 @@
+// Cutting fixed-length segments out of rollouts, and the pool of recent candidates.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "prefrl/core/rng.h"
+#include "prefrl/core/segment.h"
+
+namespace prefrl {
+
+// One environment's trajectory over a rollout: T consecutive steps, as the trainer saw them.
+struct Trajectory {
+  int64_t obs_size = 0, act_size = 0;
+  std::vector<float> obs;            // (T x D) observation before each action
+  std::vector<float> actions;        // (T x A)
+  std::vector<float> true_rewards;   // (T)
+  std::vector<uint8_t> terminated;   // (T) the step's transition ended the episode in a terminal state
+  std::vector<uint8_t> truncated;    // (T) the step hit the time limit
+  std::vector<float> final_obs;      // (T x D) terminal observation, valid where terminated
+  int64_t start_env_step = 0;        // global env step of t=0 (for Segment::env_step)
+  int env_index = 0;
+  int size() const { return static_cast<int>(true_rewards.size()); }
+};
+
+// Cuts up to `count` segments of `length` steps at random start positions from `traj`.
+// A window may run into a terminal step: the steps after it are absorbing padding
+// (true reward 0, terminal observation, zero action, absorbing=1). A window never crosses a
+// time-limit truncation or the end of the trajectory (unless it ended by termination), and
+// a window never starts on an absorbing step.
+std::vector<Segment> cut_segments(const Trajectory& traj, int length, int count, Rng& rng);
+
+// Recent candidate segments for queries, newest kept when full.
+class SegmentPool {
+ public:
+  explicit SegmentPool(size_t capacity) : capacity_(capacity) {}
+  void add(Segment seg);
+  size_t size() const { return segs_.size(); }
+  const Segment& at(size_t i) const { return segs_[i]; }
+  void clear() { segs_.clear(); }
+ private:
+  size_t capacity_;
+  std::deque<Segment> segs_;
+};
+
+}  // namespace prefrl

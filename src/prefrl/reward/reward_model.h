@@ -1,0 +1,134 @@
+// The learned reward: an ensemble of networks r̂(s[, a]) trained from preferences with the
+// Bradley–Terry model. Each member trains on its own bootstrap resample of the training
+// labels; 1/e of labels are held out for validation; L2 strength adapts to keep
+// val_loss / train_loss within [l2_band_low, l2_band_high]. Each member's output is
+// normalised (mean 0, std `output_std` over recent states), then members are averaged.
+//
+// Absorbing steps (padding after an episode ended) are fed as an "absorbing" input: zero
+// observation and action plus an indicator feature, so the model learns one value
+// r̂_abs for "after the end". predict() returns r̂(s,a) - r̂_abs when the env can terminate,
+// so the policy's value of the terminal state (0) is consistent with what was learned.
+//
+// Both clips of a pair go through the same weights in one forward pass, so dropout masks
+// are shared per member (one mask per member per minibatch, broadcast over both clips and
+// all steps) and there is no batch norm.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "prefrl/core/config.h"
+#include "prefrl/core/segment.h"
+
+namespace prefrl {
+
+struct RewardConfig {
+  int ensemble_size = 3;              // number of members
+  std::vector<int> hidden = {64, 64}; // MLP hidden widths (state inputs)
+  std::string activation = "leaky_relu";
+  bool use_action = true;             // input is (obs, action) rather than obs alone
+  double dropout = 0.0;               // dropout on hidden layers (mask shared by both clips)
+  double lr = 1e-3;                   // Adam learning rate
+  int batch_pairs = 64;               // labeled pairs per minibatch
+  int epochs_per_round = 50;          // passes over the training labels per training round
+  int max_updates_per_round = 400;    // cap on minibatch updates per round (bounds time)
+  double random_response = 0.1;       // P(teacher answered at random) in the likelihood
+  double val_fraction = 0.36787944;   // share of labels held out for validation (1/e)
+  bool bootstrap = true;              // each member trains on a bootstrap resample
+  double l2_init = 1e-4;              // initial L2 (weight decay) strength
+  bool adapt_l2 = true;               // adapt L2 to keep val/train loss in the band
+  double l2_band_low = 1.1;           // raise... lower L2 when val/train below this
+  double l2_band_high = 1.5;          // raise L2 when val/train above this
+  double l2_factor = 1.5;             // multiplicative L2 step
+  double output_std = 1.0;            // target std of each member's normalised output
+  bool subtract_absorbing = true;     // predict r̂ - r̂_abs (only applies when env can terminate)
+  std::vector<int> conv_channels = {16, 16};  // CNN channels (pixel inputs)
+
+  template <class V>
+  void visit(V& v) {
+    v.num("ensemble_size", ensemble_size, "number of ensemble members", 1, 32);
+    v.ints("hidden", hidden, "MLP hidden layer widths", 1, 4096);
+    v.text("activation", activation, "hidden activation", {"relu", "leaky_relu", "tanh"});
+    v.flag("use_action", use_action, "reward depends on (observation, action), not observation alone");
+    v.num("dropout", dropout, "dropout probability on hidden layers (same mask for both clips)", 0.0, 0.9);
+    v.num("lr", lr, "Adam learning rate", 0.0, 1.0);
+    v.num("batch_pairs", batch_pairs, "labeled pairs per minibatch", 1, 1 << 20);
+    v.num("epochs_per_round", epochs_per_round, "passes over the training labels per round", 0, 100000);
+    v.num("max_updates_per_round", max_updates_per_round, "cap on minibatch updates per round", 1, 10000000);
+    v.num("random_response", random_response, "probability the teacher answered at random", 0.0, 0.99);
+    v.num("val_fraction", val_fraction, "share of labels held out for validation", 0.0, 0.9);
+    v.flag("bootstrap", bootstrap, "each member trains on a bootstrap resample of the labels");
+    v.num("l2_init", l2_init, "initial L2 regularisation strength", 0.0, 10.0);
+    v.flag("adapt_l2", adapt_l2, "adapt L2 so val/train loss stays in [l2_band_low, l2_band_high]");
+    v.num("l2_band_low", l2_band_low, "lower bound of the val/train loss band", 0.0, 100.0);
+    v.num("l2_band_high", l2_band_high, "upper bound of the val/train loss band", 0.0, 100.0);
+    v.num("l2_factor", l2_factor, "multiplicative step when adapting L2", 1.0, 100.0);
+    v.num("output_std", output_std, "std of each member's normalised output", 1e-6, 1e6);
+    v.flag("subtract_absorbing", subtract_absorbing, "reward given to the policy is r̂ - r̂(absorbing) on terminating envs");
+    v.ints("conv_channels", conv_channels, "CNN channels per conv layer (pixel observations)", 1, 1024);
+  }
+};
+
+// The Bradley–Terry likelihood with random-response mixing, as a mean negative
+// log-likelihood: P(left) = (1 - eps) * sigmoid(R_left - R_right) + eps / 2;
+// loss = -[t log P(left) + (1 - t) log(1 - P(left))].
+// ret_left, ret_right: (M x P) summed predicted rewards per member and pair; target: (P).
+// Returns (M): the loss of each member (mean over pairs).
+torch::Tensor preference_loss(const torch::Tensor& ret_left, const torch::Tensor& ret_right,
+                              const torch::Tensor& target, double random_response);
+
+struct RewardTrainStats {
+  double train_loss = 0, val_loss = 0;   // mean over members (validation: unresampled)
+  double train_accuracy = 0, val_accuracy = 0;  // ensemble-mean prediction vs non-tie labels
+  double l2 = 0;                          // current L2 strength
+  int64_t n_train = 0, n_val = 0;         // labeled pairs in each split
+  int64_t updates = 0;                    // minibatch updates this round
+};
+
+class RewardModel {
+ public:
+  // obs_shape: e.g. {D} or {C, H, W}; act_size: floats per action; discrete actions are
+  // one-hot encoded internally with n_actions classes (act_size 1 holding the index).
+  RewardModel(const RewardConfig& cfg, std::vector<int64_t> obs_shape, int64_t act_size,
+              bool discrete_actions, int64_t n_actions, bool env_can_terminate, uint64_t seed);
+  ~RewardModel();
+
+  // Adds newly labeled pairs: each goes to validation with probability val_fraction (a
+  // deterministic draw from the model's RNG), else to training with per-member bootstrap
+  // counts. Pairs are kept for all later rounds.
+  void add_pairs(const std::vector<LabeledPair>& pairs);
+  int64_t num_pairs() const;
+
+  // One training round over all training pairs => stats (then adapts L2).
+  RewardTrainStats train_round();
+
+  // Recomputes every member's output normalisation from n sample steps (obs n x D, act n x A).
+  void update_normalisation(const float* obs, const float* act, int64_t n);
+
+  // Reward for the policy per step: ensemble mean of normalised member outputs, minus the
+  // absorbing value when subtract_absorbing applies. obs (n x D), act (n x A), out (n).
+  void predict(const float* obs, const float* act, int64_t n, float* out);
+
+  // Per-member normalised predicted returns of segments (absorbing steps included as
+  // absorbing inputs): (M x S).
+  torch::Tensor segment_returns(const std::vector<const Segment*>& segs);
+
+  // Disagreement for each pair: variance over members of P(left better).
+  std::vector<double> disagreement(const std::vector<std::pair<const Segment*, const Segment*>>& pairs);
+
+  // Ensemble accuracy on the held-out pairs (ties excluded); NaN if none.
+  double validation_accuracy();
+
+  const RewardConfig& config() const;
+  void save(const std::string& path) const;
+  void load(const std::string& path);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace prefrl

@@ -1,0 +1,116 @@
+// PPO (clipped surrogate, GAE, value loss, entropy bonus, advantage normalisation,
+// gradient-norm clipping, running observation normalisation, learning-rate annealing) for
+// discrete (categorical) and continuous (diagonal Gaussian, state-independent log-std)
+// actions, with MLP policies for state inputs and a small CNN for pixels.
+//
+// The agent owns its rollout buffer. The trainer's loop, per rollout of T steps:
+//   for t in 0..T-1: agent.rollout_act(t, obs, actions)     // stores normalised obs, action, logp, value
+//                    env.step(actions)
+//                    agent.rollout_record(t, terminated, truncated, final_obs)
+//   agent.set_rewards(rewards)           // (T x N) rewards the policy learns from (learned r̂)
+//   stats = agent.update(next_obs, progress)
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "prefrl/core/config.h"
+#include "prefrl/envs/env.h"
+
+namespace prefrl {
+
+struct PPOConfig {
+  int num_steps = 128;                // rollout steps per environment per update
+  int minibatch_size = 64;            // transitions per minibatch
+  int update_epochs = 10;             // passes over each rollout
+  double lr = 3e-4;                   // Adam learning rate
+  bool anneal_lr = true;              // linearly anneal lr to 0 over training
+  double gamma = 0.99;                // discount
+  double gae_lambda = 0.95;           // GAE lambda
+  double clip_coef = 0.2;             // surrogate clipping
+  bool clip_vloss = false;            // clip the value loss like the policy
+  double ent_coef = 0.0;              // entropy bonus
+  double vf_coef = 0.5;               // value-loss weight
+  double max_grad_norm = 0.5;         // global gradient-norm clip
+  bool norm_adv = true;               // normalise advantages per minibatch
+  double target_kl = 0.0;             // stop the epoch loop early above this KL (0: off)
+  std::vector<int> hidden = {64, 64}; // MLP widths (policy and value, separate networks)
+  std::string activation = "tanh";
+  bool norm_obs = true;               // running observation normalisation
+  double obs_clip = 10.0;             // clip normalised observations
+  bool norm_reward = false;           // scale rewards by a running std of discounted returns
+  double reward_clip = 10.0;          // clip scaled rewards
+  double init_log_std = 0.0;          // initial log-std of the Gaussian (continuous actions)
+  std::vector<int> conv_channels = {16, 32};  // CNN channels (pixels)
+
+  template <class V>
+  void visit(V& v) {
+    v.num("num_steps", num_steps, "rollout steps per environment per update", 1, 1 << 20);
+    v.num("minibatch_size", minibatch_size, "transitions per minibatch", 1, 1 << 24);
+    v.num("update_epochs", update_epochs, "passes over each rollout", 1, 1000);
+    v.num("lr", lr, "Adam learning rate", 0.0, 1.0);
+    v.flag("anneal_lr", anneal_lr, "anneal the learning rate linearly to 0");
+    v.num("gamma", gamma, "discount factor", 0.0, 1.0);
+    v.num("gae_lambda", gae_lambda, "GAE lambda", 0.0, 1.0);
+    v.num("clip_coef", clip_coef, "surrogate clipping coefficient", 0.0, 10.0);
+    v.flag("clip_vloss", clip_vloss, "clip the value loss");
+    v.num("ent_coef", ent_coef, "entropy bonus coefficient", 0.0, 10.0);
+    v.num("vf_coef", vf_coef, "value loss coefficient", 0.0, 100.0);
+    v.num("max_grad_norm", max_grad_norm, "global gradient norm clip (0: off)", 0.0, 1e6);
+    v.flag("norm_adv", norm_adv, "normalise advantages per minibatch");
+    v.num("target_kl", target_kl, "early-stop threshold on approximate KL (0: off)", 0.0, 100.0);
+    v.ints("hidden", hidden, "MLP hidden layer widths", 1, 4096);
+    v.text("activation", activation, "hidden activation", {"tanh", "relu"});
+    v.flag("norm_obs", norm_obs, "running observation normalisation");
+    v.num("obs_clip", obs_clip, "clip normalised observations to [-obs_clip, obs_clip]", 0.0, 1e6);
+    v.flag("norm_reward", norm_reward, "scale rewards by a running std of discounted returns");
+    v.num("reward_clip", reward_clip, "clip scaled rewards", 0.0, 1e6);
+    v.num("init_log_std", init_log_std, "initial log std of the Gaussian policy", -10.0, 5.0);
+    v.ints("conv_channels", conv_channels, "CNN channels per conv layer (pixels)", 1, 1024);
+  }
+};
+
+struct PPOStats {
+  double policy_loss = 0, value_loss = 0, entropy = 0, approx_kl = 0, clipfrac = 0;
+  double explained_variance = 0, lr = 0, grad_norm = 0;
+  int64_t minibatches = 0;
+  int64_t skipped_nonfinite = 0;  // minibatches skipped because a loss was NaN/Inf
+};
+
+class PPOAgent {
+ public:
+  PPOAgent(const PPOConfig& cfg, const EnvSpec& spec, int num_envs, uint64_t seed);
+  ~PPOAgent();
+
+  // Acts on raw observations (N x D) => actions (N x A), without storing anything.
+  // deterministic: the mode (argmax / mean), else sampled. Used for evaluation.
+  void act(const float* obs, int n, float* actions, bool deterministic);
+
+  // Rollout step t: updates observation statistics, stores normalised obs, sampled action,
+  // log-prob and value; writes actions (N x A) (continuous actions are unclipped samples;
+  // the environment clips).
+  void rollout_act(int t, const float* obs, float* actions);
+  // After env.step: flags (N) and the final observation (N x D) of envs whose episode ended.
+  void rollout_record(int t, const uint8_t* terminated, const uint8_t* truncated, const float* final_obs);
+  // Rewards (T x N, row t = step t) the policy learns from for the rollout just collected.
+  void set_rewards(const float* rewards);
+
+  // GAE (bootstrapping from next_obs, and from V(final_obs) at truncations) and PPO epochs.
+  // progress in [0, 1]: fraction of training done, for lr annealing.
+  PPOStats update(const float* next_obs, double progress);
+
+  int num_steps() const;
+  int num_envs() const;
+
+  void save(const std::string& path) const;
+  void load(const std::string& path);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace prefrl

@@ -1,0 +1,43 @@
+// Teachers answer queries. Scripted teachers read segments' true rewards.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "prefrl/core/rng.h"
+#include "prefrl/core/segment.h"
+
+namespace prefrl {
+
+class Teacher {
+ public:
+  virtual ~Teacher() = default;
+  virtual std::string name() const = 0;  // stored with each label ("oracle", ...)
+  virtual Choice answer(const Segment& left, const Segment& right) = 0;
+};
+
+// Prefers the segment with the higher true return; "equal" when the returns are equal
+// within `tie_tolerance` (absolute).
+class OracleTeacher : public Teacher {
+ public:
+  explicit OracleTeacher(double tie_tolerance = 0.0) : tol_(tie_tolerance) {}
+  std::string name() const override { return "oracle"; }
+  Choice answer(const Segment& left, const Segment& right) override;
+ private:
+  double tol_;
+};
+
+// The oracle's answer replaced by a uniformly random one (left/right) with probability
+// `error_rate`, e.g. to test robustness.
+class NoisyTeacher : public Teacher {
+ public:
+  NoisyTeacher(double error_rate, uint64_t seed, double tie_tolerance = 0.0)
+      : oracle_(tie_tolerance), error_rate_(error_rate), rng_(seed) {}
+  std::string name() const override { return "noisy"; }
+  Choice answer(const Segment& left, const Segment& right) override;
+ private:
+  OracleTeacher oracle_;
+  double error_rate_;
+  Rng rng_;
+};
+
+}  // namespace prefrl
