@@ -28,6 +28,8 @@ namespace prefrl {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 std::string join(const std::vector<std::string>& v, const std::string& sep);
+// Formats a number for messages: integers without a decimal point, others with %g.
+std::string format_number(double x);
 // Parses numbers strictly: the whole string must be consumed. Throws UsageError naming key.
 double parse_number(const std::string& key, const std::string& text);
 bool parse_bool(const std::string& key, const std::string& text);
@@ -39,14 +41,12 @@ template <class T>
 void assign_number(const std::string& key, T& field, double value, double lo, double hi) {
   if (std::isnan(value)) throw UsageError("config key '" + key + "': NaN is not allowed");
   if (value < lo || value > hi) {
-    throw UsageError("config key '" + key + "': value " + nlohmann::json(value).dump() +
-                     " is out of range [" + nlohmann::json(lo).dump() + ", " +
-                     nlohmann::json(hi).dump() + "]");
+    throw UsageError("config key '" + key + "': value " + format_number(value) + " is out of range [" +
+                     format_number(lo) + ", " + format_number(hi) + "]");
   }
   if constexpr (std::is_integral_v<T>) {
     if (value != std::floor(value)) {
-      throw UsageError("config key '" + key + "': expected an integer, got " +
-                       nlohmann::json(value).dump());
+      throw UsageError("config key '" + key + "': expected an integer, got " + format_number(value));
     }
   }
   field = static_cast<T>(value);
@@ -170,7 +170,7 @@ struct Lister {
   std::string full(const std::string& n) const { return prefix.empty() ? n : prefix + "." + n; }
   static std::string range(double lo, double hi) {
     if (lo == -kInf && hi == kInf) return "";
-    return "[" + nlohmann::json(lo).dump() + ", " + (hi == kInf ? std::string("inf") : nlohmann::json(hi).dump()) + "]";
+    return "[" + format_number(lo) + ", " + format_number(hi) + "]";
   }
   template <class T>
   void num(const std::string& n, T& f, const char* d, double lo = -kInf, double hi = kInf) {

@@ -1,0 +1,348 @@
+#include "prefrl/app/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <fmt/format.h>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+#include <torch/torch.h>
+#include <torch/version.h>
+#include <unistd.h>
+
+#include "prefrl/app/evaluate.h"
+#include "prefrl/app/train_config.h"
+#include "prefrl/app/trainer.h"
+#include "prefrl/core/error.h"
+#include "prefrl/envs/env.h"
+#include "prefrl/tracking/run_dir.h"
+#include "prefrl_version.h"
+
+namespace prefrl {
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string s;
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "x" : "") + std::to_string(shape[i]);
+  return s;
+}
+
+std::string space_str(const Space& s) {
+  if (s.discrete) return fmt::format("Discrete({})", s.n);
+  std::string lo = s.low.empty() ? "" : fmt::format("{:g}", s.low[0]);
+  std::string hi = s.high.empty() ? "" : fmt::format("{:g}", s.high[0]);
+  return fmt::format("Box({}, [{}, {}])", shape_str(s.shape), lo, hi);
+}
+
+double machine_memory_gb() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  long kb = 0;
+  std::string unit;
+  while (f >> key >> kb >> unit) if (key == "MemTotal:") return kb / (1024.0 * 1024.0);
+  return 0.0;
+}
+
+nlohmann::json build_meta(uint64_t seed) {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  std::time_t t = std::time(nullptr);
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return {{"prefrl_version", PREFRL_VERSION},
+          {"git_commit", PREFRL_GIT_COMMIT},
+          {"git_dirty", PREFRL_GIT_DIRTY},
+          {"build_type", PREFRL_BUILD_TYPE},
+          {"libtorch_version", TORCH_VERSION},
+          {"machine", {{"hostname", host}, {"cores", std::thread::hardware_concurrency()},
+                       {"memory_gb", machine_memory_gb()}}},
+          {"seed", seed},
+          {"started_at", when}};
+}
+
+std::string quote_args(int argc, char** argv) {
+  std::string s;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    bool plain = !a.empty() && a.find_first_of(" \t\"'$\\") == std::string::npos;
+    s += (i ? " " : "") + (plain ? a : "'" + a + "'");
+  }
+  return s;
+}
+
+// Settings shared by `train` and `config`: how a TrainConfig is resolved.
+struct ConfigFlags {
+  std::string env, preset, config_file;
+  std::vector<std::string> sets;
+  // Dedicated flags, kept as text and validated by the config's own ranges.
+  std::string teacher, labels, steps, seed, threads;
+
+  void add_to(CLI::App* cmd, bool with_run_flags) {
+    cmd->add_option("--env", env, "environment (see `prefrl env list`)")->required();
+    cmd->add_option("--preset", preset, "preset (see `prefrl presets`); default: the environment's own");
+    cmd->add_option("--config", config_file, "TOML (or .json) file of config keys");
+    cmd->add_option("--set", sets, "override one config key: --set ppo.lr=0.001 (repeatable)");
+    if (with_run_flags) {
+      cmd->add_option("--teacher", teacher, "who answers queries: oracle | noisy");
+      cmd->add_option("--labels", labels, "label budget (prefs.total_labels)");
+      cmd->add_option("--steps", steps, "environment steps (run.total_steps)");
+      cmd->add_option("--seed", seed, "seed (run.seed)");
+      cmd->add_option("--threads", threads, "LibTorch intra-op threads (run.threads)");
+    }
+  }
+
+  TrainConfig resolve() const {
+    TrainConfig cfg;
+    // The environment must exist before anything else is looked at.
+    (void)env_spec(env);
+    std::string preset_name = preset;
+    if (preset_name.empty()) {
+      for (const auto& p : presets()) if (p.name == env) preset_name = env;
+    }
+    if (!preset_name.empty()) {
+      const Preset& p = find_preset(preset_name);
+      if (p.env != env) {
+        throw UsageError("preset '" + p.name + "' is for environment '" + p.env + "', not '" + env + "'");
+      }
+      apply_preset(cfg, p);
+    }
+    cfg.env.name = env;
+    if (!config_file.empty()) config_from_json(cfg, read_config_file(config_file));
+    for (const auto& s : sets) config_assign(cfg, s);
+    if (!teacher.empty()) config_set(cfg, "teacher.kind", teacher);
+    if (!labels.empty()) config_set(cfg, "prefs.total_labels", labels);
+    if (!steps.empty()) config_set(cfg, "run.total_steps", steps);
+    if (!seed.empty()) config_set(cfg, "run.seed", seed);
+    if (!threads.empty()) config_set(cfg, "run.threads", threads);
+    if (cfg.env.name != env) throw UsageError("env.name '" + cfg.env.name + "' contradicts --env '" + env + "'");
+    cfg.validate();
+    return cfg;
+  }
+};
+
+void print_config(const TrainConfig& cfg_in, std::ostream& out) {
+  TrainConfig cfg = cfg_in;
+  for (const auto& e : config_list(cfg)) {
+    out << fmt::format("  {:<32} = {:<16} # {}{}\n", e.key, e.value, e.doc, e.range.empty() ? "" : " " + e.range);
+  }
+}
+
+int cmd_train(const ConfigFlags& flags, const std::string& run_dir_flag, const std::string& runs_root,
+              int argc, char** argv) {
+  TrainConfig cfg = flags.resolve();
+  const std::string path = !run_dir_flag.empty()
+                               ? run_dir_flag
+                               : runs_root + "/" + default_run_name(cfg.env.name, cfg.teacher.kind, cfg.run.seed);
+  RunDir run = RunDir::create(path);
+  run.write_json("config.json", config_to_json(cfg));
+  run.write_text("command.txt", quote_args(argc, argv) + "\n");
+  run.write_json("meta.json", build_meta(cfg.run.seed));
+  RunLog log;
+  log.open(run.file("log.txt"));
+  std::ostringstream cfgtext;
+  print_config(cfg, cfgtext);
+  log.line("resolved config:\n" + cfgtext.str());
+  try {
+    TrainResult r = train(cfg, run, log);
+    return r.status == "finished" ? 0 : 1;
+  } catch (const UsageError&) {
+    throw;
+  } catch (const std::exception& e) {
+    TrainResult failed;
+    failed.status = "failed";
+    nlohmann::json j = failed.to_json();
+    j["error"] = e.what();
+    run.write_json("summary.json", j);
+    log.line(std::string("prefrl: training failed: ") + e.what());
+    return 1;
+  }
+}
+
+TrainConfig load_run_config(const RunDir& run) {
+  TrainConfig cfg;
+  config_from_json(cfg, run.read_json("config.json"));
+  return cfg;
+}
+
+int cmd_eval(const std::string& run_path, int episodes, int64_t seed, bool json, bool stochastic) {
+  RunDir run = RunDir::open(run_path);
+  TrainConfig cfg = load_run_config(run);
+  const std::string policy = run.file("checkpoints/policy.pt");
+  if (!std::filesystem::exists(policy)) throw UsageError("run '" + run_path + "' has no final policy (" + policy + ")");
+  EnvSpec spec = env_spec(cfg.env.name);
+  PPOAgent agent(cfg.ppo, spec, std::min(episodes, 8), 0);
+  agent.load(policy);
+  EvalResult r = evaluate_policy(agent, cfg.env.name, episodes, static_cast<uint64_t>(seed), !stochastic);
+  if (json) {
+    nlohmann::json j = {{"mean_return", r.mean_return}, {"std_return", r.std_return}, {"episodes", r.episodes}};
+    if (r.has_success) j["success_rate"] = r.success_rate;
+    j["returns"] = r.returns;
+    std::cout << j.dump() << "\n";
+  } else {
+    std::cout << fmt::format("{}: {} episodes, return {:.2f} ± {:.2f}", cfg.env.name, r.episodes, r.mean_return,
+                             r.std_return);
+    if (r.has_success) std::cout << fmt::format(", success rate {:.2f}", r.success_rate);
+    std::cout << "\n";
+  }
+  return 0;
+}
+
+int cmd_env_list() {
+  std::cout << fmt::format("{:<24} {:<34} {:<20} {:<22} {}\n", "name", "reference", "observation", "action", "time limit");
+  for (const auto& name : env_names()) {
+    EnvSpec s = env_spec(name);
+    std::cout << fmt::format("{:<24} {:<34} {:<20} {:<22} {}\n", name, s.reference,
+                             (s.pixels ? "pixels " : "") + shape_str(s.observation.shape), space_str(s.action),
+                             s.max_episode_steps);
+  }
+  return 0;
+}
+
+nlohmann::json obs_json(const std::vector<float>& obs) {
+  nlohmann::json a = nlohmann::json::array();
+  for (float x : obs) a.push_back(x);
+  return a;
+}
+
+int cmd_env_replay(const std::string& env_name, const std::string& state_json, const std::string& actions_file) {
+  auto env = make_env(env_name);
+  const EnvSpec& spec = env->spec();
+  nlohmann::json state;
+  try {
+    state = nlohmann::json::parse(state_json);
+  } catch (const std::exception&) {
+    throw UsageError("--state must be a JSON array of " + std::to_string(spec.state_size) + " numbers, got '" +
+                     state_json + "'");
+  }
+  if (!state.is_array() || static_cast<int>(state.size()) != spec.state_size) {
+    throw UsageError("--state for " + env_name + " must be a JSON array of " + std::to_string(spec.state_size) +
+                     " numbers, got " + state.dump());
+  }
+  std::vector<double> s;
+  for (const auto& x : state) {
+    if (!x.is_number()) throw UsageError("--state entries must be numbers, got " + x.dump());
+    s.push_back(x.get<double>());
+  }
+  std::ifstream f(actions_file);
+  if (!f) throw UsageError("cannot read actions file '" + actions_file + "'");
+  nlohmann::json actions;
+  try {
+    actions = nlohmann::json::parse(f);
+  } catch (const std::exception& e) {
+    throw UsageError("actions file '" + actions_file + "' is not valid JSON: " + e.what());
+  }
+  if (!actions.is_array()) throw UsageError("actions file '" + actions_file + "' must hold a JSON array of actions");
+  const int64_t A = spec.action.discrete ? 1 : spec.action.numel();
+  std::vector<float> obs(spec.observation.numel()), act(A);
+  // Validate every action before stepping, so a bad file prints nothing but the error.
+  for (size_t k = 0; k < actions.size(); ++k) {
+    const auto& a = actions[k];
+    const bool ok = a.is_number() ? A == 1
+                                  : a.is_array() && static_cast<int64_t>(a.size()) == A &&
+                                        std::all_of(a.begin(), a.end(), [](const auto& x) { return x.is_number(); });
+    if (!ok) {
+      throw UsageError(fmt::format("action {} in '{}' is {}; expected {}", k, actions_file, a.dump(),
+                                   spec.action.discrete ? fmt::format("an integer in [0, {})", spec.action.n)
+                                                        : fmt::format("an array of {} numbers", A)));
+    }
+    if (spec.action.discrete) {
+      const double v = a.is_number() ? a.get<double>() : a[0].get<double>();
+      if (v != std::floor(v) || v < 0 || v >= spec.action.n) {
+        throw UsageError(fmt::format("action {} in '{}' is {}; expected an integer in [0, {})", k, actions_file,
+                                     a.dump(), spec.action.n));
+      }
+    }
+  }
+  env->set_state(s, obs.data());
+  for (const auto& a : actions) {
+    if (a.is_number()) act[0] = a.get<float>();
+    else for (int64_t j = 0; j < A; ++j) act[j] = a[j].get<float>();
+    StepResult r = env->step(act.data(), obs.data());
+    nlohmann::ordered_json line;
+    line["obs"] = obs_json(obs);
+    line["reward"] = r.reward;
+    line["terminated"] = r.terminated;
+    line["truncated"] = r.truncated;
+    std::cout << line.dump() << "\n";
+  }
+  return 0;
+}
+
+int cmd_presets() {
+  for (const auto& p : presets()) {
+    std::cout << fmt::format("{}  (env {})\n  {}\n", p.name, p.env, p.description);
+    for (const auto& s : p.settings) std::cout << "    " << s << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+int cli_main(int argc, char** argv) {
+  torch::set_num_threads(1);
+  CLI::App app{"prefrl: reinforcement learning from pairwise preferences (Christiano et al. 2017)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string(PREFRL_VERSION) + " (" + PREFRL_GIT_COMMIT + ")");
+
+  ConfigFlags train_flags;
+  std::string run_dir, runs_root = "runs";
+  auto* train_cmd = app.add_subcommand("train", "train a policy from preferences (scripted teacher)");
+  train_flags.add_to(train_cmd, true);
+  auto* rd = train_cmd->add_option("--run-dir", run_dir, "directory for this run (must not hold a run)");
+  auto* rr = train_cmd->add_option("--runs-root", runs_root, "parent of a new, named run directory (default: runs)");
+  rd->excludes(rr);
+
+  std::string eval_run;
+  int eval_episodes = 20;
+  int64_t eval_seed = 1000;
+  bool eval_json = false, eval_stochastic = false;
+  auto* eval_cmd = app.add_subcommand("eval", "evaluate a run's final policy on fresh episodes");
+  eval_cmd->add_option("RUN_DIR", eval_run, "run directory")->required();
+  eval_cmd->add_option("--episodes", eval_episodes, "episodes")->check(CLI::Range(1, 1000000));
+  eval_cmd->add_option("--seed", eval_seed, "seed of the evaluation environments")->check(CLI::NonNegativeNumber);
+  eval_cmd->add_flag("--json", eval_json, "print {\"mean_return\", \"std_return\", \"episodes\", ...} as JSON");
+  eval_cmd->add_flag("--stochastic", eval_stochastic, "sample actions instead of acting deterministically");
+
+  auto* presets_cmd = app.add_subcommand("presets", "list the tuned presets and their settings");
+
+  ConfigFlags config_flags;
+  auto* config_cmd = app.add_subcommand("config", "print every config key: resolved value, doc, range");
+  config_flags.add_to(config_cmd, true);
+
+  auto* env_cmd = app.add_subcommand("env", "environments");
+  env_cmd->require_subcommand(1);
+  auto* env_list = env_cmd->add_subcommand("list", "list environments with their spaces");
+  std::string replay_env, replay_state, replay_actions;
+  auto* env_replay = env_cmd->add_subcommand("replay", "set a physical state, apply actions, print one JSON line per step");
+  env_replay->add_option("--env", replay_env, "environment")->required();
+  env_replay->add_option("--state", replay_state, "physical state as a JSON array")->required();
+  env_replay->add_option("--actions", replay_actions, "file holding a JSON array of actions")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::cerr << "prefrl: " << e.what() << " (see --help)\n";
+    return 2;
+  }
+
+  try {
+    if (*train_cmd) return cmd_train(train_flags, run_dir, runs_root, argc, argv);
+    if (*eval_cmd) return cmd_eval(eval_run, eval_episodes, eval_seed, eval_json, eval_stochastic);
+    if (*presets_cmd) return cmd_presets();
+    if (*config_cmd) { print_config(config_flags.resolve(), std::cout); return 0; }
+    if (*env_list) return cmd_env_list();
+    if (*env_replay) return cmd_env_replay(replay_env, replay_state, replay_actions);
+  } catch (const UsageError& e) {
+    std::cerr << "prefrl: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "prefrl: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace prefrl

@@ -1,0 +1,117 @@
+#include "prefrl/app/evaluate.h"
+
+#include <cmath>
+
+#include "prefrl/envs/env.h"
+#include "prefrl/prefs/segments.h"
+
+namespace prefrl {
+
+EvalResult evaluate_policy(PPOAgent& agent, const std::string& env_name, int episodes, uint64_t seed,
+                           bool deterministic) {
+  EvalResult res;
+  if (episodes <= 0) return res;
+  // Up to 8 environments side by side; env i runs a fixed quota of episodes (so short
+  // episodes are not over-represented), and results are ordered by env then episode.
+  const int n = std::min(episodes, 8);
+  VecEnv envs(env_name, n, seed);
+  res.has_success = envs.spec().has_success;
+  const int64_t A = envs.act_size();
+  std::vector<float> actions(static_cast<size_t>(n) * A);
+  std::vector<int> quota(n), done(n, 0);
+  for (int i = 0; i < n; ++i) quota[i] = episodes / n + (i < episodes % n ? 1 : 0);
+  std::vector<std::vector<double>> per_env(n);
+  std::vector<double> running(n, 0.0);
+  int successes = 0, remaining = episodes;
+  envs.reset();
+  while (remaining > 0) {
+    agent.act(envs.obs().data(), n, actions.data(), deterministic);
+    envs.step(actions.data());
+    for (int i = 0; i < n; ++i) {
+      running[i] += envs.rewards()[i];
+      if (envs.terminated()[i] || envs.truncated()[i]) {
+        if (done[i] < quota[i]) {
+          per_env[i].push_back(running[i]);
+          successes += envs.success()[i] ? 1 : 0;
+          ++done[i];
+          --remaining;
+        }
+        running[i] = 0.0;
+      }
+    }
+  }
+  for (const auto& v : per_env) res.returns.insert(res.returns.end(), v.begin(), v.end());
+  res.episodes = static_cast<int>(res.returns.size());
+  double s = 0, ss = 0;
+  for (double r : res.returns) s += r;
+  res.mean_return = s / res.episodes;
+  for (double r : res.returns) ss += (r - res.mean_return) * (r - res.mean_return);
+  res.std_return = std::sqrt(ss / res.episodes);
+  res.success_rate = static_cast<double>(successes) / res.episodes;
+  return res;
+}
+
+double pearson(const std::vector<double>& a, const std::vector<double>& b) {
+  const size_t n = std::min(a.size(), b.size());
+  if (n < 2) return std::nan("");
+  double ma = 0, mb = 0;
+  for (size_t i = 0; i < n; ++i) { ma += a[i]; mb += b[i]; }
+  ma /= n; mb /= n;
+  double sab = 0, saa = 0, sbb = 0;
+  for (size_t i = 0; i < n; ++i) {
+    sab += (a[i] - ma) * (b[i] - mb);
+    saa += (a[i] - ma) * (a[i] - ma);
+    sbb += (b[i] - mb) * (b[i] - mb);
+  }
+  if (saa <= 0 || sbb <= 0) return std::nan("");
+  return sab / std::sqrt(saa * sbb);
+}
+
+double reward_true_correlation(PPOAgent& agent, RewardModel& reward, const std::string& env_name,
+                               int num_envs, int length, int num_segments, uint64_t seed) {
+  VecEnv envs(env_name, num_envs, seed);
+  const EnvSpec& spec = envs.spec();
+  const int64_t D = envs.obs_size(), A = envs.act_size();
+  // Enough steps per env for num_segments windows with little overlap.
+  const int steps = std::max(2 * length, (num_segments / num_envs + 1) * length);
+  std::vector<Trajectory> trajs(num_envs);
+  for (int i = 0; i < num_envs; ++i) { trajs[i].obs_size = D; trajs[i].act_size = A; trajs[i].env_index = i; }
+  std::vector<float> actions(static_cast<size_t>(num_envs) * A);
+  envs.reset();
+  for (int t = 0; t < steps; ++t) {
+    std::vector<float> obs(envs.obs().begin(), envs.obs().end());
+    agent.act(obs.data(), num_envs, actions.data(), /*deterministic=*/false);
+    if (!spec.action.discrete) {
+      for (int i = 0; i < num_envs; ++i)
+        for (int64_t j = 0; j < A; ++j) {
+          float& a = actions[i * A + j];
+          a = std::isnan(a) ? 0.f : std::clamp(a, spec.action.low[j], spec.action.high[j]);
+        }
+    }
+    envs.step(actions.data());
+    for (int i = 0; i < num_envs; ++i) {
+      Trajectory& tr = trajs[i];
+      tr.obs.insert(tr.obs.end(), obs.begin() + i * D, obs.begin() + (i + 1) * D);
+      tr.actions.insert(tr.actions.end(), actions.begin() + i * A, actions.begin() + (i + 1) * A);
+      tr.true_rewards.push_back(envs.rewards()[i]);
+      tr.terminated.push_back(envs.terminated()[i]);
+      tr.truncated.push_back(envs.truncated()[i]);
+      tr.final_obs.insert(tr.final_obs.end(), envs.final_obs().begin() + i * D, envs.final_obs().begin() + (i + 1) * D);
+    }
+  }
+  Rng rng(seed ^ 0x5eedULL);
+  std::vector<Segment> segs;
+  const int per_env = std::max(1, num_segments / num_envs);
+  for (int i = 0; i < num_envs; ++i)
+    for (auto& s : cut_segments(trajs[i], length, per_env, rng)) segs.push_back(std::move(s));
+  if (segs.size() < 2) return std::nan("");
+  std::vector<const Segment*> ptrs;
+  std::vector<double> truth, pred;
+  for (const auto& s : segs) { ptrs.push_back(&s); truth.push_back(s.true_return()); }
+  torch::Tensor r = reward.segment_returns(ptrs).mean(0).contiguous();
+  auto acc = r.accessor<float, 1>();
+  for (int64_t j = 0; j < r.size(0); ++j) pred.push_back(acc[j]);
+  return pearson(pred, truth);
+}
+
+}  // namespace prefrl

@@ -1,0 +1,85 @@
+// Per-environment presets: settings measured to work on each environment (see README for
+// the figures they reach). Each is a list of key=value lines over the defaults of
+// train_config.h, so `prefrl presets` can print exactly what a preset changes.
+#include "prefrl/app/train_config.h"
+
+#include "prefrl/core/error.h"
+
+namespace prefrl {
+
+const std::vector<Preset>& presets() {
+  static const std::vector<Preset> kPresets = {
+      {"cartpole", "cartpole", "CartPole-v1 from oracle preferences: 200 labels, 150k steps",
+       {"env.num_envs=8", "run.total_steps=150000",
+        "ppo.num_steps=32", "ppo.minibatch_size=256", "ppo.update_epochs=20", "ppo.lr=0.001",
+        "ppo.gamma=0.98", "ppo.gae_lambda=0.8", "ppo.ent_coef=0.0", "ppo.hidden=64,64",
+        "reward.hidden=64,64", "reward.use_action=false", "reward.ensemble_size=3",
+        "prefs.segment_length=50", "prefs.total_labels=200", "prefs.initial_fraction=0.25",
+        "prefs.schedule=hyperbolic", "prefs.schedule_horizon=50000"}},
+      {"pendulum", "pendulum", "Pendulum-v1 from oracle preferences: 500 labels, 200k steps",
+       {"env.num_envs=8", "run.total_steps=200000",
+        "ppo.num_steps=256", "ppo.minibatch_size=64", "ppo.update_epochs=10", "ppo.lr=0.002",
+        "ppo.anneal_lr=false", "ppo.clip_coef=0.1", "ppo.ent_coef=0.01", "ppo.gamma=0.97",
+        "ppo.gae_lambda=0.95", "ppo.hidden=32,32",
+        "reward.hidden=64,64", "reward.use_action=true", "reward.ensemble_size=3",
+        "prefs.segment_length=50", "prefs.total_labels=500", "prefs.initial_fraction=0.1",
+        "prefs.schedule=hyperbolic", "prefs.schedule_horizon=50000"}},
+      {"pendulum-peer", "pendulum",
+       "Pendulum with the configuration of the most-used Python library's documented example (speed benchmark)",
+       {"env.num_envs=8", "run.total_steps=50000",
+        "ppo.num_steps=256", "ppo.minibatch_size=64", "ppo.update_epochs=10", "ppo.clip_coef=0.1",
+        "ppo.ent_coef=0.01", "ppo.gae_lambda=0.95", "ppo.gamma=0.97", "ppo.lr=0.002",
+        "ppo.anneal_lr=false", "ppo.hidden=32,32", "ppo.norm_obs=true",
+        "reward.hidden=32,32", "reward.ensemble_size=1", "reward.use_action=true",
+        "prefs.selection=uniform", "prefs.segment_length=100", "prefs.total_labels=200",
+        "prefs.initial_fraction=0.1", "prefs.schedule=hyperbolic", "prefs.schedule_horizon=50000"}},
+      {"mountaincar_continuous", "mountaincar_continuous",
+       "MountainCarContinuous-v0 from oracle preferences",
+       {"env.num_envs=8", "run.total_steps=200000", "ppo.num_steps=256", "ppo.minibatch_size=256",
+        "ppo.update_epochs=10", "ppo.lr=0.0003", "ppo.ent_coef=0.0", "ppo.init_log_std=0.0",
+        "reward.use_action=true", "prefs.segment_length=50", "prefs.total_labels=300"}},
+      {"acrobot", "acrobot", "Acrobot-v1 from oracle preferences",
+       {"env.num_envs=8", "run.total_steps=200000", "ppo.num_steps=128", "ppo.minibatch_size=256",
+        "ppo.update_epochs=4", "ppo.lr=0.0005", "ppo.ent_coef=0.0",
+        "reward.use_action=false", "prefs.segment_length=50", "prefs.total_labels=300"}},
+      {"movingdot", "movingdot", "The moving-dot pixel sanity task: 300 labels",
+       {"env.num_envs=8", "run.total_steps=100000", "ppo.num_steps=64", "ppo.minibatch_size=128",
+        "ppo.update_epochs=4", "ppo.lr=0.0005", "ppo.ent_coef=0.01", "ppo.gamma=0.95",
+        "ppo.conv_channels=16,32", "ppo.norm_obs=false",
+        "reward.use_action=true", "reward.conv_channels=16,16", "reward.output_std=1.0",
+        "prefs.segment_length=25", "prefs.total_labels=300", "prefs.initial_fraction=0.25",
+        "prefs.schedule_horizon=50000"}},
+  };
+  return kPresets;
+}
+
+const Preset& find_preset(const std::string& name) {
+  std::string known;
+  for (const auto& p : presets()) {
+    if (p.name == name) return p;
+    known += (known.empty() ? "" : ", ") + p.name;
+  }
+  throw UsageError("unknown preset '" + name + "'; known presets: " + known);
+}
+
+void apply_preset(TrainConfig& cfg, const Preset& p) {
+  cfg.env.name = p.env;
+  for (const auto& s : p.settings) config_assign(cfg, s);
+}
+
+void TrainConfig::validate() const {
+  const int64_t batch = static_cast<int64_t>(env.num_envs) * ppo.num_steps;
+  if (ppo.minibatch_size > batch) {
+    throw UsageError("ppo.minibatch_size " + std::to_string(ppo.minibatch_size) +
+                     " is larger than a rollout (env.num_envs * ppo.num_steps = " + std::to_string(batch) + ")");
+  }
+  if (reward.l2_band_low > reward.l2_band_high) {
+    throw UsageError("reward.l2_band_low " + std::to_string(reward.l2_band_low) +
+                     " must not exceed reward.l2_band_high " + std::to_string(reward.l2_band_high));
+  }
+  if (prefs.total_labels > 0 && prefs.pool_capacity < 2) {
+    throw UsageError("prefs.pool_capacity must be at least 2 to form pairs");
+  }
+}
+
+}  // namespace prefrl

@@ -1,0 +1,123 @@
+// The whole configuration of a training run: every hyperparameter with a default, a
+// one-line doc and bounds (see core/config.h). Resolution order, later wins:
+// defaults < preset (`--preset`, default: the environment's own) < --config FILE < --set
+// key=value < dedicated flags (--labels, --steps, --seed, --teacher, --threads).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "prefrl/core/config.h"
+#include "prefrl/envs/env.h"
+#include "prefrl/reward/reward_model.h"
+#include "prefrl/rl/ppo.h"
+
+namespace prefrl {
+
+struct EnvConfig {
+  std::string name = "cartpole";  // environment (prefrl env list)
+  int num_envs = 8;               // environments stepped together
+
+  template <class V>
+  void visit(V& v) {
+    v.text("name", name, "environment name", env_names());
+    v.num("num_envs", num_envs, "environments stepped together", 1, 4096);
+  }
+};
+
+struct RunConfig {
+  int64_t seed = 1;               // seeds every random stream of the run
+  int64_t total_steps = 100000;   // environment steps, including pre-training collection
+  int threads = 1;                // LibTorch intra-op threads
+  int eval_episodes = 20;         // deterministic episodes evaluated at the end (summary.json)
+  int checkpoint_every = 0;       // also checkpoint every N policy updates (0: only at the end)
+  double progress_every_s = 2.0;  // seconds between progress lines (display only)
+
+  template <class V>
+  void visit(V& v) {
+    v.num("seed", seed, "seed of every random stream of the run", 0, 9.0e15);
+    v.num("total_steps", total_steps, "environment steps in total (pre-training included)", 1, 1e12);
+    v.num("threads", threads, "LibTorch intra-op threads", 1, 256);
+    v.num("eval_episodes", eval_episodes, "deterministic evaluation episodes at the end (0: none)", 0, 100000);
+    v.num("checkpoint_every", checkpoint_every, "checkpoint every N policy updates (0: only at the end)", 0, 1e9);
+    v.num("progress_every_s", progress_every_s, "seconds between progress lines", 0.0, 1e6);
+  }
+};
+
+struct PrefsConfig {
+  int segment_length = 50;          // steps per clip
+  int total_labels = 200;           // label budget
+  double initial_fraction = 0.25;   // share of labels asked about the untrained policy
+  std::string schedule = "hyperbolic";  // how the remaining labels are spread over training
+  double schedule_horizon = 2e6;    // T0 of the hyperbolic rate ∝ 1/(T + T0)
+  std::string selection = "disagreement";  // how query pairs are chosen
+  double oversample = 10.0;         // candidate pairs sampled per query (disagreement)
+  int pool_capacity = 1000;         // recent segments kept as query candidates
+  int segments_per_rollout = 32;    // segments cut from each rollout into the pool
+  int initial_epoch_multiplier = 4; // reward training rounds after the initial labels
+  double tie_tolerance = 0.0;       // scripted teachers answer "equal" within this return difference
+
+  template <class V>
+  void visit(V& v) {
+    v.num("segment_length", segment_length, "steps per clip", 1, 100000);
+    v.num("total_labels", total_labels, "label budget", 0, 10000000);
+    v.num("initial_fraction", initial_fraction, "share of labels asked about the untrained policy", 0.0, 1.0);
+    v.text("schedule", schedule, "label schedule", {"hyperbolic", "constant", "all_upfront"});
+    v.num("schedule_horizon", schedule_horizon, "T0 of the hyperbolic label rate 1/(T+T0)", 1.0, 1e15);
+    v.text("selection", selection, "query selection", {"disagreement", "uniform"});
+    v.num("oversample", oversample, "candidate pairs sampled per query for disagreement", 1.0, 1000.0);
+    v.num("pool_capacity", pool_capacity, "recent segments kept as query candidates", 2, 10000000);
+    v.num("segments_per_rollout", segments_per_rollout, "segments cut from each rollout", 1, 1000000);
+    v.num("initial_epoch_multiplier", initial_epoch_multiplier, "reward training rounds after the initial labels", 1, 1000);
+    v.num("tie_tolerance", tie_tolerance, "scripted teachers answer equal within this return difference", 0.0, 1e12);
+  }
+};
+
+struct TeacherConfig {
+  std::string kind = "oracle";  // who answers queries
+  double error_rate = 0.1;      // noisy teacher: probability of a random answer
+
+  template <class V>
+  void visit(V& v) {
+    v.text("kind", kind, "teacher", {"oracle", "noisy"});
+    v.num("error_rate", error_rate, "noisy teacher: probability of a random answer", 0.0, 1.0);
+  }
+};
+
+struct TrainConfig {
+  EnvConfig env;
+  RunConfig run;
+  PPOConfig ppo;
+  RewardConfig reward;
+  PrefsConfig prefs;
+  TeacherConfig teacher;
+
+  template <class V>
+  void visit(V& v) {
+    v.group("env", env);
+    v.group("run", run);
+    v.group("ppo", ppo);
+    v.group("reward", reward);
+    v.group("prefs", prefs);
+    v.group("teacher", teacher);
+  }
+
+  // Cross-field checks (e.g. minibatch <= rollout size); throws UsageError naming values.
+  void validate() const;
+};
+
+// A named set of key=value settings tuned for an environment.
+struct Preset {
+  std::string name;
+  std::string env;          // environment it is for
+  std::string description;
+  std::vector<std::string> settings;  // "key=value" applied over the defaults
+};
+
+const std::vector<Preset>& presets();
+// Finds a preset by name; throws UsageError listing known presets.
+const Preset& find_preset(const std::string& name);
+// Applies a preset's settings to cfg (sets env.name too).
+void apply_preset(TrainConfig& cfg, const Preset& p);
+
+}  // namespace prefrl

@@ -1,0 +1,463 @@
+// The trainer: the whole loop of DESIGN.md in one file, top to bottom.
+//
+//   seed everything => build components => pre-training (untrained policy's clips, first
+//   labels, first reward model) => loop { rollout => r̂ => PPO update => segments => queries
+//   => labels (committed to prefs.db) => reward training => metrics } => checkpoints =>
+//   evaluation => summary.json
+#include "prefrl/app/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include "prefrl/app/evaluate.h"
+#include "prefrl/core/error.h"
+#include "prefrl/core/rng.h"
+#include "prefrl/prefs/pref_db.h"
+#include "prefrl/prefs/query_selection.h"
+#include "prefrl/prefs/segments.h"
+#include "prefrl/reward/reward_model.h"
+#include "prefrl/rl/ppo.h"
+#include "prefrl/teachers/teacher.h"
+#include "prefrl/tracking/metric_names.h"
+#include "prefrl/tracking/metrics.h"
+
+namespace prefrl {
+
+namespace {
+
+// Random streams of a run: each component draws from its own, derived from the run seed.
+enum Stream : uint64_t { kEnvStream = 1, kPolicyStream, kRewardStream, kSegmentStream, kQueryStream,
+                         kTeacherStream, kEvalStream };
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::unique_ptr<Teacher> make_teacher(const TrainConfig& cfg) {
+  if (cfg.teacher.kind == "oracle") return std::make_unique<OracleTeacher>(cfg.prefs.tie_tolerance);
+  return std::make_unique<NoisyTeacher>(cfg.teacher.error_rate, derive_seed(cfg.run.seed, kTeacherStream),
+                                        cfg.prefs.tie_tolerance);
+}
+
+// What one rollout saw, in the environment's own terms (raw observations, executed actions).
+struct RolloutRecord {
+  int T = 0, N = 0;
+  int64_t D = 0, A = 0;
+  std::vector<float> obs;           // (T x N x D) observation before each action
+  std::vector<float> actions;       // (T x N x A) executed (clipped) actions
+  std::vector<float> true_rewards;  // (T x N)
+  std::vector<uint8_t> terminated;  // (T x N)
+  std::vector<uint8_t> truncated;   // (T x N)
+  std::vector<uint8_t> success;     // (T x N), valid where an episode ended
+  std::vector<float> final_obs;     // (T x N x D), valid where an episode ended
+  std::vector<float> learned;       // (T x N) r̂ given to the policy
+
+  void resize(int t, int n, int64_t d, int64_t a) {
+    T = t; N = n; D = d; A = a;
+    obs.assign(static_cast<size_t>(T) * N * D, 0.f);
+    actions.assign(static_cast<size_t>(T) * N * A, 0.f);
+    true_rewards.assign(static_cast<size_t>(T) * N, 0.f);
+    terminated.assign(static_cast<size_t>(T) * N, 0);
+    truncated.assign(static_cast<size_t>(T) * N, 0);
+    success.assign(static_cast<size_t>(T) * N, 0);
+    final_obs.assign(static_cast<size_t>(T) * N * D, 0.f);
+    learned.assign(static_cast<size_t>(T) * N, 0.f);
+  }
+};
+
+// Per-environment history of recent steps, long enough to cut segments longer than one
+// rollout: the previous (segment_length - 1) steps plus the newest rollout.
+class SegmentHistory {
+ public:
+  SegmentHistory(int num_envs, int64_t D, int64_t A, int keep) : keep_(keep), trajs_(num_envs) {
+    for (int i = 0; i < num_envs; ++i) { trajs_[i].obs_size = D; trajs_[i].act_size = A; trajs_[i].env_index = i; }
+  }
+  // Appends env i's steps of the rollout, starting at global step `start_step`, then trims.
+  void append(const RolloutRecord& r, int64_t start_step) {
+    for (int i = 0; i < r.N; ++i) {
+      Trajectory& tr = trajs_[i];
+      const int64_t old_size = tr.size();
+      if (old_size == 0) tr.start_env_step = start_step;
+      for (int t = 0; t < r.T; ++t) {
+        const size_t k = static_cast<size_t>(t) * r.N + i;
+        tr.obs.insert(tr.obs.end(), r.obs.begin() + k * r.D, r.obs.begin() + (k + 1) * r.D);
+        tr.actions.insert(tr.actions.end(), r.actions.begin() + k * r.A, r.actions.begin() + (k + 1) * r.A);
+        tr.final_obs.insert(tr.final_obs.end(), r.final_obs.begin() + k * r.D, r.final_obs.begin() + (k + 1) * r.D);
+        tr.true_rewards.push_back(r.true_rewards[k]);
+        tr.terminated.push_back(r.terminated[k]);
+        tr.truncated.push_back(r.truncated[k]);
+      }
+      const int excess = tr.size() - (keep_ + r.T);
+      if (excess > 0) {
+        tr.obs.erase(tr.obs.begin(), tr.obs.begin() + excess * r.D);
+        tr.actions.erase(tr.actions.begin(), tr.actions.begin() + excess * r.A);
+        tr.final_obs.erase(tr.final_obs.begin(), tr.final_obs.begin() + excess * r.D);
+        tr.true_rewards.erase(tr.true_rewards.begin(), tr.true_rewards.begin() + excess);
+        tr.terminated.erase(tr.terminated.begin(), tr.terminated.begin() + excess);
+        tr.truncated.erase(tr.truncated.begin(), tr.truncated.begin() + excess);
+        // start_env_step counts per-env steps times N; see Segment::env_step in prefs/.
+        tr.start_env_step += static_cast<int64_t>(excess) * r.N;
+      }
+    }
+  }
+  const Trajectory& at(int i) const { return trajs_[i]; }
+  int size() const { return static_cast<int>(trajs_.size()); }
+
+ private:
+  int keep_;
+  std::vector<Trajectory> trajs_;
+};
+
+double mean_of(const std::vector<double>& v) {
+  if (v.empty()) return std::nan("");
+  double s = 0;
+  for (double x : v) s += x;
+  return s / v.size();
+}
+
+}  // namespace
+
+nlohmann::json TrainResult::to_json() const {
+  auto num = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); };
+  return {{"status", status},
+          {"env_steps", env_steps},
+          {"labels", labels},
+          {"wall_s", wall_s},
+          {"eval", {{"episodes", eval_episodes}, {"mean_return", num(eval_mean_return)},
+                    {"std_return", num(eval_std_return)}, {"success_rate", num(eval_success_rate)}}},
+          {"final_true_corr", num(final_true_corr)},
+          {"val_accuracy", num(val_accuracy)}};
+}
+
+TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
+  const auto t_start = Clock::now();
+  TrainResult result;
+
+  // ---- Seeding: every random stream derives from run.seed --------------------------------
+  const uint64_t seed = static_cast<uint64_t>(cfg.run.seed);
+  torch::set_num_threads(cfg.run.threads);
+  torch::manual_seed(derive_seed(seed, kRewardStream));
+  Rng segment_rng(derive_seed(seed, kSegmentStream));
+  Rng query_rng(derive_seed(seed, kQueryStream));
+
+  // ---- Components ------------------------------------------------------------------------
+  const int N = cfg.env.num_envs;
+  const int T = cfg.ppo.num_steps;
+  VecEnv envs(cfg.env.name, N, derive_seed(seed, kEnvStream));
+  const EnvSpec spec = envs.spec();
+  const int64_t D = envs.obs_size(), A = envs.act_size();
+  PPOAgent agent(cfg.ppo, spec, N, derive_seed(seed, kPolicyStream));
+  RewardModel reward(cfg.reward, spec.observation.shape, A, spec.action.discrete, spec.action.n,
+                     spec.can_terminate, derive_seed(seed, kRewardStream));
+  PrefDB db(run.file("prefs.db"));
+  std::unique_ptr<Teacher> teacher = make_teacher(cfg);
+  SegmentPool pool(static_cast<size_t>(cfg.prefs.pool_capacity));
+  LabelSchedule schedule;
+  schedule.total_labels = cfg.prefs.total_labels;
+  schedule.initial_fraction = cfg.prefs.initial_fraction;
+  schedule.kind = cfg.prefs.schedule;
+  schedule.horizon = cfg.prefs.schedule_horizon;
+  schedule.total_steps = cfg.run.total_steps;
+  MetricWriter metrics(run.file("metrics.jsonl"));
+
+  RolloutRecord roll;
+  roll.resize(T, N, D, A);
+  SegmentHistory history(N, D, A, std::max(0, cfg.prefs.segment_length - 1));
+  std::vector<float> act_buf(static_cast<size_t>(N) * A);
+
+  int64_t global_step = 0;
+  int64_t labels_requested = 0;   // queries asked (each wants one answer)
+  int64_t last_label_id = 0;      // labels up to here are in the reward model
+  int64_t updates = 0;
+
+  // Per-env running episode sums, for charts/episodic_return and charts/predicted_return.
+  std::vector<double> ep_true(N, 0.0), ep_pred(N, 0.0);
+  std::vector<int> ep_len(N, 0);
+
+  // Phase timers of the current iteration (seconds).
+  double t_env = 0, t_inf = 0, t_rpred = 0, t_ppo = 0, t_rtrain = 0, t_query = 0, t_db = 0;
+
+  // ---- Collect one rollout of T steps from every environment ------------------------------
+  envs.reset();
+  auto collect_rollout = [&]() {
+    for (int t = 0; t < T; ++t) {
+      const auto t0 = Clock::now();
+      const float* obs = envs.obs().data();
+      std::copy(obs, obs + N * D, roll.obs.begin() + static_cast<size_t>(t) * N * D);
+      agent.rollout_act(t, obs, act_buf.data());
+      if (!spec.action.discrete) {  // store what the environment executes: clipped actions
+        for (int i = 0; i < N; ++i)
+          for (int64_t j = 0; j < A; ++j) {
+            float& a = act_buf[i * A + j];
+            a = std::isnan(a) ? 0.f : std::clamp(a, spec.action.low[j], spec.action.high[j]);
+          }
+      }
+      const auto t1 = Clock::now();
+      envs.step(act_buf.data());
+      const auto t2 = Clock::now();
+      agent.rollout_record(t, envs.terminated().data(), envs.truncated().data(), envs.final_obs().data());
+      std::copy(act_buf.begin(), act_buf.end(), roll.actions.begin() + static_cast<size_t>(t) * N * A);
+      for (int i = 0; i < N; ++i) {
+        const size_t k = static_cast<size_t>(t) * N + i;
+        roll.true_rewards[k] = envs.rewards()[i];
+        roll.terminated[k] = envs.terminated()[i];
+        roll.truncated[k] = envs.truncated()[i];
+        roll.success[k] = envs.success()[i];
+        if (roll.terminated[k] || roll.truncated[k])
+          std::copy(envs.final_obs().begin() + i * D, envs.final_obs().begin() + (i + 1) * D,
+                    roll.final_obs.begin() + k * D);
+      }
+      t_inf += std::chrono::duration<double>(t1 - t0).count();
+      t_env += std::chrono::duration<double>(t2 - t1).count();
+    }
+    history.append(roll, global_step);
+    global_step += static_cast<int64_t>(T) * N;
+  };
+
+  // ---- Cut segments from recent history into the candidate pool ---------------------------
+  auto cut_into_pool = [&]() {
+    std::vector<Segment> fresh;
+    const int per_env = std::max(1, cfg.prefs.segments_per_rollout / N);
+    for (int i = 0; i < N; ++i) {
+      for (auto& s : cut_segments(history.at(i), cfg.prefs.segment_length, per_env, segment_rng)) {
+        fresh.push_back(s);
+      }
+    }
+    for (const auto& s : fresh) pool.add(s);
+    return fresh;
+  };
+
+  // ---- Ask `count` queries, have the teacher answer them, commit the labels ---------------
+  double last_disagreement = std::nan("");
+  auto ask_and_label = [&](int count, const char* source) {
+    if (count <= 0 || pool.size() < 2) return;
+    const auto tq = Clock::now();
+    DisagreementFn score = [&](const SegmentPool& p, const std::vector<CandidatePair>& cands) {
+      std::vector<std::pair<const Segment*, const Segment*>> pairs;
+      pairs.reserve(cands.size());
+      for (const auto& c : cands) pairs.emplace_back(&p.at(c.left), &p.at(c.right));
+      return reward.disagreement(pairs);
+    };
+    const std::string method = std::string(source) == "initial" ? "uniform" : cfg.prefs.selection;
+    auto chosen = select_pairs(pool, count, method, cfg.prefs.oversample, score, query_rng);
+    t_query += seconds_since(tq);
+    const auto td = Clock::now();
+    std::vector<double> scores;
+    for (const auto& c : chosen) {
+      Segment left = pool.at(c.left), right = pool.at(c.right);
+      db.add_segment(left);
+      db.add_segment(right);
+      Query q;
+      q.left_id = left.id;
+      q.right_id = right.id;
+      q.env_step = global_step;
+      q.source = method == "uniform" && std::string(source) == "initial" ? "initial" : method;
+      q.score = c.score;
+      db.add_query(q);
+      // A scripted teacher answers at once; the label is committed before it is used.
+      db.add_label(q.id, teacher->answer(left, right), teacher->name(), teacher->name());
+      scores.push_back(c.score);
+      ++labels_requested;
+    }
+    if (method == "disagreement") last_disagreement = mean_of(scores);
+    t_db += seconds_since(td);
+  };
+
+  // ---- Train the reward model on every label committed since the last round --------------
+  RewardTrainStats rstats;
+  auto train_reward = [&](int rounds) {
+    const auto td = Clock::now();
+    std::vector<LabeledPair> fresh = db.labeled_pairs(last_label_id);
+    std::vector<int64_t> used;
+    for (const auto& p : fresh) { last_label_id = std::max(last_label_id, p.label_id); used.push_back(p.label_id); }
+    t_db += seconds_since(td);
+    if (fresh.empty()) return false;
+    const auto tr = Clock::now();
+    reward.add_pairs(fresh);
+    for (int r = 0; r < rounds; ++r) rstats = reward.train_round();
+    // Normalise each member's output over the states of the newest rollout.
+    reward.update_normalisation(roll.obs.data(), roll.actions.data(), static_cast<int64_t>(T) * N);
+    t_rtrain += seconds_since(tr);
+    const auto td2 = Clock::now();
+    db.mark_used(used);
+    t_db += seconds_since(td2);
+    return true;
+  };
+
+  log.line(fmt::format("prefrl: training {} with {} teacher, {} labels, {} steps, seed {}; run dir {}",
+                       cfg.env.name, cfg.teacher.kind, cfg.prefs.total_labels, cfg.run.total_steps,
+                       cfg.run.seed, run.path()));
+
+  // ---- Pre-training: clips of the untrained policy, the first labels, the first r̂ --------
+  const int initial = schedule.initial_labels();
+  if (initial > 0) {
+    const size_t want_segments = std::min<size_t>(static_cast<size_t>(cfg.prefs.pool_capacity),
+                                                  std::max<size_t>(2, 2 * static_cast<size_t>(initial)));
+    do {
+      collect_rollout();
+      cut_into_pool();
+    } while (pool.size() < want_segments && global_step < cfg.run.total_steps);
+    ask_and_label(initial, "initial");
+    train_reward(cfg.prefs.initial_epoch_multiplier);
+    log.line(fmt::format("pre-training: {} labels from the untrained policy over {} steps; reward model "
+                         "val accuracy {:.3f}", db.count_labels(), global_step, rstats.val_accuracy));
+  }
+
+  // ---- The loop ---------------------------------------------------------------------------
+  auto last_progress = Clock::now() - std::chrono::hours(1);
+  int64_t steps_at_last_progress = global_step;
+  auto time_at_last_progress = Clock::now();
+  std::deque<double> recent_returns;
+  while (global_step < cfg.run.total_steps) {
+    const auto t_iter = Clock::now();
+    t_env = t_inf = t_rpred = t_ppo = t_rtrain = t_query = t_db = 0;
+    const int64_t labels_before = db.count_labels();
+
+    // Rollout with the current policy, scored by the current reward model.
+    collect_rollout();
+    const auto tp = Clock::now();
+    reward.predict(roll.obs.data(), roll.actions.data(), static_cast<int64_t>(T) * N, roll.learned.data());
+    agent.set_rewards(roll.learned.data());
+    t_rpred += seconds_since(tp);
+
+    // Episode statistics (true return is never shown to the learner).
+    std::vector<double> finished_true, finished_pred, finished_len, finished_success;
+    for (int t = 0; t < T; ++t) {
+      for (int i = 0; i < N; ++i) {
+        const size_t k = static_cast<size_t>(t) * N + i;
+        ep_true[i] += roll.true_rewards[k];
+        ep_pred[i] += roll.learned[k];
+        ep_len[i] += 1;
+        if (roll.terminated[k] || roll.truncated[k]) {
+          finished_true.push_back(ep_true[i]);
+          finished_pred.push_back(ep_pred[i]);
+          finished_len.push_back(ep_len[i]);
+          finished_success.push_back(roll.success[k]);
+          ep_true[i] = ep_pred[i] = 0.0;
+          ep_len[i] = 0;
+        }
+      }
+    }
+
+    // Policy update on r̂.
+    const auto tu = Clock::now();
+    const double progress = std::min(1.0, static_cast<double>(global_step) / cfg.run.total_steps);
+    PPOStats pstats = agent.update(envs.obs().data(), progress);
+    t_ppo += seconds_since(tu);
+    ++updates;
+
+    // New candidate clips; the reward model's view of them before any label (held out).
+    const auto tc = Clock::now();
+    std::vector<Segment> fresh = cut_into_pool();
+    double true_corr = std::nan("");
+    if (fresh.size() >= 2) {
+      std::vector<const Segment*> ptrs;
+      std::vector<double> truth, pred;
+      for (const auto& s : fresh) { ptrs.push_back(&s); truth.push_back(s.true_return()); }
+      torch::Tensor r = reward.segment_returns(ptrs).mean(0).contiguous();  // (S)
+      auto acc = r.accessor<float, 1>();
+      for (int64_t j = 0; j < r.size(0); ++j) pred.push_back(acc[j]);
+      true_corr = pearson(pred, truth);
+    }
+    t_query += seconds_since(tc);
+
+    // Labels due by now, then a reward-model round on them.
+    const int target = schedule.target_labels(global_step);
+    ask_and_label(static_cast<int>(target - labels_requested), "schedule");
+    train_reward(1);
+
+    if (cfg.run.checkpoint_every > 0 && updates % cfg.run.checkpoint_every == 0) {
+      agent.save(run.file("checkpoints/policy.pt"));
+      reward.save(run.file("checkpoints/reward.pt"));
+    }
+
+    // ---- Metrics, against environment steps ----
+    const int64_t labels_now = db.count_labels();
+    const double iter_s = seconds_since(t_iter);
+    auto log_m = [&](const char* name, double v) { metrics.log(name, v, global_step); };
+    if (!finished_true.empty()) {
+      log_m(metric::kEpisodicReturn, mean_of(finished_true));
+      log_m(metric::kPredictedReturn, mean_of(finished_pred));
+      log_m(metric::kEpisodicLength, mean_of(finished_len));
+      if (spec.has_success) log_m(metric::kSuccessRate, mean_of(finished_success));
+      for (double r : finished_true) {
+        recent_returns.push_back(r);
+        if (recent_returns.size() > 20) recent_returns.pop_front();
+      }
+    }
+    log_m(metric::kSPS, static_cast<double>(T) * N / std::max(iter_s, 1e-9));
+    log_m(metric::kLearningRate, pstats.lr);
+    log_m(metric::kPolicyLoss, pstats.policy_loss);
+    log_m(metric::kValueLoss, pstats.value_loss);
+    log_m(metric::kEntropy, pstats.entropy);
+    log_m(metric::kApproxKL, pstats.approx_kl);
+    log_m(metric::kClipFrac, pstats.clipfrac);
+    log_m(metric::kExplainedVariance, pstats.explained_variance);
+    log_m(metric::kSkippedUpdates, static_cast<double>(pstats.skipped_nonfinite));
+    log_m(metric::kRewardTrainLoss, rstats.train_loss);
+    log_m(metric::kRewardValLoss, rstats.val_loss);
+    log_m(metric::kRewardTrainAccuracy, rstats.train_accuracy);
+    log_m(metric::kRewardValAccuracy, rstats.val_accuracy);
+    log_m(metric::kRewardL2, rstats.l2);
+    log_m(metric::kRewardTrueCorr, true_corr);
+    log_m(metric::kRewardDisagreement, last_disagreement);
+    log_m(metric::kLabels, static_cast<double>(labels_now));
+    log_m(metric::kPendingQueries, static_cast<double>(db.count_pending()));
+    log_m(metric::kLabelRate, 1000.0 * (labels_now - labels_before) / (static_cast<double>(T) * N));
+    log_m(metric::kDbBytes, static_cast<double>(db.file_size()));
+    log_m(metric::kTimeEnv, t_env);
+    log_m(metric::kTimeInference, t_inf);
+    log_m(metric::kTimeRewardPredict, t_rpred);
+    log_m(metric::kTimePPO, t_ppo);
+    log_m(metric::kTimeRewardTrain, t_rtrain);
+    log_m(metric::kTimeQuery, t_query);
+    log_m(metric::kTimeDb, t_db);
+    log_m(metric::kRssMb, resident_memory_mb());
+    metrics.flush();
+
+    // ---- Progress line (display only) ----
+    if (seconds_since(last_progress) >= cfg.run.progress_every_s || global_step >= cfg.run.total_steps) {
+      const double sps = (global_step - steps_at_last_progress) / std::max(seconds_since(time_at_last_progress), 1e-9);
+      std::vector<double> rr(recent_returns.begin(), recent_returns.end());
+      log.line(fmt::format("step {:>8}/{} | {:>7.0f} steps/s | return {:>9.2f} | labels {:>4}/{} | val acc {:.3f} | "
+                           "true corr {:+.2f} | entropy {:+.3f}",
+                           global_step, cfg.run.total_steps, sps, mean_of(rr), labels_now, cfg.prefs.total_labels,
+                           rstats.val_accuracy, true_corr, pstats.entropy));
+      last_progress = Clock::now();
+      steps_at_last_progress = global_step;
+      time_at_last_progress = last_progress;
+    }
+  }
+
+  // ---- Checkpoints, evaluation, summary -------------------------------------------------
+  agent.save(run.file("checkpoints/policy.pt"));
+  reward.save(run.file("checkpoints/reward.pt"));
+  result.env_steps = global_step;
+  result.labels = db.count_labels();
+  result.val_accuracy = reward.validation_accuracy();
+  result.wall_s = seconds_since(t_start);
+
+  const uint64_t eval_seed = derive_seed(seed, kEvalStream);
+  result.final_true_corr = reward_true_correlation(agent, reward, cfg.env.name, N, cfg.prefs.segment_length,
+                                                   256, eval_seed);
+  metrics.log(metric::kRewardTrueCorr, result.final_true_corr, global_step);
+  if (cfg.run.eval_episodes > 0) {
+    EvalResult ev = evaluate_policy(agent, cfg.env.name, cfg.run.eval_episodes, eval_seed + 1);
+    result.eval_episodes = ev.episodes;
+    result.eval_mean_return = ev.mean_return;
+    result.eval_std_return = ev.std_return;
+    result.eval_success_rate = ev.has_success ? ev.success_rate : std::nan("");
+  }
+  metrics.flush();
+  run.write_json("summary.json", result.to_json());
+  log.line(fmt::format("done: {} steps, {} labels, {:.1f} s; eval return {:.2f} ± {:.2f} over {} episodes; "
+                       "reward val accuracy {:.3f}; predicted-vs-true correlation {:.3f}",
+                       result.env_steps, result.labels, result.wall_s, result.eval_mean_return,
+                       result.eval_std_return, result.eval_episodes, result.val_accuracy, result.final_true_corr));
+  return result;
+}
+
+}  // namespace prefrl

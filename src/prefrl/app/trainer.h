@@ -1,0 +1,30 @@
+// The preference-learning loop with a scripted teacher: collect => select queries => label
+// => train reward model => update policy, one deterministic interleaved schedule.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "prefrl/app/train_config.h"
+#include "prefrl/tracking/run_dir.h"
+
+namespace prefrl {
+
+struct TrainResult {
+  std::string status = "finished";   // "finished" | "failed"
+  int64_t env_steps = 0;
+  int64_t labels = 0;
+  double wall_s = 0;
+  double eval_mean_return = 0, eval_std_return = 0, eval_success_rate = 0;
+  int eval_episodes = 0;
+  double final_true_corr = 0;         // predicted vs true returns, segments of the final policy
+  double val_accuracy = 0;
+  nlohmann::json to_json() const;
+};
+
+// Runs the whole loop in `run` (which already holds config.json, command.txt, meta.json).
+// Writes metrics.jsonl, prefs.db, checkpoints/ and summary.json.
+TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log);
+
+}  // namespace prefrl
