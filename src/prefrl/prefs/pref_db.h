@@ -15,6 +15,11 @@ struct sqlite3;
 
 namespace prefrl {
 
+// `PRAGMA application_id` of every prefrl database: the bytes "PREF" read big-endian.
+inline constexpr int32_t kPrefDBApplicationId = 0x50524546;
+// `PRAGMA user_version`: the schema version this build reads and writes (docs/database.md).
+inline constexpr int kPrefDBSchemaVersion = 1;
+
 // A query: "which of these two segments is better?"
 struct Query {
   int64_t id = -1;
@@ -35,6 +40,7 @@ struct Label {
   std::string labeler;    // person's name or teacher instance
   double created_at = 0;  // unix seconds
   bool undone = false;
+  bool used = false;      // consumed by reward training (then it can no longer be undone)
 };
 
 class PrefDB {
@@ -51,10 +57,15 @@ class PrefDB {
 
   // Stores a segment; returns its id (also written into seg.id).
   int64_t add_segment(Segment& seg);
+  // Stores several segments in one transaction (one fsync); returns their ids (also written
+  // into each seg.id). All or none are stored.
+  std::vector<int64_t> add_segments(std::vector<Segment>& segs);
   std::optional<Segment> get_segment(int64_t id) const;
 
   // Stores a pending query; returns its id.
   int64_t add_query(Query& q);
+  // Stores several pending queries in one transaction; returns their ids. All or none.
+  std::vector<int64_t> add_queries(std::vector<Query>& qs);
   std::optional<Query> get_query(int64_t id) const;
   // Pending queries, oldest first.
   std::vector<Query> pending_queries(int limit = -1) const;
@@ -66,12 +77,23 @@ class PrefDB {
                     const std::string& labeler);
   std::vector<Label> labels() const;           // all labels, not undone, oldest first
   int64_t count_labels() const;                // labels not undone, skips included
+  int64_t count_segments() const;              // stored segments
+  // The newest label (not undone) by `labeler`, if any: what "undo" in the web UI reverts.
+  std::optional<Label> last_label_by(const std::string& labeler) const;
+  // Marks labels as consumed by reward training, in one transaction. Throws UsageError
+  // naming the first unknown label id (and then marks none).
+  void mark_used(const std::vector<int64_t>& label_ids);
+  // Withdraws a label: sets undone=1 and returns its query to pending, in one transaction.
+  // Returns true. Throws UsageError for an unknown label, a label already used by reward
+  // training, or a label already undone.
+  bool undo_label(int64_t label_id);
   // Labeled pairs (skips excluded, undone excluded) with id > after_label_id, in order.
   std::vector<LabeledPair> labeled_pairs(int64_t after_label_id = 0) const;
 
   // Runs `PRAGMA integrity_check`; returns "ok" or the problems.
   std::string integrity_check() const;
-  // Size of the database file in bytes.
+  // Size of the database in bytes: page_count x page_size, i.e. the main file's size once the
+  // WAL is checkpointed (independent of when checkpoints happen).
   int64_t file_size() const;
 
   sqlite3* handle() { return db_; }

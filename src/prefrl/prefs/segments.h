@@ -18,7 +18,8 @@ struct Trajectory {
   std::vector<uint8_t> terminated;   // (T) the step's transition ended the episode in a terminal state
   std::vector<uint8_t> truncated;    // (T) the step hit the time limit
   std::vector<float> final_obs;      // (T x D) terminal observation, valid where terminated
-  int64_t start_env_step = 0;        // global env step of t=0 (for Segment::env_step)
+  int64_t start_env_step = 0;        // global env step counter before t=0 (for Segment::env_step)
+  int64_t num_envs = 1;              // global env steps per t: the VecEnv's size N
   int env_index = 0;
   int size() const { return static_cast<int>(true_rewards.size()); }
 };
@@ -28,6 +29,10 @@ struct Trajectory {
 // (true reward 0, terminal observation, zero action, absorbing=1). A window never crosses a
 // time-limit truncation or the end of the trajectory (unless it ended by termination), and
 // a window never starts on an absorbing step.
+// Valid starts are sampled without replacement (all of them if fewer than `count`) and the
+// segments are returned in trajectory order; the result depends only on the inputs and rng.
+// Segment::env_step = start_env_step + start * num_envs: the global step counter (all N envs
+// together, the x-axis of every metric) just before the window's first step was taken.
 std::vector<Segment> cut_segments(const Trajectory& traj, int length, int count, Rng& rng);
 
 // Recent candidate segments for queries, newest kept when full.
@@ -37,6 +42,8 @@ class SegmentPool {
   void add(Segment seg);
   size_t size() const { return segs_.size(); }
   const Segment& at(size_t i) const { return segs_[i]; }
+  // Records that segment i is stored in the database under `id` (so it is stored once).
+  void set_id(size_t i, int64_t id) { segs_[i].id = id; }
   void clear() { segs_.clear(); }
  private:
   size_t capacity_;

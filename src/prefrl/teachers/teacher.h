@@ -19,7 +19,8 @@ class Teacher {
 // within `tie_tolerance` (absolute).
 class OracleTeacher : public Teacher {
  public:
-  explicit OracleTeacher(double tie_tolerance = 0.0) : tol_(tie_tolerance) {}
+  // Throws UsageError unless tie_tolerance is a finite number >= 0.
+  explicit OracleTeacher(double tie_tolerance = 0.0);
   std::string name() const override { return "oracle"; }
   Choice answer(const Segment& left, const Segment& right) override;
  private:
@@ -30,8 +31,8 @@ class OracleTeacher : public Teacher {
 // `error_rate`, e.g. to test robustness.
 class NoisyTeacher : public Teacher {
  public:
-  NoisyTeacher(double error_rate, uint64_t seed, double tie_tolerance = 0.0)
-      : oracle_(tie_tolerance), error_rate_(error_rate), rng_(seed) {}
+  // Throws UsageError unless error_rate is in [0, 1]. Deterministic given `seed`.
+  NoisyTeacher(double error_rate, uint64_t seed, double tie_tolerance = 0.0);
   std::string name() const override { return "noisy"; }
   Choice answer(const Segment& left, const Segment& right) override;
  private:

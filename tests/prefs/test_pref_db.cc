@@ -1,0 +1,595 @@
+// PrefDB: round trips, label bookkeeping, refusal of foreign files, undo rules, durability
+// across reopen, two connections, and a writer killed with SIGKILL.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "prefrl/core/error.h"
+#include "prefrl/core/rng.h"
+#include "prefrl/prefs/pref_db.h"
+
+namespace prefrl {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fresh directory per test, removed afterwards.
+class PrefDBTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() /
+           ("prefrl_test_prefdb_" + std::to_string(::getpid()) + "_" + info->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string file(const std::string& name) const { return (dir_ / name).string(); }
+  fs::path dir_;
+};
+
+// A segment with varied floats, including -0, a denormal, infinities and a NaN payload in obs.
+Segment make_segment(int L, int64_t D, int64_t A, uint64_t seed, int absorbing_from = -1) {
+  Rng rng(seed);
+  Segment s;
+  s.length = L;
+  s.obs_size = D;
+  s.act_size = A;
+  for (int64_t i = 0; i < L * D; ++i) s.obs.push_back(static_cast<float>(rng.normal()));
+  for (int64_t i = 0; i < L * A; ++i) s.actions.push_back(static_cast<float>(rng.uniform(-1, 1)));
+  for (int i = 0; i < L; ++i) s.true_rewards.push_back(static_cast<float>(rng.normal()));
+  for (int i = 0; i < L; ++i) s.absorbing.push_back(absorbing_from >= 0 && i >= absorbing_from ? 1 : 0);
+  if (L * D >= 5) {
+    s.obs[0] = -0.0f;
+    s.obs[1] = std::numeric_limits<float>::denorm_min();
+    s.obs[2] = std::numeric_limits<float>::infinity();
+    s.obs[3] = -std::numeric_limits<float>::infinity();
+    uint32_t nan_bits = 0x7fc12345u;  // quiet NaN with a payload
+    std::memcpy(&s.obs[4], &nan_bits, 4);
+  }
+  s.env_step = static_cast<int64_t>(seed) * 1000 + 7;
+  s.env_index = static_cast<int>(seed % 4);
+  return s;
+}
+
+// Bitwise equality of two float arrays (NaN payloads and -0 included).
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * 4) == 0);
+}
+
+void expect_same_segment(const Segment& a, const Segment& b) {
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(a.length, b.length);
+  EXPECT_EQ(a.obs_size, b.obs_size);
+  EXPECT_EQ(a.act_size, b.act_size);
+  EXPECT_EQ(a.env_step, b.env_step);
+  EXPECT_EQ(a.env_index, b.env_index);
+  EXPECT_TRUE(same_bits(a.obs, b.obs));
+  EXPECT_TRUE(same_bits(a.actions, b.actions));
+  EXPECT_TRUE(same_bits(a.true_rewards, b.true_rewards));
+  EXPECT_EQ(a.absorbing, b.absorbing);
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Runs SQL on a raw SQLite connection (outside PrefDB), failing the test on error.
+void raw_exec(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  const std::string msg = err ? err : "";
+  sqlite3_free(err);
+  sqlite3_close(db);
+  ASSERT_EQ(rc, SQLITE_OK) << msg;
+}
+
+// Expects opening `path` to throw UsageError mentioning the path and `reason`, and the file's
+// bytes to be unchanged.
+void expect_refused(const std::string& path, const std::string& reason) {
+  const std::string before = read_bytes(path);
+  try {
+    PrefDB db(path);
+    ADD_FAILURE() << "opened " << path;
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(read_bytes(path), before) << "file was modified";
+}
+
+// Stores two segments and `n` queries between them.
+std::vector<int64_t> add_pair_queries(PrefDB& db, int n, int answers_wanted = 1) {
+  Segment a = make_segment(3, 2, 1, 1), b = make_segment(3, 2, 1, 2);
+  db.add_segment(a);
+  db.add_segment(b);
+  std::vector<Query> qs(n);
+  for (int i = 0; i < n; ++i) {
+    qs[i].left_id = a.id;
+    qs[i].right_id = b.id;
+    qs[i].env_step = i;
+    qs[i].source = "uniform";
+    qs[i].answers_wanted = answers_wanted;
+  }
+  return db.add_queries(qs);
+}
+
+TEST_F(PrefDBTest, SegmentsRoundTripBitExact) {
+  PrefDB db(file("p.db"));
+  std::vector<Segment> segs = {make_segment(5, 3, 2, 11), make_segment(25, 4, 1, 12, 20),
+                               make_segment(1, 1, 0, 13, 0), make_segment(7, 6, 3, 14, 3)};
+  for (auto& s : segs) {
+    const int64_t id = db.add_segment(s);
+    EXPECT_EQ(id, s.id);
+  }
+  EXPECT_EQ(db.count_segments(), 4);
+  for (const auto& s : segs) {
+    auto got = db.get_segment(s.id);
+    ASSERT_TRUE(got.has_value());
+    expect_same_segment(*got, s);
+  }
+  EXPECT_FALSE(db.get_segment(999).has_value());
+
+  std::vector<Segment> batch = {make_segment(2, 2, 2, 21), make_segment(2, 2, 2, 22)};
+  auto ids = db.add_segments(batch);
+  ASSERT_EQ(ids.size(), 2u);
+  EXPECT_EQ(ids[0], batch[0].id);
+  EXPECT_EQ(ids[1], ids[0] + 1);
+  expect_same_segment(*db.get_segment(ids[1]), batch[1]);
+}
+
+TEST_F(PrefDBTest, BadSegmentShapeIsRefusedAndBatchIsAllOrNothing) {
+  PrefDB db(file("p.db"));
+  Segment bad = make_segment(4, 2, 1, 1);
+  bad.obs.pop_back();
+  EXPECT_THROW(db.add_segment(bad), UsageError);
+  Segment flag = make_segment(4, 2, 1, 2);
+  flag.absorbing[1] = 2;
+  EXPECT_THROW(db.add_segment(flag), UsageError);
+  std::vector<Segment> batch = {make_segment(4, 2, 1, 3), bad};
+  EXPECT_THROW(db.add_segments(batch), UsageError);
+  EXPECT_EQ(batch[0].id, -1);
+  EXPECT_EQ(db.count_segments(), 0);
+}
+
+TEST_F(PrefDBTest, QueriesRoundTripAndPendingOldestFirst) {
+  PrefDB db(file("p.db"));
+  Segment a = make_segment(3, 2, 1, 1), b = make_segment(3, 2, 1, 2), c = make_segment(3, 2, 1, 3);
+  db.add_segment(a);
+  db.add_segment(b);
+  db.add_segment(c);
+  Query q1{-1, a.id, b.id, 100, "initial", 0.0, "", 1};
+  Query q2{-1, c.id, a.id, 200, "disagreement", 0.75, "", 2};
+  Query q3{-1, b.id, c.id, 300, "uniform", 0.0, "", 1};
+  db.add_query(q1);
+  db.add_query(q2);
+  db.add_query(q3);
+  EXPECT_EQ(q1.status, "pending");
+  EXPECT_LT(q1.id, q2.id);
+  EXPECT_LT(q2.id, q3.id);
+
+  auto got = db.get_query(q2.id);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->left_id, c.id);
+  EXPECT_EQ(got->right_id, a.id);
+  EXPECT_EQ(got->env_step, 200);
+  EXPECT_EQ(got->source, "disagreement");
+  EXPECT_DOUBLE_EQ(got->score, 0.75);
+  EXPECT_EQ(got->status, "pending");
+  EXPECT_EQ(got->answers_wanted, 2);
+  EXPECT_FALSE(db.get_query(12345).has_value());
+
+  auto pending = db.pending_queries();
+  ASSERT_EQ(pending.size(), 3u);
+  EXPECT_EQ(pending[0].id, q1.id);
+  EXPECT_EQ(pending[1].id, q2.id);
+  EXPECT_EQ(pending[2].id, q3.id);
+  EXPECT_EQ(db.pending_queries(2).size(), 2u);
+  EXPECT_EQ(db.count_pending(), 3);
+
+  db.add_label(q1.id, Choice::kLeft, "oracle", "oracle");
+  pending = db.pending_queries();
+  ASSERT_EQ(pending.size(), 2u);
+  EXPECT_EQ(pending[0].id, q2.id);
+  EXPECT_EQ(db.count_pending(), 2);
+  EXPECT_EQ(db.get_query(q1.id)->status, "labeled");
+}
+
+TEST_F(PrefDBTest, BadQueriesAreRefused) {
+  PrefDB db(file("p.db"));
+  Segment a = make_segment(3, 2, 1, 1);
+  db.add_segment(a);
+  Query same{-1, a.id, a.id, 0, "uniform", 0.0, "", 1};
+  EXPECT_THROW(db.add_query(same), UsageError);
+  Query unknown{-1, a.id, 77, 0, "uniform", 0.0, "", 1};
+  try {
+    db.add_query(unknown);
+    ADD_FAILURE();
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown segment id 77"), std::string::npos) << e.what();
+  }
+  Segment b = make_segment(3, 2, 1, 2);
+  db.add_segment(b);
+  Query zero{-1, a.id, b.id, 0, "uniform", 0.0, "", 0};
+  EXPECT_THROW(db.add_query(zero), UsageError);
+  Query nan{-1, a.id, b.id, 0, "uniform", std::nan(""), "", 1};
+  EXPECT_THROW(db.add_query(nan), UsageError);
+  std::vector<Query> batch = {Query{-1, a.id, b.id, 0, "uniform", 0.0, "", 1}, unknown};
+  EXPECT_THROW(db.add_queries(batch), UsageError);
+  EXPECT_EQ(batch[0].id, -1);
+  EXPECT_EQ(db.count_pending(), 0);
+}
+
+TEST_F(PrefDBTest, LabelsAndLabeledPairs) {
+  PrefDB db(file("p.db"));
+  auto qids = add_pair_queries(db, 5);
+  const int64_t l1 = db.add_label(qids[0], Choice::kLeft, "oracle", "o");
+  const int64_t l2 = db.add_label(qids[1], Choice::kRight, "oracle", "o");
+  const int64_t l3 = db.add_label(qids[2], Choice::kSkip, "human", "ann");
+  const int64_t l4 = db.add_label(qids[3], Choice::kEqual, "human", "bob");
+  EXPECT_LT(l1, l2);
+  EXPECT_EQ(db.count_labels(), 4);  // the skip counts as an answer
+  EXPECT_EQ(db.count_pending(), 1);
+  EXPECT_EQ(db.get_query(qids[2])->status, "labeled");
+
+  auto labels = db.labels();
+  ASSERT_EQ(labels.size(), 4u);
+  EXPECT_EQ(labels[2].id, l3);
+  EXPECT_EQ(labels[2].choice, Choice::kSkip);
+  EXPECT_EQ(labels[2].teacher, "human");
+  EXPECT_EQ(labels[2].labeler, "ann");
+  EXPECT_EQ(labels[2].query_id, qids[2]);
+  EXPECT_GT(labels[2].created_at, 1.5e9);
+  EXPECT_FALSE(labels[2].undone);
+  EXPECT_FALSE(labels[2].used);
+
+  auto pairs = db.labeled_pairs();
+  ASSERT_EQ(pairs.size(), 3u);
+  EXPECT_EQ(pairs[0].label_id, l1);
+  EXPECT_FLOAT_EQ(pairs[0].target, 1.0f);
+  EXPECT_EQ(pairs[1].label_id, l2);
+  EXPECT_FLOAT_EQ(pairs[1].target, 0.0f);
+  EXPECT_EQ(pairs[2].label_id, l4);
+  EXPECT_FLOAT_EQ(pairs[2].target, 0.5f);
+  EXPECT_EQ(pairs[2].query_id, qids[3]);
+  const auto q = *db.get_query(qids[0]);
+  expect_same_segment(pairs[0].left, *db.get_segment(q.left_id));
+  expect_same_segment(pairs[0].right, *db.get_segment(q.right_id));
+
+  auto later = db.labeled_pairs(l2);
+  ASSERT_EQ(later.size(), 1u);
+  EXPECT_EQ(later[0].label_id, l4);
+  EXPECT_TRUE(db.labeled_pairs(l4).empty());
+}
+
+TEST_F(PrefDBTest, AnswersWantedTwoCollectsTwoLabels) {
+  PrefDB db(file("p.db"));
+  auto qids = add_pair_queries(db, 1, 2);
+  db.add_label(qids[0], Choice::kLeft, "human", "ann");
+  EXPECT_EQ(db.get_query(qids[0])->status, "pending");
+  EXPECT_EQ(db.count_pending(), 1);
+  db.add_label(qids[0], Choice::kRight, "human", "bob");
+  EXPECT_EQ(db.get_query(qids[0])->status, "labeled");
+  EXPECT_EQ(db.count_pending(), 0);
+  EXPECT_EQ(db.labeled_pairs().size(), 2u);
+  try {
+    db.add_label(qids[0], Choice::kEqual, "human", "cy");
+    ADD_FAILURE();
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()), "query " + std::to_string(qids[0]) + " already has its 2 answer(s)");
+  }
+  EXPECT_EQ(db.count_labels(), 2);
+}
+
+TEST_F(PrefDBTest, UnknownQueryIdIsAUsageError) {
+  PrefDB db(file("p.db"));
+  add_pair_queries(db, 1);
+  try {
+    db.add_label(12345, Choice::kLeft, "oracle", "o");
+    ADD_FAILURE();
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()), "unknown query id 12345");
+  }
+  EXPECT_EQ(db.count_labels(), 0);
+}
+
+TEST_F(PrefDBTest, UndoRules) {
+  PrefDB db(file("p.db"));
+  auto qids = add_pair_queries(db, 3);
+  const int64_t l1 = db.add_label(qids[0], Choice::kLeft, "human", "ann");
+  const int64_t l2 = db.add_label(qids[1], Choice::kRight, "human", "ann");
+  const int64_t l3 = db.add_label(qids[2], Choice::kLeft, "human", "bob");
+  EXPECT_EQ(db.last_label_by("ann")->id, l2);
+  EXPECT_EQ(db.last_label_by("bob")->id, l3);
+  EXPECT_FALSE(db.last_label_by("nobody").has_value());
+
+  // A used label cannot be undone.
+  db.mark_used({l1});
+  EXPECT_TRUE(db.labels()[0].used);
+  try {
+    db.undo_label(l1);
+    ADD_FAILURE();
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("used to train"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(db.get_query(qids[0])->status, "labeled");
+
+  // Undoing returns the query to pending and hides the label everywhere.
+  EXPECT_TRUE(db.undo_label(l2));
+  EXPECT_EQ(db.get_query(qids[1])->status, "pending");
+  EXPECT_EQ(db.count_pending(), 1);
+  EXPECT_EQ(db.count_labels(), 2);
+  for (const auto& p : db.labeled_pairs()) EXPECT_NE(p.label_id, l2);
+  EXPECT_EQ(db.labeled_pairs().size(), 2u);
+  EXPECT_EQ(db.last_label_by("ann")->id, l1);
+  try {
+    db.undo_label(l2);
+    ADD_FAILURE();
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("already undone"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(db.undo_label(999), UsageError);
+
+  // The query can be answered again.
+  const int64_t l4 = db.add_label(qids[1], Choice::kLeft, "human", "ann");
+  EXPECT_GT(l4, l3);
+  EXPECT_EQ(db.get_query(qids[1])->status, "labeled");
+  auto pairs = db.labeled_pairs();
+  ASSERT_EQ(pairs.size(), 3u);
+  EXPECT_EQ(pairs.back().label_id, l4);
+
+  // mark_used is all-or-nothing and names an unknown id.
+  try {
+    db.mark_used({l3, 4242});
+    ADD_FAILURE();
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("4242"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(db.last_label_by("bob")->used);
+}
+
+TEST_F(PrefDBTest, SurvivesCloseAndReopen) {
+  const std::string path = file("p.db");
+  std::vector<Segment> segs = {make_segment(4, 3, 2, 5, 2), make_segment(4, 3, 2, 6)};
+  std::vector<int64_t> qids;
+  {
+    PrefDB db(path);
+    db.add_segments(segs);
+    Query q{-1, segs[0].id, segs[1].id, 42, "initial", 0.0, "", 1};
+    qids.push_back(db.add_query(q));
+    Query q2{-1, segs[1].id, segs[0].id, 43, "uniform", 0.0, "", 1};
+    qids.push_back(db.add_query(q2));
+    db.add_label(qids[0], Choice::kEqual, "oracle", "o");
+  }
+  PrefDB db(path);
+  EXPECT_EQ(db.integrity_check(), "ok");
+  expect_same_segment(*db.get_segment(segs[0].id), segs[0]);
+  expect_same_segment(*db.get_segment(segs[1].id), segs[1]);
+  EXPECT_EQ(db.count_pending(), 1);
+  EXPECT_EQ(db.pending_queries()[0].id, qids[1]);
+  ASSERT_EQ(db.labeled_pairs().size(), 1u);
+  EXPECT_FLOAT_EQ(db.labeled_pairs()[0].target, 0.5f);
+  EXPECT_GT(db.file_size(), 0);
+  db.add_label(qids[1], Choice::kRight, "oracle", "o");
+  EXPECT_EQ(db.count_labels(), 2);
+}
+
+TEST_F(PrefDBTest, FileIsIdentifiedAndConfigured) {
+  const std::string path = file("p.db");
+  { PrefDB db(path); }
+  PrefDB db(path);
+  auto one = [&](const char* sql) {
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db.handle(), sql, -1, &st, nullptr), SQLITE_OK);
+    EXPECT_EQ(sqlite3_step(st), SQLITE_ROW);
+    std::string v = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return v;
+  };
+  EXPECT_EQ(one("PRAGMA application_id"), std::to_string(kPrefDBApplicationId));
+  EXPECT_EQ(one("PRAGMA user_version"), "1");
+  EXPECT_EQ(one("PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(one("PRAGMA synchronous"), "2");  // FULL
+  EXPECT_EQ(one("PRAGMA foreign_keys"), "1");
+  EXPECT_EQ(one("SELECT value FROM meta WHERE key = 'schema_version'"), "1");
+  EXPECT_EQ(one("SELECT value FROM meta WHERE key = 'format'"), "prefrl preference database");
+  EXPECT_EQ(read_bytes(path).substr(0, 16), std::string("SQLite format 3\0", 16));
+}
+
+TEST_F(PrefDBTest, EmptyExistingFileGetsTheSchema) {
+  const std::string path = file("empty.db");
+  { std::ofstream(path, std::ios::binary); }
+  ASSERT_EQ(fs::file_size(path), 0u);
+  PrefDB db(path);
+  EXPECT_EQ(db.integrity_check(), "ok");
+  add_pair_queries(db, 1);
+  EXPECT_EQ(db.count_pending(), 1);
+}
+
+TEST_F(PrefDBTest, RefusesSQLiteFileOfAnotherApplication) {
+  const std::string path = file("other.db");
+  raw_exec(path, "PRAGMA application_id = 42; CREATE TABLE t(x); INSERT INTO t VALUES (1);");
+  expect_refused(path, "application_id 42");
+  EXPECT_FALSE(fs::exists(path + "-wal"));
+}
+
+TEST_F(PrefDBTest, RefusesSQLiteFileWithoutApplicationId) {
+  const std::string path = file("plain.db");
+  raw_exec(path, "CREATE TABLE labels(x); INSERT INTO labels VALUES (1);");
+  expect_refused(path, "without prefrl's application_id");
+}
+
+TEST_F(PrefDBTest, RefusesNonSQLiteFiles) {
+  const std::string path = file("random.bin");
+  {
+    Rng rng(7);
+    std::ofstream out(path, std::ios::binary);
+    for (int i = 0; i < 8192; ++i) out.put(static_cast<char>(rng.integer(256)));
+  }
+  expect_refused(path, "not an SQLite file");
+  const std::string text = file("notes.txt");
+  { std::ofstream(text) << "hello\n"; }
+  expect_refused(text, "not an SQLite file");
+  // An SQLite header followed by garbage: SQLite itself rejects it.
+  const std::string fake = file("fake.db");
+  {
+    std::ofstream out(fake, std::ios::binary);
+    out.write("SQLite format 3\0", 16);
+    Rng rng(8);
+    for (int i = 0; i < 4096; ++i) out.put(static_cast<char>(rng.integer(256)));
+  }
+  const std::string before = read_bytes(fake);
+  EXPECT_THROW(PrefDB db(fake), UsageError);
+  EXPECT_EQ(read_bytes(fake), before);
+}
+
+TEST_F(PrefDBTest, RefusesFutureSchemaVersion) {
+  const std::string path = file("future.db");
+  {
+    PrefDB db(path);
+    add_pair_queries(db, 2);
+  }
+  raw_exec(path, "PRAGMA user_version = 2;");
+  expect_refused(path, "unknown schema version 2");
+  raw_exec(path, "PRAGMA user_version = 1;");
+  PrefDB db(path);
+  EXPECT_EQ(db.count_pending(), 2);
+}
+
+TEST_F(PrefDBTest, CorruptRowNamesTheSegment) {
+  PrefDB db(file("p.db"));
+  Segment a = make_segment(4, 2, 1, 1);
+  db.add_segment(a);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db.handle(), "UPDATE segments SET obs = x'0102' WHERE id = ?", -1, &st, nullptr),
+            SQLITE_OK);
+  sqlite3_bind_int64(st, 1, a.id);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_DONE);
+  sqlite3_finalize(st);
+  try {
+    db.get_segment(a.id);
+    ADD_FAILURE();
+  } catch (const RuntimeError& e) {
+    EXPECT_NE(std::string(e.what()).find("segment " + std::to_string(a.id)), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("obs"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(PrefDBTest, TwoConnectionsSeeEachOthersCommits) {
+  const std::string path = file("p.db");
+  PrefDB trainer(path);
+  PrefDB server(path);
+  auto qids = add_pair_queries(trainer, 4);
+  EXPECT_EQ(server.count_pending(), 4);
+  server.add_label(qids[0], Choice::kLeft, "human", "ann");
+  EXPECT_EQ(trainer.count_labels(), 1);
+  EXPECT_EQ(trainer.labeled_pairs().size(), 1u);
+  trainer.add_label(qids[1], Choice::kRight, "oracle", "o");
+  EXPECT_EQ(server.count_labels(), 2);
+  EXPECT_THROW(server.add_label(qids[1], Choice::kLeft, "human", "ann"), UsageError);
+  trainer.mark_used({server.last_label_by("ann")->id});
+  EXPECT_THROW(server.undo_label(server.last_label_by("ann")->id), UsageError);
+  EXPECT_EQ(server.count_pending(), 2);
+  EXPECT_EQ(trainer.integrity_check(), "ok");
+}
+
+TEST_F(PrefDBTest, ConcurrentWritersLoseNothing) {
+  const std::string path = file("p.db");
+  std::vector<int64_t> qids;
+  {
+    PrefDB db(path);
+    qids = add_pair_queries(db, 80);
+  }
+  // Two threads, each with its own connection, label disjoint halves at the same time.
+  auto writer = [&](int parity, const char* who) {
+    PrefDB db(path);
+    for (size_t i = parity; i < qids.size(); i += 2) db.add_label(qids[i], Choice::kLeft, "human", who);
+  };
+  std::thread a(writer, 0, "ann"), b(writer, 1, "bob");
+  a.join();
+  b.join();
+  PrefDB db(path);
+  EXPECT_EQ(db.count_labels(), 80);
+  EXPECT_EQ(db.count_pending(), 0);
+  EXPECT_EQ(db.integrity_check(), "ok");
+}
+
+// A writer killed with SIGKILL mid-stream: the file stays consistent and holds a prefix of
+// the labels it wrote, each one whole.
+TEST_F(PrefDBTest, KilledWriterLeavesAConsistentPrefix) {
+  const std::string path = file("crash.db");
+  constexpr int kQueries = 20000;
+  std::vector<int64_t> qids;
+  {
+    PrefDB db(path);
+    qids = add_pair_queries(db, kQueries);
+  }
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    try {
+      PrefDB db(path);
+      for (int i = 0; i < kQueries; ++i) {
+        db.add_label(qids[i], i % 3 == 0 ? Choice::kLeft : Choice::kRight, "oracle", "crash");
+        if (i == 24) (void)!::write(fds[1], "x", 1);
+      }
+    } catch (...) {
+      ::_exit(3);
+    }
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  char c = 0;
+  ASSERT_EQ(::read(fds[0], &c, 1), 1) << "writer died before 25 labels";
+  ::close(fds[0]);
+  ::usleep(20 * 1000);
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
+
+  PrefDB db(path);
+  EXPECT_EQ(db.integrity_check(), "ok");
+  const auto labels = db.labels();
+  const int64_t n = static_cast<int64_t>(labels.size());
+  ASSERT_GE(n, 25);
+  RecordProperty("labels_before_kill", static_cast<int>(n));
+  std::printf("writer killed after %lld labels\n", static_cast<long long>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    ASSERT_EQ(labels[i].id, i + 1);
+    ASSERT_EQ(labels[i].query_id, qids[i]);
+    ASSERT_EQ(labels[i].choice, i % 3 == 0 ? Choice::kLeft : Choice::kRight);
+    ASSERT_EQ(labels[i].labeler, "crash");
+  }
+  EXPECT_EQ(db.count_pending(), kQueries - n);
+  const auto pending = db.pending_queries(1);
+  if (n < kQueries) {
+    ASSERT_EQ(pending.size(), 1u);
+    EXPECT_EQ(pending[0].id, qids[n]);
+    EXPECT_EQ(db.get_query(qids[n - 1])->status, "labeled");
+  }
+  // The database keeps working after recovery.
+  if (n < kQueries) db.add_label(qids[n], Choice::kEqual, "oracle", "after");
+  EXPECT_EQ(db.integrity_check(), "ok");
+}
+
+}  // namespace
+}  // namespace prefrl
