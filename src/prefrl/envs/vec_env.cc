@@ -1,0 +1,55 @@
+// VecEnv: N environments stepped in lockstep with Gymnasium-style automatic reset.
+#include <algorithm>
+#include <string>
+
+#include "prefrl/core/error.h"
+#include "prefrl/envs/env.h"
+
+namespace prefrl {
+
+VecEnv::VecEnv(const std::string& name, int num_envs, uint64_t seed) {
+  if (num_envs < 1) {
+    throw UsageError("VecEnv: num_envs is " + std::to_string(num_envs) + "; expected >= 1");
+  }
+  for (int i = 0; i < num_envs; ++i) {
+    envs_.push_back(make_env(name));
+    envs_.back()->seed(seed + static_cast<uint64_t>(i));
+  }
+  obs_size_ = spec().observation.numel();
+  act_size_ = spec().action.numel();
+  obs_.assign(num_envs * obs_size_, 0.0f);
+  final_obs_.assign(num_envs * obs_size_, 0.0f);
+  rewards_.assign(num_envs, 0.0f);
+  terminated_.assign(num_envs, 0);
+  truncated_.assign(num_envs, 0);
+  success_.assign(num_envs, 0);
+}
+
+void VecEnv::reset() {
+  for (int i = 0; i < num_envs(); ++i) envs_[i]->reset(obs_.data() + i * obs_size_);
+  std::fill(rewards_.begin(), rewards_.end(), 0.0f);
+  std::fill(terminated_.begin(), terminated_.end(), 0);
+  std::fill(truncated_.begin(), truncated_.end(), 0);
+  std::fill(success_.begin(), success_.end(), 0);
+}
+
+void VecEnv::step(const float* actions) {
+  for (int i = 0; i < num_envs(); ++i) {
+    Env& env = *envs_[i];
+    float* obs = obs_.data() + i * obs_size_;
+    const StepResult r = env.step(actions + i * act_size_, obs);
+    rewards_[i] = r.reward;
+    terminated_[i] = r.terminated;
+    truncated_[i] = r.truncated;
+    if (r.terminated || r.truncated) {
+      // Keep the ended episode's last observation, then start the next episode in obs.
+      std::copy(obs, obs + obs_size_, final_obs_.data() + i * obs_size_);
+      success_[i] = env.success();
+      env.reset(obs);
+    } else {
+      success_[i] = 0;
+    }
+  }
+}
+
+}  // namespace prefrl

@@ -1,0 +1,131 @@
+// VecEnv: seeding (env i gets seed + i), auto-reset with final_obs, flags, time-limit counts.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "prefrl/core/error.h"
+#include "prefrl/envs/env.h"
+
+namespace prefrl {
+namespace {
+
+std::vector<float> row(const std::vector<float>& v, int i, int64_t n) {
+  return std::vector<float>(v.begin() + i * n, v.begin() + (i + 1) * n);
+}
+
+TEST(VecEnv, ShapesAndBadArguments) {
+  VecEnv v("acrobot", 3, 0);
+  EXPECT_EQ(v.num_envs(), 3);
+  EXPECT_EQ(v.obs_size(), 6);
+  EXPECT_EQ(v.act_size(), 1);
+  EXPECT_EQ(v.spec().name, "acrobot");
+  v.reset();
+  EXPECT_EQ(v.obs().size(), 18u);
+  EXPECT_EQ(v.final_obs().size(), 18u);
+  EXPECT_EQ(v.rewards().size(), 3u);
+  EXPECT_THROW(VecEnv("acrobot", 0, 0), UsageError);
+  EXPECT_THROW(VecEnv("nope", 2, 0), UsageError);
+}
+
+TEST(VecEnv, EnvIIsSeededSeedPlusI) {
+  VecEnv v("pendulum", 4, 100);
+  v.reset();
+  for (int i = 0; i < 4; ++i) {
+    auto env = make_env("pendulum");
+    env->seed(100 + i);
+    std::vector<float> obs(3);
+    env->reset(obs.data());
+    EXPECT_EQ(row(v.obs(), i, 3), obs) << "env " << i;
+  }
+  EXPECT_NE(row(v.obs(), 0, 3), row(v.obs(), 1, 3));
+}
+
+TEST(VecEnv, MatchesStandaloneEnvsThroughAutoResets) {
+  // Cartpole pushed always right terminates quickly; VecEnv must agree step for step with
+  // standalone envs that are reset by hand, including final_obs and the next first obs.
+  const int n = 3;
+  VecEnv v("cartpole", n, 42);
+  std::vector<std::unique_ptr<Env>> ref;
+  std::vector<std::vector<float>> ref_obs(n, std::vector<float>(4));
+  for (int i = 0; i < n; ++i) {
+    ref.push_back(make_env("cartpole"));
+    ref[i]->seed(42 + i);
+    ref[i]->reset(ref_obs[i].data());
+  }
+  v.reset();
+  const std::vector<float> actions(n, 1.0f);
+  int episodes_ended = 0;
+  for (int t = 0; t < 200; ++t) {
+    v.step(actions.data());
+    for (int i = 0; i < n; ++i) {
+      const StepResult r = ref[i]->step(&actions[i], ref_obs[i].data());
+      ASSERT_EQ(v.rewards()[i], r.reward);
+      ASSERT_EQ(v.terminated()[i], r.terminated);
+      ASSERT_EQ(v.truncated()[i], r.truncated);
+      if (r.terminated || r.truncated) {
+        ++episodes_ended;
+        ASSERT_EQ(row(v.final_obs(), i, 4), ref_obs[i]) << "t " << t << " env " << i;
+        ref[i]->reset(ref_obs[i].data());
+        ASSERT_EQ(ref[i]->elapsed_steps(), 0);
+      }
+      ASSERT_EQ(row(v.obs(), i, 4), ref_obs[i]) << "t " << t << " env " << i;
+    }
+  }
+  EXPECT_GT(episodes_ended, 3 * n);
+}
+
+TEST(VecEnv, FinalObsDiffersFromTheNextFirstObs) {
+  VecEnv v("cartpole", 1, 0);
+  v.reset();
+  const float right = 1.0f;
+  for (int t = 0; t < 100; ++t) {
+    v.step(&right);
+    if (v.terminated()[0]) {
+      // The ended episode's last obs has the pole past 12 degrees; the new one starts near 0.
+      EXPECT_GT(std::abs(v.final_obs()[2]), 0.2f);
+      EXPECT_LT(std::abs(v.obs()[2]), 0.05f);
+      EXPECT_EQ(v.env(0).elapsed_steps(), 0);
+      return;
+    }
+  }
+  FAIL() << "cartpole never terminated";
+}
+
+TEST(VecEnv, TimeLimitTruncationCount) {
+  // Pendulum never terminates: 3 limits' worth of steps => exactly 3 truncations per env,
+  // each on a step that is a multiple of 200.
+  VecEnv v("pendulum", 2, 9);
+  v.reset();
+  const std::vector<float> actions = {0.5f, -0.5f};
+  std::vector<int> truncations(2, 0);
+  for (int t = 1; t <= 600; ++t) {
+    v.step(actions.data());
+    for (int i = 0; i < 2; ++i) {
+      EXPECT_FALSE(v.terminated()[i]);
+      if (v.truncated()[i]) {
+        ++truncations[i];
+        EXPECT_EQ(t % 200, 0) << "truncated at step " << t;
+      }
+    }
+  }
+  EXPECT_EQ(truncations, (std::vector<int>{3, 3}));
+}
+
+TEST(VecEnv, SuccessFlagsAtEpisodeEnd) {
+  VecEnv v("movingdot", 2, 0);
+  v.reset();
+  std::vector<float> scratch(32 * 32);
+  v.env(0).set_state({16, 17}, scratch.data());  // distance 1: success
+  v.env(1).set_state({3, 4}, scratch.data());    // far away: failure
+  for (int i = 0; i < 2; ++i) v.env(i).set_elapsed_steps(49);
+  const std::vector<float> noop = {0.0f, 0.0f};
+  v.step(noop.data());
+  EXPECT_EQ(v.truncated(), (std::vector<uint8_t>{1, 1}));
+  EXPECT_EQ(v.success(), (std::vector<uint8_t>{1, 0}));
+  // final_obs shows the dot where the episode ended.
+  EXPECT_EQ(v.final_obs()[17 * 32 + 16], 1.0f);
+  EXPECT_EQ(v.final_obs()[32 * 32 + 4 * 32 + 3], 1.0f);
+}
+
+}  // namespace
+}  // namespace prefrl
