@@ -12,10 +12,14 @@
 // Both clips of a pair go through the same weights in one forward pass, so dropout masks
 // are shared per member (one mask per member per minibatch, broadcast over both clips and
 // all steps) and there is no batch norm.
+//
+// Not thread-safe: one thread uses a RewardModel at a time. Same seed, one LibTorch thread
+// => identical results (all randomness comes from prefrl::Rng streams derived from the seed).
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/torch.h>
@@ -79,13 +83,24 @@ struct RewardConfig {
 // Returns (M): the loss of each member (mean over pairs).
 torch::Tensor preference_loss(const torch::Tensor& ret_left, const torch::Tensor& ret_right,
                               const torch::Tensor& target, double random_response);
+// The same negative log-likelihood per member and pair, before the mean: (M x P). Used for
+// bootstrap-weighted losses.
+torch::Tensor preference_nll(const torch::Tensor& ret_left, const torch::Tensor& ret_right,
+                             const torch::Tensor& target, double random_response);
 
 struct RewardTrainStats {
+  // All zero when there are no training pairs (nothing is trained). Otherwise, after the
+  // updates, without dropout: losses are means over members of each member's mean NLL
+  // (training: bootstrap-weighted, validation: unresampled; NaN if no validation pairs);
+  // accuracies use the ensemble P(left) = mean over members of sigmoid(R_left - R_right) on
+  // raw returns, ties excluded (NaN if the split has no non-tie labels).
   double train_loss = 0, val_loss = 0;   // mean over members (validation: unresampled)
   double train_accuracy = 0, val_accuracy = 0;  // ensemble-mean prediction vs non-tie labels
   double l2 = 0;                          // current L2 strength
   int64_t n_train = 0, n_val = 0;         // labeled pairs in each split
   int64_t updates = 0;                    // minibatch updates this round
+  double fit_loss = 0;                    // mean weighted minibatch loss during the round (training mode, dropout on)
+  bool diverged = false;                  // parameters became non-finite: the round was rolled back
 };
 
 class RewardModel {
@@ -122,7 +137,29 @@ class RewardModel {
   // Ensemble accuracy on the held-out pairs (ties excluded); NaN if none.
   double validation_accuracy();
 
+  // Per-member normalised rewards of n ordinary (non-absorbing) steps: (M x n).
+  torch::Tensor member_rewards(const float* obs, const float* act, int64_t n);
+
+  // Ensemble mean of the members' normalised outputs for the absorbing input (r̂_abs).
+  double absorbing_value();
+
+  // Raw (unnormalised) per-member returns of the pairs' clips => {left, right}, each (M x P).
+  // training=true evaluates as a training minibatch does (one dropout mask per member and
+  // layer, shared by all clips and steps) and advances the dropout RNG; false: no dropout.
+  std::pair<torch::Tensor, torch::Tensor> pair_returns(const std::vector<LabeledPair>& pairs, bool training);
+
+  // Per-member bootstrap counts of every stored pair, in order added: (P x M); 0 for held-out pairs.
+  torch::Tensor pair_weights() const;
+  // For every stored pair, in order added: 1 if held out for validation.
+  std::vector<uint8_t> validation_flags() const;
+  // Current L2 strength.
+  double l2() const;
+
   const RewardConfig& config() const;
+  // Writes weights, Adam state, normalisation, L2, RNG states and every stored pair's split
+  // and bootstrap counts (keyed by label_id, or by position when label_id < 0); not the pairs'
+  // steps. load() restores them into a model built with the same config and shapes (else
+  // RuntimeError); pairs already held or added later get their saved split back.
   void save(const std::string& path) const;
   void load(const std::string& path);
 

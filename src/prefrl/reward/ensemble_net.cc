@@ -1,0 +1,156 @@
+#include "prefrl/reward/ensemble_net.h"
+
+#include <cmath>
+#include <utility>
+
+#include "prefrl/core/error.h"
+
+namespace prefrl::reward_detail {
+
+namespace {
+constexpr int64_t kKernel = 3;   // conv kernel size
+constexpr int64_t kStride = 2;   // conv stride
+constexpr int64_t kPadding = 1;  // conv padding
+constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kAdamEps = 1e-8;
+
+// Spatial size after one conv: floor((n + 2p - k) / s) + 1.
+int64_t conv_out(int64_t n) { return (n + 2 * kPadding - kKernel) / kStride + 1; }
+}  // namespace
+
+int EnsembleNet::add_block(std::vector<int64_t> shape, int64_t* cursor) {
+  int64_t numel = 1;
+  for (int64_t s : shape) numel *= s;
+  blocks_.push_back({*cursor, numel, std::move(shape)});
+  *cursor += numel;
+  return static_cast<int>(blocks_.size()) - 1;
+}
+
+EnsembleNet::EnsembleNet(NetShape shape, Rng& init_rng) : shape_(std::move(shape)) {
+  const int64_t M = shape_.members;
+  if (M < 1) throw UsageError("reward ensemble_size must be >= 1, got " + std::to_string(M));
+  const bool conv = !shape_.image.empty() && !shape_.conv_channels.empty();
+  int64_t head_in = shape_.row_width;
+  std::vector<int64_t> conv_in;  // input channels of each conv
+  std::vector<int64_t> fan_in;   // per block, for initialisation
+  int64_t cursor = 0;
+
+  // Weights first (so L2 is one prefix), in forward order.
+  if (conv) {
+    int64_t c = shape_.image[0], h = shape_.image[1], w = shape_.image[2];
+    const int64_t image_floats = c * h * w;
+    for (int out_c : shape_.conv_channels) {
+      conv_in.push_back(c);
+      conv_w_.push_back(add_block({M * out_c, c, kKernel, kKernel}, &cursor));
+      fan_in.push_back(c * kKernel * kKernel);
+      h = conv_out(h);
+      w = conv_out(w);
+      if (h < 1 || w < 1) {
+        throw UsageError("reward conv_channels: " + std::to_string(shape_.conv_channels.size()) +
+                         " stride-2 convs shrink the " + std::to_string(shape_.image[1]) + "x" +
+                         std::to_string(shape_.image[2]) + " image to nothing; use fewer layers");
+      }
+      conv_out_hw_.push_back(h * w);
+      c = out_c;
+    }
+    conv_features_ = c * h * w;
+    head_in = conv_features_ + (shape_.row_width - image_floats);
+  }
+  std::vector<int64_t> widths = {head_in};
+  for (int hdim : shape_.hidden) widths.push_back(hdim);
+  widths.push_back(1);
+  for (size_t i = 0; i + 1 < widths.size(); ++i) {
+    fc_w_.push_back(add_block({M, widths[i], widths[i + 1]}, &cursor));
+    fan_in.push_back(widths[i]);
+  }
+  n_weights_ = cursor;
+  // Then biases.
+  for (size_t i = 0; i < conv_w_.size(); ++i) {
+    conv_b_.push_back(add_block({M * shape_.conv_channels[i]}, &cursor));
+    fan_in.push_back(conv_in[i] * kKernel * kKernel);
+  }
+  for (size_t i = 0; i + 1 < widths.size(); ++i) {
+    fc_b_.push_back(add_block({M, 1, widths[i + 1]}, &cursor));
+    fan_in.push_back(widths[i]);
+  }
+
+  // Initialise from our own Rng: independent of global torch state, identical everywhere.
+  std::vector<float> init(static_cast<size_t>(cursor));
+  for (size_t b = 0; b < blocks_.size(); ++b) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in[b]));
+    for (int64_t k = 0; k < blocks_[b].numel; ++k) {
+      init[blocks_[b].offset + k] = static_cast<float>(init_rng.uniform(-bound, bound));
+    }
+  }
+  flat_ = torch::from_blob(init.data(), {cursor}, torch::kFloat32).clone();
+  flat_.set_requires_grad(true);
+  adam_m_ = torch::zeros({cursor}, torch::kFloat32);
+  adam_v_ = torch::zeros({cursor}, torch::kFloat32);
+}
+
+torch::Tensor EnsembleNet::view(int i) const {
+  const Block& b = blocks_[i];
+  return flat_.narrow(0, b.offset, b.numel).view(b.shape);
+}
+
+torch::Tensor EnsembleNet::activate(const torch::Tensor& x) const {
+  if (shape_.activation == "relu") return torch::relu(x);
+  if (shape_.activation == "tanh") return torch::tanh(x);
+  return torch::leaky_relu(x, 0.01);
+}
+
+int64_t EnsembleNet::activation_floats_per_row() const {
+  const int64_t M = shape_.members;
+  int64_t n = shape_.row_width;
+  for (size_t i = 0; i < conv_out_hw_.size(); ++i) n += M * shape_.conv_channels[i] * conv_out_hw_[i] * 2;
+  int64_t head = conv_features_ + shape_.row_width;
+  for (int h : shape_.hidden) head += h;
+  return n + M * (head + 1) * 2;
+}
+
+torch::Tensor EnsembleNet::forward(const torch::Tensor& rows, const std::vector<torch::Tensor>& masks) const {
+  const int64_t M = shape_.members;
+  const int64_t N = rows.size(0);
+  torch::Tensor h;  // (M x N x features) input of the head
+  if (!conv_w_.empty()) {
+    const int64_t C = shape_.image[0], H = shape_.image[1], W = shape_.image[2];
+    const int64_t image_floats = C * H * W;
+    torch::Tensor y = rows.narrow(1, 0, image_floats).reshape({N, C, H, W});  // (N x C x H x W)
+    for (size_t i = 0; i < conv_w_.size(); ++i) {
+      // The first conv sees the shared image (all members' filters at once, groups 1); later
+      // convs keep members apart with groups = M. => (N x M*C_i x H_i x W_i)
+      const int64_t groups = i == 0 ? 1 : M;
+      y = activate(torch::conv2d(y, view(conv_w_[i]), view(conv_b_[i]), kStride, kPadding, 1, groups));
+    }
+    torch::Tensor features = y.reshape({N, M, conv_features_}).permute({1, 0, 2});  // (M x N x Fc)
+    torch::Tensor extra = rows.narrow(1, image_floats, shape_.row_width - image_floats);  // (N x E)
+    h = torch::cat({features, extra.unsqueeze(0).expand({M, N, extra.size(1)})}, 2);  // (M x N x Fc+E)
+  } else {
+    h = rows.unsqueeze(0).expand({M, N, rows.size(1)});  // (M x N x F), no copy
+  }
+  const size_t n_layers = fc_w_.size();
+  for (size_t i = 0; i < n_layers; ++i) {
+    h = torch::baddbmm(view(fc_b_[i]), h, view(fc_w_[i]));  // (M x N x out_i)
+    if (i + 1 < n_layers) {
+      h = activate(h);
+      if (!masks.empty()) h = h * masks[i];  // (M x 1 x out_i) broadcast over every row
+    }
+  }
+  return h.squeeze(2);  // (M x N)
+}
+
+void EnsembleNet::adam_step(double lr, double l2) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor g = flat_.mutable_grad();  // (P)
+  if (!g.defined()) return;
+  if (l2 > 0) g.narrow(0, 0, n_weights_).add_(flat_.narrow(0, 0, n_weights_), l2);
+  ++adam_steps_;
+  adam_m_.mul_(kBeta1).add_(g, 1.0 - kBeta1);
+  adam_v_.mul_(kBeta2).addcmul_(g, g, 1.0 - kBeta2);
+  const double bc1 = 1.0 - std::pow(kBeta1, static_cast<double>(adam_steps_));
+  const double bc2 = 1.0 - std::pow(kBeta2, static_cast<double>(adam_steps_));
+  torch::Tensor denom = (adam_v_.sqrt() / std::sqrt(bc2)).add_(kAdamEps);
+  flat_.addcdiv_(adam_m_, denom, -lr / bc1);
+  g.zero_();
+}
+
+}  // namespace prefrl::reward_detail

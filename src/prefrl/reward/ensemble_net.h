@@ -1,0 +1,85 @@
+// The reward ensemble's networks, internal to reward/. Every member's parameters live in
+// ONE flat tensor, laid out as all weights first, then all biases, so that
+//   - a layer of the whole ensemble is one batched matmul (MLP: W (M x in x out) with
+//     torch::baddbmm) or one (grouped) convolution (CNN trunk), and
+//   - Adam and L2 are a handful of element-wise ops on one tensor (L2 touches the weight
+//     prefix only, never biases).
+//
+// Input rows (N x F) are the encoded steps built by RewardModel:
+//   MLP:  [obs (D), action encoding (A'), absorbing flag (1)]            F = D + A' + 1
+//   CNN:  [image (C*H*W), action encoding (A'), absorbing flag (1)]      same layout
+// The CNN trunk (3x3 stride-2 convs, padding 1, cfg activation) maps the image part to
+// flattened features; those plus the action encoding and absorbing flag feed the MLP head
+// (hidden widths cfg.hidden; empty => one linear layer). Output: one scalar per member and
+// row => (M x N).
+//
+// Dropout multipliers come from the caller (one (M x 1 x H) mask per hidden layer, shared by
+// every row of the minibatch, i.e. by both clips of every pair and all their steps).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "prefrl/core/rng.h"
+
+namespace prefrl::reward_detail {
+
+struct NetShape {
+  int64_t members = 1;                  // M
+  std::vector<int64_t> image;           // {C, H, W} for a conv trunk; empty for a plain MLP
+  std::vector<int> conv_channels;       // output channels of each conv (only with image)
+  int64_t row_width = 0;                // F: floats per input row
+  std::vector<int> hidden;              // widths of the head's hidden layers
+  std::string activation = "leaky_relu";
+};
+
+class EnsembleNet {
+ public:
+  // Builds the layout and initialises every member from `init_rng`: weights and biases
+  // ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's Linear/Conv default bound).
+  EnsembleNet(NetShape shape, Rng& init_rng);
+
+  // Raw outputs of every member: rows (N x F) => (M x N). `masks` is empty (no dropout) or
+  // holds one (M x 1 x hidden[i]) multiplier per hidden layer. Differentiable w.r.t. params.
+  torch::Tensor forward(const torch::Tensor& rows, const std::vector<torch::Tensor>& masks) const;
+
+  // One Adam step (PyTorch's formula, betas 0.9/0.999, eps 1e-8) from params().grad(), with
+  // L2 added to the weights' gradient as coupled weight decay (g += l2 * w); clears the grad.
+  void adam_step(double lr, double l2);
+
+  // Floats of activations per input row in a forward pass (to size inference chunks).
+  int64_t activation_floats_per_row() const;
+
+  const NetShape& shape() const { return shape_; }
+  torch::Tensor& params() { return flat_; }
+  const torch::Tensor& params() const { return flat_; }
+  torch::Tensor& adam_m() { return adam_m_; }
+  torch::Tensor& adam_v() { return adam_v_; }
+  int64_t& adam_steps() { return adam_steps_; }
+  int64_t num_params() const { return flat_.numel(); }
+
+ private:
+  struct Block { int64_t offset, numel; std::vector<int64_t> shape; };
+  // Adds a block of `numel` floats to the layout and returns its index.
+  int add_block(std::vector<int64_t> shape, int64_t* cursor);
+  // A view of block i into flat_ (part of the autograd graph when grad mode is on).
+  torch::Tensor view(int i) const;
+  // The configured activation applied to x.
+  torch::Tensor activate(const torch::Tensor& x) const;
+
+  NetShape shape_;
+  std::vector<int> conv_w_, conv_b_;      // block indices of conv weights / biases
+  std::vector<int> fc_w_, fc_b_;          // block indices of head weights / biases
+  std::vector<Block> blocks_;
+  int64_t n_weights_ = 0;                 // the first n_weights_ floats of flat_ are weights
+  int64_t conv_features_ = 0;             // per-member flattened conv features
+  std::vector<int64_t> conv_out_hw_;      // spatial size (H*W) after each conv
+  torch::Tensor flat_;    // (P) every parameter of every member; requires grad
+  torch::Tensor adam_m_;  // (P) Adam first moment
+  torch::Tensor adam_v_;  // (P) Adam second moment
+  int64_t adam_steps_ = 0;
+};
+
+}  // namespace prefrl::reward_detail

@@ -1,0 +1,687 @@
+// RewardModel: stored labeled pairs => ensemble training rounds => normalised rewards.
+//
+// Data path of one label: add_pairs() encodes both clips once into the packed tensor
+// `rows` (pairs x 2 x L x F) and draws its split and bootstrap counts; every round,
+// train_round() gathers shuffled minibatches from `rows`, evaluates all steps of all pairs of
+// the minibatch for all members in one forward pass (M x B*2*L), and takes one Adam step on
+// the sum over members of each member's bootstrap-weighted Bradley–Terry loss.
+//
+// Training uses raw member outputs. The loss only sees differences of returns, so it is
+// invariant to a shift of r̂ but not to its scale: the raw scale is what the preferences
+// determined. update_normalisation() then maps each member to mean 0, std output_std on
+// recent states, and everything the policy or query selection sees (predict,
+// segment_returns, disagreement) uses those normalised outputs.
+//
+// Randomness: three prefrl::Rng streams derived from the constructor seed — init (weights),
+// split (validation split and bootstrap counts, one draw sequence per pair in arrival order,
+// so adding pairs incrementally never changes earlier pairs) and train (shuffles and dropout
+// masks). Nothing depends on global torch RNG state; with one thread, same seed => same
+// results.
+#include "prefrl/reward/reward_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <map>
+
+#include "prefrl/core/error.h"
+#include "prefrl/core/rng.h"
+#include "prefrl/reward/ensemble_net.h"
+
+namespace prefrl {
+
+namespace {
+constexpr uint64_t kInitStream = 1, kSplitStream = 2, kTrainStream = 3;  // Rng streams
+constexpr int64_t kChunkFloats = int64_t{1} << 24;  // activation floats per inference chunk (64 MB)
+constexpr double kStdFloor = 1e-8;                  // floor of a member's output std
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// One Poisson(1) draw (Knuth's product of uniforms): a pair's online-bootstrap count.
+int poisson1(Rng& rng) {
+  const double limit = std::exp(-1.0);
+  int k = 0;
+  double p = rng.uniform();
+  while (p > limit) {
+    ++k;
+    p *= rng.uniform();
+  }
+  return k;
+}
+
+// A CPU int64 tensor holding a copy of v: (n).
+torch::Tensor index_tensor(const std::vector<int64_t>& v) {
+  return torch::tensor(v, torch::kInt64);
+}
+
+// Rng state <=> int64 tensor (6), bit for bit.
+torch::Tensor rng_to_tensor(const Rng& rng) {
+  std::vector<uint64_t> s = rng.state();
+  std::vector<int64_t> v(s.size());
+  std::memcpy(v.data(), s.data(), s.size() * sizeof(uint64_t));
+  return torch::tensor(v, torch::kInt64);
+}
+void rng_from_tensor(const torch::Tensor& t, Rng* rng) {
+  torch::Tensor c = t.to(torch::kInt64).contiguous();
+  std::vector<uint64_t> s(static_cast<size_t>(c.numel()));
+  std::memcpy(s.data(), c.data_ptr<int64_t>(), s.size() * sizeof(uint64_t));
+  rng->set_state(s);
+}
+}  // namespace
+
+struct RewardModel::Impl {
+  // A pair's split: held out, or trained on with these per-member bootstrap counts.
+  struct Assignment {
+    bool validation = false;
+    std::vector<float> weights;  // (M)
+  };
+
+  RewardConfig cfg;
+  std::vector<int64_t> obs_shape;
+  int64_t obs_size = 0;    // D: floats per observation
+  int64_t act_size = 0;    // A: floats per action as given
+  bool discrete = false;
+  int64_t n_actions = 0;
+  int64_t act_width = 0;   // A': encoded action floats (one-hot n_actions, A, or 0 without actions)
+  int64_t row_width = 0;   // F = D + A' + 1 (absorbing flag last)
+  bool can_terminate = false;
+  int64_t M = 0;           // ensemble members
+  Rng split_rng, train_rng;
+  std::unique_ptr<reward_detail::EnsembleNet> net;
+  double l2 = 0;
+  torch::Tensor norm_mean;  // (M) raw-output mean per member
+  torch::Tensor norm_std;   // (M) raw-output std per member (floored)
+
+  // Stored pairs, in order added; capacity grows by doubling.
+  int64_t seg_len = 0;      // L shared by every stored clip
+  int64_t n_pairs = 0;
+  torch::Tensor rows;       // (capacity x 2 x L x F) encoded steps, left clip then right
+  torch::Tensor targets;    // (capacity) P(left better)
+  torch::Tensor weights;    // (capacity x M) bootstrap counts; 0 for validation pairs
+  std::vector<uint8_t> is_val;      // (P)
+  std::vector<int64_t> label_ids;   // (P)
+  std::vector<int64_t> train_idx, val_idx;
+  // Assignments from a loaded checkpoint for pairs not (yet) held: by label id, and by
+  // position for pairs without one.
+  std::map<int64_t, Assignment> saved_by_label, saved_by_position;
+
+  // Encodes one step into row (F floats): [obs, action encoding, 0], or zeros and flag 1 if absorbing.
+  void encode_step(const float* obs, const float* act, bool absorbing, float* row) const {
+    std::fill(row, row + row_width, 0.0f);
+    if (absorbing) {
+      row[row_width - 1] = 1.0f;
+      return;
+    }
+    std::memcpy(row, obs, sizeof(float) * obs_size);
+    if (act_width == 0) return;
+    if (act == nullptr) throw UsageError("reward model uses actions (use_action=true) but no actions were given");
+    float* a = row + obs_size;
+    if (discrete) {
+      const float v = act[0];
+      if (!(v >= 0.0f && v < static_cast<float>(n_actions)) || v != std::floor(v)) {
+        throw UsageError("discrete action " + std::to_string(v) + " is not an integer in [0, " +
+                         std::to_string(n_actions) + ")");
+      }
+      a[static_cast<int64_t>(v)] = 1.0f;
+    } else {
+      std::memcpy(a, act, sizeof(float) * act_size);
+    }
+  }
+
+  // n ordinary steps (+ `absorbing_rows` absorbing rows at the end) => rows (n+extra x F).
+  torch::Tensor encode_steps(const float* obs, const float* act, int64_t n, int64_t absorbing_rows) const {
+    torch::Tensor out = torch::empty({n + absorbing_rows, row_width}, torch::kFloat32);
+    float* p = out.data_ptr<float>();
+    for (int64_t i = 0; i < n; ++i) {
+      encode_step(obs + i * obs_size, act ? act + i * act_size : nullptr, false, p + i * row_width);
+    }
+    for (int64_t i = n; i < n + absorbing_rows; ++i) encode_step(nullptr, nullptr, true, p + i * row_width);
+    return out;
+  }
+
+  // Checks a segment's shapes and values; names the segment and what was expected.
+  void check_segment(const Segment& s) const {
+    const std::string who = "segment " + std::to_string(s.id);
+    const size_t L = static_cast<size_t>(std::max(s.length, 0));
+    if (s.length <= 0) throw UsageError(who + ": length must be positive, got " + std::to_string(s.length));
+    if (s.obs_size != obs_size || s.obs.size() != L * obs_size) {
+      throw UsageError(who + ": expected " + std::to_string(L) + " x " + std::to_string(obs_size) +
+                       " observation floats, got obs_size " + std::to_string(s.obs_size) + " and " +
+                       std::to_string(s.obs.size()) + " floats");
+    }
+    if (act_width > 0 && (s.act_size != act_size || s.actions.size() != L * act_size)) {
+      throw UsageError(who + ": expected " + std::to_string(L) + " x " + std::to_string(act_size) +
+                       " action floats, got act_size " + std::to_string(s.act_size) + " and " +
+                       std::to_string(s.actions.size()) + " floats");
+    }
+    if (!s.absorbing.empty() && s.absorbing.size() != L) {
+      throw UsageError(who + ": expected " + std::to_string(L) + " absorbing flags, got " +
+                       std::to_string(s.absorbing.size()));
+    }
+    for (size_t t = 0; t < L; ++t) {
+      if (!s.absorbing.empty() && s.absorbing[t]) continue;
+      if (discrete && act_width > 0) {
+        const float v = s.actions[t];
+        if (!(v >= 0.0f && v < static_cast<float>(n_actions)) || v != std::floor(v)) {
+          throw UsageError(who + ": discrete action " + std::to_string(v) + " of step " + std::to_string(t) +
+                           " is not an integer in [0, " + std::to_string(n_actions) + ")");
+        }
+      }
+      for (int64_t j = 0; j < obs_size; ++j) {
+        if (!std::isfinite(s.obs[t * obs_size + j])) {
+          throw UsageError(who + ": observation " + std::to_string(j) + " of step " + std::to_string(t) +
+                           " is " + std::to_string(s.obs[t * obs_size + j]) + "; expected a finite number");
+        }
+      }
+    }
+  }
+
+  // Encodes a segment's L steps into dst (L x F).
+  void encode_segment(const Segment& s, float* dst) const {
+    for (int t = 0; t < s.length; ++t) {
+      const bool absorbing = !s.absorbing.empty() && s.absorbing[t];
+      encode_step(s.obs.data() + t * obs_size, act_width ? s.actions.data() + t * act_size : nullptr,
+                  absorbing, dst + t * row_width);
+    }
+  }
+
+  // Segments of any lengths => {rows (N x F), segment index of each row (N)}.
+  std::pair<torch::Tensor, torch::Tensor> encode_segments(const std::vector<const Segment*>& segs) const {
+    int64_t n = 0;
+    for (const Segment* s : segs) {
+      check_segment(*s);
+      n += s->length;
+    }
+    torch::Tensor out = torch::empty({n, row_width}, torch::kFloat32);
+    std::vector<int64_t> owner(static_cast<size_t>(n));
+    int64_t at = 0;
+    for (size_t k = 0; k < segs.size(); ++k) {
+      encode_segment(*segs[k], out.data_ptr<float>() + at * row_width);
+      std::fill(owner.begin() + at, owner.begin() + at + segs[k]->length, static_cast<int64_t>(k));
+      at += segs[k]->length;
+    }
+    return {out, index_tensor(owner)};
+  }
+
+  // Raw member outputs without dropout or autograd, in memory-bounded chunks: (N x F) => (M x N).
+  torch::Tensor raw_eval(const torch::Tensor& x) const {
+    torch::NoGradGuard no_grad;
+    const int64_t N = x.size(0);
+    const int64_t chunk = std::max<int64_t>(1, kChunkFloats / net->activation_floats_per_row());
+    if (N <= chunk) return net->forward(x, {});
+    std::vector<torch::Tensor> parts;
+    for (int64_t s = 0; s < N; s += chunk) parts.push_back(net->forward(x.narrow(0, s, std::min(chunk, N - s)), {}));
+    return torch::cat(parts, 1);
+  }
+
+  // Raw outputs => normalised: (M x N) => (M x N).
+  torch::Tensor normalise(const torch::Tensor& raw) const {
+    return (raw - norm_mean.unsqueeze(1)) / norm_std.unsqueeze(1) * cfg.output_std;
+  }
+
+  // One inverted-dropout multiplier per member, hidden layer and unit: {(M x 1 x h_i)}; empty if no dropout.
+  std::vector<torch::Tensor> draw_masks() {
+    std::vector<torch::Tensor> masks;
+    if (cfg.dropout <= 0.0) return masks;
+    const double keep = 1.0 - cfg.dropout;
+    const float scale = static_cast<float>(1.0 / keep);
+    for (int h : cfg.hidden) {
+      std::vector<float> m(static_cast<size_t>(M * h));
+      for (float& v : m) v = train_rng.uniform() < keep ? scale : 0.0f;
+      masks.push_back(torch::tensor(m, torch::kFloat32).view({M, 1, h}));
+    }
+    return masks;
+  }
+
+  // Raw returns of stored pairs idx without dropout => (M x |idx| x 2) (all pairs if idx is undefined).
+  torch::Tensor stored_returns(const torch::Tensor& idx) const {
+    torch::Tensor x = idx.defined() ? rows.index_select(0, idx) : rows.narrow(0, 0, n_pairs);
+    const int64_t P = x.size(0);
+    return raw_eval(x.reshape({P * 2 * seg_len, row_width})).view({M, P, 2, seg_len}).sum(3);
+  }
+
+  // Ensemble accuracy of raw returns (M x P x 2) against targets (P), ties excluded; NaN if none.
+  static double ensemble_accuracy(const torch::Tensor& ret, const torch::Tensor& target) {
+    torch::Tensor p = torch::sigmoid(ret.select(2, 0) - ret.select(2, 1)).mean(0).contiguous();  // (P)
+    torch::Tensor t = target.contiguous();
+    const float* pp = p.data_ptr<float>();
+    const float* tp = t.data_ptr<float>();
+    double correct = 0.0;
+    int64_t counted = 0;
+    for (int64_t i = 0; i < p.numel(); ++i) {
+      if (tp[i] == 0.5f) continue;
+      ++counted;
+      if (pp[i] == 0.5f) correct += 0.5;
+      else if ((pp[i] > 0.5f) == (tp[i] > 0.5f)) correct += 1.0;
+    }
+    return counted ? correct / counted : kNaN;
+  }
+
+  // Rebuilds the train/validation index lists from is_val.
+  void rebuild_split() {
+    train_idx.clear();
+    val_idx.clear();
+    for (int64_t i = 0; i < n_pairs; ++i) (is_val[i] ? val_idx : train_idx).push_back(i);
+  }
+
+  // The saved assignment of a pair (by label id, or by position without one), if any.
+  const Assignment* saved_assignment(int64_t label_id, int64_t position) const {
+    const auto& map = label_id >= 0 ? saved_by_label : saved_by_position;
+    auto it = map.find(label_id >= 0 ? label_id : position);
+    return it == map.end() ? nullptr : &it->second;
+  }
+
+  // Sets stored pair i's split and bootstrap counts.
+  void apply_assignment(int64_t i, const Assignment& a) {
+    is_val[i] = a.validation ? 1 : 0;
+    std::copy(a.weights.begin(), a.weights.end(), weights.data_ptr<float>() + i * M);
+  }
+
+  // Draws a new pair's split and bootstrap counts from split_rng.
+  Assignment draw_assignment() {
+    Assignment a;
+    a.validation = split_rng.uniform() < cfg.val_fraction;
+    a.weights.assign(static_cast<size_t>(M), a.validation ? 0.0f : 1.0f);
+    if (!a.validation && cfg.bootstrap) {
+      for (float& w : a.weights) w = static_cast<float>(poisson1(split_rng));
+    }
+    return a;
+  }
+
+  // Makes room for `needed` pairs in the packed tensors.
+  void reserve(int64_t needed) {
+    const int64_t cap = rows.defined() ? rows.size(0) : 0;
+    if (needed <= cap) return;
+    const int64_t new_cap = std::max<int64_t>({16, 2 * cap, needed});
+    torch::Tensor r = torch::zeros({new_cap, 2, seg_len, row_width}, torch::kFloat32);
+    torch::Tensor t = torch::zeros({new_cap}, torch::kFloat32);
+    torch::Tensor w = torch::zeros({new_cap, M}, torch::kFloat32);
+    if (n_pairs > 0) {
+      r.narrow(0, 0, n_pairs).copy_(rows.narrow(0, 0, n_pairs));
+      t.narrow(0, 0, n_pairs).copy_(targets.narrow(0, 0, n_pairs));
+      w.narrow(0, 0, n_pairs).copy_(weights.narrow(0, 0, n_pairs));
+    }
+    rows = r;
+    targets = t;
+    weights = w;
+  }
+};
+
+RewardModel::RewardModel(const RewardConfig& cfg, std::vector<int64_t> obs_shape, int64_t act_size,
+                         bool discrete_actions, int64_t n_actions, bool env_can_terminate, uint64_t seed)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.cfg = cfg;
+  if (obs_shape.empty()) throw UsageError("reward model: observation shape is empty");
+  m.obs_size = 1;
+  for (int64_t s : obs_shape) {
+    if (s <= 0) throw UsageError("reward model: observation dimensions must be positive, got " + std::to_string(s));
+    m.obs_size *= s;
+  }
+  if (cfg.ensemble_size < 1) throw UsageError("reward ensemble_size must be >= 1, got " + std::to_string(cfg.ensemble_size));
+  if (cfg.batch_pairs < 1) throw UsageError("reward batch_pairs must be >= 1, got " + std::to_string(cfg.batch_pairs));
+  if (!(cfg.dropout >= 0.0 && cfg.dropout < 1.0)) throw UsageError("reward dropout must be in [0, 1), got " + std::to_string(cfg.dropout));
+  if (cfg.activation != "relu" && cfg.activation != "leaky_relu" && cfg.activation != "tanh") {
+    throw UsageError("reward activation '" + cfg.activation + "' is not one of: relu, leaky_relu, tanh");
+  }
+  if (discrete_actions && cfg.use_action) {
+    if (n_actions < 1) throw UsageError("reward model: discrete actions need n_actions >= 1, got " + std::to_string(n_actions));
+    if (act_size != 1) throw UsageError("reward model: discrete actions are one index (act_size 1), got act_size " + std::to_string(act_size));
+  }
+  if (!discrete_actions && cfg.use_action && act_size < 0) {
+    throw UsageError("reward model: act_size must be >= 0, got " + std::to_string(act_size));
+  }
+  m.obs_shape = std::move(obs_shape);
+  m.act_size = act_size;
+  m.discrete = discrete_actions;
+  m.n_actions = n_actions;
+  m.act_width = cfg.use_action ? (discrete_actions ? n_actions : act_size) : 0;
+  m.row_width = m.obs_size + m.act_width + 1;
+  m.can_terminate = env_can_terminate;
+  m.M = cfg.ensemble_size;
+  m.split_rng.seed(derive_seed(seed, kSplitStream));
+  m.train_rng.seed(derive_seed(seed, kTrainStream));
+  Rng init_rng(derive_seed(seed, kInitStream));
+  reward_detail::NetShape shape;
+  shape.members = m.M;
+  if (m.obs_shape.size() == 3 && !cfg.conv_channels.empty()) {
+    shape.image = m.obs_shape;
+    shape.conv_channels = cfg.conv_channels;
+  }
+  shape.row_width = m.row_width;
+  shape.hidden = cfg.hidden;
+  shape.activation = cfg.activation;
+  m.net = std::make_unique<reward_detail::EnsembleNet>(shape, init_rng);
+  m.l2 = cfg.l2_init;
+  m.norm_mean = torch::zeros({m.M}, torch::kFloat32);
+  m.norm_std = torch::ones({m.M}, torch::kFloat32);
+}
+
+RewardModel::~RewardModel() = default;
+
+void RewardModel::add_pairs(const std::vector<LabeledPair>& pairs) {
+  Impl& m = *impl_;
+  if (pairs.empty()) return;
+  // Validate everything first so a bad pair adds nothing.
+  int64_t L = m.seg_len;
+  for (const LabeledPair& p : pairs) {
+    m.check_segment(p.left);
+    m.check_segment(p.right);
+    if (L == 0) L = p.left.length;
+    if (p.left.length != L || p.right.length != L) {
+      throw UsageError("labeled pair " + std::to_string(p.label_id) + ": clips of " + std::to_string(p.left.length) +
+                       " and " + std::to_string(p.right.length) + " steps; this reward model holds " +
+                       std::to_string(L) + "-step clips");
+    }
+    if (!(p.target >= 0.0f && p.target <= 1.0f)) {
+      throw UsageError("labeled pair " + std::to_string(p.label_id) + ": target " + std::to_string(p.target) +
+                       " is not a probability in [0, 1] (skipped queries have no label)");
+    }
+  }
+  m.seg_len = L;
+  m.reserve(m.n_pairs + static_cast<int64_t>(pairs.size()));
+  const int64_t clip_floats = L * m.row_width;
+  float* rows = m.rows.data_ptr<float>();
+  for (const LabeledPair& p : pairs) {
+    const int64_t i = m.n_pairs++;
+    m.encode_segment(p.left, rows + (2 * i) * clip_floats);
+    m.encode_segment(p.right, rows + (2 * i + 1) * clip_floats);
+    m.targets.data_ptr<float>()[i] = p.target;
+    m.label_ids.push_back(p.label_id);
+    m.is_val.push_back(0);
+    const Impl::Assignment* saved = m.saved_assignment(p.label_id, i);
+    const Impl::Assignment a = saved ? *saved : m.draw_assignment();
+    m.apply_assignment(i, a);
+    (a.validation ? m.val_idx : m.train_idx).push_back(i);
+  }
+}
+
+int64_t RewardModel::num_pairs() const { return impl_->n_pairs; }
+
+RewardTrainStats RewardModel::train_round() {
+  Impl& m = *impl_;
+  RewardTrainStats st;
+  st.n_train = static_cast<int64_t>(m.train_idx.size());
+  st.n_val = static_cast<int64_t>(m.val_idx.size());
+  st.l2 = m.l2;
+  if (m.train_idx.empty()) return st;
+
+  reward_detail::EnsembleNet& net = *m.net;
+  // Snapshot for rollback if the parameters diverge.
+  const torch::Tensor saved_params = net.params().detach().clone();
+  const torch::Tensor saved_m = net.adam_m().clone(), saved_v = net.adam_v().clone();
+  const int64_t saved_steps = net.adam_steps();
+
+  const int64_t L = m.seg_len, F = m.row_width, M = m.M;
+  std::vector<int64_t> order = m.train_idx;
+  torch::Tensor fit_sum = torch::zeros({}, torch::kFloat32);  // () sum of minibatch losses
+  for (int epoch = 0; epoch < m.cfg.epochs_per_round && st.updates < m.cfg.max_updates_per_round; ++epoch) {
+    m.train_rng.shuffle(order);
+    for (size_t start = 0; start < order.size() && st.updates < m.cfg.max_updates_per_round;
+         start += static_cast<size_t>(m.cfg.batch_pairs)) {
+      const size_t end = std::min(order.size(), start + static_cast<size_t>(m.cfg.batch_pairs));
+      const int64_t B = static_cast<int64_t>(end - start);
+      const torch::Tensor idx = index_tensor(std::vector<int64_t>(order.begin() + start, order.begin() + end));
+      const torch::Tensor x = m.rows.index_select(0, idx).view({B * 2 * L, F});  // (B*2*L x F)
+      const torch::Tensor target = m.targets.index_select(0, idx);                // (B)
+      const torch::Tensor w = m.weights.index_select(0, idx).t();                 // (M x B)
+      const torch::Tensor ret = net.forward(x, m.draw_masks()).view({M, B, 2, L}).sum(3);  // (M x B x 2)
+      const torch::Tensor nll = preference_nll(ret.select(2, 0), ret.select(2, 1), target, m.cfg.random_response);
+      // Each member's bootstrap-weighted mean NLL; members share no parameters, so the
+      // gradient of the sum is each member's own gradient.
+      const torch::Tensor loss = (nll * w).sum(1) / w.sum(1).clamp_min(1.0);  // (M)
+      loss.sum().backward();
+      net.adam_step(m.cfg.lr, m.l2);
+      fit_sum += loss.detach().mean();
+      ++st.updates;
+    }
+  }
+  if (st.updates > 0) st.fit_loss = fit_sum.item<double>() / static_cast<double>(st.updates);
+
+  torch::NoGradGuard no_grad;
+  if (!torch::isfinite(net.params()).all().item<bool>()) {
+    net.params().copy_(saved_params);
+    net.adam_m().copy_(saved_m);
+    net.adam_v().copy_(saved_v);
+    net.adam_steps() = saved_steps;
+    st.diverged = true;
+  }
+
+  // Statistics without dropout, over every stored pair in one pass.
+  const torch::Tensor ret = m.stored_returns(torch::Tensor());  // (M x P x 2)
+  const torch::Tensor target = m.targets.narrow(0, 0, m.n_pairs);
+  const torch::Tensor nll = preference_nll(ret.select(2, 0), ret.select(2, 1), target, m.cfg.random_response);
+  const torch::Tensor tidx = index_tensor(m.train_idx);
+  const torch::Tensor tw = m.weights.index_select(0, tidx).t();  // (M x T)
+  st.train_loss = ((nll.index_select(1, tidx) * tw).sum(1) / tw.sum(1).clamp_min(1.0)).mean().item<double>();
+  st.train_accuracy = Impl::ensemble_accuracy(ret.index_select(1, tidx), target.index_select(0, tidx));
+  st.val_loss = kNaN;
+  st.val_accuracy = kNaN;
+  if (!m.val_idx.empty()) {
+    const torch::Tensor vidx = index_tensor(m.val_idx);
+    st.val_loss = nll.index_select(1, vidx).mean().item<double>();
+    st.val_accuracy = Impl::ensemble_accuracy(ret.index_select(1, vidx), target.index_select(0, vidx));
+    // Adapt L2 (multiplicatively, so an L2 of 0 stays 0).
+    if (m.cfg.adapt_l2 && std::isfinite(st.val_loss) && std::isfinite(st.train_loss)) {
+      const double ratio = st.train_loss > 0 ? st.val_loss / st.train_loss : std::numeric_limits<double>::infinity();
+      if (ratio > m.cfg.l2_band_high) m.l2 *= m.cfg.l2_factor;
+      else if (ratio < m.cfg.l2_band_low) m.l2 /= m.cfg.l2_factor;
+    }
+  }
+  st.l2 = m.l2;
+  return st;
+}
+
+void RewardModel::update_normalisation(const float* obs, const float* act, int64_t n) {
+  Impl& m = *impl_;
+  if (n <= 0) return;
+  torch::Tensor raw = m.raw_eval(m.encode_steps(obs, act, n, 0));  // (M x n)
+  const torch::Tensor finite = torch::isfinite(raw).all(0);        // (n)
+  if (!finite.all().item<bool>()) raw = raw.index_select(1, finite.nonzero().squeeze(1));
+  if (raw.size(1) == 0) return;
+  m.norm_mean = raw.mean(1);
+  m.norm_std = (raw - m.norm_mean.unsqueeze(1)).pow(2).mean(1).sqrt().clamp_min(kStdFloor);  // population std
+}
+
+void RewardModel::predict(const float* obs, const float* act, int64_t n, float* out) {
+  Impl& m = *impl_;
+  if (n <= 0) return;
+  const bool subtract = m.cfg.subtract_absorbing && m.can_terminate;
+  const torch::Tensor x = m.encode_steps(obs, act, n, subtract ? 1 : 0);  // (n[+1] x F)
+  torch::Tensor r = m.normalise(m.raw_eval(x)).mean(0);                  // (n[+1])
+  if (subtract) r = r.narrow(0, 0, n) - r[n];
+  r = r.contiguous();
+  std::memcpy(out, r.data_ptr<float>(), sizeof(float) * n);
+}
+
+torch::Tensor RewardModel::member_rewards(const float* obs, const float* act, int64_t n) {
+  Impl& m = *impl_;
+  if (n <= 0) return torch::zeros({m.M, 0}, torch::kFloat32);
+  return m.normalise(m.raw_eval(m.encode_steps(obs, act, n, 0)));
+}
+
+double RewardModel::absorbing_value() {
+  Impl& m = *impl_;
+  return m.normalise(m.raw_eval(m.encode_steps(nullptr, nullptr, 0, 1))).mean().item<double>();
+}
+
+torch::Tensor RewardModel::segment_returns(const std::vector<const Segment*>& segs) {
+  Impl& m = *impl_;
+  auto [x, owner] = m.encode_segments(segs);
+  const torch::Tensor r = m.normalise(m.raw_eval(x));  // (M x N)
+  return torch::zeros({m.M, static_cast<int64_t>(segs.size())}, torch::kFloat32).index_add_(1, owner, r);
+}
+
+std::vector<double> RewardModel::disagreement(const std::vector<std::pair<const Segment*, const Segment*>>& pairs) {
+  std::vector<const Segment*> segs;
+  segs.reserve(2 * pairs.size());
+  for (const auto& [l, r] : pairs) {
+    segs.push_back(l);
+    segs.push_back(r);
+  }
+  const int64_t P = static_cast<int64_t>(pairs.size());
+  const torch::Tensor ret = segment_returns(segs).view({impl_->M, P, 2});                      // (M x P x 2)
+  const torch::Tensor p = torch::sigmoid(ret.select(2, 0) - ret.select(2, 1));               // (M x P)
+  const torch::Tensor var = (p - p.mean(0)).pow(2).mean(0).to(torch::kFloat64).contiguous();  // (P) population variance
+  return std::vector<double>(var.data_ptr<double>(), var.data_ptr<double>() + P);
+}
+
+double RewardModel::validation_accuracy() {
+  Impl& m = *impl_;
+  if (m.val_idx.empty()) return kNaN;
+  const torch::Tensor vidx = index_tensor(m.val_idx);
+  return Impl::ensemble_accuracy(m.stored_returns(vidx), m.targets.index_select(0, vidx));
+}
+
+std::pair<torch::Tensor, torch::Tensor> RewardModel::pair_returns(const std::vector<LabeledPair>& pairs, bool training) {
+  Impl& m = *impl_;
+  std::vector<const Segment*> segs;
+  for (const LabeledPair& p : pairs) {
+    segs.push_back(&p.left);
+    segs.push_back(&p.right);
+  }
+  auto [x, owner] = m.encode_segments(segs);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor raw = training ? m.net->forward(x, m.draw_masks()) : m.raw_eval(x);  // (M x N)
+  const int64_t P = static_cast<int64_t>(pairs.size());
+  const torch::Tensor ret = torch::zeros({m.M, 2 * P}, torch::kFloat32).index_add_(1, owner, raw).view({m.M, P, 2});
+  return {ret.select(2, 0).contiguous(), ret.select(2, 1).contiguous()};
+}
+
+torch::Tensor RewardModel::pair_weights() const {
+  const Impl& m = *impl_;
+  if (m.n_pairs == 0) return torch::zeros({0, m.M}, torch::kFloat32);
+  return m.weights.narrow(0, 0, m.n_pairs).clone();
+}
+
+std::vector<uint8_t> RewardModel::validation_flags() const { return impl_->is_val; }
+
+double RewardModel::l2() const { return impl_->l2; }
+
+const RewardConfig& RewardModel::config() const { return impl_->cfg; }
+
+void RewardModel::save(const std::string& path) const {
+  const Impl& m = *impl_;
+  reward_detail::EnsembleNet& net = *m.net;
+  // Every pair's assignment: the held pairs, then saved ones from a load not yet re-added.
+  std::vector<int64_t> labels, positions, val;
+  std::vector<float> w;
+  auto put = [&](int64_t label, int64_t pos, const Impl::Assignment& a) {
+    labels.push_back(label);
+    positions.push_back(pos);
+    val.push_back(a.validation ? 1 : 0);
+    w.insert(w.end(), a.weights.begin(), a.weights.end());
+  };
+  const torch::Tensor held_w = m.n_pairs ? m.weights.narrow(0, 0, m.n_pairs).contiguous() : torch::zeros({0, m.M});
+  std::map<int64_t, bool> held_labels;
+  for (int64_t i = 0; i < m.n_pairs; ++i) {
+    const float* row = held_w.data_ptr<float>() + i * m.M;
+    put(m.label_ids[i], i, {m.is_val[i] != 0, std::vector<float>(row, row + m.M)});
+    if (m.label_ids[i] >= 0) held_labels[m.label_ids[i]] = true;
+  }
+  for (const auto& [label, a] : m.saved_by_label) {
+    if (!held_labels.count(label)) put(label, -1, a);
+  }
+  for (const auto& [pos, a] : m.saved_by_position) {
+    if (pos >= m.n_pairs) put(-1, pos, a);
+  }
+  const int64_t K = static_cast<int64_t>(labels.size());
+
+  torch::serialize::OutputArchive ar;
+  ar.write("architecture", torch::tensor(std::vector<int64_t>{m.M, m.row_width, net.num_params(), m.obs_size, m.act_width}));
+  ar.write("params", net.params().detach());
+  ar.write("adam_m", net.adam_m());
+  ar.write("adam_v", net.adam_v());
+  ar.write("adam_steps", torch::tensor(std::vector<int64_t>{net.adam_steps()}));
+  ar.write("norm_mean", m.norm_mean);
+  ar.write("norm_std", m.norm_std);
+  ar.write("l2", torch::tensor(std::vector<double>{m.l2}, torch::kFloat64));
+  ar.write("split_rng", rng_to_tensor(m.split_rng));
+  ar.write("train_rng", rng_to_tensor(m.train_rng));
+  ar.write("pair_label_ids", index_tensor(labels));
+  ar.write("pair_positions", index_tensor(positions));
+  ar.write("pair_is_val", index_tensor(val));
+  ar.write("pair_weights", torch::tensor(w, torch::kFloat32).view({K, m.M}));
+  try {
+    ar.save_to(path);
+  } catch (const c10::Error& e) {
+    throw RuntimeError("cannot write reward model checkpoint '" + path + "': " + e.what_without_backtrace());
+  }
+}
+
+void RewardModel::load(const std::string& path) {
+  Impl& m = *impl_;
+  reward_detail::EnsembleNet& net = *m.net;
+  torch::serialize::InputArchive ar;
+  auto get = [&](const char* key) {
+    torch::Tensor t;
+    ar.read(key, t);
+    return t;
+  };
+  torch::Tensor arch, params, adam_m, adam_v, adam_steps, norm_mean, norm_std, l2, split_rng, train_rng, labels,
+      positions, val, w;
+  try {
+    ar.load_from(path);
+    arch = get("architecture");
+    params = get("params");
+    adam_m = get("adam_m");
+    adam_v = get("adam_v");
+    adam_steps = get("adam_steps");
+    norm_mean = get("norm_mean");
+    norm_std = get("norm_std");
+    l2 = get("l2");
+    split_rng = get("split_rng");
+    train_rng = get("train_rng");
+    labels = get("pair_label_ids");
+    positions = get("pair_positions");
+    val = get("pair_is_val");
+    w = get("pair_weights");
+  } catch (const c10::Error& e) {
+    throw RuntimeError("cannot read reward model checkpoint '" + path + "': " + e.what_without_backtrace());
+  }
+  const std::vector<int64_t> expected = {m.M, m.row_width, net.num_params(), m.obs_size, m.act_width};
+  const std::vector<int64_t> found(arch.data_ptr<int64_t>(), arch.data_ptr<int64_t>() + arch.numel());
+  if (found != expected) {
+    auto show = [](const std::vector<int64_t>& v) {
+      std::string s;
+      for (int64_t x : v) s += (s.empty() ? "" : ", ") + std::to_string(x);
+      return "[" + s + "]";
+    };
+    throw RuntimeError("reward model checkpoint '" + path + "' has architecture (members, input width, parameters, obs size, action width) " +
+                       show(found) + ", this model has " + show(expected));
+  }
+  {
+    torch::NoGradGuard no_grad;
+    net.params().copy_(params);
+  }
+  net.adam_m().copy_(adam_m);
+  net.adam_v().copy_(adam_v);
+  net.adam_steps() = adam_steps.item<int64_t>();
+  m.norm_mean = norm_mean.clone();
+  m.norm_std = norm_std.clone();
+  m.l2 = l2.item<double>();
+  rng_from_tensor(split_rng, &m.split_rng);
+  rng_from_tensor(train_rng, &m.train_rng);
+
+  m.saved_by_label.clear();
+  m.saved_by_position.clear();
+  const int64_t K = labels.numel();
+  const torch::Tensor wc = w.to(torch::kFloat32).contiguous();
+  const torch::Tensor lc = labels.to(torch::kInt64).contiguous(), pc = positions.to(torch::kInt64).contiguous();
+  const torch::Tensor vc = val.to(torch::kInt64).contiguous();
+  for (int64_t k = 0; k < K; ++k) {
+    Impl::Assignment a;
+    a.validation = vc.data_ptr<int64_t>()[k] != 0;
+    const float* row = wc.data_ptr<float>() + k * m.M;
+    a.weights.assign(row, row + m.M);
+    const int64_t label = lc.data_ptr<int64_t>()[k];
+    if (label >= 0) m.saved_by_label[label] = a;
+    else m.saved_by_position[pc.data_ptr<int64_t>()[k]] = a;
+  }
+  for (int64_t i = 0; i < m.n_pairs; ++i) {
+    if (const Impl::Assignment* a = m.saved_assignment(m.label_ids[i], i)) m.apply_assignment(i, *a);
+  }
+  m.rebuild_split();
+}
+
+}  // namespace prefrl
