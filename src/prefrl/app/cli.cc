@@ -206,7 +206,8 @@ nlohmann::json obs_json(const std::vector<float>& obs) {
   return a;
 }
 
-int cmd_env_replay(const std::string& env_name, const std::string& state_json, const std::string& actions_file) {
+int cmd_env_replay(const std::string& env_name, const std::string& state_json, const std::string& actions_file,
+                   int elapsed) {
   auto env = make_env(env_name);
   const EnvSpec& spec = env->spec();
   nlohmann::json state;
@@ -256,6 +257,7 @@ int cmd_env_replay(const std::string& env_name, const std::string& state_json, c
     }
   }
   env->set_state(s, obs.data());
+  env->set_elapsed_steps(elapsed);
   for (const auto& a : actions) {
     if (a.is_number()) act[0] = a.get<float>();
     else for (int64_t j = 0; j < A; ++j) act[j] = a[j].get<float>();
@@ -319,6 +321,9 @@ int cli_main(int argc, char** argv) {
   env_replay->add_option("--env", replay_env, "environment")->required();
   env_replay->add_option("--state", replay_state, "physical state as a JSON array")->required();
   env_replay->add_option("--actions", replay_actions, "file holding a JSON array of actions")->required();
+  int replay_elapsed = 0;
+  env_replay->add_option("--elapsed", replay_elapsed, "steps already taken in the episode (for the time limit)")
+      ->check(CLI::NonNegativeNumber);
 
   try {
     app.parse(argc, argv);
@@ -334,7 +339,7 @@ int cli_main(int argc, char** argv) {
     if (*presets_cmd) return cmd_presets();
     if (*config_cmd) { print_config(config_flags.resolve(), std::cout); return 0; }
     if (*env_list) return cmd_env_list();
-    if (*env_replay) return cmd_env_replay(replay_env, replay_state, replay_actions);
+    if (*env_replay) return cmd_env_replay(replay_env, replay_state, replay_actions, replay_elapsed);
   } catch (const UsageError& e) {
     std::cerr << "prefrl: " << e.what() << "\n";
     return 2;

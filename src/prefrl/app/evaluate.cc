@@ -75,7 +75,9 @@ double reward_true_correlation(PPOAgent& agent, RewardModel& reward, const std::
   // Enough steps per env for num_segments windows with little overlap.
   const int steps = std::max(2 * length, (num_segments / num_envs + 1) * length);
   std::vector<Trajectory> trajs(num_envs);
-  for (int i = 0; i < num_envs; ++i) { trajs[i].obs_size = D; trajs[i].act_size = A; trajs[i].env_index = i; }
+  for (int i = 0; i < num_envs; ++i) {
+    trajs[i].obs_size = D; trajs[i].act_size = A; trajs[i].env_index = i; trajs[i].num_envs = num_envs;
+  }
   std::vector<float> actions(static_cast<size_t>(num_envs) * A);
   envs.reset();
   for (int t = 0; t < steps; ++t) {

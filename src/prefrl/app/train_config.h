@@ -29,6 +29,7 @@ struct RunConfig {
   int64_t seed = 1;               // seeds every random stream of the run
   int64_t total_steps = 100000;   // environment steps, including pre-training collection
   int threads = 1;                // LibTorch intra-op threads
+  std::string policy_reward = "learned";  // what the policy learns from: r̂, or the true reward (baseline)
   int eval_episodes = 20;         // deterministic episodes evaluated at the end (summary.json)
   int checkpoint_every = 0;       // also checkpoint every N policy updates (0: only at the end)
   double progress_every_s = 2.0;  // seconds between progress lines (display only)
@@ -38,6 +39,9 @@ struct RunConfig {
     v.num("seed", seed, "seed of every random stream of the run", 0, 9.0e15);
     v.num("total_steps", total_steps, "environment steps in total (pre-training included)", 1, 1e12);
     v.num("threads", threads, "LibTorch intra-op threads", 1, 256);
+    v.text("policy_reward", policy_reward,
+           "reward the policy learns from: learned (from preferences) or true (baseline: no labels used)",
+           {"learned", "true"});
     v.num("eval_episodes", eval_episodes, "deterministic evaluation episodes at the end (0: none)", 0, 100000);
     v.num("checkpoint_every", checkpoint_every, "checkpoint every N policy updates (0: only at the end)", 0, 1e9);
     v.num("progress_every_s", progress_every_s, "seconds between progress lines", 0.0, 1e6);

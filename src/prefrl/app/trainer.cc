@@ -73,7 +73,9 @@ struct RolloutRecord {
 class SegmentHistory {
  public:
   SegmentHistory(int num_envs, int64_t D, int64_t A, int keep) : keep_(keep), trajs_(num_envs) {
-    for (int i = 0; i < num_envs; ++i) { trajs_[i].obs_size = D; trajs_[i].act_size = A; trajs_[i].env_index = i; }
+    for (int i = 0; i < num_envs; ++i) {
+      trajs_[i].obs_size = D; trajs_[i].act_size = A; trajs_[i].env_index = i; trajs_[i].num_envs = num_envs;
+    }
   }
   // Appends env i's steps of the rollout, starting at global step `start_step`, then trims.
   void append(const RolloutRecord& r, int64_t start_step) {
@@ -98,7 +100,7 @@ class SegmentHistory {
         tr.true_rewards.erase(tr.true_rewards.begin(), tr.true_rewards.begin() + excess);
         tr.terminated.erase(tr.terminated.begin(), tr.terminated.begin() + excess);
         tr.truncated.erase(tr.truncated.begin(), tr.truncated.begin() + excess);
-        // start_env_step counts per-env steps times N; see Segment::env_step in prefs/.
+        // Global steps advance N per row (Segment::env_step = start_env_step + start * N).
         tr.start_env_step += static_cast<int64_t>(excess) * r.N;
       }
     }
@@ -162,6 +164,10 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   schedule.horizon = cfg.prefs.schedule_horizon;
   schedule.total_steps = cfg.run.total_steps;
   MetricWriter metrics(run.file("metrics.jsonl"));
+
+  // Baseline mode: the policy learns from the true reward; no labels are asked for.
+  const bool true_reward_baseline = cfg.run.policy_reward == "true";
+  if (true_reward_baseline) schedule.total_labels = 0;
 
   RolloutRecord roll;
   roll.resize(T, N, D, A);
@@ -245,21 +251,36 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     auto chosen = select_pairs(pool, count, method, cfg.prefs.oversample, score, query_rng);
     t_query += seconds_since(tq);
     const auto td = Clock::now();
+    // Store the chosen clips (each once, in one transaction), then the queries.
+    std::vector<Segment> to_store;
+    std::vector<size_t> to_store_index;
+    for (const auto& c : chosen) {
+      for (size_t idx : {c.left, c.right}) {
+        if (pool.at(idx).id >= 0) continue;
+        if (std::find(to_store_index.begin(), to_store_index.end(), idx) != to_store_index.end()) continue;
+        to_store.push_back(pool.at(idx));
+        to_store_index.push_back(idx);
+      }
+    }
+    db.add_segments(to_store);
+    for (size_t k = 0; k < to_store.size(); ++k) pool.set_id(to_store_index[k], to_store[k].id);
+    std::vector<Query> queries;
     std::vector<double> scores;
     for (const auto& c : chosen) {
-      Segment left = pool.at(c.left), right = pool.at(c.right);
-      db.add_segment(left);
-      db.add_segment(right);
       Query q;
-      q.left_id = left.id;
-      q.right_id = right.id;
+      q.left_id = pool.at(c.left).id;
+      q.right_id = pool.at(c.right).id;
       q.env_step = global_step;
-      q.source = method == "uniform" && std::string(source) == "initial" ? "initial" : method;
+      q.source = std::string(source) == "initial" ? "initial" : method;
       q.score = c.score;
-      db.add_query(q);
-      // A scripted teacher answers at once; the label is committed before it is used.
-      db.add_label(q.id, teacher->answer(left, right), teacher->name(), teacher->name());
+      queries.push_back(q);
       scores.push_back(c.score);
+    }
+    db.add_queries(queries);
+    // A scripted teacher answers at once; each label is committed before it is used.
+    for (size_t k = 0; k < chosen.size(); ++k) {
+      const Choice answer = teacher->answer(pool.at(chosen[k].left), pool.at(chosen[k].right));
+      db.add_label(queries[k].id, answer, teacher->name(), teacher->name());
       ++labels_requested;
     }
     if (method == "disagreement") last_disagreement = mean_of(scores);
@@ -320,7 +341,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     collect_rollout();
     const auto tp = Clock::now();
     reward.predict(roll.obs.data(), roll.actions.data(), static_cast<int64_t>(T) * N, roll.learned.data());
-    agent.set_rewards(roll.learned.data());
+    agent.set_rewards(true_reward_baseline ? roll.true_rewards.data() : roll.learned.data());
     t_rpred += seconds_since(tp);
 
     // Episode statistics (true return is never shown to the learner).

@@ -45,6 +45,7 @@ struct PPOConfig {
   double reward_clip = 10.0;          // clip scaled rewards
   double init_log_std = 0.0;          // initial log-std of the Gaussian (continuous actions)
   std::vector<int> conv_channels = {16, 32};  // CNN channels (pixels)
+  bool fast_mlp = true;               // MLP policies: hand-written forward/backward (false: LibTorch autograd)
 
   template <class V>
   void visit(V& v) {
@@ -70,13 +71,14 @@ struct PPOConfig {
     v.num("reward_clip", reward_clip, "clip scaled rewards", 0.0, 1e6);
     v.num("init_log_std", init_log_std, "initial log std of the Gaussian policy", -10.0, 5.0);
     v.ints("conv_channels", conv_channels, "CNN channels per conv layer (pixels)", 1, 1024);
+    v.flag("fast_mlp", fast_mlp, "MLP policies: hand-written forward/backward instead of LibTorch autograd");
   }
 };
 
 struct PPOStats {
   double policy_loss = 0, value_loss = 0, entropy = 0, approx_kl = 0, clipfrac = 0;
   double explained_variance = 0, lr = 0, grad_norm = 0;
-  int64_t minibatches = 0;
+  int64_t minibatches = 0;         // minibatch updates applied (skipped ones not included)
   int64_t skipped_nonfinite = 0;  // minibatches skipped because a loss was NaN/Inf
 };
 
@@ -105,8 +107,15 @@ class PPOAgent {
   int num_steps() const;
   int num_envs() const;
 
+  // Checkpoint: parameters, Adam state, normaliser statistics and RNG states. Call between
+  // updates (a rollout in progress is not saved). load() accepts a checkpoint from an agent
+  // with another env count (the reward scaler's per-env returns then restart at 0).
   void save(const std::string& path) const;
   void load(const std::string& path);
+
+  // Added for tests and diagnostics:
+  torch::Tensor parameters() const;  // (P) copy of the flat parameter vector
+  bool uses_fast_mlp() const;        // whether the hand-written MLP path is in use
 
  private:
   struct Impl;

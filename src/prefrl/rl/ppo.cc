@@ -1,0 +1,460 @@
+// PPOAgent: the rollout buffer, action sampling, GAE and CleanRL's PPO update loop, on top of
+// a Policy (policy.h: hand-written fast MLP or LibTorch autograd) and a fused Adam (optim.h).
+//
+// Randomness comes only from prefrl::Rng streams derived from the agent's seed (parameter
+// init, action sampling, minibatch shuffling, evaluation sampling), never from torch's global
+// generator, so with one thread a seed fixes every action and parameter bit for bit.
+#include "prefrl/rl/ppo.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+
+#include "prefrl/core/error.h"
+#include "prefrl/core/rng.h"
+#include "prefrl/rl/gae.h"
+#include "prefrl/rl/normalizers.h"
+#include "prefrl/rl/optim.h"
+#include "prefrl/rl/policy.h"
+
+namespace prefrl {
+
+namespace {
+
+constexpr uint64_t kInitStream = 1;     // parameter initialisation
+constexpr uint64_t kActStream = 2;      // rollout action sampling
+constexpr uint64_t kShuffleStream = 3;  // minibatch shuffling
+constexpr uint64_t kEvalStream = 4;     // act(): evaluation sampling, apart from training's
+constexpr int64_t kCheckpointFormat = 1;
+
+// A (n) int64 tensor holding the bits of u (n) (RNG states).
+torch::Tensor u64_tensor(const std::vector<uint64_t>& u) {
+  auto t = torch::empty({static_cast<int64_t>(u.size())}, torch::kInt64);
+  std::memcpy(t.data_ptr<int64_t>(), u.data(), u.size() * sizeof(uint64_t));
+  return t;
+}
+// The inverse of u64_tensor.
+std::vector<uint64_t> tensor_u64(const torch::Tensor& t) {
+  auto c = t.to(torch::kInt64).contiguous();
+  std::vector<uint64_t> u(c.numel());
+  std::memcpy(u.data(), c.data_ptr<int64_t>(), u.size() * sizeof(uint64_t));
+  return u;
+}
+// A (n) float64 tensor of v (n).
+torch::Tensor doubles_tensor(const std::vector<double>& v) {
+  return torch::tensor(v, torch::TensorOptions().dtype(torch::kFloat64));
+}
+// The inverse of doubles_tensor.
+std::vector<double> tensor_doubles(const torch::Tensor& t) {
+  auto c = t.to(torch::kFloat64).contiguous();
+  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
+}  // namespace
+
+struct PPOAgent::Impl {
+  PPOConfig cfg;
+  EnvSpec spec;
+  int N, T;                  // environments, steps per rollout
+  PolicyLayout layout;
+  int D, A, H;               // floats per observation, per action; actor outputs
+  int64_t P;                 // parameters
+  bool fast;                 // hand-written MLP path in use
+  torch::Tensor params;      // (P) every parameter, flat (the policy reads it in place)
+  torch::Tensor grad;        // (P) gradient of the current minibatch
+  FlatAdam adam;
+  std::unique_ptr<Policy> policy;
+  ObsNormalizer obs_norm;
+  RewardScaler reward_scaler;
+  Rng act_rng, shuffle_rng, eval_rng;
+
+  // Rollout buffer; row t holds step t of every environment.
+  std::vector<float> obs;            // (T x N x D) normalised observations acted on
+  std::vector<float> actions;        // (T x N x A) sampled actions (unclipped)
+  std::vector<float> logprobs;       // (T x N) their log-probabilities
+  std::vector<float> values;         // (T x N) V(obs)
+  std::vector<float> rewards;        // (T x N) rewards learned from (scaled when norm_reward)
+  std::vector<uint8_t> terminated;   // (T x N)
+  std::vector<uint8_t> truncated;    // (T x N)
+  std::vector<float> final_values;   // (T x N) V(final obs) where truncated, else 0
+  std::vector<float> advantages;     // (T x N)
+  std::vector<float> returns;        // (T x N)
+  std::vector<uint8_t> acted, recorded;  // (T) which steps of the rollout are filled in
+  bool rewards_set = false;
+
+  // Scratch, allocated once.
+  std::vector<float> head;           // (max(N, n) x H) actor outputs
+  std::vector<float> norm_obs;       // (max(N, n) x D) normalised observations
+  std::vector<float> step_values;    // (N) values of next or final observations
+  std::vector<float> row_values;     // (max(N, n)) values act() discards
+  std::vector<float> step_logp;      // (max(N, n)) log-probabilities act() discards
+  std::vector<float> logp_row;       // (H) log-softmax of one row
+  std::vector<int> ended;            // (N) envs whose final observation needs a value
+  std::vector<int64_t> perm;         // (T * N) shuffled transition indices
+  std::vector<float> mb_obs, mb_actions, mb_logprobs, mb_values, mb_advantages, mb_returns;  // (B x ...)
+
+  Impl(const PPOConfig& c, const EnvSpec& s, int num_envs, uint64_t seed)
+      : cfg(c), spec(s), N(num_envs), T(c.num_steps), layout(make_layout(c, s)), D(layout.obs_dim),
+        A(layout.act_dim), H(layout.head_dim), P(layout.num_params), fast(c.fast_mlp && !layout.pixels),
+        params(torch::zeros({P}, torch::kFloat32)), grad(torch::zeros({P}, torch::kFloat32)), adam(P),
+        obs_norm(D, c.norm_obs && !s.pixels, c.obs_clip), reward_scaler(num_envs, c.gamma, c.reward_clip),
+        act_rng(derive_seed(seed, kActStream)), shuffle_rng(derive_seed(seed, kShuffleStream)),
+        eval_rng(derive_seed(seed, kEvalStream)) {
+    if (N < 1) throw UsageError("PPO needs at least one environment, got num_envs = " + std::to_string(N));
+    if (T < 1) throw UsageError("ppo.num_steps must be at least 1, got " + std::to_string(T));
+    Rng init_rng(derive_seed(seed, kInitStream));
+    init_params(layout, cfg.init_log_std, init_rng, params.data_ptr<float>());
+
+    const int64_t batch = static_cast<int64_t>(T) * N;
+    const int mb = static_cast<int>(std::min<int64_t>(cfg.minibatch_size, batch));
+    policy = fast ? make_fast_mlp_policy(layout, cfg, params.data_ptr<float>(), std::max(mb, N))
+                  : make_autograd_policy(layout, cfg, params.data_ptr<float>());
+
+    obs.resize(batch * D);
+    actions.resize(batch * A);
+    for (auto* v : {&logprobs, &values, &rewards, &final_values, &advantages, &returns}) v->resize(batch);
+    terminated.resize(batch);
+    truncated.resize(batch);
+    acted.assign(T, 0);
+    recorded.assign(T, 0);
+    reserve_rows(N);
+    step_values.resize(N);
+    logp_row.resize(H);
+    ended.resize(N);
+    perm.resize(batch);
+    mb_obs.resize(static_cast<size_t>(mb) * D);
+    mb_actions.resize(static_cast<size_t>(mb) * A);
+    for (auto* v : {&mb_logprobs, &mb_values, &mb_advantages, &mb_returns}) v->resize(mb);
+  }
+
+  // Grows the per-row scratch to hold n rows.
+  void reserve_rows(int n) {
+    if (static_cast<int>(step_logp.size()) >= n) return;
+    head.resize(static_cast<size_t>(n) * H);
+    norm_obs.resize(static_cast<size_t>(n) * D);
+    row_values.resize(n);
+    step_logp.resize(n);
+  }
+
+  // Throws a RuntimeError naming the first non-finite element of x (n x D).
+  void check_finite(const float* x, int n, const char* what) const {
+    for (int64_t k = 0; k < static_cast<int64_t>(n) * D; ++k) {
+      if (!std::isfinite(x[k])) {
+        throw RuntimeError(std::string("PPO: ") + what + " of env " + std::to_string(k / D) + " has element " +
+                           std::to_string(k % D) + " = " + std::to_string(x[k]) + "; expected a finite number");
+      }
+    }
+  }
+
+  // Samples (or, deterministic, takes the mode of) actions (n x A) from actor outputs head
+  // (n x H); writes their log-probabilities logp (n).
+  void choose(int n, bool deterministic, Rng& rng, float* act, float* logp) {
+    if (layout.discrete) {
+      for (int i = 0; i < n; ++i) {
+        log_softmax_row(head.data() + static_cast<int64_t>(i) * H, H, logp_row.data());
+        int a = 0;
+        if (deterministic) {
+          for (int k = 1; k < H; ++k) if (logp_row[k] > logp_row[a]) a = k;
+        } else {  // inverse CDF
+          double total = 0;
+          for (int k = 0; k < H; ++k) total += std::exp(static_cast<double>(logp_row[k]));
+          const double u = rng.uniform() * total;
+          double cum = 0;
+          a = H - 1;
+          for (int k = 0; k < H; ++k) {
+            cum += std::exp(static_cast<double>(logp_row[k]));
+            if (u < cum) { a = k; break; }
+          }
+        }
+        act[i] = static_cast<float>(a);
+        logp[i] = logp_row[a];
+      }
+    } else {
+      const float* log_std = params.data_ptr<float>() + layout.log_std;
+      for (int i = 0; i < n; ++i)
+        for (int a = 0; a < A; ++a) {
+          const float mean = head[static_cast<int64_t>(i) * H + a];
+          act[static_cast<int64_t>(i) * A + a] =
+              deterministic ? mean : mean + std::exp(log_std[a]) * static_cast<float>(rng.normal());
+        }
+      gaussian_logprob(head.data(), log_std, act, n, A, logp);
+    }
+  }
+
+  // Copies the transitions perm[start, start + B) into the minibatch arrays.
+  Minibatch gather(int64_t start, int B) {
+    for (int j = 0; j < B; ++j) {
+      const int64_t k = perm[start + j];
+      std::copy_n(obs.data() + k * D, D, mb_obs.data() + static_cast<int64_t>(j) * D);
+      std::copy_n(actions.data() + k * A, A, mb_actions.data() + static_cast<int64_t>(j) * A);
+      mb_logprobs[j] = logprobs[k];
+      mb_values[j] = values[k];
+      mb_advantages[j] = advantages[k];
+      mb_returns[j] = returns[k];
+    }
+    Minibatch mb;
+    mb.size = B;
+    mb.obs = mb_obs.data();
+    mb.actions = mb_actions.data();
+    mb.logprobs = mb_logprobs.data();
+    mb.values = mb_values.data();
+    mb.advantages = mb_advantages.data();
+    mb.returns = mb_returns.data();
+    return mb;
+  }
+
+  // Throws unless step t is inside the rollout.
+  void check_step(int t, const char* fn) const {
+    if (t < 0 || t >= T)
+      throw RuntimeError(std::string("PPOAgent::") + fn + ": step " + std::to_string(t) + " is outside [0, " +
+                         std::to_string(T) + ")");
+  }
+
+  // Forgets the rollout just used (the next one starts empty).
+  void clear_rollout() {
+    std::fill(acted.begin(), acted.end(), 0);
+    std::fill(recorded.begin(), recorded.end(), 0);
+    rewards_set = false;
+  }
+
+  // GAE, then CleanRL's epochs of shuffled minibatches: loss + gradient, clip, Adam.
+  PPOStats update(const float* next_obs, double progress) {
+    for (int t = 0; t < T; ++t) {
+      if (!acted[t] || !recorded[t])
+        throw RuntimeError("PPOAgent::update: step " + std::to_string(t) + " of the rollout was not " +
+                           (acted[t] ? "recorded" : "acted on"));
+    }
+    if (!rewards_set) throw RuntimeError("PPOAgent::update: set_rewards was not called for this rollout");
+    check_finite(next_obs, N, "next observation");
+
+    // Advantages and returns, bootstrapping from V(next_obs).
+    obs_norm.normalize(next_obs, N, norm_obs.data());
+    policy->forward(norm_obs.data(), N, head.data(), step_values.data());
+    GaeInput gae;
+    gae.T = T;
+    gae.N = N;
+    gae.rewards = rewards.data();
+    gae.values = values.data();
+    gae.next_values = step_values.data();
+    gae.terminated = terminated.data();
+    gae.truncated = truncated.data();
+    gae.final_values = final_values.data();
+    compute_gae(gae, cfg.gamma, cfg.gae_lambda, advantages.data(), returns.data());
+
+    const double lr_now = cfg.anneal_lr ? cfg.lr * (1.0 - std::clamp(progress, 0.0, 1.0)) : cfg.lr;
+    const int64_t batch = static_cast<int64_t>(T) * N;
+    const int minibatch = static_cast<int>(std::min<int64_t>(cfg.minibatch_size, batch));
+    std::iota(perm.begin(), perm.end(), int64_t{0});
+
+    PPOStats stats;
+    stats.lr = lr_now;
+    float* p = params.data_ptr<float>();
+    float* g = grad.data_ptr<float>();
+    for (int epoch = 0; epoch < cfg.update_epochs; ++epoch) {
+      shuffle_rng.shuffle(perm);
+      double last_kl = 0.0;
+      for (int64_t start = 0; start < batch; start += minibatch) {
+        const Minibatch mb = gather(start, static_cast<int>(std::min<int64_t>(minibatch, batch - start)));
+        const LossTerms loss = policy->loss_and_grad(mb, g);
+        const double norm = grad_norm(g, P);
+        if (!std::isfinite(loss.loss) || !std::isfinite(norm)) {  // never let NaN/Inf reach the weights
+          ++stats.skipped_nonfinite;
+          continue;
+        }
+        adam.step(p, g, lr_now, clip_factor(norm, cfg.max_grad_norm));
+
+        ++stats.minibatches;
+        stats.policy_loss += loss.policy_loss;
+        stats.value_loss += loss.value_loss;
+        stats.entropy += loss.entropy;
+        stats.approx_kl += loss.approx_kl;
+        stats.clipfrac += loss.clipfrac;
+        stats.grad_norm += norm;
+        last_kl = loss.approx_kl;
+      }
+      if (cfg.target_kl > 0 && last_kl > cfg.target_kl) break;
+    }
+    if (stats.minibatches > 0) {
+      const double n = static_cast<double>(stats.minibatches);
+      for (double* s : {&stats.policy_loss, &stats.value_loss, &stats.entropy, &stats.approx_kl, &stats.clipfrac,
+                        &stats.grad_norm})
+        *s /= n;
+    }
+    stats.explained_variance = explained_variance();
+    clear_rollout();
+    return stats;
+  }
+
+  // 1 - Var(returns - values) / Var(returns) over the rollout's finite pairs (0 when Var(returns) = 0).
+  double explained_variance() const {
+    double n = 0, sy = 0, sd = 0;
+    for (size_t k = 0; k < returns.size(); ++k) {
+      if (!std::isfinite(returns[k])) continue;
+      n += 1;
+      sy += returns[k];
+      sd += returns[k] - values[k];
+    }
+    if (n < 1) return 0.0;
+    const double my = sy / n, md = sd / n;
+    double vy = 0, vd = 0;
+    for (size_t k = 0; k < returns.size(); ++k) {
+      if (!std::isfinite(returns[k])) continue;
+      vy += (returns[k] - my) * (returns[k] - my);
+      const double d = returns[k] - values[k] - md;
+      vd += d * d;
+    }
+    return vy > 0 ? 1.0 - vd / vy : 0.0;
+  }
+};
+
+PPOAgent::PPOAgent(const PPOConfig& cfg, const EnvSpec& spec, int num_envs, uint64_t seed)
+    : impl_(std::make_unique<Impl>(cfg, spec, num_envs, seed)) {}
+
+PPOAgent::~PPOAgent() = default;
+
+void PPOAgent::act(const float* obs, int n, float* actions, bool deterministic) {
+  Impl& m = *impl_;
+  if (n <= 0) return;
+  m.check_finite(obs, n, "observation");
+  m.reserve_rows(n);
+  m.obs_norm.normalize(obs, n, m.norm_obs.data());
+  m.policy->forward(m.norm_obs.data(), n, m.head.data(), m.row_values.data());
+  m.choose(n, deterministic, m.eval_rng, actions, m.step_logp.data());
+}
+
+void PPOAgent::rollout_act(int t, const float* obs_in, float* actions_out) {
+  Impl& m = *impl_;
+  m.check_step(t, "rollout_act");
+  if (t == 0) m.clear_rollout();
+  m.check_finite(obs_in, m.N, "observation");
+  const int64_t row = static_cast<int64_t>(t) * m.N;
+  float* x = m.obs.data() + row * m.D;
+  m.obs_norm.update(obs_in, m.N);
+  m.obs_norm.normalize(obs_in, m.N, x);
+  m.policy->forward(x, m.N, m.head.data(), m.values.data() + row);
+  float* a = m.actions.data() + row * m.A;
+  m.choose(m.N, false, m.act_rng, a, m.logprobs.data() + row);
+  std::copy_n(a, static_cast<int64_t>(m.N) * m.A, actions_out);
+  m.acted[t] = 1;
+}
+
+void PPOAgent::rollout_record(int t, const uint8_t* terminated, const uint8_t* truncated, const float* final_obs) {
+  Impl& m = *impl_;
+  m.check_step(t, "rollout_record");
+  if (!m.acted[t]) throw RuntimeError("PPOAgent::rollout_record: step " + std::to_string(t) + " was not acted on");
+  const int64_t row = static_cast<int64_t>(t) * m.N;
+  int n_ended = 0;  // truncated envs: their return is bootstrapped from V(final obs)
+  for (int i = 0; i < m.N; ++i) {
+    m.terminated[row + i] = terminated[i] ? 1 : 0;
+    m.truncated[row + i] = truncated[i] && !terminated[i] ? 1 : 0;
+    m.final_values[row + i] = 0.0f;
+    if (m.truncated[row + i]) m.ended[n_ended++] = i;
+  }
+  if (n_ended > 0) {
+    if (final_obs == nullptr) throw RuntimeError("PPOAgent::rollout_record: an env was truncated but final_obs is null");
+    for (int j = 0; j < n_ended; ++j)
+      std::copy_n(final_obs + static_cast<int64_t>(m.ended[j]) * m.D, m.D, m.norm_obs.data() + static_cast<int64_t>(j) * m.D);
+    m.check_finite(m.norm_obs.data(), n_ended, "final observation");
+    m.obs_norm.normalize(m.norm_obs.data(), n_ended, m.norm_obs.data());
+    m.policy->forward(m.norm_obs.data(), n_ended, m.head.data(), m.step_values.data());
+    for (int j = 0; j < n_ended; ++j) m.final_values[row + m.ended[j]] = m.step_values[j];
+  }
+  m.recorded[t] = 1;
+}
+
+void PPOAgent::set_rewards(const float* r) {
+  Impl& m = *impl_;
+  for (int t = 0; t < m.T; ++t) {
+    if (!m.recorded[t])
+      throw RuntimeError("PPOAgent::set_rewards: step " + std::to_string(t) + " of the rollout was not recorded");
+  }
+  if (m.cfg.norm_reward) {
+    m.reward_scaler.scale(m.T, r, m.terminated.data(), m.truncated.data(), m.rewards.data());
+  } else {
+    std::copy_n(r, m.rewards.size(), m.rewards.data());
+  }
+  m.rewards_set = true;
+}
+
+PPOStats PPOAgent::update(const float* next_obs, double progress) { return impl_->update(next_obs, progress); }
+
+int PPOAgent::num_steps() const { return impl_->T; }
+int PPOAgent::num_envs() const { return impl_->N; }
+torch::Tensor PPOAgent::parameters() const { return impl_->params.clone(); }
+bool PPOAgent::uses_fast_mlp() const { return impl_->fast; }
+
+void PPOAgent::save(const std::string& path) const {
+  const Impl& m = *impl_;
+  torch::serialize::OutputArchive ar;
+  ar.write("format", torch::tensor(kCheckpointFormat, torch::kInt64));
+  ar.write("layout", torch::tensor({m.P, int64_t{m.D}, int64_t{m.A}, int64_t{m.H}, int64_t{m.layout.discrete},
+                                    int64_t{m.layout.pixels}}, torch::kInt64));
+  ar.write("params", m.params);
+  ar.write("adam/step", torch::tensor(m.adam.steps(), torch::kInt64));
+  ar.write("adam/exp_avg", m.adam.exp_avg());
+  ar.write("adam/exp_avg_sq", m.adam.exp_avg_sq());
+  const auto& o = m.obs_norm.stats();
+  ar.write("obs_rms/mean", doubles_tensor(o.mean()));
+  ar.write("obs_rms/var", doubles_tensor(o.var()));
+  ar.write("obs_rms/count", doubles_tensor({o.count()}));
+  const auto& r = m.reward_scaler.stats();
+  ar.write("ret_rms/mean", doubles_tensor(r.mean()));
+  ar.write("ret_rms/var", doubles_tensor(r.var()));
+  ar.write("ret_rms/count", doubles_tensor({r.count()}));
+  ar.write("ret_rms/returns", doubles_tensor(m.reward_scaler.returns()));
+  ar.write("rng/act", u64_tensor(m.act_rng.state()));
+  ar.write("rng/shuffle", u64_tensor(m.shuffle_rng.state()));
+  ar.write("rng/eval", u64_tensor(m.eval_rng.state()));
+  const std::string tmp = path + ".tmp";  // written whole, then renamed over the old checkpoint
+  try {
+    ar.save_to(tmp);
+  } catch (const c10::Error& e) {
+    throw RuntimeError("cannot write PPO checkpoint '" + tmp + "': " + e.what_without_backtrace());
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw RuntimeError("cannot rename PPO checkpoint '" + tmp + "' to '" + path + "'");
+}
+
+void PPOAgent::load(const std::string& path) {
+  Impl& m = *impl_;
+  torch::serialize::InputArchive ar;
+  try {
+    ar.load_from(path);
+  } catch (const c10::Error& e) {
+    throw RuntimeError("cannot read PPO checkpoint '" + path + "': " + e.what_without_backtrace());
+  }
+  auto get = [&](const char* key) {
+    torch::Tensor t;
+    if (!ar.try_read(key, t)) throw RuntimeError("PPO checkpoint '" + path + "' has no '" + key + "'");
+    return t;
+  };
+  if (get("format").item<int64_t>() != kCheckpointFormat)
+    throw RuntimeError("PPO checkpoint '" + path + "' has format " + std::to_string(get("format").item<int64_t>()) +
+                       ", expected " + std::to_string(kCheckpointFormat));
+  const auto layout = tensor_u64(get("layout"));
+  const std::vector<uint64_t> expected = {static_cast<uint64_t>(m.P), static_cast<uint64_t>(m.D),
+                                          static_cast<uint64_t>(m.A), static_cast<uint64_t>(m.H),
+                                          static_cast<uint64_t>(m.layout.discrete), static_cast<uint64_t>(m.layout.pixels)};
+  if (layout != expected)
+    throw RuntimeError("PPO checkpoint '" + path + "' holds a policy with " + std::to_string(layout.at(0)) +
+                       " parameters for observations of " + std::to_string(layout.at(1)) + " floats; this agent has " +
+                       std::to_string(m.P) + " parameters for " + std::to_string(m.D) +
+                       " (different environment or ppo.hidden / conv_channels?)");
+  {
+    torch::NoGradGuard no_grad;
+    m.params.copy_(get("params"));
+  }
+  m.adam.set_state(get("adam/step").item<int64_t>(), get("adam/exp_avg"), get("adam/exp_avg_sq"));
+  m.obs_norm.set_stats(tensor_doubles(get("obs_rms/mean")), tensor_doubles(get("obs_rms/var")),
+                       tensor_doubles(get("obs_rms/count")).at(0));
+  m.reward_scaler.set_state(tensor_doubles(get("ret_rms/mean")), tensor_doubles(get("ret_rms/var")),
+                            tensor_doubles(get("ret_rms/count")).at(0), tensor_doubles(get("ret_rms/returns")));
+  m.act_rng.set_state(tensor_u64(get("rng/act")));
+  m.shuffle_rng.set_state(tensor_u64(get("rng/shuffle")));
+  m.eval_rng.set_state(tensor_u64(get("rng/eval")));
+  m.clear_rollout();
+}
+
+}  // namespace prefrl
