@@ -13,7 +13,7 @@ const std::vector<Preset>& presets() {
        {"env.num_envs=8", "run.total_steps=150000",
         "ppo.num_steps=32", "ppo.minibatch_size=256", "ppo.update_epochs=20", "ppo.lr=0.001",
         "ppo.gamma=0.98", "ppo.gae_lambda=0.8", "ppo.ent_coef=0.0", "ppo.hidden=64,64",
-        "reward.hidden=64,64", "reward.use_action=false", "reward.ensemble_size=3",
+        "reward.hidden=64,64", "reward.use_action=false", "reward.ensemble_size=3", "reward.epochs_per_round=5",
         "prefs.segment_length=50", "prefs.total_labels=200", "prefs.initial_fraction=0.25",
         "prefs.schedule=hyperbolic", "prefs.schedule_horizon=50000"}},
       {"pendulum", "pendulum", "Pendulum-v1 from oracle preferences: 500 labels, 200k steps",

@@ -58,6 +58,7 @@ struct PrefsConfig {
   double oversample = 10.0;         // candidate pairs sampled per query (disagreement)
   int pool_capacity = 1000;         // recent segments kept as query candidates
   int segments_per_rollout = 32;    // segments cut from each rollout into the pool
+  int query_batch = 4;              // labels are asked for once at least this many are due
   int initial_epoch_multiplier = 4; // reward training rounds after the initial labels
   double tie_tolerance = 0.0;       // scripted teachers answer "equal" within this return difference
 
@@ -72,6 +73,7 @@ struct PrefsConfig {
     v.num("oversample", oversample, "candidate pairs sampled per query for disagreement", 1.0, 1000.0);
     v.num("pool_capacity", pool_capacity, "recent segments kept as query candidates", 2, 10000000);
     v.num("segments_per_rollout", segments_per_rollout, "segments cut from each rollout", 1, 1000000);
+    v.num("query_batch", query_batch, "ask for labels once at least this many are due (fewer reward rounds)", 1, 100000);
     v.num("initial_epoch_multiplier", initial_epoch_multiplier, "reward training rounds after the initial labels", 1, 1000);
     v.num("tie_tolerance", tie_tolerance, "scripted teachers answer equal within this return difference", 0.0, 1e12);
   }

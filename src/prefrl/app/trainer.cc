@@ -120,6 +120,26 @@ double mean_of(const std::vector<double>& v) {
   return s / v.size();
 }
 
+// Predicted vs true returns of the clips in held-out (validation) pairs: labels the reward
+// model never trained on, from every stage of training.
+double heldout_correlation(RewardModel& reward, const PrefDB& db) {
+  const std::vector<uint8_t> val = reward.validation_flags();
+  const std::vector<LabeledPair> pairs = db.labeled_pairs(0);
+  std::vector<const Segment*> segs;
+  std::vector<double> truth, pred;
+  for (size_t i = 0; i < pairs.size() && i < val.size(); ++i) {
+    if (!val[i]) continue;
+    segs.push_back(&pairs[i].left);
+    segs.push_back(&pairs[i].right);
+  }
+  if (segs.size() < 2) return std::nan("");
+  for (const Segment* s : segs) truth.push_back(s->true_return());
+  torch::Tensor r = reward.segment_returns(segs).mean(0).contiguous();
+  auto acc = r.accessor<float, 1>();
+  for (int64_t j = 0; j < r.size(0); ++j) pred.push_back(acc[j]);
+  return pearson(pred, truth);
+}
+
 }  // namespace
 
 nlohmann::json TrainResult::to_json() const {
@@ -131,6 +151,7 @@ nlohmann::json TrainResult::to_json() const {
           {"eval", {{"episodes", eval_episodes}, {"mean_return", num(eval_mean_return)},
                     {"std_return", num(eval_std_return)}, {"success_rate", num(eval_success_rate)}}},
           {"final_true_corr", num(final_true_corr)},
+          {"heldout_true_corr", num(heldout_true_corr)},
           {"val_accuracy", num(val_accuracy)}};
 }
 
@@ -299,8 +320,9 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     const auto tr = Clock::now();
     reward.add_pairs(fresh);
     for (int r = 0; r < rounds; ++r) rstats = reward.train_round();
-    // Normalise each member's output over the states of the newest rollout.
-    reward.update_normalisation(roll.obs.data(), roll.actions.data(), static_cast<int64_t>(T) * N);
+    // Normalise each member's output: over all labeled clips' states, or the newest rollout's.
+    if (cfg.reward.normalise_on == "labeled") reward.update_normalisation_on_labeled();
+    else reward.update_normalisation(roll.obs.data(), roll.actions.data(), static_cast<int64_t>(T) * N);
     t_rtrain += seconds_since(tr);
     const auto td2 = Clock::now();
     db.mark_used(used);
@@ -386,8 +408,8 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     t_query += seconds_since(tc);
 
     // Labels due by now, then a reward-model round on them.
-    const int target = schedule.target_labels(global_step);
-    ask_and_label(static_cast<int>(target - labels_requested), "schedule");
+    const int due = static_cast<int>(schedule.target_labels(global_step) - labels_requested);
+    if (due >= cfg.prefs.query_batch || (due > 0 && global_step >= cfg.run.total_steps)) ask_and_label(due, "schedule");
     train_reward(1);
 
     if (cfg.run.checkpoint_every > 0 && updates % cfg.run.checkpoint_every == 0) {
@@ -464,6 +486,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   const uint64_t eval_seed = derive_seed(seed, kEvalStream);
   result.final_true_corr = reward_true_correlation(agent, reward, cfg.env.name, N, cfg.prefs.segment_length,
                                                    256, eval_seed);
+  result.heldout_true_corr = heldout_correlation(reward, db);
   metrics.log(metric::kRewardTrueCorr, result.final_true_corr, global_step);
   if (cfg.run.eval_episodes > 0) {
     EvalResult ev = evaluate_policy(agent, cfg.env.name, cfg.run.eval_episodes, eval_seed + 1);
@@ -475,9 +498,10 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   metrics.flush();
   run.write_json("summary.json", result.to_json());
   log.line(fmt::format("done: {} steps, {} labels, {:.1f} s; eval return {:.2f} ± {:.2f} over {} episodes; "
-                       "reward val accuracy {:.3f}; predicted-vs-true correlation {:.3f}",
+                       "reward val accuracy {:.3f}; predicted-vs-true correlation {:.3f} (final policy), {:.3f} (held-out clips)",
                        result.env_steps, result.labels, result.wall_s, result.eval_mean_return,
-                       result.eval_std_return, result.eval_episodes, result.val_accuracy, result.final_true_corr));
+                       result.eval_std_return, result.eval_episodes, result.val_accuracy, result.final_true_corr,
+                       result.heldout_true_corr));
   return result;
 }
 

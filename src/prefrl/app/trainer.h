@@ -19,6 +19,7 @@ struct TrainResult {
   double eval_mean_return = 0, eval_std_return = 0, eval_success_rate = 0;
   int eval_episodes = 0;
   double final_true_corr = 0;         // predicted vs true returns, segments of the final policy
+  double heldout_true_corr = 0;       // the same, clips of held-out (validation) pairs from all of training
   double val_accuracy = 0;
   nlohmann::json to_json() const;
 };

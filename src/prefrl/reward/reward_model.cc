@@ -483,6 +483,29 @@ void RewardModel::update_normalisation(const float* obs, const float* act, int64
   m.norm_std = (raw - m.norm_mean.unsqueeze(1)).pow(2).mean(1).sqrt().clamp_min(kStdFloor);  // population std
 }
 
+void RewardModel::update_normalisation_on_labeled(int64_t max_steps) {
+  Impl& m = *impl_;
+  if (m.n_pairs == 0 || max_steps <= 0) return;
+  // Every step of every stored clip, strided down to max_steps. Absorbing steps count too
+  // when the environment can terminate: "after the end" is a state of the MDP the policy's
+  // reward is measured against (predict subtracts r̂_abs), so the spread between it and
+  // ordinary states must be part of the scale, or a near-constant r̂ on ordinary states
+  // would blow the alive-versus-absorbing gap up without bound.
+  const torch::Tensor all = m.rows.narrow(0, 0, m.n_pairs).reshape({-1, m.row_width});  // (P*2*L x F)
+  const torch::Tensor keep = m.can_terminate ? torch::arange(all.size(0))
+                                             : (all.select(1, m.row_width - 1) == 0).nonzero().squeeze(1);  // (K)
+  const int64_t k = keep.size(0);
+  if (k == 0) return;
+  const int64_t stride = (k + max_steps - 1) / max_steps;
+  const torch::Tensor pick = keep.index({torch::indexing::Slice(0, torch::indexing::None, stride)});
+  torch::Tensor raw = m.raw_eval(all.index_select(0, pick));  // (M x k')
+  const torch::Tensor finite = torch::isfinite(raw).all(0);
+  if (!finite.all().item<bool>()) raw = raw.index_select(1, finite.nonzero().squeeze(1));
+  if (raw.size(1) == 0) return;
+  m.norm_mean = raw.mean(1);
+  m.norm_std = (raw - m.norm_mean.unsqueeze(1)).pow(2).mean(1).sqrt().clamp_min(kStdFloor);
+}
+
 void RewardModel::predict(const float* obs, const float* act, int64_t n, float* out) {
   Impl& m = *impl_;
   if (n <= 0) return;

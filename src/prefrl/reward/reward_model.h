@@ -37,8 +37,8 @@ struct RewardConfig {
   double dropout = 0.0;               // dropout on hidden layers (mask shared by both clips)
   double lr = 1e-3;                   // Adam learning rate
   int batch_pairs = 64;               // labeled pairs per minibatch
-  int epochs_per_round = 50;          // passes over the training labels per training round
-  int max_updates_per_round = 400;    // cap on minibatch updates per round (bounds time)
+  int epochs_per_round = 10;          // passes over the training labels per training round
+  int max_updates_per_round = 200;    // cap on minibatch updates per round (bounds time)
   double random_response = 0.1;       // P(teacher answered at random) in the likelihood
   double val_fraction = 0.36787944;   // share of labels held out for validation (1/e)
   bool bootstrap = true;              // each member trains on a bootstrap resample
@@ -50,6 +50,7 @@ struct RewardConfig {
   double output_std = 1.0;            // target std of each member's normalised output
   bool subtract_absorbing = true;     // predict r̂ - r̂_abs (only applies when env can terminate)
   std::vector<int> conv_channels = {16, 16};  // CNN channels (pixel inputs)
+  std::string normalise_on = "labeled";  // states the output normalisation is computed over
 
   template <class V>
   void visit(V& v) {
@@ -73,6 +74,9 @@ struct RewardConfig {
     v.num("output_std", output_std, "std of each member's normalised output", 1e-6, 1e6);
     v.flag("subtract_absorbing", subtract_absorbing, "reward given to the policy is r̂ - r̂(absorbing) on terminating envs");
     v.ints("conv_channels", conv_channels, "CNN channels per conv layer (pixel observations)", 1, 1024);
+    v.text("normalise_on", normalise_on,
+           "states for output normalisation: labeled (all labeled clips) or rollout (the newest rollout)",
+           {"labeled", "rollout"});
   }
 };
 
@@ -122,6 +126,12 @@ class RewardModel {
 
   // Recomputes every member's output normalisation from n sample steps (obs n x D, act n x A).
   void update_normalisation(const float* obs, const float* act, int64_t n);
+
+  // Recomputes every member's output normalisation over the steps of all labeled clips
+  // (strided down to at most max_steps; absorbing steps included when the env can terminate):
+  // a broad, slowly changing reference distribution, unlike the current policy's states,
+  // whose spread shrinks as it converges.
+  void update_normalisation_on_labeled(int64_t max_steps = 20000);
 
   // Reward for the policy per step: ensemble mean of normalised member outputs, minus the
   // absorbing value when subtract_absorbing applies. obs (n x D), act (n x A), out (n).
