@@ -325,3 +325,20 @@ TEST(Pendulum, RewardAtRestUprightIsZeroAndObservationIsCosSin) {
 
 }  // namespace
 }  // namespace prefrl
+
+namespace prefrl {
+namespace {
+
+TEST(ClipActions, BoxClippedNaNZeroDiscreteUntouched) {
+  Space box = Space::box({2}, {-1.f, 0.f}, {1.f, 2.f});
+  std::vector<float> a = {-3.f, 5.f, std::nanf(""), 1.5f};  // two actions of size 2
+  clip_actions(box, a.data(), 2);
+  EXPECT_EQ(a, (std::vector<float>{-1.f, 2.f, 0.f, 1.5f}));
+  Space disc = Space::discrete_n(3);
+  std::vector<float> d = {2.f, 7.f};
+  clip_actions(disc, d.data(), 2);
+  EXPECT_EQ(d, (std::vector<float>{2.f, 7.f}));
+}
+
+}  // namespace
+}  // namespace prefrl

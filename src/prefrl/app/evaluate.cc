@@ -83,13 +83,7 @@ double reward_true_correlation(PPOAgent& agent, RewardModel& reward, const std::
   for (int t = 0; t < steps; ++t) {
     std::vector<float> obs(envs.obs().begin(), envs.obs().end());
     agent.act(obs.data(), num_envs, actions.data(), /*deterministic=*/false);
-    if (!spec.action.discrete) {
-      for (int i = 0; i < num_envs; ++i)
-        for (int64_t j = 0; j < A; ++j) {
-          float& a = actions[i * A + j];
-          a = std::isnan(a) ? 0.f : std::clamp(a, spec.action.low[j], spec.action.high[j]);
-        }
-    }
+    clip_actions(spec.action, actions.data(), num_envs);
     envs.step(actions.data());
     for (int i = 0; i < num_envs; ++i) {
       Trajectory& tr = trajs[i];

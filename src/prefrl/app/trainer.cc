@@ -215,13 +215,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
       const float* obs = envs.obs().data();
       std::copy(obs, obs + N * D, roll.obs.begin() + static_cast<size_t>(t) * N * D);
       agent.rollout_act(t, obs, act_buf.data());
-      if (!spec.action.discrete) {  // store what the environment executes: clipped actions
-        for (int i = 0; i < N; ++i)
-          for (int64_t j = 0; j < A; ++j) {
-            float& a = act_buf[i * A + j];
-            a = std::isnan(a) ? 0.f : std::clamp(a, spec.action.low[j], spec.action.high[j]);
-          }
-      }
+      clip_actions(spec.action, act_buf.data(), N);  // store what the environment executes
       const auto t1 = Clock::now();
       envs.step(act_buf.data());
       const auto t2 = Clock::now();

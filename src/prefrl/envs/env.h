@@ -104,6 +104,11 @@ class Env {
   int elapsed_ = 0;
 };
 
+// Clips n Box actions (n x numel) in place to the space's bounds, NaN as 0, as the
+// environments do when they execute them; discrete spaces are left as they are. Learners
+// store what was executed, so they call this on sampled actions.
+void clip_actions(const Space& space, float* actions, int n);
+
 // Registry of environment names.
 std::vector<std::string> env_names();
 // Creates an environment by name; throws UsageError listing known names if unknown.

@@ -4,6 +4,7 @@
 
 #include "prefrl/core/error.h"
 #include "prefrl/envs/env.h"
+#include "prefrl/envs/action_util.h"
 
 namespace prefrl {
 
@@ -50,6 +51,16 @@ void VecEnv::step(const float* actions) {
       success_[i] = 0;
     }
   }
+}
+
+void clip_actions(const Space& space, float* actions, int n) {
+  if (space.discrete) return;
+  const int64_t a = space.numel();
+  for (int i = 0; i < n; ++i)
+    for (int64_t j = 0; j < a; ++j) {
+      float& x = actions[i * a + j];
+      x = envs_detail::clip_action(x, space.low[j], space.high[j]);
+    }
 }
 
 }  // namespace prefrl
