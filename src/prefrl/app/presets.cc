@@ -42,7 +42,9 @@ const std::vector<Preset>& presets() {
         "ppo.update_epochs=10", "ppo.lr=0.0003", "ppo.ent_coef=0.0", "ppo.init_log_std=0.0",
         "ppo.norm_reward=true", "reward.use_action=true", "reward.epochs_per_round=5",
         "prefs.segment_length=50", "prefs.total_labels=300", "prefs.query_batch=10"}},
-      {"acrobot", "acrobot", "Acrobot-v1 from oracle preferences",
+      {"acrobot", "acrobot",
+       "Acrobot-v1 from oracle preferences (3 of 5 seeds reach about -80; when no early clip reaches the goal "
+       "every answer is a tie and nothing is learned)",
        {"env.num_envs=8", "run.total_steps=200000", "ppo.num_steps=128", "ppo.minibatch_size=256",
         "ppo.update_epochs=4", "ppo.lr=0.0005", "ppo.ent_coef=0.0", "ppo.norm_reward=true",
         "reward.use_action=false", "reward.epochs_per_round=5",
