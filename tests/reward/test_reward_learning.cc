@@ -90,6 +90,46 @@ TEST(RewardLearning, DiscreteActionsAreOneHot) {
   EXPECT_GT(r[3], r[1]);
 }
 
+// The same pixel task through each pixel encoder (reward.pixel_encoder).
+class PixelEncoders : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(PixelEncoders, LearnPositionOfASquare) {
+  const int64_t C = 1, H = 16, W = 16, D = C * H * W;
+  const int L = 8;
+  const StepSampler sample = [&](Rng& rng, float* o, float* a) {
+    std::fill(o, o + D, 0.0f);
+    const int64_t y = rng.integer(H - 2), x = rng.integer(W - 2);
+    for (int64_t dy = 0; dy < 3; ++dy)
+      for (int64_t dx = 0; dx < 3; ++dx) o[(y + dy) * W + x + dx] = 1.0f;
+    a[0] = 0.0f;
+  };
+  const TrueReward reward = [&](const float* o, const float*) {
+    float left = 0;
+    for (int64_t y = 0; y < H; ++y)
+      for (int64_t x = 0; x < W / 2; ++x) left += o[y * W + x];
+    return left >= 4.5f ? 1.0f : -1.0f;
+  };
+  Rng data(13);
+  RewardConfig cfg;
+  cfg.pixel_encoder = GetParam();
+  cfg.ensemble_size = 2;
+  cfg.conv_channels = {8, 8};
+  cfg.hidden = {32};
+  cfg.batch_pairs = 32;
+  cfg.epochs_per_round = 40;
+  cfg.max_updates_per_round = 60;
+  cfg.lr = 2e-3;
+  cfg.use_action = false;
+  RewardModel model(cfg, {C, H, W}, 1, false, 0, false, 7);
+  model.add_pairs(oracle_pairs(data, 160, L, D, 1, sample, reward));
+  RewardTrainStats st;
+  for (int r = 0; r < 3; ++r) st = model.train_round();
+  EXPECT_GT(st.val_accuracy, 0.8) << GetParam() << ": train acc " << st.train_accuracy;
+  std::printf("pixels (%s): val acc %.3f\n", GetParam(), st.val_accuracy);
+}
+
+INSTANTIATE_TEST_SUITE_P(RewardLearning, PixelEncoders, ::testing::Values("keypoints", "mlp"));
+
 TEST(RewardLearning, PixelObservationsThroughTheConvTrunk) {
   // 1 x 16 x 16 images with a 3 x 3 bright square; reward +1 when it is in the left half.
   const int64_t C = 1, H = 16, W = 16, D = C * H * W;

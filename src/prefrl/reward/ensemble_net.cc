@@ -1,6 +1,7 @@
 #include "prefrl/reward/ensemble_net.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <utility>
 
 #include "prefrl/core/error.h"
@@ -12,6 +13,11 @@ constexpr int64_t kKernel = 3;   // conv kernel size
 constexpr int64_t kStride = 2;   // conv stride
 constexpr int64_t kPadding = 1;  // conv padding
 constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kAdamEps = 1e-8;
+// Initial keypoint log-temperature: softmax(e^2 * map). With PyTorch's default init a 3x3
+// pattern moves one cell's value by ~0.5, so e^2 ~ 7.4 makes such a cell stand out from the
+// background from the first update on (at temperature 1 the map is nearly uniform and the
+// keypoints barely move with the image until the weights have grown).
+constexpr double kKeypointLogTemp = 2.0;
 
 // Spatial size after one conv: floor((n + 2p - k) / s) + 1.
 int64_t conv_out(int64_t n) { return (n + 2 * kPadding - kKernel) / kStride + 1; }
@@ -29,6 +35,10 @@ EnsembleNet::EnsembleNet(NetShape shape, Rng& init_rng) : shape_(std::move(shape
   const int64_t M = shape_.members;
   if (M < 1) throw UsageError("reward ensemble_size must be >= 1, got " + std::to_string(M));
   const bool conv = !shape_.image.empty() && !shape_.conv_channels.empty();
+  const bool keypoints = conv && shape_.pixel_encoder == "keypoints";
+  if (conv && shape_.pixel_encoder != "cnn" && !keypoints) {
+    throw UsageError("reward pixel_encoder '" + shape_.pixel_encoder + "' is not one of: cnn, keypoints, mlp");
+  }
   int64_t head_in = shape_.row_width;
   std::vector<int64_t> conv_in;  // input channels of each conv
   std::vector<int64_t> fan_in;   // per block, for initialisation
@@ -52,7 +62,15 @@ EnsembleNet::EnsembleNet(NetShape shape, Rng& init_rng) : shape_(std::move(shape
       conv_out_hw_.push_back(h * w);
       c = out_c;
     }
-    conv_features_ = c * h * w;
+    conv_features_ = keypoints ? 2 * c : c * h * w;
+    if (keypoints) {
+      // Cell centres, x along the width and y along the height, each spanning [-1, 1].
+      const torch::Tensor xs = w == 1 ? torch::zeros({w}) : torch::linspace(-1.0, 1.0, w);
+      const torch::Tensor ys = h == 1 ? torch::zeros({h}) : torch::linspace(-1.0, 1.0, h);
+      kp_grid_ = torch::stack({xs.unsqueeze(0).expand({h, w}).reshape({h * w}),
+                               ys.unsqueeze(1).expand({h, w}).reshape({h * w})}, 1).contiguous();  // (h*w x 2)
+      if (const char* e = std::getenv("KP_SCALE")) kp_grid_ = kp_grid_ * std::atof(e);  // EXPERIMENT
+    }
     head_in = conv_features_ + (shape_.row_width - image_floats);
   }
   std::vector<int64_t> widths = {head_in};
@@ -72,10 +90,18 @@ EnsembleNet::EnsembleNet(NetShape shape, Rng& init_rng) : shape_(std::move(shape
     fc_b_.push_back(add_block({M, 1, widths[i + 1]}, &cursor));
     fan_in.push_back(widths[i]);
   }
+  if (keypoints) {
+    kp_temp_ = add_block({M * shape_.conv_channels.back()}, &cursor);
+    fan_in.push_back(0);  // not drawn: set to kKeypointLogTemp below
+  }
 
   // Initialise from our own Rng: independent of global torch state, identical everywhere.
   std::vector<float> init(static_cast<size_t>(cursor));
   for (size_t b = 0; b < blocks_.size(); ++b) {
+    if (static_cast<int>(b) == kp_temp_) {
+      std::fill_n(init.begin() + blocks_[b].offset, blocks_[b].numel, static_cast<float>(kKeypointLogTemp));
+      continue;
+    }
     const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in[b]));
     for (int64_t k = 0; k < blocks_[b].numel; ++k) {
       init[blocks_[b].offset + k] = static_cast<float>(init_rng.uniform(-bound, bound));
@@ -102,6 +128,7 @@ int64_t EnsembleNet::activation_floats_per_row() const {
   const int64_t M = shape_.members;
   int64_t n = shape_.row_width;
   for (size_t i = 0; i < conv_out_hw_.size(); ++i) n += M * shape_.conv_channels[i] * conv_out_hw_[i] * 2;
+  if (kp_temp_ >= 0) n += M * shape_.conv_channels.back() * conv_out_hw_.back() * 2;  // scaled map, softmax
   int64_t head = conv_features_ + shape_.row_width;
   for (int h : shape_.hidden) head += h;
   return n + M * (head + 1) * 2;
@@ -115,11 +142,18 @@ torch::Tensor EnsembleNet::forward(const torch::Tensor& rows, const std::vector<
     const int64_t C = shape_.image[0], H = shape_.image[1], W = shape_.image[2];
     const int64_t image_floats = C * H * W;
     torch::Tensor y = rows.narrow(1, 0, image_floats).reshape({N, C, H, W});  // (N x C x H x W)
-    for (size_t i = 0; i < conv_w_.size(); ++i) {
+    const size_t n_conv = conv_w_.size();
+    for (size_t i = 0; i < n_conv; ++i) {
       // The first conv sees the shared image (all members' filters at once, groups 1); later
       // convs keep members apart with groups = M. => (N x M*C_i x H_i x W_i)
       const int64_t groups = i == 0 ? 1 : M;
-      y = activate(torch::conv2d(y, view(conv_w_[i]), view(conv_b_[i]), kStride, kPadding, 1, groups));
+      y = torch::conv2d(y, view(conv_w_[i]), view(conv_b_[i]), kStride, kPadding, 1, groups);
+      if (kp_temp_ < 0 || i + 1 < n_conv) y = activate(y);  // keypoint logits stay linear
+    }
+    if (kp_temp_ >= 0) {
+      const int64_t MC = y.size(1), hw = y.size(2) * y.size(3);
+      const torch::Tensor logits = y.reshape({N, MC, hw}) * view(kp_temp_).exp().view({1, MC, 1});
+      y = torch::matmul(torch::softmax(logits, 2), kp_grid_);  // (N x M*C x 2) expected (x, y)
     }
     torch::Tensor features = y.reshape({N, M, conv_features_}).permute({1, 0, 2});  // (M x N x Fc)
     torch::Tensor extra = rows.narrow(1, image_floats, shape_.row_width - image_floats);  // (N x E)

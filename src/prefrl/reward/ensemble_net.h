@@ -9,9 +9,20 @@
 //   MLP:  [obs (D), action encoding (A'), absorbing flag (1)]            F = D + A' + 1
 //   CNN:  [image (C*H*W), action encoding (A'), absorbing flag (1)]      same layout
 // The CNN trunk (3x3 stride-2 convs, padding 1, cfg activation) maps the image part to
-// flattened features; those plus the action encoding and absorbing flag feed the MLP head
-// (hidden widths cfg.hidden; empty => one linear layer). Output: one scalar per member and
-// row => (M x N).
+// features; those plus the action encoding and absorbing flag feed the MLP head (hidden
+// widths cfg.hidden; empty => one linear layer). Output: one scalar per member and row =>
+// (M x N). Two ways to turn the last feature map into features (NetShape::pixel_encoder):
+//   cnn:       flatten it (C*h*w features). The head then holds separate weights for every
+//              cell of the map, i.e. a lookup table over positions: it learns only positions
+//              it has seen labels about and can fit a few hundred labels by memorising
+//              where each clip's objects were.
+//   keypoints: spatial soft-argmax (Levine et al. 2016, "End-to-end training of deep
+//              visuomotor policies"): the last conv is left linear, each channel's map
+//              becomes a distribution over cells, softmax(exp(tau_c) * map), and the
+//              features are its expected (x, y) in [-1, 1] (2*C features). Positions are
+//              continuous, shared by every cell, so what is learned at one position carries
+//              over to its neighbours. tau_c is a learned per-channel log-temperature
+//              (initially kKeypointLogTemp, not L2-regularised).
 //
 // Dropout multipliers come from the caller (one (M x 1 x H) mask per hidden layer, shared by
 // every row of the minibatch, i.e. by both clips of every pair and all their steps).
@@ -33,6 +44,7 @@ struct NetShape {
   int64_t row_width = 0;                // F: floats per input row
   std::vector<int> hidden;              // widths of the head's hidden layers
   std::string activation = "leaky_relu";
+  std::string pixel_encoder = "cnn";    // cnn (flatten) | keypoints (spatial soft-argmax); with image only
 };
 
 class EnsembleNet {
@@ -72,6 +84,8 @@ class EnsembleNet {
   NetShape shape_;
   std::vector<int> conv_w_, conv_b_;      // block indices of conv weights / biases
   std::vector<int> fc_w_, fc_b_;          // block indices of head weights / biases
+  int kp_temp_ = -1;                      // block of keypoint log-temperatures (M*C_last), or -1
+  torch::Tensor kp_grid_;                 // (h*w x 2) cell coordinates (x, y) in [-1, 1] of the last map
   std::vector<Block> blocks_;
   int64_t n_weights_ = 0;                 // the first n_weights_ floats of flat_ are weights
   int64_t conv_features_ = 0;             // per-member flattened conv features

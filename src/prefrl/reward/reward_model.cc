@@ -33,7 +33,11 @@ namespace prefrl {
 
 namespace {
 constexpr uint64_t kInitStream = 1, kSplitStream = 2, kTrainStream = 3;  // Rng streams
-constexpr int64_t kChunkFloats = int64_t{1} << 24;  // activation floats per inference chunk (64 MB)
+// Activation floats per forward pass (64 MB in all): inference runs in chunks of rows and a
+// training minibatch in chunks of pairs under this, which keeps each single activation
+// tensor well under glibc's largest mmap threshold (32 MB); bigger blocks are mmapped and
+// unmapped on every allocation, and the page faults then dominate the run time.
+constexpr int64_t kChunkFloats = int64_t{1} << 24;
 constexpr double kStdFloor = 1e-8;                  // floor of a member's output std
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
@@ -344,9 +348,13 @@ RewardModel::RewardModel(const RewardConfig& cfg, std::vector<int64_t> obs_shape
   Rng init_rng(derive_seed(seed, kInitStream));
   reward_detail::NetShape shape;
   shape.members = m.M;
-  if (m.obs_shape.size() == 3 && !cfg.conv_channels.empty()) {
+  if (cfg.pixel_encoder != "cnn" && cfg.pixel_encoder != "keypoints" && cfg.pixel_encoder != "mlp") {
+    throw UsageError("reward pixel_encoder '" + cfg.pixel_encoder + "' is not one of: cnn, keypoints, mlp");
+  }
+  if (m.obs_shape.size() == 3 && !cfg.conv_channels.empty() && cfg.pixel_encoder != "mlp") {
     shape.image = m.obs_shape;
     shape.conv_channels = cfg.conv_channels;
+    shape.pixel_encoder = cfg.pixel_encoder;
   }
   shape.row_width = m.row_width;
   shape.hidden = cfg.hidden;
@@ -414,6 +422,7 @@ RewardTrainStats RewardModel::train_round() {
 
   const int64_t L = m.seg_len, F = m.row_width, M = m.M;
   std::vector<int64_t> order = m.train_idx;
+  const int64_t pairs_per_chunk = std::max<int64_t>(1, kChunkFloats / (net.activation_floats_per_row() * 2 * L));
   torch::Tensor fit_sum = torch::zeros({}, torch::kFloat32);  // () sum of minibatch losses
   for (int epoch = 0; epoch < m.cfg.epochs_per_round && st.updates < m.cfg.max_updates_per_round; ++epoch) {
     m.train_rng.shuffle(order);
@@ -422,17 +431,28 @@ RewardTrainStats RewardModel::train_round() {
       const size_t end = std::min(order.size(), start + static_cast<size_t>(m.cfg.batch_pairs));
       const int64_t B = static_cast<int64_t>(end - start);
       const torch::Tensor idx = index_tensor(std::vector<int64_t>(order.begin() + start, order.begin() + end));
-      const torch::Tensor x = m.rows.index_select(0, idx).view({B * 2 * L, F});  // (B*2*L x F)
-      const torch::Tensor target = m.targets.index_select(0, idx);                // (B)
-      const torch::Tensor w = m.weights.index_select(0, idx).t();                 // (M x B)
-      const torch::Tensor ret = net.forward(x, m.draw_masks()).view({M, B, 2, L}).sum(3);  // (M x B x 2)
-      const torch::Tensor nll = preference_nll(ret.select(2, 0), ret.select(2, 1), target, m.cfg.random_response);
+      const torch::Tensor w_all = m.weights.index_select(0, idx).t();  // (M x B)
+      const torch::Tensor w_sum = w_all.sum(1).clamp_min(1.0);        // (M)
+      const std::vector<torch::Tensor> masks = m.draw_masks();        // one mask for the whole minibatch
       // Each member's bootstrap-weighted mean NLL; members share no parameters, so the
-      // gradient of the sum is each member's own gradient.
-      const torch::Tensor loss = (nll * w).sum(1) / w.sum(1).clamp_min(1.0);  // (M)
-      loss.sum().backward();
+      // gradient of the sum is each member's own gradient. Pairs contribute independently,
+      // so a minibatch too big for one forward pass (activations over kChunkFloats) is run
+      // in chunks of pairs whose gradients accumulate before the one Adam step.
+      torch::Tensor loss = torch::zeros({M}, torch::kFloat32);  // (M)
+      for (int64_t c0 = 0; c0 < B; c0 += pairs_per_chunk) {
+        const int64_t Bc = std::min(pairs_per_chunk, B - c0);
+        const torch::Tensor cidx = idx.narrow(0, c0, Bc);
+        const torch::Tensor x = m.rows.index_select(0, cidx).view({Bc * 2 * L, F});  // (Bc*2*L x F)
+        const torch::Tensor target = m.targets.index_select(0, cidx);                // (Bc)
+        const torch::Tensor w = w_all.narrow(1, c0, Bc);                             // (M x Bc)
+        const torch::Tensor ret = net.forward(x, masks).view({M, Bc, 2, L}).sum(3);  // (M x Bc x 2)
+        const torch::Tensor nll = preference_nll(ret.select(2, 0), ret.select(2, 1), target, m.cfg.random_response);
+        const torch::Tensor part = (nll * w).sum(1) / w_sum;  // (M)
+        part.sum().backward();
+        loss += part.detach();
+      }
       net.adam_step(m.cfg.lr, m.l2);
-      fit_sum += loss.detach().mean();
+      fit_sum += loss.mean();
       ++st.updates;
     }
   }

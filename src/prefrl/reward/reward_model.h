@@ -50,6 +50,7 @@ struct RewardConfig {
   double output_std = 1.0;            // target std of each member's normalised output
   bool subtract_absorbing = true;     // predict r̂ - r̂_abs (only applies when env can terminate)
   std::vector<int> conv_channels = {16, 16};  // CNN channels (pixel inputs)
+  std::string pixel_encoder = "cnn";  // pixel inputs: cnn (flattened conv map) | keypoints (spatial soft-argmax) | mlp (raw pixels)
   std::string normalise_on = "labeled";  // states the output normalisation is computed over
 
   template <class V>
@@ -74,6 +75,10 @@ struct RewardConfig {
     v.num("output_std", output_std, "std of each member's normalised output", 1e-6, 1e6);
     v.flag("subtract_absorbing", subtract_absorbing, "reward given to the policy is r̂ - r̂(absorbing) on terminating envs");
     v.ints("conv_channels", conv_channels, "CNN channels per conv layer (pixel observations)", 1, 1024);
+    v.text("pixel_encoder", pixel_encoder,
+           "pixel observations: cnn (conv map flattened into the head), keypoints (conv map => expected "
+           "(x, y) of each channel by spatial soft-argmax) or mlp (raw pixels into the head)",
+           {"cnn", "keypoints", "mlp"});
     v.text("normalise_on", normalise_on,
            "states for output normalisation: labeled (all labeled clips) or rollout (the newest rollout)",
            {"labeled", "rollout"});
