@@ -1,7 +1,6 @@
 #include "prefrl/reward/ensemble_net.h"
 
 #include <cmath>
-#include <cstdlib>
 #include <utility>
 
 #include "prefrl/core/error.h"
@@ -39,7 +38,13 @@ EnsembleNet::EnsembleNet(NetShape shape, Rng& init_rng) : shape_(std::move(shape
   if (conv && shape_.pixel_encoder != "cnn" && !keypoints) {
     throw UsageError("reward pixel_encoder '" + shape_.pixel_encoder + "' is not one of: cnn, keypoints, mlp");
   }
-  int64_t head_in = shape_.row_width;
+  const int64_t S = shape_.select_width;
+  if (S < 0 || shape_.select_offset < 0 || shape_.select_offset + S > shape_.row_width) {
+    throw UsageError("reward net: selection block [" + std::to_string(shape_.select_offset) + ", " +
+                     std::to_string(shape_.select_offset + S) + ") lies outside a row of " +
+                     std::to_string(shape_.row_width) + " floats");
+  }
+  int64_t head_in = shape_.row_width - S;
   std::vector<int64_t> conv_in;  // input channels of each conv
   std::vector<int64_t> fan_in;   // per block, for initialisation
   int64_t cursor = 0;
@@ -69,13 +74,13 @@ EnsembleNet::EnsembleNet(NetShape shape, Rng& init_rng) : shape_(std::move(shape
       const torch::Tensor ys = h == 1 ? torch::zeros({h}) : torch::linspace(-1.0, 1.0, h);
       kp_grid_ = torch::stack({xs.unsqueeze(0).expand({h, w}).reshape({h * w}),
                                ys.unsqueeze(1).expand({h, w}).reshape({h * w})}, 1).contiguous();  // (h*w x 2)
-      if (const char* e = std::getenv("KP_SCALE")) kp_grid_ = kp_grid_ * std::atof(e);  // EXPERIMENT
     }
-    head_in = conv_features_ + (shape_.row_width - image_floats);
+    if (S > 0 && shape_.select_offset < image_floats) throw UsageError("reward net: selection block overlaps the image");
+    head_in = conv_features_ + (shape_.row_width - S - image_floats);
   }
   std::vector<int64_t> widths = {head_in};
   for (int hdim : shape_.hidden) widths.push_back(hdim);
-  widths.push_back(1);
+  widths.push_back(S > 0 ? S : 1);
   for (size_t i = 0; i + 1 < widths.size(); ++i) {
     fc_w_.push_back(add_block({M, widths[i], widths[i + 1]}, &cursor));
     fan_in.push_back(widths[i]);
@@ -131,12 +136,20 @@ int64_t EnsembleNet::activation_floats_per_row() const {
   if (kp_temp_ >= 0) n += M * shape_.conv_channels.back() * conv_out_hw_.back() * 2;  // scaled map, softmax
   int64_t head = conv_features_ + shape_.row_width;
   for (int h : shape_.hidden) head += h;
-  return n + M * (head + 1) * 2;
+  return n + M * (head + std::max<int64_t>(1, shape_.select_width)) * 2;
+}
+
+torch::Tensor EnsembleNet::head_columns(const torch::Tensor& rows) const {
+  const int64_t S = shape_.select_width, off = shape_.select_offset, F = shape_.row_width;
+  if (S == 0) return rows;
+  if (off + S == F) return rows.narrow(1, 0, off);
+  return torch::cat({rows.narrow(1, 0, off), rows.narrow(1, off + S, F - off - S)}, 1);
 }
 
 torch::Tensor EnsembleNet::forward(const torch::Tensor& rows, const std::vector<torch::Tensor>& masks) const {
   const int64_t M = shape_.members;
   const int64_t N = rows.size(0);
+  const int64_t S = shape_.select_width;
   torch::Tensor h;  // (M x N x features) input of the head
   if (!conv_w_.empty()) {
     const int64_t C = shape_.image[0], H = shape_.image[1], W = shape_.image[2];
@@ -156,10 +169,11 @@ torch::Tensor EnsembleNet::forward(const torch::Tensor& rows, const std::vector<
       y = torch::matmul(torch::softmax(logits, 2), kp_grid_);  // (N x M*C x 2) expected (x, y)
     }
     torch::Tensor features = y.reshape({N, M, conv_features_}).permute({1, 0, 2});  // (M x N x Fc)
-    torch::Tensor extra = rows.narrow(1, image_floats, shape_.row_width - image_floats);  // (N x E)
+    torch::Tensor extra = head_columns(rows).narrow(1, image_floats, shape_.row_width - S - image_floats);  // (N x E)
     h = torch::cat({features, extra.unsqueeze(0).expand({M, N, extra.size(1)})}, 2);  // (M x N x Fc+E)
   } else {
-    h = rows.unsqueeze(0).expand({M, N, rows.size(1)});  // (M x N x F), no copy
+    const torch::Tensor x = head_columns(rows);  // (N x F-S)
+    h = x.unsqueeze(0).expand({M, N, x.size(1)});  // (M x N x F-S), no copy
   }
   const size_t n_layers = fc_w_.size();
   for (size_t i = 0; i < n_layers; ++i) {
@@ -169,6 +183,7 @@ torch::Tensor EnsembleNet::forward(const torch::Tensor& rows, const std::vector<
       if (!masks.empty()) h = h * masks[i];  // (M x 1 x out_i) broadcast over every row
     }
   }
+  if (S > 0) return (h * rows.narrow(1, shape_.select_offset, S).unsqueeze(0)).sum(2);  // (M x N)
   return h.squeeze(2);  // (M x N)
 }
 

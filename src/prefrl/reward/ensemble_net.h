@@ -45,6 +45,10 @@ struct NetShape {
   std::vector<int> hidden;              // widths of the head's hidden layers
   std::string activation = "leaky_relu";
   std::string pixel_encoder = "cnn";    // cnn (flatten) | keypoints (spatial soft-argmax); with image only
+  // S > 0: the head has S outputs and floats [select_offset, select_offset + S) of a row (a
+  // one-hot action) pick one of them instead of entering the head: r(s, a) = head(s)[a].
+  int64_t select_offset = 0;
+  int64_t select_width = 0;
 };
 
 class EnsembleNet {
@@ -78,6 +82,8 @@ class EnsembleNet {
   int add_block(std::vector<int64_t> shape, int64_t* cursor);
   // A view of block i into flat_ (part of the autograd graph when grad mode is on).
   torch::Tensor view(int i) const;
+  // The columns of rows (N x F) that enter the head: all but the selection block.
+  torch::Tensor head_columns(const torch::Tensor& rows) const;
   // The configured activation applied to x.
   torch::Tensor activate(const torch::Tensor& x) const;
 

@@ -357,6 +357,13 @@ RewardModel::RewardModel(const RewardConfig& cfg, std::vector<int64_t> obs_shape
     shape.pixel_encoder = cfg.pixel_encoder;
   }
   shape.row_width = m.row_width;
+  if (cfg.discrete_action != "input" && cfg.discrete_action != "select") {
+    throw UsageError("reward discrete_action '" + cfg.discrete_action + "' is not one of: input, select");
+  }
+  if (cfg.discrete_action == "select" && m.discrete && m.act_width > 0) {
+    shape.select_offset = m.obs_size;  // the one-hot action follows the observation
+    shape.select_width = m.act_width;
+  }
   shape.hidden = cfg.hidden;
   shape.activation = cfg.activation;
   m.net = std::make_unique<reward_detail::EnsembleNet>(shape, init_rng);

@@ -52,6 +52,7 @@ struct RewardConfig {
   std::vector<int> conv_channels = {16, 16};  // CNN channels (pixel inputs)
   std::string pixel_encoder = "cnn";  // pixel inputs: cnn (flattened conv map) | keypoints (spatial soft-argmax) | mlp (raw pixels)
   std::string normalise_on = "labeled";  // states the output normalisation is computed over
+  std::string discrete_action = "input";  // discrete actions: input (one-hot into the net) | select (one output per action)
 
   template <class V>
   void visit(V& v) {
@@ -82,6 +83,10 @@ struct RewardConfig {
     v.text("normalise_on", normalise_on,
            "states for output normalisation: labeled (all labeled clips) or rollout (the newest rollout)",
            {"labeled", "rollout"});
+    v.text("discrete_action", discrete_action,
+           "with discrete actions and use_action: input (one-hot action enters the net) or select "
+           "(the net has one output per action and the action picks one: r(s, a) = net(s)[a])",
+           {"input", "select"});
   }
 };
 
