@@ -11,4 +11,11 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev libtomlplusplus-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
   libcpp-httplib-dev libpng-dev \
-  libmujoco-dev libqhull-dev
+  libmujoco-dev libqhull-dev \
+  chromium fonts-dejavu-core
+# The browser tests drive Debian's chromium with Playwright (playwright-core from the npm
+# registry, pinned by tests/web/package-lock.json). The machine's Node.js is used if present.
+if ! command -v npm >/dev/null 2>&1; then
+  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+(cd "$(dirname "$0")/../tests/web" && npm ci --no-audit --no-fund --loglevel=error)

@@ -308,6 +308,64 @@ TEST_F(PrefDBTest, UnknownQueryIdIsAUsageError) {
   EXPECT_EQ(db.count_labels(), 0);
 }
 
+TEST_F(PrefDBTest, ClaimLabelsMarksThemUsedOldestFirstAndStopsAtYoungOnes) {
+  PrefDB db(file("p.db"));
+  auto qids = add_pair_queries(db, 4);
+  const int64_t l1 = db.add_label(qids[0], Choice::kLeft, "human", "ann");
+  const int64_t l2 = db.add_label(qids[1], Choice::kSkip, "human", "ann");
+  const int64_t l3 = db.add_label(qids[2], Choice::kEqual, "human", "bob");
+  int64_t last = 0;
+  // Nothing is old enough yet.
+  EXPECT_TRUE(db.claim_labels(0, 0.0, &last).empty());
+  EXPECT_EQ(last, 0);
+  for (const Label& l : db.labels()) EXPECT_FALSE(l.used);
+  // Everything: skips are claimed (marked used) but are not training pairs.
+  std::vector<LabeledPair> got = db.claim_labels(0, 1e300, &last);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].label_id, l1);
+  EXPECT_FLOAT_EQ(got[0].target, 1.0f);
+  EXPECT_EQ(got[1].label_id, l3);
+  EXPECT_FLOAT_EQ(got[1].target, 0.5f);
+  EXPECT_EQ(last, l3);
+  for (const Label& l : db.labels()) EXPECT_TRUE(l.used) << l.id;
+  EXPECT_THROW(db.undo_label(l2), UsageError);  // claimed labels cannot be undone
+  // Claimed labels are not claimed again; a new one is.
+  EXPECT_TRUE(db.claim_labels(last, 1e300, &last).empty());
+  const int64_t l4 = db.add_label(qids[3], Choice::kRight, "human", "ann");
+  got = db.claim_labels(last, 1e300, &last);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].label_id, l4);
+  EXPECT_EQ(last, l4);
+}
+
+TEST_F(PrefDBTest, ALabelerAnswersAQueryOnce) {
+  PrefDB db(file("p.db"));
+  Segment a = make_segment(3, 2, 1, 1), b = make_segment(3, 2, 1, 2);
+  db.add_segment(a);
+  db.add_segment(b);
+  Query q;
+  q.left_id = a.id;
+  q.right_id = b.id;
+  q.source = "uniform";
+  q.answers_wanted = 3;
+  db.add_query(q);
+  db.add_label(q.id, Choice::kLeft, "human", "ann");
+  EXPECT_TRUE(db.has_answered(q.id, "ann"));
+  EXPECT_FALSE(db.has_answered(q.id, "bob"));
+  try {
+    db.add_label(q.id, Choice::kRight, "human", "ann");
+    ADD_FAILURE();
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("already answered"), std::string::npos) << e.what();
+  }
+  db.add_label(q.id, Choice::kRight, "human", "bob");
+  EXPECT_EQ(db.count_labels_by("ann"), 1);
+  EXPECT_EQ(db.count_labels_by("bob"), 1);
+  EXPECT_EQ(db.get_query(q.id)->status, "pending");  // wants 3
+  db.add_label(q.id, Choice::kEqual, "human", "cy");
+  EXPECT_EQ(db.get_query(q.id)->status, "labeled");
+}
+
 TEST_F(PrefDBTest, UndoRules) {
   PrefDB db(file("p.db"));
   auto qids = add_pair_queries(db, 3);

@@ -9,6 +9,8 @@
 #include <thread>
 #include <torch/torch.h>
 #include <torch/version.h>
+#include <csignal>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "prefrl/app/evaluate.h"
@@ -16,6 +18,8 @@
 #include "prefrl/app/trainer.h"
 #include "prefrl/core/error.h"
 #include "prefrl/envs/env.h"
+#include "prefrl/prefs/pref_db.h"
+#include "prefrl/server/label_server.h"
 #include "prefrl/tracking/run_dir.h"
 #include "prefrl_version.h"
 
@@ -77,7 +81,7 @@ struct ConfigFlags {
   std::string env, preset, config_file;
   std::vector<std::string> sets;
   // Dedicated flags, kept as text and validated by the config's own ranges.
-  std::string teacher, labels, steps, seed, threads;
+  std::string teacher, labels, steps, seed, threads, host, port, token;
 
   void add_to(CLI::App* cmd, bool with_run_flags) {
     cmd->add_option("--env", env, "environment (see `prefrl env list`)")->required();
@@ -85,11 +89,14 @@ struct ConfigFlags {
     cmd->add_option("--config", config_file, "TOML (or .json) file of config keys");
     cmd->add_option("--set", sets, "override one config key: --set ppo.lr=0.001 (repeatable)");
     if (with_run_flags) {
-      cmd->add_option("--teacher", teacher, "who answers queries: oracle | noisy");
+      cmd->add_option("--teacher", teacher, "who answers queries: oracle | noisy | human (a browser page)");
       cmd->add_option("--labels", labels, "label budget (prefs.total_labels)");
       cmd->add_option("--steps", steps, "environment steps (run.total_steps)");
       cmd->add_option("--seed", seed, "seed (run.seed)");
       cmd->add_option("--threads", threads, "LibTorch intra-op threads (run.threads)");
+      cmd->add_option("--host", host, "--teacher human: address of the labeling page (server.host; default 127.0.0.1)");
+      cmd->add_option("--port", port, "--teacher human: port of the labeling page (server.port; 0 = any free port)");
+      cmd->add_option("--token", token, "--teacher human: access token (server.token; generated when the host is not loopback)");
     }
   }
 
@@ -116,6 +123,9 @@ struct ConfigFlags {
     if (!steps.empty()) config_set(cfg, "run.total_steps", steps);
     if (!seed.empty()) config_set(cfg, "run.seed", seed);
     if (!threads.empty()) config_set(cfg, "run.threads", threads);
+    if (!host.empty()) config_set(cfg, "server.host", host);
+    if (!port.empty()) config_set(cfg, "server.port", port);
+    if (!token.empty()) config_set(cfg, "server.token", token);
     if (cfg.env.name != env) throw UsageError("env.name '" + cfg.env.name + "' contradicts --env '" + env + "'");
     cfg.validate();
     return cfg;
@@ -186,6 +196,42 @@ int cmd_eval(const std::string& run_path, int episodes, int64_t seed, bool json,
     if (r.has_success) std::cout << fmt::format(", success rate {:.2f}", r.success_rate);
     std::cout << "\n";
   }
+  return 0;
+}
+
+// Serves a run's pending queries to people, with no training, until SIGINT/SIGTERM (or, with
+// --exit-when-done, until no query is pending).
+int cmd_label(const std::string& run_path, const std::string& host, const std::string& port,
+              const std::string& token, bool exit_when_done) {
+  RunDir run = RunDir::open(run_path);
+  TrainConfig cfg = load_run_config(run);
+  if (!host.empty()) config_set(cfg, "server.host", host);
+  if (!port.empty()) config_set(cfg, "server.port", port);
+  if (!token.empty()) config_set(cfg, "server.token", token);
+  const std::string db_path = run.file("prefs.db");
+  if (!std::filesystem::exists(db_path)) throw UsageError("run '" + run_path + "' has no preference database (" + db_path + ")");
+  // Block the stop signals before any thread starts, then wait for one of them.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  LabelServer server(cfg.server, db_path, cfg.env.name, std::filesystem::path(run.path()).filename().string());
+  server.start();
+  PrefDB db(db_path);
+  server.publish({{"phase", "labeling only"}});
+  std::cout << fmt::format("prefrl label: {} pending queries of run {} ({}); labeling page: {}", db.count_pending(),
+                           run.path(), cfg.env.name, server.url())
+            << std::endl;
+  const timespec poll = {0, 200 * 1000 * 1000};
+  while (true) {
+    if (sigtimedwait(&stop, nullptr, &poll) > 0) break;
+    if (exit_when_done && db.count_pending() == 0) break;
+  }
+  server.stop();
+  std::cout << fmt::format("prefrl label: stopped; {} labels in {}, {} queries pending", db.count_labels(), db_path,
+                           db.count_pending())
+            << std::endl;
   return 0;
 }
 
@@ -290,7 +336,7 @@ int cli_main(int argc, char** argv) {
 
   ConfigFlags train_flags;
   std::string run_dir, runs_root = "runs";
-  auto* train_cmd = app.add_subcommand("train", "train a policy from preferences (scripted teacher)");
+  auto* train_cmd = app.add_subcommand("train", "train a policy from preferences (scripted teacher or people in a browser)");
   train_flags.add_to(train_cmd, true);
   auto* rd = train_cmd->add_option("--run-dir", run_dir, "directory for this run (must not hold a run)");
   auto* rr = train_cmd->add_option("--runs-root", runs_root, "parent of a new, named run directory (default: runs)");
@@ -308,6 +354,15 @@ int cli_main(int argc, char** argv) {
   eval_cmd->add_flag("--stochastic", eval_stochastic, "sample actions instead of acting deterministically");
 
   auto* presets_cmd = app.add_subcommand("presets", "list the tuned presets and their settings");
+
+  std::string label_run, label_host, label_port, label_token;
+  bool label_exit_when_done = false;
+  auto* label_cmd = app.add_subcommand("label", "serve a run's pending queries to people in a browser, without training");
+  label_cmd->add_option("RUN_DIR", label_run, "run directory")->required();
+  label_cmd->add_option("--host", label_host, "address to bind (default: the run's server.host)");
+  label_cmd->add_option("--port", label_port, "port (default: the run's server.port; 0 = any free port)");
+  label_cmd->add_option("--token", label_token, "access token (generated when the host is not loopback)");
+  label_cmd->add_flag("--exit-when-done", label_exit_when_done, "stop when no query is pending");
 
   ConfigFlags config_flags;
   auto* config_cmd = app.add_subcommand("config", "print every config key: resolved value, doc, range");
@@ -337,6 +392,7 @@ int cli_main(int argc, char** argv) {
     if (*train_cmd) return cmd_train(train_flags, run_dir, runs_root, argc, argv);
     if (*eval_cmd) return cmd_eval(eval_run, eval_episodes, eval_seed, eval_json, eval_stochastic);
     if (*presets_cmd) return cmd_presets();
+    if (*label_cmd) return cmd_label(label_run, label_host, label_port, label_token, label_exit_when_done);
     if (*config_cmd) { print_config(config_flags.resolve(), std::cout); return 0; }
     if (*env_list) return cmd_env_list();
     if (*env_replay) return cmd_env_replay(replay_env, replay_state, replay_actions, replay_elapsed);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "prefrl/server/label_server.h"
 #include "prefrl/core/config.h"
 #include "prefrl/envs/env.h"
 #include "prefrl/reward/reward_model.h"
@@ -85,7 +86,8 @@ struct TeacherConfig {
 
   template <class V>
   void visit(V& v) {
-    v.text("kind", kind, "teacher", {"oracle", "noisy"});
+    v.text("kind", kind, "who answers queries: oracle (true return), noisy (oracle with random errors), "
+           "human (people in a browser; see server.*)", {"oracle", "noisy", "human"});
     v.num("error_rate", error_rate, "noisy teacher: probability of a random answer", 0.0, 1.0);
   }
 };
@@ -97,6 +99,7 @@ struct TrainConfig {
   RewardConfig reward;
   PrefsConfig prefs;
   TeacherConfig teacher;
+  ServerConfig server;
 
   template <class V>
   void visit(V& v) {
@@ -106,6 +109,7 @@ struct TrainConfig {
     v.group("reward", reward);
     v.group("prefs", prefs);
     v.group("teacher", teacher);
+    v.group("server", server);
   }
 
   // Cross-field checks (e.g. minibatch <= rollout size); throws UsageError naming values.

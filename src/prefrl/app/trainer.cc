@@ -10,7 +10,9 @@
 #include <chrono>
 #include <cmath>
 #include <deque>
+#include <filesystem>
 #include <fmt/format.h>
+#include <thread>
 #include <torch/torch.h>
 
 #include "prefrl/app/evaluate.h"
@@ -21,6 +23,7 @@
 #include "prefrl/prefs/segments.h"
 #include "prefrl/reward/reward_model.h"
 #include "prefrl/rl/ppo.h"
+#include "prefrl/server/label_server.h"
 #include "prefrl/teachers/teacher.h"
 #include "prefrl/tracking/metric_names.h"
 #include "prefrl/tracking/metrics.h"
@@ -35,8 +38,13 @@ enum Stream : uint64_t { kEnvStream = 1, kPolicyStream, kRewardStream, kSegmentS
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
+// A scripted teacher, or nullptr for people (they answer through the labeling server).
 std::unique_ptr<Teacher> make_teacher(const TrainConfig& cfg) {
+  if (cfg.teacher.kind == "human") return nullptr;
   if (cfg.teacher.kind == "oracle") return std::make_unique<OracleTeacher>(cfg.prefs.tie_tolerance);
   return std::make_unique<NoisyTeacher>(cfg.teacher.error_rate, derive_seed(cfg.run.seed, kTeacherStream),
                                         cfg.prefs.tie_tolerance);
@@ -177,6 +185,15 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
                      spec.can_terminate, derive_seed(seed, kRewardStream));
   PrefDB db(run.file("prefs.db"));
   std::unique_ptr<Teacher> teacher = make_teacher(cfg);
+  // People answer through the labeling server, which has its own database connection.
+  const bool human = teacher == nullptr;
+  std::unique_ptr<LabelServer> server;
+  if (human) {
+    server = std::make_unique<LabelServer>(cfg.server, run.file("prefs.db"), cfg.env.name,
+                                           std::filesystem::path(run.path()).filename().string());
+    server->start();
+    log.line(fmt::format("labeling page: {}  (open it in a browser; several people may label at once)", server->url()));
+  }
   SegmentPool pool(static_cast<size_t>(cfg.prefs.pool_capacity));
   LabelSchedule schedule;
   schedule.total_labels = cfg.prefs.total_labels;
@@ -198,6 +215,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   int64_t global_step = 0;
   int64_t labels_requested = 0;   // queries asked (each wants one answer)
   int64_t last_label_id = 0;      // labels up to here are in the reward model
+  int64_t labels_used = 0;        // labeled pairs the reward model has
   int64_t updates = 0;
 
   // Per-env running episode sums, for charts/episodic_return and charts/predicted_return.
@@ -254,6 +272,8 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   // ---- Ask `count` queries, have the teacher answer them, commit the labels ---------------
   double last_disagreement = std::nan("");
   auto ask_and_label = [&](int count, const char* source) {
+    // People: never more than server.max_pending unanswered queries ahead of them.
+    if (human) count = static_cast<int>(std::min<int64_t>(count, cfg.server.max_pending - db.count_pending()));
     if (count <= 0 || pool.size() < 2) return;
     const auto tq = Clock::now();
     DisagreementFn score = [&](const SegmentPool& p, const std::vector<CandidatePair>& cands) {
@@ -283,6 +303,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     std::vector<double> scores;
     for (const auto& c : chosen) {
       Query q;
+      q.answers_wanted = human ? cfg.server.answers_per_query : 1;
       q.left_id = pool.at(c.left).id;
       q.right_id = pool.at(c.right).id;
       q.env_step = global_step;
@@ -292,10 +313,13 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
       scores.push_back(c.score);
     }
     db.add_queries(queries);
-    // A scripted teacher answers at once; each label is committed before it is used.
+    // A scripted teacher answers at once; people answer through the server, later. Either
+    // way each label is committed before it is used.
     for (size_t k = 0; k < chosen.size(); ++k) {
-      const Choice answer = teacher->answer(pool.at(chosen[k].left), pool.at(chosen[k].right));
-      db.add_label(queries[k].id, answer, teacher->name(), teacher->name());
+      if (!human) {
+        const Choice answer = teacher->answer(pool.at(chosen[k].left), pool.at(chosen[k].right));
+        db.add_label(queries[k].id, answer, teacher->name(), teacher->name());
+      }
       ++labels_requested;
     }
     if (method == "disagreement") last_disagreement = mean_of(scores);
@@ -306,9 +330,11 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   RewardTrainStats rstats;
   auto train_reward = [&](int rounds) {
     const auto td = Clock::now();
-    std::vector<LabeledPair> fresh = db.labeled_pairs(last_label_id);
-    std::vector<int64_t> used;
-    for (const auto& p : fresh) { last_label_id = std::max(last_label_id, p.label_id); used.push_back(p.label_id); }
+    // Claim (mark used) every label committed since the last round; people's labels only once
+    // they are older than the undo window.
+    const double before = human ? unix_now() - cfg.server.undo_window_s : kInf;
+    std::vector<LabeledPair> fresh = db.claim_labels(last_label_id, before, &last_label_id);
+    labels_used += static_cast<int64_t>(fresh.size());
     t_db += seconds_since(td);
     if (fresh.empty()) return false;
     const auto tr = Clock::now();
@@ -318,10 +344,41 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     if (cfg.reward.normalise_on == "labeled") reward.update_normalisation_on_labeled();
     else reward.update_normalisation(roll.obs.data(), roll.actions.data(), static_cast<int64_t>(T) * N);
     t_rtrain += seconds_since(tr);
-    const auto td2 = Clock::now();
-    db.mark_used(used);
-    t_db += seconds_since(td2);
     return true;
+  };
+
+  // ---- What the labeling page shows of the run (people only) ----------------------------
+  std::deque<double> recent_returns;                  // true returns of the last 20 episodes
+  std::vector<std::pair<int64_t, double>> return_curve;  // (step, recent mean return), thinned
+  auto publish = [&](const char* phase, int64_t have, int64_t need) {
+    if (!server) return;
+    auto num = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); };
+    std::vector<double> rr(recent_returns.begin(), recent_returns.end());
+    nlohmann::json curve = nlohmann::json::array();
+    for (const auto& [s, r] : return_curve) curve.push_back({s, r});
+    server->publish({{"phase", phase}, {"step", global_step}, {"total_steps", cfg.run.total_steps},
+                     {"labels_used", labels_used}, {"label_budget", cfg.prefs.total_labels},
+                     {"labels_have", have}, {"labels_needed", need},
+                     {"val_accuracy", num(rstats.val_accuracy)}, {"recent_return", num(mean_of(rr))},
+                     {"return_curve", curve}});
+  };
+  // Pre-training needs the first answers from people: wait for them, saying so on the CLI and
+  // the page, then let the undo window pass so that they can be used.
+  auto wait_for_first_labels = [&](int64_t need) {
+    need = std::min(need, labels_requested);
+    auto last_line = Clock::now() - std::chrono::hours(1);
+    for (int64_t have = db.count_labels(); have < need; have = db.count_labels()) {
+      publish("waiting", have, need);
+      if (seconds_since(last_line) >= 10.0) {
+        log.line(fmt::format("waiting for the first labels: {} of {} given; label at {}", have, need, server->url()));
+        last_line = Clock::now();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    publish("waiting", need, need);
+    log.line(fmt::format("the first {} labels are in; training starts in {:g} s (the undo window)", need,
+                         cfg.server.undo_window_s));
+    std::this_thread::sleep_for(std::chrono::duration<double>(cfg.server.undo_window_s));
   };
 
   log.line(fmt::format("prefrl: training {} with {} teacher, {} labels, {} steps, seed {}; run dir {}",
@@ -338,6 +395,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
       cut_into_pool();
     } while (pool.size() < want_segments && global_step < cfg.run.total_steps);
     ask_and_label(initial, "initial");
+    if (human) wait_for_first_labels(initial);
     train_reward(cfg.prefs.initial_epoch_multiplier);
     log.line(fmt::format("pre-training: {} labels from the untrained policy over {} steps; reward model "
                          "val accuracy {:.3f}", db.count_labels(), global_step, rstats.val_accuracy));
@@ -347,7 +405,6 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   auto last_progress = Clock::now() - std::chrono::hours(1);
   int64_t steps_at_last_progress = global_step;
   auto time_at_last_progress = Clock::now();
-  std::deque<double> recent_returns;
   while (global_step < cfg.run.total_steps) {
     const auto t_iter = Clock::now();
     t_env = t_inf = t_rpred = t_ppo = t_rtrain = t_query = t_db = 0;
@@ -424,7 +481,15 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
         recent_returns.push_back(r);
         if (recent_returns.size() > 20) recent_returns.pop_front();
       }
+      if (server) {
+        return_curve.emplace_back(global_step, mean_of(std::vector<double>(recent_returns.begin(), recent_returns.end())));
+        if (return_curve.size() > 400) {  // keep every other point
+          for (size_t i = 0; i < return_curve.size() / 2; ++i) return_curve[i] = return_curve[2 * i];
+          return_curve.resize(return_curve.size() / 2);
+        }
+      }
     }
+    publish("training", labels_now, labels_now);
     log_m(metric::kSPS, static_cast<double>(T) * N / std::max(iter_s, 1e-9));
     log_m(metric::kLearningRate, pstats.lr);
     log_m(metric::kPolicyLoss, pstats.policy_loss);
@@ -490,6 +555,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     result.eval_success_rate = ev.has_success ? ev.success_rate : std::nan("");
   }
   metrics.flush();
+  publish("finished", result.labels, result.labels);
   run.write_json("summary.json", result.to_json());
   log.line(fmt::format("done: {} steps, {} labels, {:.1f} s; eval return {:.2f} ± {:.2f} over {} episodes; "
                        "reward val accuracy {:.3f}; predicted-vs-true correlation {:.3f} (final policy), {:.3f} (held-out clips)",

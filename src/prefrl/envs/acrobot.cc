@@ -40,6 +40,13 @@ const EnvSpec& Acrobot::spec() const {
 
 std::vector<double> Acrobot::get_state() const { return {s_[0], s_[1], s_[2], s_[3]}; }
 
+bool Acrobot::state_from_obs(const float* obs, std::vector<double>* state) const {
+  // obs = cos θ1, sin θ1, cos θ2, sin θ2, θ1', θ2'.
+  *state = {std::atan2(double(obs[1]), double(obs[0])), std::atan2(double(obs[3]), double(obs[2])),
+            double(obs[4]), double(obs[5])};
+  return true;
+}
+
 void Acrobot::write_obs(float* obs) const {
   obs[0] = static_cast<float>(std::cos(s_[0]));
   obs[1] = static_cast<float>(std::sin(s_[0]));

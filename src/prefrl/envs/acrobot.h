@@ -29,6 +29,7 @@ class Acrobot : public Env {
   const EnvSpec& spec() const override;
   // State (4): theta1, theta2, dtheta1, dtheta2 (theta1 = 0 hangs down; theta2 is relative).
   std::vector<double> get_state() const override;
+  bool state_from_obs(const float* obs, std::vector<double>* state) const override;
   // Both links, joints, and the line the tip must rise above.
   void render(int width, int height, uint8_t* rgb) const override;
 

@@ -29,6 +29,11 @@ const EnvSpec& CartPole::spec() const {
 
 std::vector<double> CartPole::get_state() const { return {x_, x_dot_, theta_, theta_dot_}; }
 
+bool CartPole::state_from_obs(const float* obs, std::vector<double>* state) const {
+  *state = {double(obs[0]), double(obs[1]), double(obs[2]), double(obs[3])};  // obs is the state
+  return true;
+}
+
 void CartPole::write_obs(float* obs) const {
   obs[0] = static_cast<float>(x_);
   obs[1] = static_cast<float>(x_dot_);

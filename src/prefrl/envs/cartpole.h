@@ -22,6 +22,7 @@ class CartPole : public Env {
   const EnvSpec& spec() const override;
   // State (4): x, x_dot, theta, theta_dot.
   std::vector<double> get_state() const override;
+  bool state_from_obs(const float* obs, std::vector<double>* state) const override;
   // Cart, pole, axle and track.
   void render(int width, int height, uint8_t* rgb) const override;
 

@@ -84,6 +84,10 @@ class Env {
     set_state_impl(state, obs);
   }
 
+  // The physical state behind an observation, where the observation determines it (used to
+  // render stored clips for people to judge). Returns false where it does not.
+  virtual bool state_from_obs(const float* obs, std::vector<double>* state) const { return false; }
+
   // Renders the current state as RGB (height x width x 3 bytes, row-major, top row first).
   virtual void render(int width, int height, uint8_t* rgb) const = 0;
 

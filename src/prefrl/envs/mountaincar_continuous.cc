@@ -27,6 +27,11 @@ const EnvSpec& MountainCarContinuous::spec() const {
 
 std::vector<double> MountainCarContinuous::get_state() const { return {position_, velocity_}; }
 
+bool MountainCarContinuous::state_from_obs(const float* obs, std::vector<double>* state) const {
+  *state = {double(obs[0]), double(obs[1])};  // obs is the state
+  return true;
+}
+
 void MountainCarContinuous::write_obs(float* obs) const {
   obs[0] = static_cast<float>(position_);
   obs[1] = static_cast<float>(velocity_);

@@ -24,6 +24,7 @@ class MountainCarContinuous : public Env {
   const EnvSpec& spec() const override;
   // State (2): position, velocity.
   std::vector<double> get_state() const override;
+  bool state_from_obs(const float* obs, std::vector<double>* state) const override;
   // Hill curve, car with wheels, goal flag.
   void render(int width, int height, uint8_t* rgb) const override;
 

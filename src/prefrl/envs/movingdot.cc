@@ -33,6 +33,18 @@ const EnvSpec& MovingDot::spec() const {
 
 std::vector<double> MovingDot::get_state() const { return {double(x_), double(y_)}; }
 
+bool MovingDot::state_from_obs(const float* obs, std::vector<double>* state) const {
+  // The centre of the lit 3x3 block.
+  double sx = 0, sy = 0, n = 0;
+  for (int y = 0; y < kSize; ++y)
+    for (int x = 0; x < kSize; ++x)
+      if (obs[y * kSize + x] > 0.5f) { sx += x; sy += y; n += 1; }
+  if (n == 0) return false;
+  *state = {std::clamp(std::round(sx / n), double(kMinPos), double(kMaxPos)),
+            std::clamp(std::round(sy / n), double(kMinPos), double(kMaxPos))};
+  return true;
+}
+
 int MovingDot::distance() const { return std::abs(x_ - kTargetX) + std::abs(y_ - kTargetY); }
 
 bool MovingDot::success() const { return distance() <= kSuccessDistance; }

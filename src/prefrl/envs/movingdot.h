@@ -21,6 +21,7 @@ class MovingDot : public Env {
   const EnvSpec& spec() const override;
   // State (2): x, y (integers in [1, 30]).
   std::vector<double> get_state() const override;
+  bool state_from_obs(const float* obs, std::vector<double>* state) const override;
   // The canvas upscaled with nearest neighbour: dot in red, target faintly marked.
   void render(int width, int height, uint8_t* rgb) const override;
   // Whether the dot is within Manhattan distance 1 of the target.

@@ -28,6 +28,11 @@ const EnvSpec& Pendulum::spec() const {
 
 std::vector<double> Pendulum::get_state() const { return {theta_, theta_dot_}; }
 
+bool Pendulum::state_from_obs(const float* obs, std::vector<double>* state) const {
+  *state = {std::atan2(double(obs[1]), double(obs[0])), double(obs[2])};  // obs = cos θ, sin θ, θ'
+  return true;
+}
+
 double Pendulum::angle_normalize(double x) {
   constexpr double pi = std::numbers::pi;
   // Python's float %: the remainder takes the sign of the divisor.

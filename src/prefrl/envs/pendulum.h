@@ -18,6 +18,7 @@ class Pendulum : public Env {
   const EnvSpec& spec() const override;
   // State (2): theta (0 = upright), theta_dot.
   std::vector<double> get_state() const override;
+  bool state_from_obs(const float* obs, std::vector<double>* state) const override;
   // Rod, pivot and the last applied torque as a bar under the pivot.
   void render(int width, int height, uint8_t* rgb) const override;
 

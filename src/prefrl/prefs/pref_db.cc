@@ -588,6 +588,10 @@ int64_t PrefDB::add_label(int64_t query_id, Choice choice, const std::string& te
   if (have >= wanted)
     throw UsageError("query " + std::to_string(query_id) + " already has its " + std::to_string(wanted) +
                      " answer(s)");
+  Stmt mine(db_, path_, "SELECT 1 FROM labels WHERE query_id = ? AND labeler = ? AND undone = 0");
+  mine.bind(1, query_id).bind(2, labeler);
+  if (mine.step())
+    throw UsageError("labeler '" + labeler + "' has already answered query " + std::to_string(query_id));
   Stmt ins(db_, path_,
            "INSERT INTO labels (query_id, choice, teacher, labeler, created_at) VALUES (?, ?, ?, ?, ?)");
   ins.bind(1, query_id).bind(2, std::string(choice_name(choice))).bind(3, teacher).bind(4, labeler)
@@ -687,6 +691,58 @@ int64_t PrefDB::file_size() const {
   pc.step();
   ps.step();
   return pc.i64(0) * ps.i64(0);
+}
+
+bool PrefDB::has_answered(int64_t query_id, const std::string& labeler) const {
+  Stmt st(db_, path_, "SELECT 1 FROM labels WHERE query_id = ? AND labeler = ? AND undone = 0");
+  st.bind(1, query_id).bind(2, labeler);
+  return st.step();
+}
+
+int64_t PrefDB::count_labels_by(const std::string& labeler) const {
+  Stmt st(db_, path_, "SELECT count(*) FROM labels WHERE labeler = ? AND undone = 0");
+  st.bind(1, labeler);
+  st.step();
+  return st.i64(0);
+}
+
+std::vector<LabeledPair> PrefDB::claim_labels(int64_t after_label_id, double created_before, int64_t* last_id) {
+  Txn txn(db_, path_);
+  std::vector<int64_t> ids;
+  {
+    Stmt sel(db_, path_,
+             "SELECT id, created_at FROM labels WHERE id > ? AND undone = 0 AND used = 0 ORDER BY id");
+    sel.bind(1, after_label_id);
+    while (sel.step()) {
+      if (sel.dbl(1) > created_before) break;  // younger labels wait (they may still be undone)
+      ids.push_back(sel.i64(0));
+    }
+  }
+  if (ids.empty()) return {};
+  Stmt up(db_, path_, "UPDATE labels SET used = 1 WHERE id = ?");
+  for (int64_t id : ids) {
+    up.reset();
+    up.bind(1, id).run();
+  }
+  std::vector<LabeledPair> out;
+  Stmt st(db_, path_,
+          "SELECT l.id, l.query_id, l.choice, " PREFRL_SEGMENT_COLS("a") ", " PREFRL_SEGMENT_COLS("b")
+          " FROM labels l JOIN queries q ON q.id = l.query_id"
+          " JOIN segments a ON a.id = q.left_id JOIN segments b ON b.id = q.right_id"
+          " WHERE l.id > ? AND l.id <= ? AND l.undone = 0 AND l.used = 1 AND l.choice <> 'skip' ORDER BY l.id");
+  st.bind(1, after_label_id).bind(2, ids.back());
+  while (st.step()) {
+    LabeledPair p;
+    p.label_id = st.i64(0);
+    p.query_id = st.i64(1);
+    p.target = choice_target(read_choice(st, 2, p.label_id));
+    p.left = read_segment(st, 3);
+    p.right = read_segment(st, 3 + kSegmentCols);
+    out.push_back(std::move(p));
+  }
+  txn.commit();
+  *last_id = ids.back();
+  return out;
 }
 
 }  // namespace prefrl

@@ -72,7 +72,8 @@ class PrefDB {
   int64_t count_pending() const;
 
   // Commits a label and marks its query labeled once it has enough answers. Throws
-  // UsageError for an unknown query id or a query that already has all its answers.
+  // UsageError for an unknown query id, a query that already has all its answers, or a
+  // labeler who already answered it.
   int64_t add_label(int64_t query_id, Choice choice, const std::string& teacher,
                     const std::string& labeler);
   std::vector<Label> labels() const;           // all labels, not undone, oldest first
@@ -87,6 +88,15 @@ class PrefDB {
   // Returns true. Throws UsageError for an unknown label, a label already used by reward
   // training, or a label already undone.
   bool undo_label(int64_t label_id);
+  // Whether `labeler` has a (not undone) answer to the query.
+  bool has_answered(int64_t query_id, const std::string& labeler) const;
+  // Labels (not undone) by `labeler`.
+  int64_t count_labels_by(const std::string& labeler) const;
+  // Claims every label with id > after_label_id, not undone, not yet used and created at or
+  // before `created_before` (unix seconds), stopping at the first younger one: marks them used
+  // in one transaction (so none can be undone afterwards) and returns the labeled pairs among
+  // them (skips excluded). *last_id receives the newest claimed label id (unchanged if none).
+  std::vector<LabeledPair> claim_labels(int64_t after_label_id, double created_before, int64_t* last_id);
   // Labeled pairs (skips excluded, undone excluded) with id > after_label_id, in order.
   std::vector<LabeledPair> labeled_pairs(int64_t after_label_id = 0) const;
 
