@@ -192,7 +192,7 @@
       $('run-name').textContent = `${d.env} · ${d.run_name}`;
       const r = d.run || {};
       let phase = r.phase || 'labeling only (no training attached)';
-      if (r.phase === 'waiting') phase = `Waiting for the first labels: ${r.labels_have} of ${r.labels_needed} given. Training starts when they are in.`;
+      if (r.phase === 'waiting') phase = `Waiting for labels: ${r.labels_have} of ${r.labels_needed} given. Training goes on when they are in.`;
       else if (r.phase === 'training') phase = 'Training on your labels.';
       else if (r.phase === 'finished') phase = 'Training finished. Thank you!';
       $('phase').textContent = phase;

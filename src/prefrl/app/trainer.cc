@@ -359,7 +359,8 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     server->publish({{"phase", phase}, {"step", global_step}, {"total_steps", cfg.run.total_steps},
                      {"labels_used", labels_used}, {"label_budget", cfg.prefs.total_labels},
                      {"labels_have", have}, {"labels_needed", need},
-                     {"val_accuracy", num(rstats.val_accuracy)}, {"recent_return", num(mean_of(rr))},
+                     {"val_accuracy", labels_used > 0 ? num(rstats.val_accuracy) : nlohmann::json(nullptr)},
+                     {"recent_return", num(mean_of(rr))},
                      {"return_curve", curve}});
   };
   // Pre-training needs the first answers from people: wait for them, saying so on the CLI and
@@ -461,6 +462,15 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     // Labels due by now, then a reward-model round on them.
     const int due = static_cast<int>(schedule.target_labels(global_step) - labels_requested);
     if (due >= cfg.prefs.query_batch || (due > 0 && global_step >= cfg.run.total_steps)) ask_and_label(due, "schedule");
+    if (human && cfg.server.max_label_lag > 0) {
+      // Paced by the people (opt-in): pause while the answers trail the schedule too far.
+      const int64_t want = std::min<int64_t>(schedule.target_labels(global_step), cfg.prefs.total_labels);
+      for (int64_t have = db.count_labels(); want - have > cfg.server.max_label_lag; have = db.count_labels()) {
+        if (db.count_pending() == 0) ask_and_label(static_cast<int>(want - labels_requested), "schedule");
+        publish("waiting", have, want - cfg.server.max_label_lag);
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    }
     train_reward(1);
 
     if (cfg.run.checkpoint_every > 0 && updates % cfg.run.checkpoint_every == 0) {
