@@ -2,13 +2,15 @@
 // Debian's chromium), choosing by the true return, which it reads from the run's database
 // (never from the page), and pressing the keys a person would. Trains `pendulum` with its
 // preset (≤ 500 labels) and judges the final policy with `prefrl eval` (20 episodes).
-// Training is paced to the labeler (server.max_label_lag) so that labels arrive when the
-// schedule asks for them, as with the oracle.
+// Training is paced to the labeler (server.max_label_lag=0, server.undo_window_s=0, no cap on
+// pending queries): labels
+// arrive exactly when the label schedule asks for them, as with the oracle teacher, so the run
+// must reproduce the oracle run of the same seed (the script checks its metrics against one).
 // Usage: node bench/human_pendulum.mjs [SEEDS=3] [PREFRL=build/prefrl]
 // (run from the repository root; playwright-core comes from tests/web/node_modules)
 import { spawn, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 const require = createRequire(resolve('tests/web/package.json'));
@@ -17,7 +19,7 @@ const seeds = Number(process.argv[2] || 3);
 const binary = process.argv[3] || 'build/prefrl';
 const root = process.env.ROOT || `runs/human-pendulum-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}`;
 mkdirSync(root, { recursive: true });
-const TIE = 1e-6;  // the oracle's prefs.tie_tolerance default: returns closer than this are "equal"
+const TIE = 0;  // the oracle's prefs.tie_tolerance default: "equal" only for equal returns
 
 function sql(db, query) {
   const out = execFileSync('sqlite3', ['-cmd', '.timeout 10000', '-readonly', '-json', db, query]).toString();
@@ -28,7 +30,7 @@ async function runSeed(seed) {
   const runDir = join(root, `seed${seed}`);
   const t0 = Date.now();
   const trainer = spawn(binary, ['train', '--env', 'pendulum', '--teacher', 'human', '--seed', String(seed), '--port', '0',
-    '--run-dir', runDir, '--set', 'server.undo_window_s=0', '--set', 'server.max_label_lag=5',
+    '--run-dir', runDir, '--set', 'server.undo_window_s=0', '--set', 'server.max_label_lag=0', '--set', 'server.max_pending=100000',
     '--set', 'server.frame_size=128'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   const exited = new Promise((res) => trainer.on('exit', (code) => res(code)));
@@ -54,7 +56,7 @@ async function runSeed(seed) {
     } catch (e) { continue; }  // no query yet (or training over)
     const [r] = sql(db, `SELECT a.true_return AS l, b.true_return AS r FROM queries q JOIN segments a ON a.id = q.left_id JOIN segments b ON b.id = q.right_id WHERE q.id = ${Number(q)}`);
     if (!r) throw new Error(`query ${q} is not in ${db}`);
-    const key = Math.abs(r.l - r.r) <= TIE ? '=' : r.l > r.r ? 'ArrowLeft' : 'ArrowRight';
+    const key = r.l === r.r || Math.abs(r.l - r.r) <= TIE ? '=' : r.l > r.r ? 'ArrowLeft' : 'ArrowRight';
     await page.keyboard.press(key);
     ++labels; prev = q;
   }
@@ -63,7 +65,15 @@ async function runSeed(seed) {
   const wall = (Date.now() - t0) / 1000;
   const ev = JSON.parse(execFileSync(binary, ['eval', runDir, '--episodes', '20', '--json']).toString());
   const used = sql(db, 'SELECT count(*) AS n FROM labels WHERE undone = 0')[0].n;
-  console.log(`seed ${seed}: eval return ${ev.mean_return.toFixed(1)} ± ${ev.std_return.toFixed(1)} | labels ${used} (given through the page: ${labels}) | ${wall.toFixed(0)} s | prefrl exit ${code}`);
+  // The same seed with the oracle teacher: its metrics should be the same, wall clock aside.
+  const oracleDir = join(root, `oracle-seed${seed}`);
+  execFileSync(binary, ['train', '--env', 'pendulum', '--seed', String(seed), '--run-dir', oracleDir], { stdio: 'ignore' });
+  const strip = (f) => readFileSync(f).toString().trim().split('\n').map((l) => { const j = JSON.parse(l); delete j.wall_time;
+    if (j.name.startsWith('time/') || j.name === 'charts/SPS' || j.name === 'sys/rss_mb' || j.name === 'prefs/db_bytes') j.value = 0; return JSON.stringify(j); });
+  const mine = strip(join(runDir, 'metrics.jsonl')), theirs = strip(join(oracleDir, 'metrics.jsonl'));
+  const differ = mine.findIndex((l, i) => l !== theirs[i]);
+  const same = mine.length === theirs.length && differ < 0;
+  console.log(`seed ${seed}: eval return ${ev.mean_return.toFixed(1)} ± ${ev.std_return.toFixed(1)} | labels ${used} (given through the page: ${labels}) | ${wall.toFixed(0)} s | prefrl exit ${code} | metrics ${same ? 'identical to' : 'differ from'} the oracle run's${same ? '' : ` (line ${differ + 1}: ${mine[differ]} vs ${theirs[differ]})`}`);
   return ev.mean_return;
 }
 

@@ -272,8 +272,9 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   // ---- Ask `count` queries, have the teacher answer them, commit the labels ---------------
   double last_disagreement = std::nan("");
   auto ask_and_label = [&](int count, const char* source) {
-    // People: never more than server.max_pending unanswered queries ahead of them.
-    if (human) count = static_cast<int>(std::min<int64_t>(count, cfg.server.max_pending - db.count_pending()));
+    // People: never more than server.max_pending unanswered queries ahead of them (the first
+    // batch, which pre-training waits for, is asked whole).
+    if (human && std::string(source) != "initial") count = static_cast<int>(std::min<int64_t>(count, cfg.server.max_pending - db.count_pending()));
     if (count <= 0 || pool.size() < 2) return;
     const auto tq = Clock::now();
     DisagreementFn score = [&](const SegmentPool& p, const std::vector<CandidatePair>& cands) {
@@ -462,13 +463,16 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     // Labels due by now, then a reward-model round on them.
     const int due = static_cast<int>(schedule.target_labels(global_step) - labels_requested);
     if (due >= cfg.prefs.query_batch || (due > 0 && global_step >= cfg.run.total_steps)) ask_and_label(due, "schedule");
-    if (human && cfg.server.max_label_lag > 0) {
-      // Paced by the people (opt-in): pause while the answers trail the schedule too far.
-      const int64_t want = std::min<int64_t>(schedule.target_labels(global_step), cfg.prefs.total_labels);
-      for (int64_t have = db.count_labels(); want - have > cfg.server.max_label_lag; have = db.count_labels()) {
-        if (db.count_pending() == 0) ask_and_label(static_cast<int>(want - labels_requested), "schedule");
-        publish("waiting", have, want - cfg.server.max_label_lag);
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (human && cfg.server.max_label_lag >= 0) {
+      // Paced by the people (opt-in): pause while more than max_label_lag of the queries asked
+      // so far are unanswered (0: every label is in before training goes on, as with a script).
+      const int64_t want = labels_requested - cfg.server.max_label_lag;
+      for (int64_t have = db.count_labels(); have < want; have = db.count_labels()) {
+        publish("waiting", have, want);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      if (cfg.server.max_label_lag == 0 && cfg.server.undo_window_s > 0) {
+        std::this_thread::sleep_for(std::chrono::duration<double>(cfg.server.undo_window_s));
       }
     }
     train_reward(1);

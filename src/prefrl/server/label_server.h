@@ -21,7 +21,7 @@ struct ServerConfig {
   double lease_s = 300;            // how long a page holds its query before others may get it
   double undo_window_s = 10;       // a label waits this long before training uses it (so it can be undone)
   int max_pending = 30;            // at most this many unanswered queries are asked ahead
-  int max_label_lag = 0;           // > 0: training pauses while answers trail the schedule by more
+  int max_label_lag = -1;          // >= 0: training pauses while more asked queries are unanswered
   int frame_size = 256;            // clip frames are frame_size x frame_size pixels
   int max_body_bytes = 16384;      // request bodies above this get 413
 
@@ -35,8 +35,9 @@ struct ServerConfig {
     v.num("undo_window_s", undo_window_s, "seconds a label waits before training uses it (it can be undone until then)", 0.0, 3600.0);
     v.num("max_pending", max_pending, "unanswered queries asked ahead of the labelers at most", 1, 100000);
     v.num("max_label_lag", max_label_lag,
-          "0: training never waits for people; N > 0: training pauses while the answers trail the label "
-          "schedule by more than N (paces training to the labelers)", 0, 1000000);
+          "-1: training never waits for people; N >= 0: training pauses while more than N of the queries "
+          "it asked are unanswered (paces training to the labelers; 0 = every label is in before training "
+          "goes on, as with a scripted teacher)", -1, 1000000);
     v.num("frame_size", frame_size, "clip frame size in pixels (square)", 16, 1024);
     v.num("max_body_bytes", max_body_bytes, "request body size limit in bytes", 256, 1 << 24);
   }
