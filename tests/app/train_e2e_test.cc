@@ -56,6 +56,10 @@ TEST(TrainE2E, RunDirectoryHoldsEverythingAndRewardBeatsChance) {
   EXPECT_EQ(cfg["prefs"]["total_labels"], 60);
   EXPECT_EQ(cfg["run"]["total_steps"], 12288);
 
+  bool has_events = false;
+  for (const auto& e : fs::directory_iterator(dir))
+    has_events |= e.path().filename().string().rfind("events.out.tfevents.", 0) == 0 && fs::file_size(e.path()) > 100;
+  EXPECT_TRUE(has_events) << "no TensorBoard event file in " << dir;
   auto summary = nlohmann::json::parse(read_file(dir + "/summary.json"));
   EXPECT_EQ(summary["status"], "finished");
   EXPECT_EQ(summary["labels"], 60);

@@ -34,6 +34,7 @@ struct RunConfig {
   int eval_episodes = 20;         // deterministic episodes evaluated at the end (summary.json)
   int checkpoint_every = 0;       // also checkpoint every N policy updates (0: only at the end)
   double progress_every_s = 2.0;  // seconds between progress lines (display only)
+  bool tensorboard = true;        // also write every metric to a TensorBoard event file
 
   template <class V>
   void visit(V& v) {
@@ -46,6 +47,7 @@ struct RunConfig {
     v.num("eval_episodes", eval_episodes, "deterministic evaluation episodes at the end (0: none)", 0, 100000);
     v.num("checkpoint_every", checkpoint_every, "checkpoint every N policy updates (0: only at the end)", 0, 1e9);
     v.num("progress_every_s", progress_every_s, "seconds between progress lines", 0.0, 1e6);
+    v.flag("tensorboard", tensorboard, "also write every metric to a TensorBoard event file in the run directory");
   }
 };
 

@@ -201,7 +201,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   schedule.kind = cfg.prefs.schedule;
   schedule.horizon = cfg.prefs.schedule_horizon;
   schedule.total_steps = cfg.run.total_steps;
-  MetricWriter metrics(run.file("metrics.jsonl"));
+  MetricWriter metrics(run.file("metrics.jsonl"), cfg.run.tensorboard ? run.path() : std::string());
 
   // Baseline mode: the policy learns from the true reward; no labels are asked for.
   const bool true_reward_baseline = cfg.run.policy_reward == "true";
@@ -314,15 +314,17 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
       scores.push_back(c.score);
     }
     db.add_queries(queries);
-    // A scripted teacher answers at once; people answer through the server, later. Either
-    // way each label is committed before it is used.
+    // A scripted teacher answers at once (its answers committed together, in one transaction);
+    // people answer through the server, later. Either way each label is committed before it is used.
+    std::vector<PrefDB::NewLabel> answers;
     for (size_t k = 0; k < chosen.size(); ++k) {
       if (!human) {
         const Choice answer = teacher->answer(pool.at(chosen[k].left), pool.at(chosen[k].right));
-        db.add_label(queries[k].id, answer, teacher->name(), teacher->name());
+        answers.push_back({queries[k].id, answer, teacher->name(), teacher->name()});
       }
       ++labels_requested;
     }
+    db.add_labels(answers);
     if (method == "disagreement") last_disagreement = mean_of(scores);
     t_db += seconds_since(td);
   };

@@ -9,9 +9,12 @@
 
 namespace prefrl {
 
-MetricWriter::MetricWriter(const std::string& path) : start_(std::chrono::steady_clock::now()) {
+MetricWriter::MetricWriter(const std::string& path, const std::string& tensorboard_dir)
+    : start_(std::chrono::steady_clock::now()),
+      start_unix_(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()) {
   f_ = std::fopen(path.c_str(), "a");
   if (!f_) throw RuntimeError("cannot open metrics file '" + path + "' for writing");
+  if (!tensorboard_dir.empty()) tb_ = std::make_unique<TensorBoardWriter>(tensorboard_dir);
 }
 
 MetricWriter::~MetricWriter() {
@@ -35,9 +38,13 @@ void MetricWriter::log(const char* name, double value, int64_t step) {
   j["wall_time"] = std::round(elapsed_s() * 1000.0) / 1000.0;
   const std::string line = j.dump() + "\n";
   std::fwrite(line.data(), 1, line.size(), f_);
+  if (tb_) tb_->add_scalar(name, value, step, start_unix_ + elapsed_s());
 }
 
-void MetricWriter::flush() { std::fflush(f_); }
+void MetricWriter::flush() {
+  std::fflush(f_);
+  if (tb_) tb_->flush();
+}
 
 double resident_memory_mb() {
   std::ifstream f("/proc/self/statm");
