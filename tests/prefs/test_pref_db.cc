@@ -296,6 +296,34 @@ TEST_F(PrefDBTest, AnswersWantedTwoCollectsTwoLabels) {
   EXPECT_EQ(db.count_labels(), 2);
 }
 
+TEST_F(PrefDBTest, AddLabelsCommitsABatchAllOrNothing) {
+  PrefDB db(file("p.db"));
+  auto qids = add_pair_queries(db, 4);
+  const std::vector<int64_t> ids = db.add_labels({{qids[0], Choice::kLeft, "oracle", "oracle"},
+                                                  {qids[1], Choice::kRight, "oracle", "oracle"},
+                                                  {qids[2], Choice::kEqual, "oracle", "oracle"}});
+  ASSERT_EQ(ids.size(), 3u);
+  EXPECT_LT(ids[0], ids[1]);
+  EXPECT_LT(ids[1], ids[2]);
+  EXPECT_EQ(db.count_labels(), 3);
+  EXPECT_EQ(db.count_pending(), 1);
+  auto pairs = db.labeled_pairs();
+  ASSERT_EQ(pairs.size(), 3u);
+  EXPECT_EQ(pairs[1].label_id, ids[1]);
+  EXPECT_FLOAT_EQ(pairs[1].target, 0.0f);
+  EXPECT_FLOAT_EQ(pairs[2].target, 0.5f);
+  EXPECT_TRUE(db.add_labels({}).empty());
+  // The second entry answers a query that already has its answer: nothing of the batch is stored.
+  try {
+    db.add_labels({{qids[3], Choice::kLeft, "oracle", "oracle"}, {qids[0], Choice::kLeft, "oracle", "other"}});
+    ADD_FAILURE();
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()), "query " + std::to_string(qids[0]) + " already has its 1 answer(s)");
+  }
+  EXPECT_EQ(db.count_labels(), 3);
+  EXPECT_EQ(db.get_query(qids[3])->status, "pending");
+}
+
 TEST_F(PrefDBTest, UnknownQueryIdIsAUsageError) {
   PrefDB db(file("p.db"));
   add_pair_queries(db, 1);

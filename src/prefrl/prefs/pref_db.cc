@@ -574,36 +574,54 @@ int64_t PrefDB::count_pending() const {
   return st.i64(0);
 }
 
-int64_t PrefDB::add_label(int64_t query_id, Choice choice, const std::string& teacher,
-                          const std::string& labeler) {
-  Txn txn(db_, path_);
-  Stmt q(db_, path_, "SELECT answers_wanted FROM queries WHERE id = ?");
+namespace {
+// add_label's work inside an open write transaction: checks, insert, query status => label id.
+int64_t insert_label(sqlite3* db, const std::string& path, int64_t query_id, Choice choice,
+                     const std::string& teacher, const std::string& labeler) {
+  Stmt q(db, path, "SELECT answers_wanted FROM queries WHERE id = ?");
   q.bind(1, query_id);
   if (!q.step()) throw UsageError("unknown query id " + std::to_string(query_id));
   const int64_t wanted = q.i64(0);
-  Stmt n(db_, path_, "SELECT count(*) FROM labels WHERE query_id = ? AND undone = 0");
+  Stmt n(db, path, "SELECT count(*) FROM labels WHERE query_id = ? AND undone = 0");
   n.bind(1, query_id);
   n.step();
   const int64_t have = n.i64(0);
   if (have >= wanted)
     throw UsageError("query " + std::to_string(query_id) + " already has its " + std::to_string(wanted) +
                      " answer(s)");
-  Stmt mine(db_, path_, "SELECT 1 FROM labels WHERE query_id = ? AND labeler = ? AND undone = 0");
+  Stmt mine(db, path, "SELECT 1 FROM labels WHERE query_id = ? AND labeler = ? AND undone = 0");
   mine.bind(1, query_id).bind(2, labeler);
   if (mine.step())
     throw UsageError("labeler '" + labeler + "' has already answered query " + std::to_string(query_id));
-  Stmt ins(db_, path_,
+  Stmt ins(db, path,
            "INSERT INTO labels (query_id, choice, teacher, labeler, created_at) VALUES (?, ?, ?, ?, ?)");
   ins.bind(1, query_id).bind(2, std::string(choice_name(choice))).bind(3, teacher).bind(4, labeler)
       .bind(5, now_unix());
   ins.run();
-  const int64_t id = sqlite3_last_insert_rowid(db_);
+  const int64_t id = sqlite3_last_insert_rowid(db);
   if (have + 1 >= wanted) {
-    Stmt up(db_, path_, "UPDATE queries SET status = 'labeled' WHERE id = ?");
+    Stmt up(db, path, "UPDATE queries SET status = 'labeled' WHERE id = ?");
     up.bind(1, query_id).run();
   }
+  return id;
+}
+}  // namespace
+
+int64_t PrefDB::add_label(int64_t query_id, Choice choice, const std::string& teacher,
+                          const std::string& labeler) {
+  Txn txn(db_, path_);
+  const int64_t id = insert_label(db_, path_, query_id, choice, teacher, labeler);
   txn.commit();
   return id;
+}
+
+std::vector<int64_t> PrefDB::add_labels(const std::vector<NewLabel>& labels) {
+  std::vector<int64_t> ids;
+  if (labels.empty()) return ids;
+  Txn txn(db_, path_);
+  for (const NewLabel& l : labels) ids.push_back(insert_label(db_, path_, l.query_id, l.choice, l.teacher, l.labeler));
+  txn.commit();
+  return ids;
 }
 
 std::vector<Label> PrefDB::labels() const {

@@ -76,6 +76,15 @@ class PrefDB {
   // labeler who already answered it.
   int64_t add_label(int64_t query_id, Choice choice, const std::string& teacher,
                     const std::string& labeler);
+  // A label for add_labels().
+  struct NewLabel {
+    int64_t query_id = -1;
+    Choice choice = Choice::kSkip;
+    std::string teacher, labeler;
+  };
+  // Commits several labels in one transaction (one fsync), each checked as add_label does;
+  // returns their ids. All or none are stored (a failed check stores none).
+  std::vector<int64_t> add_labels(const std::vector<NewLabel>& labels);
   std::vector<Label> labels() const;           // all labels, not undone, oldest first
   int64_t count_labels() const;                // labels not undone, skips included
   int64_t count_segments() const;              // stored segments
