@@ -324,6 +324,35 @@ TEST_F(PrefDBTest, AddLabelsCommitsABatchAllOrNothing) {
   EXPECT_EQ(db.get_query(qids[3])->status, "pending");
 }
 
+TEST_F(PrefDBTest, BatchCommitsSeveralCallsTogetherOrNothing) {
+  PrefDB db(file("p.db"));
+  PrefDB other(file("p.db"));  // a second connection sees only committed data
+  std::vector<int64_t> qids;
+  {
+    PrefDB::Batch batch(db);
+    qids = add_pair_queries(db, 3);
+    db.add_labels({{qids[0], Choice::kLeft, "oracle", "oracle"}});
+    // A failing call inside the batch undoes only itself.
+    EXPECT_THROW(db.add_labels({{qids[1], Choice::kLeft, "oracle", "oracle"}, {qids[0], Choice::kRight, "oracle", "x"}}),
+                 UsageError);
+    EXPECT_EQ(db.count_labels(), 1);
+    EXPECT_EQ(other.count_segments(), 0);
+    batch.commit();
+  }
+  EXPECT_EQ(other.count_segments(), 2);
+  EXPECT_EQ(other.count_pending(), 2);
+  EXPECT_EQ(other.count_labels(), 1);
+  {
+    PrefDB::Batch batch(db);
+    db.add_label(qids[1], Choice::kRight, "oracle", "oracle");
+    EXPECT_EQ(db.count_labels(), 2);
+  }  // not committed: rolled back
+  EXPECT_EQ(db.count_labels(), 1);
+  EXPECT_EQ(other.count_labels(), 1);
+  db.add_label(qids[1], Choice::kRight, "oracle", "oracle");  // plain calls commit on their own again
+  EXPECT_EQ(other.count_labels(), 2);
+}
+
 TEST_F(PrefDBTest, UnknownQueryIdIsAUsageError) {
   PrefDB db(file("p.db"));
   add_pair_queries(db, 1);

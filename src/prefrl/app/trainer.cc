@@ -12,6 +12,7 @@
 #include <deque>
 #include <filesystem>
 #include <fmt/format.h>
+#include <iterator>
 #include <thread>
 #include <torch/torch.h>
 
@@ -271,6 +272,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
 
   // ---- Ask `count` queries, have the teacher answer them, commit the labels ---------------
   double last_disagreement = std::nan("");
+  std::vector<LabeledPair> claimed;  // labels claimed by ask_and_label, not yet in the reward model
   auto ask_and_label = [&](int count, const char* source) {
     // People: never more than server.max_pending unanswered queries ahead of them (the first
     // batch, which pre-training waits for, is asked whole).
@@ -298,6 +300,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
         to_store_index.push_back(idx);
       }
     }
+    PrefDB::Batch batch(db);  // clips, queries and a scripted teacher's answers: one transaction
     db.add_segments(to_store);
     for (size_t k = 0; k < to_store.size(); ++k) pool.set_id(to_store_index[k], to_store[k].id);
     std::vector<Query> queries;
@@ -325,6 +328,13 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
       ++labels_requested;
     }
     db.add_labels(answers);
+    // A scripted teacher's labels are final at once: claim them for the reward model in the
+    // same transaction (one fsync in all); train_reward takes them from `claimed`.
+    if (!human) {
+      std::vector<LabeledPair> now = db.claim_labels(last_label_id, kInf, &last_label_id);
+      claimed.insert(claimed.end(), std::make_move_iterator(now.begin()), std::make_move_iterator(now.end()));
+    }
+    batch.commit();
     if (method == "disagreement") last_disagreement = mean_of(scores);
     t_db += seconds_since(td);
   };
@@ -336,7 +346,10 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     // Claim (mark used) every label committed since the last round; people's labels only once
     // they are older than the undo window.
     const double before = human ? unix_now() - cfg.server.undo_window_s : kInf;
-    std::vector<LabeledPair> fresh = db.claim_labels(last_label_id, before, &last_label_id);
+    std::vector<LabeledPair> fresh = std::move(claimed);
+    claimed.clear();
+    std::vector<LabeledPair> more = db.claim_labels(last_label_id, before, &last_label_id);
+    fresh.insert(fresh.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
     labels_used += static_cast<int64_t>(fresh.size());
     t_db += seconds_since(td);
     if (fresh.empty()) return false;

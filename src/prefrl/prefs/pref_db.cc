@@ -4,7 +4,8 @@
 // is first identified through a read-only connection (magic header bytes, application_id,
 // user_version, schema objects), and only then opened for writing. Every write runs in a
 // BEGIN IMMEDIATE transaction (so a writer never fails mid-way on a lock upgrade), in WAL
-// mode with synchronous=FULL (a commit is on disk before the call returns).
+// mode with synchronous=FULL (a commit is on disk before the call returns) — or, while a
+// PrefDB::Batch is open, in a savepoint of the batch's transaction (on disk at its commit).
 #include "prefrl/prefs/pref_db.h"
 
 #include <sqlite3.h>
@@ -141,31 +142,51 @@ class Stmt {
   sqlite3_stmt* st_ = nullptr;
 };
 
-// A write transaction (BEGIN IMMEDIATE: takes the write lock up front, waiting up to the
-// busy timeout). Rolled back unless commit() is reached.
+// Opens a write transaction (BEGIN IMMEDIATE: takes the write lock up front, waiting up to
+// the busy timeout) or, inside one already open (a PrefDB::Batch), a savepoint => nested.
+bool begin_write(sqlite3* db, const std::string& path) {
+  const bool nested = sqlite3_get_autocommit(db) == 0;
+  Stmt(db, path, nested ? "SAVEPOINT prefrl_write" : "BEGIN IMMEDIATE").run();
+  return nested;
+}
+// Commits (durable on return: WAL fsync'd, synchronous=FULL), or releases the savepoint into
+// the enclosing transaction.
+void commit_write(sqlite3* db, const std::string& path, bool nested) {
+  Stmt(db, path, nested ? "RELEASE prefrl_write" : "COMMIT").run();
+}
+// Undoes everything since begin_write; never throws.
+void rollback_write(sqlite3* db, bool nested) noexcept {
+  static const char* const kNested[] = {"ROLLBACK TO prefrl_write", "RELEASE prefrl_write"};
+  static const char* const kOuter[] = {"ROLLBACK"};
+  const char* const* sqls = nested ? kNested : kOuter;
+  for (int i = 0; i < (nested ? 2 : 1); ++i) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, sqls[i], -1, &st, nullptr) == SQLITE_OK) sqlite3_step(st);
+    sqlite3_finalize(st);
+  }
+}
+
+// A write transaction of one PrefDB call (a savepoint when a Batch is open). Rolled back
+// unless commit() is reached.
 class Txn {
  public:
-  Txn(sqlite3* db, const std::string& path) : db_(db), path_(path) {
-    Stmt(db_, path_, "BEGIN IMMEDIATE").run();
-  }
+  Txn(sqlite3* db, const std::string& path) : db_(db), path_(path), nested_(begin_write(db, path)) {}
   ~Txn() {
-    if (open_) {
-      sqlite3_stmt* st = nullptr;
-      if (sqlite3_prepare_v2(db_, "ROLLBACK", -1, &st, nullptr) == SQLITE_OK) sqlite3_step(st);
-      sqlite3_finalize(st);
-    }
+    if (open_) rollback_write(db_, nested_);
   }
   Txn(const Txn&) = delete;
   Txn& operator=(const Txn&) = delete;
-  // Commits; on return the transaction is durable (WAL fsync'd, synchronous=FULL).
+  // Commits; on return the transaction is durable (WAL fsync'd, synchronous=FULL), or, inside
+  // a Batch, part of the batch.
   void commit() {
-    Stmt(db_, path_, "COMMIT").run();
+    commit_write(db_, path_, nested_);
     open_ = false;
   }
 
  private:
   sqlite3* db_;
   const std::string& path_;
+  bool nested_;
   bool open_ = true;
 };
 
@@ -497,6 +518,18 @@ PrefDB::PrefDB(const std::string& path) : path_(path) {
 }
 
 PrefDB::~PrefDB() { sqlite3_close_v2(db_); }
+
+PrefDB::Batch::Batch(PrefDB& db) : db_(db), nested_(begin_write(db.db_, db.path_)) {}
+
+PrefDB::Batch::~Batch() {
+  if (open_) rollback_write(db_.db_, nested_);
+}
+
+void PrefDB::Batch::commit() {
+  if (!open_) return;
+  commit_write(db_.db_, db_.path_, nested_);
+  open_ = false;
+}
 
 int64_t PrefDB::add_segment(Segment& seg) {
   Txn txn(db_, path_);

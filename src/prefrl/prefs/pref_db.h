@@ -55,6 +55,24 @@ class PrefDB {
 
   const std::string& path() const { return path_; }
 
+  // Groups the writes of several calls into one transaction: one fsync at commit() instead of
+  // one per call. Each call keeps its checks and stays all-or-nothing; its writes become
+  // durable, and visible to other connections, at commit(). Destroyed uncommitted (e.g. by an
+  // exception), the batch rolls every write in it back. Holds the write lock while open.
+  class Batch {
+   public:
+    explicit Batch(PrefDB& db);
+    ~Batch();
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+    void commit();
+
+   private:
+    PrefDB& db_;
+    bool nested_;
+    bool open_ = true;
+  };
+
   // Stores a segment; returns its id (also written into seg.id).
   int64_t add_segment(Segment& seg);
   // Stores several segments in one transaction (one fsync); returns their ids (also written

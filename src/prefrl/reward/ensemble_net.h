@@ -76,6 +76,20 @@ class EnsembleNet {
   int64_t& adam_steps() { return adam_steps_; }
   int64_t num_params() const { return flat_.numel(); }
 
+  // The head's linear layers in forward order, as offsets into params() of the weight block
+  // (M x in x out) and bias block (M x 1 x out), and the layer widths (for fast_mlp.cc).
+  struct HeadLayer { int64_t w, b, in, out; };
+  std::vector<HeadLayer> head_layers() const {
+    std::vector<HeadLayer> out;
+    for (size_t i = 0; i < fc_w_.size(); ++i) {
+      const Block& w = blocks_[fc_w_[i]];
+      out.push_back({w.offset, blocks_[fc_b_[i]].offset, w.shape[1], w.shape[2]});
+    }
+    return out;
+  }
+  // The first num_weights() floats of params() are weights (L2 applies), the rest biases etc.
+  int64_t num_weights() const { return n_weights_; }
+
  private:
   struct Block { int64_t offset, numel; std::vector<int64_t> shape; };
   // Adds a block of `numel` floats to the layout and returns its index.
@@ -95,6 +109,7 @@ class EnsembleNet {
   std::vector<Block> blocks_;
   int64_t n_weights_ = 0;                 // the first n_weights_ floats of flat_ are weights
   int64_t conv_features_ = 0;             // per-member flattened conv features
+  std::vector<int64_t> strides_;         // stride of each conv
   std::vector<int64_t> conv_out_hw_;      // spatial size (H*W) after each conv
   torch::Tensor flat_;    // (P) every parameter of every member; requires grad
   torch::Tensor adam_m_;  // (P) Adam first moment

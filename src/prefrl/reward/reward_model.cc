@@ -4,7 +4,10 @@
 // `rows` (pairs x 2 x L x F) and draws its split and bootstrap counts; every round,
 // train_round() gathers shuffled minibatches from `rows`, evaluates all steps of all pairs of
 // the minibatch for all members in one forward pass (M x B*2*L), and takes one Adam step on
-// the sum over members of each member's bootstrap-weighted Bradley–Terry loss.
+// the sum over members of each member's bootstrap-weighted Bradley–Terry loss. For plain MLP
+// nets (reward.fast_mlp, the default) forward, loss, backward and Adam are hand-written
+// (fast_mlp.h, checked against this LibTorch path in tests/reward/test_fast_mlp.cc), and so is
+// every no-grad forward pass (raw_eval).
 //
 // Training uses raw member outputs. The loss only sees differences of returns, so it is
 // invariant to a shift of r̂ but not to its scale: the raw scale is what the preferences
@@ -24,10 +27,12 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <unordered_map>
 
 #include "prefrl/core/error.h"
 #include "prefrl/core/rng.h"
 #include "prefrl/reward/ensemble_net.h"
+#include "prefrl/reward/fast_mlp.h"
 
 namespace prefrl {
 
@@ -92,6 +97,7 @@ struct RewardModel::Impl {
   int64_t M = 0;           // ensemble members
   Rng split_rng, train_rng;
   std::unique_ptr<reward_detail::EnsembleNet> net;
+  std::unique_ptr<reward_detail::FastEnsembleMlp> fast;  // the hand-written path, if it applies
   double l2 = 0;
   torch::Tensor norm_mean;  // (M) raw-output mean per member
   torch::Tensor norm_std;   // (M) raw-output std per member (floored)
@@ -105,6 +111,11 @@ struct RewardModel::Impl {
   std::vector<uint8_t> is_val;      // (P)
   std::vector<int64_t> label_ids;   // (P)
   std::vector<int64_t> train_idx, val_idx;
+  // Raw outputs (M x P*2*L) of every step of the first `labeled_raw_pairs` stored pairs under
+  // the current parameters, from train_round's statistics pass (undefined when stale): reused
+  // by update_normalisation_on_labeled, which needs outputs of the same steps.
+  torch::Tensor labeled_raw;
+  int64_t labeled_raw_pairs = -1;
   // Assignments from a loaded checkpoint for pairs not (yet) held: by label id, and by
   // position for pairs without one.
   std::map<int64_t, Assignment> saved_by_label, saved_by_position;
@@ -211,6 +222,12 @@ struct RewardModel::Impl {
   torch::Tensor raw_eval(const torch::Tensor& x) const {
     torch::NoGradGuard no_grad;
     const int64_t N = x.size(0);
+    if (fast) {
+      const torch::Tensor xc = x.contiguous();
+      torch::Tensor out = torch::empty({M, N}, torch::kFloat32);
+      fast->forward(xc.data_ptr<float>(), N, out.data_ptr<float>());
+      return out;
+    }
     const int64_t chunk = std::max<int64_t>(1, kChunkFloats / net->activation_floats_per_row());
     if (N <= chunk) return net->forward(x, {});
     std::vector<torch::Tensor> parts;
@@ -367,6 +384,9 @@ RewardModel::RewardModel(const RewardConfig& cfg, std::vector<int64_t> obs_shape
   shape.hidden = cfg.hidden;
   shape.activation = cfg.activation;
   m.net = std::make_unique<reward_detail::EnsembleNet>(shape, init_rng);
+  if (cfg.fast_mlp && reward_detail::FastEnsembleMlp::supports(*m.net)) {
+    m.fast = std::make_unique<reward_detail::FastEnsembleMlp>(*m.net);
+  }
   m.l2 = cfg.l2_init;
   m.norm_mean = torch::zeros({m.M}, torch::kFloat32);
   m.norm_std = torch::ones({m.M}, torch::kFloat32);
@@ -420,6 +440,8 @@ RewardTrainStats RewardModel::train_round() {
   st.n_val = static_cast<int64_t>(m.val_idx.size());
   st.l2 = m.l2;
   if (m.train_idx.empty()) return st;
+  m.labeled_raw = torch::Tensor();  // the parameters are about to change
+  m.labeled_raw_pairs = -1;
 
   reward_detail::EnsembleNet& net = *m.net;
   // Snapshot for rollback if the parameters diverge.
@@ -430,17 +452,45 @@ RewardTrainStats RewardModel::train_round() {
   const int64_t L = m.seg_len, F = m.row_width, M = m.M;
   std::vector<int64_t> order = m.train_idx;
   const int64_t pairs_per_chunk = std::max<int64_t>(1, kChunkFloats / (net.activation_floats_per_row() * 2 * L));
-  torch::Tensor fit_sum = torch::zeros({}, torch::kFloat32);  // () sum of minibatch losses
+  double fit_sum = 0.0;  // sum of minibatch losses
+  std::vector<const float*> pair_rows;     // fast path: each minibatch pair's rows
+  std::vector<float> batch_targets, batch_weights;  // fast path: (B), (M x B)
+  std::vector<double> member_loss(static_cast<size_t>(M));
   for (int epoch = 0; epoch < m.cfg.epochs_per_round && st.updates < m.cfg.max_updates_per_round; ++epoch) {
     m.train_rng.shuffle(order);
     for (size_t start = 0; start < order.size() && st.updates < m.cfg.max_updates_per_round;
          start += static_cast<size_t>(m.cfg.batch_pairs)) {
       const size_t end = std::min(order.size(), start + static_cast<size_t>(m.cfg.batch_pairs));
       const int64_t B = static_cast<int64_t>(end - start);
+      const std::vector<torch::Tensor> masks = m.draw_masks();        // one mask for the whole minibatch
+      if (m.fast) {
+        // The same loss and gradient written out by hand (reward/fast_mlp.h).
+        const float* rows = m.rows.data_ptr<float>();
+        const float* targets = m.targets.data_ptr<float>();
+        const float* weights = m.weights.data_ptr<float>();  // (capacity x M)
+        pair_rows.clear();
+        batch_targets.clear();
+        batch_weights.assign(static_cast<size_t>(M * B), 0.0f);
+        for (int64_t k = 0; k < B; ++k) {
+          const int64_t i = order[start + k];
+          pair_rows.push_back(rows + i * 2 * L * F);
+          batch_targets.push_back(targets[i]);
+          for (int64_t j = 0; j < M; ++j) batch_weights[j * B + k] = weights[i * M + j];
+        }
+        std::vector<const float*> mask_ptrs;
+        for (const torch::Tensor& t : masks) mask_ptrs.push_back(t.data_ptr<float>());
+        m.fast->loss_and_grad(pair_rows, L, batch_targets.data(), batch_weights.data(), mask_ptrs,
+                              m.cfg.random_response, member_loss.data());
+        m.fast->adam_step(m.cfg.lr, m.l2);
+        double mean = 0.0;
+        for (double v : member_loss) mean += v;
+        fit_sum += mean / static_cast<double>(M);
+        ++st.updates;
+        continue;
+      }
       const torch::Tensor idx = index_tensor(std::vector<int64_t>(order.begin() + start, order.begin() + end));
       const torch::Tensor w_all = m.weights.index_select(0, idx).t();  // (M x B)
       const torch::Tensor w_sum = w_all.sum(1).clamp_min(1.0);        // (M)
-      const std::vector<torch::Tensor> masks = m.draw_masks();        // one mask for the whole minibatch
       // Each member's bootstrap-weighted mean NLL; members share no parameters, so the
       // gradient of the sum is each member's own gradient. Pairs contribute independently,
       // so a minibatch too big for one forward pass (activations over kChunkFloats) is run
@@ -459,11 +509,11 @@ RewardTrainStats RewardModel::train_round() {
         loss += part.detach();
       }
       net.adam_step(m.cfg.lr, m.l2);
-      fit_sum += loss.mean();
+      fit_sum += loss.mean().item<double>();
       ++st.updates;
     }
   }
-  if (st.updates > 0) st.fit_loss = fit_sum.item<double>() / static_cast<double>(st.updates);
+  if (st.updates > 0) st.fit_loss = fit_sum / static_cast<double>(st.updates);
 
   torch::NoGradGuard no_grad;
   if (!torch::isfinite(net.params()).all().item<bool>()) {
@@ -475,7 +525,9 @@ RewardTrainStats RewardModel::train_round() {
   }
 
   // Statistics without dropout, over every stored pair in one pass.
-  const torch::Tensor ret = m.stored_returns(torch::Tensor());  // (M x P x 2)
+  m.labeled_raw = m.raw_eval(m.rows.narrow(0, 0, m.n_pairs).reshape({m.n_pairs * 2 * L, F}));  // (M x P*2*L)
+  m.labeled_raw_pairs = m.n_pairs;
+  const torch::Tensor ret = m.labeled_raw.view({M, m.n_pairs, 2, L}).sum(3);  // (M x P x 2)
   const torch::Tensor target = m.targets.narrow(0, 0, m.n_pairs);
   const torch::Tensor nll = preference_nll(ret.select(2, 0), ret.select(2, 1), target, m.cfg.random_response);
   const torch::Tensor tidx = index_tensor(m.train_idx);
@@ -525,7 +577,8 @@ void RewardModel::update_normalisation_on_labeled(int64_t max_steps) {
   if (k == 0) return;
   const int64_t stride = (k + max_steps - 1) / max_steps;
   const torch::Tensor pick = keep.index({torch::indexing::Slice(0, torch::indexing::None, stride)});
-  torch::Tensor raw = m.raw_eval(all.index_select(0, pick));  // (M x k')
+  torch::Tensor raw = m.labeled_raw_pairs == m.n_pairs ? m.labeled_raw.index_select(1, pick)  // (M x k')
+                                                       : m.raw_eval(all.index_select(0, pick));
   const torch::Tensor finite = torch::isfinite(raw).all(0);
   if (!finite.all().item<bool>()) raw = raw.index_select(1, finite.nonzero().squeeze(1));
   if (raw.size(1) == 0) return;
@@ -557,9 +610,19 @@ double RewardModel::absorbing_value() {
 
 torch::Tensor RewardModel::segment_returns(const std::vector<const Segment*>& segs) {
   Impl& m = *impl_;
-  auto [x, owner] = m.encode_segments(segs);
+  // Each distinct segment is evaluated once (query candidates share pool segments).
+  std::vector<const Segment*> unique;
+  std::vector<int64_t> slot(segs.size());
+  std::unordered_map<const Segment*, int64_t> seen;
+  for (size_t i = 0; i < segs.size(); ++i) {
+    auto [it, inserted] = seen.try_emplace(segs[i], static_cast<int64_t>(unique.size()));
+    if (inserted) unique.push_back(segs[i]);
+    slot[i] = it->second;
+  }
+  auto [x, owner] = m.encode_segments(unique);
   const torch::Tensor r = m.normalise(m.raw_eval(x));  // (M x N)
-  return torch::zeros({m.M, static_cast<int64_t>(segs.size())}, torch::kFloat32).index_add_(1, owner, r);
+  const torch::Tensor ret = torch::zeros({m.M, static_cast<int64_t>(unique.size())}, torch::kFloat32).index_add_(1, owner, r);
+  return unique.size() == segs.size() ? ret : ret.index_select(1, index_tensor(slot));
 }
 
 std::vector<double> RewardModel::disagreement(const std::vector<std::pair<const Segment*, const Segment*>>& pairs) {
@@ -609,6 +672,8 @@ std::vector<uint8_t> RewardModel::validation_flags() const { return impl_->is_va
 double RewardModel::l2() const { return impl_->l2; }
 
 const RewardConfig& RewardModel::config() const { return impl_->cfg; }
+
+bool RewardModel::uses_fast_mlp() const { return impl_->fast != nullptr; }
 
 void RewardModel::save(const std::string& path) const {
   const Impl& m = *impl_;
@@ -704,6 +769,8 @@ void RewardModel::load(const std::string& path) {
     torch::NoGradGuard no_grad;
     net.params().copy_(params);
   }
+  m.labeled_raw = torch::Tensor();
+  m.labeled_raw_pairs = -1;
   net.adam_m().copy_(adam_m);
   net.adam_v().copy_(adam_v);
   net.adam_steps() = adam_steps.item<int64_t>();

@@ -53,6 +53,7 @@ struct RewardConfig {
   std::string pixel_encoder = "cnn";  // pixel inputs: cnn (flattened conv map) | keypoints (spatial soft-argmax) | mlp (raw pixels)
   std::string normalise_on = "labeled";  // states the output normalisation is computed over
   std::string discrete_action = "input";  // discrete actions: input (one-hot into the net) | select (one output per action)
+  bool fast_mlp = true;               // plain MLP nets: hand-written forward/backward and Adam (false: LibTorch autograd)
 
   template <class V>
   void visit(V& v) {
@@ -87,6 +88,9 @@ struct RewardConfig {
            "with discrete actions and use_action: input (one-hot action enters the net) or select "
            "(the net has one output per action and the action picks one: r(s, a) = net(s)[a])",
            {"input", "select"});
+    v.flag("fast_mlp", fast_mlp,
+           "plain MLP reward nets (no conv trunk, no per-action outputs, relu or leaky_relu): hand-written "
+           "forward/backward and Adam instead of LibTorch autograd (same results up to float rounding)");
   }
 };
 
@@ -176,6 +180,8 @@ class RewardModel {
   double l2() const;
 
   const RewardConfig& config() const;
+  // Whether the hand-written MLP path (reward/fast_mlp.h) is in use: cfg.fast_mlp and a net it supports.
+  bool uses_fast_mlp() const;
   // Writes weights, Adam state, normalisation, L2, RNG states and every stored pair's split
   // and bootstrap counts (keyed by label_id, or by position when label_id < 0); not the pairs'
   // steps. load() restores them into a model built with the same config and shapes (else
