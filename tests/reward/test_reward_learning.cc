@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <vector>
+#include <string>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -111,9 +112,11 @@ TEST_P(PixelEncoders, LearnPositionOfASquare) {
   };
   Rng data(13);
   RewardConfig cfg;
-  cfg.pixel_encoder = GetParam();
+  const std::string encoder = GetParam();
+  cfg.pixel_encoder = encoder == "keypoints-stride1" ? "keypoints" : encoder;
   cfg.ensemble_size = 2;
   cfg.conv_channels = {8, 8};
+  if (encoder == "keypoints-stride1") cfg.conv_strides = {2, 1};
   cfg.hidden = {32};
   cfg.batch_pairs = 32;
   cfg.epochs_per_round = 40;
@@ -128,7 +131,8 @@ TEST_P(PixelEncoders, LearnPositionOfASquare) {
   std::printf("pixels (%s): val acc %.3f\n", GetParam(), st.val_accuracy);
 }
 
-INSTANTIATE_TEST_SUITE_P(RewardLearning, PixelEncoders, ::testing::Values("keypoints", "mlp"));
+INSTANTIATE_TEST_SUITE_P(RewardLearning, PixelEncoders, ::testing::Values("keypoints", "keypoints-stride1", "mlp"),
+                         [](const auto& info) { std::string n = info.param; for (char& c : n) if (c == '-') c = '_'; return n; });
 
 TEST(RewardLearning, PixelObservationsThroughTheConvTrunk) {
   // 1 x 16 x 16 images with a 3 x 3 bright square; reward +1 when it is in the left half.

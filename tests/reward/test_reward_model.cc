@@ -398,5 +398,32 @@ TEST(RewardModelInputs, BadPairsAreRejectedWithoutStoringAnything) {
   EXPECT_THROW(RewardModel(dcfg, {2}, 2, true, 3, false, 33), UsageError);
 }
 
+TEST(RewardModelInputs, ConvStridesNeedOneEntryPerConvAndShapeTheMaps) {
+  RewardConfig cfg = small_config();
+  cfg.conv_channels = {4, 4};
+  cfg.conv_strides = {2};
+  EXPECT_THROW(RewardModel(cfg, {1, 16, 16}, 1, false, 0, false, 1), UsageError);
+  cfg.conv_strides = {8, 8};  // 16 -> 2 -> 1: still a map
+  EXPECT_NO_THROW(RewardModel(cfg, {1, 16, 16}, 1, false, 0, false, 1));
+  cfg.conv_channels = {4, 4, 4};
+  cfg.conv_strides = {8, 8, 8};  // ... -> 1 -> 1 with padding: allowed
+  EXPECT_NO_THROW(RewardModel(cfg, {1, 16, 16}, 1, false, 0, false, 1));
+  // A stride-1 last conv keeps the 8x8 map of the first conv: the flattened cnn head sees
+  // 4 * 8 * 8 features instead of 4 * 4 * 4, so predictions differ from the default net's.
+  cfg.conv_channels = {4, 4};
+  cfg.conv_strides = {2, 1};
+  RewardModel s1(cfg, {1, 16, 16}, 1, false, 0, false, 5);
+  cfg.conv_strides = {};
+  RewardModel s2(cfg, {1, 16, 16}, 1, false, 0, false, 5);
+  std::vector<float> img(256, 0.0f);
+  for (int i = 100; i < 110; ++i) img[i] = 1.0f;
+  const float act = 0.0f;
+  float r1 = 0, r2 = 0;
+  s1.predict(img.data(), &act, 1, &r1);
+  s2.predict(img.data(), &act, 1, &r2);
+  EXPECT_TRUE(std::isfinite(r1) && std::isfinite(r2));
+  EXPECT_NE(r1, r2);
+}
+
 }  // namespace
 }  // namespace prefrl

@@ -19,7 +19,7 @@ constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kAdamEps = 1e-8;
 constexpr double kKeypointLogTemp = 2.0;
 
 // Spatial size after one conv: floor((n + 2p - k) / s) + 1.
-int64_t conv_out(int64_t n) { return (n + 2 * kPadding - kKernel) / kStride + 1; }
+int64_t conv_out(int64_t n, int64_t stride) { return (n + 2 * kPadding - kKernel) / stride + 1; }
 }  // namespace
 
 int EnsembleNet::add_block(std::vector<int64_t> shape, int64_t* cursor) {
@@ -53,15 +53,23 @@ EnsembleNet::EnsembleNet(NetShape shape, Rng& init_rng) : shape_(std::move(shape
   if (conv) {
     int64_t c = shape_.image[0], h = shape_.image[1], w = shape_.image[2];
     const int64_t image_floats = c * h * w;
-    for (int out_c : shape_.conv_channels) {
+    if (!shape_.conv_strides.empty() && shape_.conv_strides.size() != shape_.conv_channels.size()) {
+      throw UsageError("reward conv_strides has " + std::to_string(shape_.conv_strides.size()) +
+                       " entries but conv_channels has " + std::to_string(shape_.conv_channels.size()) +
+                       "; give one stride per conv (or none for all " + std::to_string(kStride) + ")");
+    }
+    for (size_t li = 0; li < shape_.conv_channels.size(); ++li) {
+      const int out_c = shape_.conv_channels[li];
+      const int64_t stride = shape_.conv_strides.empty() ? kStride : shape_.conv_strides[li];
+      strides_.push_back(stride);
       conv_in.push_back(c);
       conv_w_.push_back(add_block({M * out_c, c, kKernel, kKernel}, &cursor));
       fan_in.push_back(c * kKernel * kKernel);
-      h = conv_out(h);
-      w = conv_out(w);
+      h = conv_out(h, stride);
+      w = conv_out(w, stride);
       if (h < 1 || w < 1) {
         throw UsageError("reward conv_channels: " + std::to_string(shape_.conv_channels.size()) +
-                         " stride-2 convs shrink the " + std::to_string(shape_.image[1]) + "x" +
+                         " convs (strides as in conv_strides, default 2) shrink the " + std::to_string(shape_.image[1]) + "x" +
                          std::to_string(shape_.image[2]) + " image to nothing; use fewer layers");
       }
       conv_out_hw_.push_back(h * w);
@@ -160,7 +168,7 @@ torch::Tensor EnsembleNet::forward(const torch::Tensor& rows, const std::vector<
       // The first conv sees the shared image (all members' filters at once, groups 1); later
       // convs keep members apart with groups = M. => (N x M*C_i x H_i x W_i)
       const int64_t groups = i == 0 ? 1 : M;
-      y = torch::conv2d(y, view(conv_w_[i]), view(conv_b_[i]), kStride, kPadding, 1, groups);
+      y = torch::conv2d(y, view(conv_w_[i]), view(conv_b_[i]), strides_[i], kPadding, 1, groups);
       if (kp_temp_ < 0 || i + 1 < n_conv) y = activate(y);  // keypoint logits stay linear
     }
     if (kp_temp_ >= 0) {

@@ -8,7 +8,8 @@
 // Input rows (N x F) are the encoded steps built by RewardModel:
 //   MLP:  [obs (D), action encoding (A'), absorbing flag (1)]            F = D + A' + 1
 //   CNN:  [image (C*H*W), action encoding (A'), absorbing flag (1)]      same layout
-// The CNN trunk (3x3 stride-2 convs, padding 1, cfg activation) maps the image part to
+// The CNN trunk (3x3 convs, stride 2 unless NetShape::conv_strides says otherwise, padding 1,
+// cfg activation) maps the image part to
 // features; those plus the action encoding and absorbing flag feed the MLP head (hidden
 // widths cfg.hidden; empty => one linear layer). Output: one scalar per member and row =>
 // (M x N). Two ways to turn the last feature map into features (NetShape::pixel_encoder):
@@ -41,6 +42,7 @@ struct NetShape {
   int64_t members = 1;                  // M
   std::vector<int64_t> image;           // {C, H, W} for a conv trunk; empty for a plain MLP
   std::vector<int> conv_channels;       // output channels of each conv (only with image)
+  std::vector<int> conv_strides;        // stride of each conv; empty => 2 for every conv
   int64_t row_width = 0;                // F: floats per input row
   std::vector<int> hidden;              // widths of the head's hidden layers
   std::string activation = "leaky_relu";

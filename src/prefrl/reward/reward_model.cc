@@ -371,6 +371,7 @@ RewardModel::RewardModel(const RewardConfig& cfg, std::vector<int64_t> obs_shape
   if (m.obs_shape.size() == 3 && !cfg.conv_channels.empty() && cfg.pixel_encoder != "mlp") {
     shape.image = m.obs_shape;
     shape.conv_channels = cfg.conv_channels;
+    shape.conv_strides = cfg.conv_strides;
     shape.pixel_encoder = cfg.pixel_encoder;
   }
   shape.row_width = m.row_width;

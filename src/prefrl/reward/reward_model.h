@@ -50,6 +50,7 @@ struct RewardConfig {
   double output_std = 1.0;            // target std of each member's normalised output
   bool subtract_absorbing = true;     // predict r̂ - r̂_abs (only applies when env can terminate)
   std::vector<int> conv_channels = {16, 16};  // CNN channels (pixel inputs)
+  std::vector<int> conv_strides;      // stride of each conv (empty: 2 for every conv)
   std::string pixel_encoder = "cnn";  // pixel inputs: cnn (flattened conv map) | keypoints (spatial soft-argmax) | mlp (raw pixels)
   std::string normalise_on = "labeled";  // states the output normalisation is computed over
   std::string discrete_action = "input";  // discrete actions: input (one-hot into the net) | select (one output per action)
@@ -77,6 +78,9 @@ struct RewardConfig {
     v.num("output_std", output_std, "std of each member's normalised output", 1e-6, 1e6);
     v.flag("subtract_absorbing", subtract_absorbing, "reward given to the policy is r̂ - r̂(absorbing) on terminating envs");
     v.ints("conv_channels", conv_channels, "CNN channels per conv layer (pixel observations)", 1, 1024);
+    v.ints("conv_strides", conv_strides,
+           "stride of each conv layer, one per conv_channels entry (empty: 2 everywhere); a stride-1 last "
+           "conv keeps keypoints exactly shift-equivariant", 1, 8);
     v.text("pixel_encoder", pixel_encoder,
            "pixel observations: cnn (conv map flattened into the head), keypoints (conv map => expected "
            "(x, y) of each channel by spatial soft-argmax) or mlp (raw pixels into the head)",
