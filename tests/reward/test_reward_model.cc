@@ -398,7 +398,7 @@ TEST(RewardModelInputs, BadPairsAreRejectedWithoutStoringAnything) {
   EXPECT_THROW(RewardModel(dcfg, {2}, 2, true, 3, false, 33), UsageError);
 }
 
-TEST(RewardModelInputs, ConvStridesNeedOneEntryPerConvAndShapeTheMaps) {
+TEST(RewardModelInputs, ConvStridesAndKernelsNeedOneEntryPerConvAndShapeTheMaps) {
   RewardConfig cfg = small_config();
   cfg.conv_channels = {4, 4};
   cfg.conv_strides = {2};
@@ -423,6 +423,19 @@ TEST(RewardModelInputs, ConvStridesNeedOneEntryPerConvAndShapeTheMaps) {
   s2.predict(img.data(), &act, 1, &r2);
   EXPECT_TRUE(std::isfinite(r1) && std::isfinite(r2));
   EXPECT_NE(r1, r2);
+  // Kernels: one odd size per conv; a 1x1 stride-1 conv keeps the full 16x16 map.
+  cfg.conv_kernels = {1};
+  EXPECT_THROW(RewardModel(cfg, {1, 16, 16}, 1, false, 0, false, 1), UsageError);
+  cfg.conv_kernels = {3, 2};
+  EXPECT_THROW(RewardModel(cfg, {1, 16, 16}, 1, false, 0, false, 1), UsageError);
+  cfg.conv_channels = {2};
+  cfg.conv_kernels = {1};
+  cfg.conv_strides = {1};
+  cfg.pixel_encoder = "keypoints";
+  RewardModel k1(cfg, {1, 16, 16}, 1, false, 0, false, 5);
+  float r3 = 0;
+  k1.predict(img.data(), &act, 1, &r3);
+  EXPECT_TRUE(std::isfinite(r3));
 }
 
 }  // namespace

@@ -26,7 +26,13 @@ const std::vector<Preset>& presets() {
         "prefs.schedule=hyperbolic", "prefs.schedule_horizon=50000"}},
       {"pendulum-peer", "pendulum",
        "Pendulum with the configuration of the most-used Python library's documented example (speed benchmark)",
-       {"env.num_envs=8", "run.total_steps=50000",
+       // The library's example asks for total_timesteps=50000 over 60 iterations, but each
+       // iteration's agent.learn(833, reset_num_timesteps=False) completes one whole 2048-step
+       // PPO rollout, and its loop runs 61 times (the initial comparisons get an iteration of
+       // their own), after 4,000 steps sampled for the first 20 comparisons: 128,928 environment
+       // steps in all. Here: 2 pre-training rollouts + 61 PPO updates = 63 x 2048 steps. Its
+       // hyperbolic schedule, 1/(1+t) over t in [0, 1], is ours with T0 = the total steps.
+       {"env.num_envs=8", "run.total_steps=129024",
         "ppo.num_steps=256", "ppo.minibatch_size=64", "ppo.update_epochs=10", "ppo.clip_coef=0.1",
         "ppo.ent_coef=0.01", "ppo.gae_lambda=0.95", "ppo.gamma=0.97", "ppo.lr=0.002",
         "ppo.anneal_lr=false", "ppo.hidden=32,32", "ppo.norm_obs=true",
@@ -34,7 +40,7 @@ const std::vector<Preset>& presets() {
         "reward.hidden=32,32", "reward.ensemble_size=3", "reward.use_action=true", "reward.batch_pairs=16",
         "reward.epochs_per_round=5",
         "prefs.selection=disagreement", "prefs.segment_length=100", "prefs.total_labels=200",
-        "prefs.initial_fraction=0.1", "prefs.schedule=hyperbolic", "prefs.schedule_horizon=50000"}},
+        "prefs.initial_fraction=0.1", "prefs.schedule=hyperbolic", "prefs.schedule_horizon=129024"}},
       {"mountaincar_continuous", "mountaincar_continuous",
        "MountainCarContinuous-v0 (not yet learned from preferences: clips never reach the goal, so the "
        "learned reward only sees the action cost; on the true reward this PPO reaches ~55)",

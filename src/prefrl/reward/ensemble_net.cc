@@ -8,9 +8,8 @@
 namespace prefrl::reward_detail {
 
 namespace {
-constexpr int64_t kKernel = 3;   // conv kernel size
+constexpr int64_t kKernel = 3;   // default conv kernel size
 constexpr int64_t kStride = 2;   // conv stride
-constexpr int64_t kPadding = 1;  // conv padding
 constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kAdamEps = 1e-8;
 // Initial keypoint log-temperature: softmax(e^2 * map). With PyTorch's default init a 3x3
 // pattern moves one cell's value by ~0.5, so e^2 ~ 7.4 makes such a cell stand out from the
@@ -19,7 +18,8 @@ constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kAdamEps = 1e-8;
 constexpr double kKeypointLogTemp = 2.0;
 
 // Spatial size after one conv: floor((n + 2p - k) / s) + 1.
-int64_t conv_out(int64_t n, int64_t stride) { return (n + 2 * kPadding - kKernel) / stride + 1; }
+// Spatial size after one conv with 'same' padding k / 2: floor((n + 2p - k) / s) + 1.
+int64_t conv_out(int64_t n, int64_t k, int64_t stride) { return (n + 2 * (k / 2) - k) / stride + 1; }
 }  // namespace
 
 int EnsembleNet::add_block(std::vector<int64_t> shape, int64_t* cursor) {
@@ -53,20 +53,31 @@ EnsembleNet::EnsembleNet(NetShape shape, Rng& init_rng) : shape_(std::move(shape
   if (conv) {
     int64_t c = shape_.image[0], h = shape_.image[1], w = shape_.image[2];
     const int64_t image_floats = c * h * w;
-    if (!shape_.conv_strides.empty() && shape_.conv_strides.size() != shape_.conv_channels.size()) {
-      throw UsageError("reward conv_strides has " + std::to_string(shape_.conv_strides.size()) +
+    auto check_per_conv = [&](const std::vector<int>& v, const char* key, int64_t dflt) {
+      if (v.empty() || v.size() == shape_.conv_channels.size()) return;
+      throw UsageError("reward " + std::string(key) + " has " + std::to_string(v.size()) +
                        " entries but conv_channels has " + std::to_string(shape_.conv_channels.size()) +
-                       "; give one stride per conv (or none for all " + std::to_string(kStride) + ")");
+                       "; give one per conv (or none for " + std::to_string(dflt) + " everywhere)");
+    };
+    check_per_conv(shape_.conv_strides, "conv_strides", kStride);
+    check_per_conv(shape_.conv_kernels, "conv_kernels", kKernel);
+    for (int k : shape_.conv_kernels) {
+      if (k % 2 == 0) {
+        throw UsageError("reward conv_kernels entry " + std::to_string(k) +
+                         " is even; kernels must be odd (1, 3, 5, ...) for 'same' padding");
+      }
     }
     for (size_t li = 0; li < shape_.conv_channels.size(); ++li) {
       const int out_c = shape_.conv_channels[li];
       const int64_t stride = shape_.conv_strides.empty() ? kStride : shape_.conv_strides[li];
+      const int64_t k = shape_.conv_kernels.empty() ? kKernel : shape_.conv_kernels[li];
       strides_.push_back(stride);
+      kernels_.push_back(k);
       conv_in.push_back(c);
-      conv_w_.push_back(add_block({M * out_c, c, kKernel, kKernel}, &cursor));
-      fan_in.push_back(c * kKernel * kKernel);
-      h = conv_out(h, stride);
-      w = conv_out(w, stride);
+      conv_w_.push_back(add_block({M * out_c, c, k, k}, &cursor));
+      fan_in.push_back(c * k * k);
+      h = conv_out(h, k, stride);
+      w = conv_out(w, k, stride);
       if (h < 1 || w < 1) {
         throw UsageError("reward conv_channels: " + std::to_string(shape_.conv_channels.size()) +
                          " convs (strides as in conv_strides, default 2) shrink the " + std::to_string(shape_.image[1]) + "x" +
@@ -97,7 +108,7 @@ EnsembleNet::EnsembleNet(NetShape shape, Rng& init_rng) : shape_(std::move(shape
   // Then biases.
   for (size_t i = 0; i < conv_w_.size(); ++i) {
     conv_b_.push_back(add_block({M * shape_.conv_channels[i]}, &cursor));
-    fan_in.push_back(conv_in[i] * kKernel * kKernel);
+    fan_in.push_back(conv_in[i] * kernels_[i] * kernels_[i]);
   }
   for (size_t i = 0; i + 1 < widths.size(); ++i) {
     fc_b_.push_back(add_block({M, 1, widths[i + 1]}, &cursor));
@@ -168,7 +179,7 @@ torch::Tensor EnsembleNet::forward(const torch::Tensor& rows, const std::vector<
       // The first conv sees the shared image (all members' filters at once, groups 1); later
       // convs keep members apart with groups = M. => (N x M*C_i x H_i x W_i)
       const int64_t groups = i == 0 ? 1 : M;
-      y = torch::conv2d(y, view(conv_w_[i]), view(conv_b_[i]), strides_[i], kPadding, 1, groups);
+      y = torch::conv2d(y, view(conv_w_[i]), view(conv_b_[i]), strides_[i], kernels_[i] / 2, 1, groups);
       if (kp_temp_ < 0 || i + 1 < n_conv) y = activate(y);  // keypoint logits stay linear
     }
     if (kp_temp_ >= 0) {

@@ -8,8 +8,8 @@
 // Input rows (N x F) are the encoded steps built by RewardModel:
 //   MLP:  [obs (D), action encoding (A'), absorbing flag (1)]            F = D + A' + 1
 //   CNN:  [image (C*H*W), action encoding (A'), absorbing flag (1)]      same layout
-// The CNN trunk (3x3 convs, stride 2 unless NetShape::conv_strides says otherwise, padding 1,
-// cfg activation) maps the image part to
+// The CNN trunk (3x3 convs, stride 2, unless NetShape::conv_kernels / conv_strides say otherwise;
+// 'same' padding kernel / 2; cfg activation) maps the image part to
 // features; those plus the action encoding and absorbing flag feed the MLP head (hidden
 // widths cfg.hidden; empty => one linear layer). Output: one scalar per member and row =>
 // (M x N). Two ways to turn the last feature map into features (NetShape::pixel_encoder):
@@ -43,6 +43,7 @@ struct NetShape {
   std::vector<int64_t> image;           // {C, H, W} for a conv trunk; empty for a plain MLP
   std::vector<int> conv_channels;       // output channels of each conv (only with image)
   std::vector<int> conv_strides;        // stride of each conv; empty => 2 for every conv
+  std::vector<int> conv_kernels;        // (odd) kernel size of each conv; empty => 3 for every conv
   int64_t row_width = 0;                // F: floats per input row
   std::vector<int> hidden;              // widths of the head's hidden layers
   std::string activation = "leaky_relu";
@@ -111,7 +112,8 @@ class EnsembleNet {
   std::vector<Block> blocks_;
   int64_t n_weights_ = 0;                 // the first n_weights_ floats of flat_ are weights
   int64_t conv_features_ = 0;             // per-member flattened conv features
-  std::vector<int64_t> strides_;         // stride of each conv
+  std::vector<int64_t> strides_;          // stride of each conv
+  std::vector<int64_t> kernels_;          // kernel size of each conv (padding kernel / 2)
   std::vector<int64_t> conv_out_hw_;      // spatial size (H*W) after each conv
   torch::Tensor flat_;    // (P) every parameter of every member; requires grad
   torch::Tensor adam_m_;  // (P) Adam first moment

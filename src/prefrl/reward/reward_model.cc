@@ -372,6 +372,7 @@ RewardModel::RewardModel(const RewardConfig& cfg, std::vector<int64_t> obs_shape
     shape.image = m.obs_shape;
     shape.conv_channels = cfg.conv_channels;
     shape.conv_strides = cfg.conv_strides;
+    shape.conv_kernels = cfg.conv_kernels;
     shape.pixel_encoder = cfg.pixel_encoder;
   }
   shape.row_width = m.row_width;

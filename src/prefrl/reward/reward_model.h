@@ -51,6 +51,7 @@ struct RewardConfig {
   bool subtract_absorbing = true;     // predict r̂ - r̂_abs (only applies when env can terminate)
   std::vector<int> conv_channels = {16, 16};  // CNN channels (pixel inputs)
   std::vector<int> conv_strides;      // stride of each conv (empty: 2 for every conv)
+  std::vector<int> conv_kernels;      // odd kernel size of each conv (empty: 3 for every conv)
   std::string pixel_encoder = "cnn";  // pixel inputs: cnn (flattened conv map) | keypoints (spatial soft-argmax) | mlp (raw pixels)
   std::string normalise_on = "labeled";  // states the output normalisation is computed over
   std::string discrete_action = "input";  // discrete actions: input (one-hot into the net) | select (one output per action)
@@ -81,6 +82,9 @@ struct RewardConfig {
     v.ints("conv_strides", conv_strides,
            "stride of each conv layer, one per conv_channels entry (empty: 2 everywhere); a stride-1 last "
            "conv keeps keypoints exactly shift-equivariant", 1, 8);
+    v.ints("conv_kernels", conv_kernels,
+           "odd kernel size of each conv layer, one per conv_channels entry (empty: 3 everywhere); 1 mixes "
+           "channels per pixel", 1, 15);
     v.text("pixel_encoder", pixel_encoder,
            "pixel observations: cnn (conv map flattened into the head), keypoints (conv map => expected "
            "(x, y) of each channel by spatial soft-argmax) or mlp (raw pixels into the head)",
