@@ -370,7 +370,7 @@ TEST_F(LabelServerTest, ABusyPortIsAUsageError) {
   EXPECT_THROW(second.start(), UsageError);
 }
 
-TEST(ClipMedia, PngRoundTripAndEveryEnvRendersFromObservations) {
+TEST(ClipMedia, PngRoundTripAndEveryEnvRendersItsClips) {
   std::vector<uint8_t> rgb(5 * 3 * 3);
   for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = static_cast<uint8_t>(i * 7);
   std::vector<uint8_t> back;
@@ -390,13 +390,24 @@ TEST(ClipMedia, PngRoundTripAndEveryEnvRendersFromObservations) {
     s.length = 4;
     s.obs_size = spec.observation.numel();
     s.act_size = 1;
+    std::vector<std::vector<uint8_t>> live;  // the environment's own frames, 24x24
     for (int t = 0; t < 4; ++t) {
       s.obs.insert(s.obs.end(), obs.begin(), obs.end());
+      const std::vector<double> state = env->get_state();
+      s.states.insert(s.states.end(), state.begin(), state.end());  // kept where obs do not suffice
+      live.emplace_back(24 * 24 * 3);
+      env->render(24, 24, live.back().data());
       std::vector<float> a(spec.action.discrete ? 1 : spec.action.numel(), 0.0f);
       env->step(a.data(), obs.data());
       s.actions.push_back(0);
       s.true_rewards.push_back(0);
       s.absorbing.push_back(t == 3);
+    }
+    if (spec.obs_determines_state) {
+      s.states.clear();
+    } else {
+      EXPECT_THROW(render_clip(name, s, 24), UsageError) << name << ": no states, no clip";
+      s.state_size = spec.state_size;
     }
     ClipSheet sheet = render_clip(name, s, 24);
     EXPECT_EQ(sheet.frames, 4) << name;
@@ -404,6 +415,14 @@ TEST(ClipMedia, PngRoundTripAndEveryEnvRendersFromObservations) {
     ASSERT_TRUE(decode_png(sheet.png, &back, &w, &h)) << name;
     EXPECT_EQ(w, 48);
     EXPECT_EQ(h, 48);
+    if (!spec.obs_determines_state) {
+      // Frame 1 (top right) of the sheet is the live frame of step 1 (states are stored as
+      // floats: a pixel may differ by a rounding of the pose, no more).
+      int differing = 0;
+      for (int y = 0; y < 24; ++y)
+        for (int x = 0; x < 24 * 3; ++x) differing += back[(y * 48) * 3 + 24 * 3 + x] != live[1][y * 24 * 3 + x];
+      EXPECT_LE(differing, 24) << name;
+    }
   }
 }
 

@@ -1,0 +1,136 @@
+// MuJoCo speed: vectorised hopper stepping (VecEnv, 8 envs, random actions) against raw
+// mj_step calls on the same model in the same process, and one rendered 128x128 frame.
+//
+// The raw loop is the physical limit: 8 mjData stepped round robin with the same random
+// controls, each reset when the hopper falls (as the environment's episodes end), so both
+// simulate the same regime of contacts. Goal: env steps/s >= 0.9 x raw mj_step/s / frame_skip.
+// Rounds alternate raw and env so that a busy machine slows both alike; the best round counts.
+//   build/bench_mujoco [seconds_per_round=2] [rounds=3]
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "prefrl/core/rng.h"
+#include "prefrl/envs/env.h"
+#include "prefrl/envs/mujoco_tasks.h"
+
+namespace prefrl {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int kEnvs = 8;
+constexpr int kActionPool = 4096;  // pre-drawn actions, cycled through
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// kActionPool x kEnvs x nu random controls in [-1, 1].
+std::vector<float> random_actions(int nu) {
+  Rng rng(1);
+  std::vector<float> a(static_cast<size_t>(kActionPool) * kEnvs * nu);
+  for (float& x : a) x = static_cast<float>(rng.uniform(-1.0, 1.0));
+  return a;
+}
+
+// Raw mj_step calls per second over about `seconds`.
+double raw_steps_per_second(const mjModel* m, const std::vector<float>& actions, double seconds) {
+  std::vector<mjData*> data;
+  Rng rng(2);
+  auto reset = [&](mjData* d) {
+    mj_resetData(m, d);
+    for (int i = 0; i < m->nq; ++i) d->qpos[i] += rng.uniform(-5e-3, 5e-3);
+    for (int i = 0; i < m->nv; ++i) d->qvel[i] = rng.uniform(-5e-3, 5e-3);
+  };
+  for (int i = 0; i < kEnvs; ++i) { data.push_back(mj_makeData(m)); reset(data.back()); }
+  const int nu = m->nu, skip = Hopper::kFrameSkip;
+  int64_t steps = 0;
+  size_t t = 0;
+  const auto start = Clock::now();
+  double elapsed = 0;
+  while (elapsed < seconds) {
+    for (int rep = 0; rep < 64; ++rep, ++t) {
+      const float* a = actions.data() + (t % kActionPool) * kEnvs * nu;
+      for (int i = 0; i < kEnvs; ++i) {
+        mjData* d = data[i];
+        for (int j = 0; j < nu; ++j) d->ctrl[j] = a[i * nu + j];
+        for (int k = 0; k < skip; ++k) mj_step(m, d);
+        if (!(d->qpos[1] > Hopper::kHealthyZMin && std::fabs(d->qpos[2]) < Hopper::kHealthyAngle)) reset(d);
+      }
+      steps += static_cast<int64_t>(kEnvs) * skip;
+    }
+    elapsed = seconds_since(start);
+  }
+  for (mjData* d : data) mj_deleteData(d);
+  return steps / elapsed;
+}
+
+// VecEnv("hopper", 8) environment steps per second over about `seconds`.
+double env_steps_per_second(const std::vector<float>& actions, int nu, double seconds) {
+  VecEnv vec("hopper", kEnvs, 0);
+  vec.reset();
+  int64_t steps = 0;
+  size_t t = 0;
+  const auto start = Clock::now();
+  double elapsed = 0;
+  while (elapsed < seconds) {
+    for (int rep = 0; rep < 64; ++rep, ++t) {
+      vec.step(actions.data() + (t % kActionPool) * kEnvs * nu);
+      steps += kEnvs;
+    }
+    elapsed = seconds_since(start);
+  }
+  return steps / elapsed;
+}
+
+// Milliseconds per rendered frame of the hopper along a random-action rollout.
+double ms_per_frame(int width, int height, int frames) {
+  auto env = make_env("hopper");
+  env->seed(3);
+  std::vector<float> obs(env->spec().observation.numel()), action(3);
+  std::vector<uint8_t> rgb(static_cast<size_t>(width) * height * 3);
+  Rng rng(4);
+  env->reset(obs.data());
+  for (int k = 0; k < 5; ++k) env->render(width, height, rgb.data());  // makes the GL context
+  double total = 0;
+  for (int k = 0; k < frames; ++k) {
+    for (float& a : action) a = static_cast<float>(rng.uniform(-1.0, 1.0));
+    const StepResult r = env->step(action.data(), obs.data());
+    if (r.terminated || r.truncated) env->reset(obs.data());
+    const auto t0 = Clock::now();
+    env->render(width, height, rgb.data());
+    total += seconds_since(t0);
+  }
+  return 1e3 * total / frames;
+}
+
+}  // namespace
+}  // namespace prefrl
+
+int main(int argc, char** argv) {
+  using namespace prefrl;
+  const double seconds = argc > 1 ? std::atof(argv[1]) : 2.0;
+  const int rounds = argc > 2 ? std::atoi(argv[2]) : 3;
+  if (!(seconds > 0) || rounds < 1) {
+    std::fprintf(stderr, "usage: bench_mujoco [seconds_per_round > 0] [rounds >= 1]\n");
+    return 2;
+  }
+  const mjModel* m = mujoco_model("hopper");
+  const std::vector<float> actions = random_actions(m->nu);
+  double raw = 0, env = 0;
+  for (int r = 0; r < rounds; ++r) {
+    raw = std::max(raw, raw_steps_per_second(m, actions, seconds));
+    env = std::max(env, env_steps_per_second(actions, m->nu, seconds));
+  }
+  const int skip = Hopper::kFrameSkip;
+  const double limit = raw / skip;
+  std::printf("hopper, %d environments, random actions; best of %d rounds of %.1f s each\n", kEnvs, rounds, seconds);
+  std::printf("  raw mj_step:         %9.0f steps/s  (= %.0f env steps/s at frame skip %d)\n", raw, limit, skip);
+  std::printf("  VecEnv(hopper, %d):   %9.0f env steps/s\n", kEnvs, env);
+  std::printf("  ratio:               %9.3f of raw (goal >= 0.90)\n", env / limit);
+  const int frames = 200;
+  std::printf("rendering hopper 128x128: %.2f ms per frame (mean of %d frames)\n", ms_per_frame(128, 128, frames),
+              frames);
+  return 0;
+}
