@@ -26,6 +26,19 @@ constexpr int kActionPool = 4096;  // pre-drawn actions, cycled through
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+// Calls batch() (which does some steps and returns how many) for about `seconds`; => steps/s.
+template <class Batch>
+double steps_per_second(double seconds, Batch batch) {
+  int64_t steps = 0;
+  const auto start = Clock::now();
+  double elapsed = 0;
+  while (elapsed < seconds) {
+    for (int rep = 0; rep < 64; ++rep) steps += batch();
+    elapsed = seconds_since(start);
+  }
+  return steps / elapsed;
+}
+
 // kActionPool x kEnvs x nu random controls in [-1, 1].
 std::vector<float> random_actions(int nu) {
   Rng rng(1);
@@ -45,43 +58,30 @@ double raw_steps_per_second(const mjModel* m, const std::vector<float>& actions,
   };
   for (int i = 0; i < kEnvs; ++i) { data.push_back(mj_makeData(m)); reset(data.back()); }
   const int nu = m->nu, skip = Hopper::kFrameSkip;
-  int64_t steps = 0;
   size_t t = 0;
-  const auto start = Clock::now();
-  double elapsed = 0;
-  while (elapsed < seconds) {
-    for (int rep = 0; rep < 64; ++rep, ++t) {
-      const float* a = actions.data() + (t % kActionPool) * kEnvs * nu;
-      for (int i = 0; i < kEnvs; ++i) {
-        mjData* d = data[i];
-        for (int j = 0; j < nu; ++j) d->ctrl[j] = a[i * nu + j];
-        for (int k = 0; k < skip; ++k) mj_step(m, d);
-        if (!(d->qpos[1] > Hopper::kHealthyZMin && std::fabs(d->qpos[2]) < Hopper::kHealthyAngle)) reset(d);
-      }
-      steps += static_cast<int64_t>(kEnvs) * skip;
+  const double rate = steps_per_second(seconds, [&] {
+    const float* a = actions.data() + (t++ % kActionPool) * kEnvs * nu;
+    for (int i = 0; i < kEnvs; ++i) {
+      mjData* d = data[i];
+      for (int j = 0; j < nu; ++j) d->ctrl[j] = a[i * nu + j];
+      for (int k = 0; k < skip; ++k) mj_step(m, d);
+      if (!(d->qpos[1] > Hopper::kHealthyZMin && std::fabs(d->qpos[2]) < Hopper::kHealthyAngle)) reset(d);
     }
-    elapsed = seconds_since(start);
-  }
+    return kEnvs * skip;
+  });
   for (mjData* d : data) mj_deleteData(d);
-  return steps / elapsed;
+  return rate;
 }
 
 // VecEnv("hopper", 8) environment steps per second over about `seconds`.
 double env_steps_per_second(const std::vector<float>& actions, int nu, double seconds) {
   VecEnv vec("hopper", kEnvs, 0);
   vec.reset();
-  int64_t steps = 0;
   size_t t = 0;
-  const auto start = Clock::now();
-  double elapsed = 0;
-  while (elapsed < seconds) {
-    for (int rep = 0; rep < 64; ++rep, ++t) {
-      vec.step(actions.data() + (t % kActionPool) * kEnvs * nu);
-      steps += kEnvs;
-    }
-    elapsed = seconds_since(start);
-  }
-  return steps / elapsed;
+  return steps_per_second(seconds, [&] {
+    vec.step(actions.data() + (t++ % kActionPool) * kEnvs * nu);
+    return kEnvs;
+  });
 }
 
 // Milliseconds per rendered frame of the hopper along a random-action rollout.

@@ -27,6 +27,13 @@ const std::vector<std::string> kMujocoEnvs = {"hopper",  "halfcheetah", "walker2
 
 MujocoEnv& as_mujoco(Env& env) { return dynamic_cast<MujocoEnv&>(env); }
 
+// max |v[i]| over i in [from, to).
+double max_abs(const std::vector<float>& v, int from, int to) {
+  double m = 0;
+  for (int i = from; i < to; ++i) m = std::max(m, std::fabs(double(v[i])));
+  return m;
+}
+
 // ---- specs --------------------------------------------------------------------------------
 
 // Gymnasium v4's documentation of each task, written out by hand.
@@ -324,9 +331,7 @@ TEST(MujocoPhysics, HopperContactsKeepItAboveTheFloor) {
   EXPECT_LT(lowest_point(), 0.01);    // on the floor, not hovering
   EXPECT_LT(obs[0], 0.7);             // fallen: torso height below the healthy range
   EXPECT_GT(obs[0], 0.0);
-  double speed = 0;
-  for (int i = 5; i < 11; ++i) speed = std::max(speed, std::fabs(double(obs[i])));
-  EXPECT_LT(speed, 0.05);
+  EXPECT_LT(max_abs(obs, 5, 11), 0.05);  // at rest
 }
 
 TEST(MujocoPhysics, SwimmerKineticEnergyDecaysInTheViscousMedium) {
@@ -369,9 +374,7 @@ TEST(MujocoPhysics, HalfCheetahComesToRestOnItsSprings) {
   env->seed(4);
   env->reset(obs.data());
   for (int t = 0; t < 300; ++t) env->step(zero.data(), obs.data());  // 15 s
-  double speed = 0;
-  for (int i = 8; i < 17; ++i) speed = std::max(speed, std::fabs(double(obs[i])));
-  EXPECT_LT(speed, 0.05);
+  EXPECT_LT(max_abs(obs, 8, 17), 0.05);
   EXPECT_GT(obs[0], -0.5);  // torso z relative to its start (0.7 m up): not through the floor
   EXPECT_LT(std::fabs(obs[1]), 1.0);  // not flipped over
 }

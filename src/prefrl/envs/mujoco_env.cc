@@ -155,6 +155,13 @@ std::vector<double> MujocoEnv::zero_plus_normal(int n, double scale) {
   return v;
 }
 
+void MujocoEnv::reset_with_noise(double scale, bool normal_velocities, float* obs) {
+  const std::vector<double> qpos = qpos0_plus_uniform(scale);
+  const std::vector<double> qvel = normal_velocities ? zero_plus_normal(m_->nv, scale) : zero_plus_uniform(m_->nv, scale);
+  set_qpos_qvel(qpos.data(), qvel.data());
+  write_obs(obs);
+}
+
 void MujocoEnv::render(int width, int height, uint8_t* rgb) const {
   render_mujoco(m_, d_, camera_, width, height, rgb);
 }

@@ -64,6 +64,9 @@ class MujocoEnv : public Env {
   // Zero velocities plus scale x standard normal noise per element.
   std::vector<double> zero_plus_normal(int n, double scale);
 
+  // Gymnasium's usual reset: qpos0 + U(-scale, scale) per element; qvel U(-scale, scale) or,
+  // with normal_velocities, scale x N(0, 1); then set_qpos_qvel and the observation into obs.
+  void reset_with_noise(double scale, bool normal_velocities, float* obs);
   // Writes qpos[skip:] ++ clip(qvel, +-velocity_clip) (infinity: unclipped) into obs.
   void write_positions_velocities(float* obs, int skip, double velocity_clip) const;
   // Writes the observation of the current mjData.

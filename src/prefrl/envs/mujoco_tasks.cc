@@ -11,8 +11,6 @@
 namespace prefrl {
 namespace {
 
-constexpr double kNoClip = std::numeric_limits<double>::infinity();
-
 // The camera of locomotion tasks: the model's "track" camera, which follows the centre of mass.
 MujocoCamera track_camera() {
   MujocoCamera c;
@@ -37,9 +35,29 @@ int require_id(const mjModel* m, mjtObj type, const char* name) {
 
 }  // namespace
 
+// ---- locomotion ---------------------------------------------------------------------
+
+LocomotionEnv::LocomotionEnv(const std::string& model_name, int frame_skip, const LocomotionTerms& terms)
+    : MujocoEnv(model_name, frame_skip, track_camera()), terms_(terms) {}
+
+void LocomotionEnv::write_obs(float* obs) const { write_positions_velocities(obs, terms_.obs_skip, terms_.velocity_clip); }
+
+void LocomotionEnv::reset_impl(float* obs) { reset_with_noise(terms_.reset_noise, terms_.normal_velocity_noise, obs); }
+
+StepResult LocomotionEnv::step_impl(const float* action, float* obs) {
+  const double x_velocity = simulate_forward(action);
+  StepResult r;
+  // The healthy reward is paid on every step, the terminating one included (Gymnasium's
+  // terminate_when_unhealthy=True).
+  r.reward = static_cast<float>(x_velocity + terms_.healthy_reward - terms_.ctrl_cost_weight * action_square_sum(action));
+  r.terminated = !healthy();
+  write_obs(obs);
+  return r;
+}
+
 // ---- hopper -----------------------------------------------------------------------------
 
-Hopper::Hopper() : MujocoEnv("hopper", kFrameSkip, track_camera()) {}
+Hopper::Hopper() : LocomotionEnv("hopper", kFrameSkip, kTerms) {}
 
 const EnvSpec& Hopper::spec() const {
   static const EnvSpec s = mujoco_spec("hopper", "Gymnasium Hopper-v4", "hopper", 11, kFrameSkip, 1000, true);
@@ -55,28 +73,9 @@ bool Hopper::healthy() const {
   return kHealthyZMin < z && -kHealthyAngle < angle && angle < kHealthyAngle;
 }
 
-void Hopper::write_obs(float* obs) const { write_positions_velocities(obs, 1, kObsVelocityClip); }
-
-void Hopper::reset_impl(float* obs) {
-  const std::vector<double> qpos = qpos0_plus_uniform(kResetNoise), qvel = zero_plus_uniform(m_->nv, kResetNoise);
-  set_qpos_qvel(qpos.data(), qvel.data());
-  write_obs(obs);
-}
-
-StepResult Hopper::step_impl(const float* action, float* obs) {
-  const double x_velocity = simulate_forward(action);
-  StepResult r;
-  // The healthy reward is paid on every step, the terminating one included (Gymnasium's
-  // terminate_when_unhealthy=True).
-  r.reward = static_cast<float>(x_velocity + kHealthyReward - kCtrlCostWeight * action_square_sum(action));
-  r.terminated = !healthy();
-  write_obs(obs);
-  return r;
-}
-
 // ---- walker2d ---------------------------------------------------------------------------
 
-Walker2d::Walker2d() : MujocoEnv("walker2d", kFrameSkip, track_camera()) {}
+Walker2d::Walker2d() : LocomotionEnv("walker2d", kFrameSkip, kTerms) {}
 
 const EnvSpec& Walker2d::spec() const {
   static const EnvSpec s = mujoco_spec("walker2d", "Gymnasium Walker2d-v4", "walker2d", 17, kFrameSkip, 1000, true);
@@ -88,26 +87,9 @@ bool Walker2d::healthy() const {
   return kHealthyZMin < z && z < kHealthyZMax && -kHealthyAngle < angle && angle < kHealthyAngle;
 }
 
-void Walker2d::write_obs(float* obs) const { write_positions_velocities(obs, 1, kObsVelocityClip); }
+// ---- halfcheetah, swimmer ---------------------------------------------------------------
 
-void Walker2d::reset_impl(float* obs) {
-  const std::vector<double> qpos = qpos0_plus_uniform(kResetNoise), qvel = zero_plus_uniform(m_->nv, kResetNoise);
-  set_qpos_qvel(qpos.data(), qvel.data());
-  write_obs(obs);
-}
-
-StepResult Walker2d::step_impl(const float* action, float* obs) {
-  const double x_velocity = simulate_forward(action);
-  StepResult r;
-  r.reward = static_cast<float>(x_velocity + kHealthyReward - kCtrlCostWeight * action_square_sum(action));
-  r.terminated = !healthy();
-  write_obs(obs);
-  return r;
-}
-
-// ---- halfcheetah ------------------------------------------------------------------------
-
-HalfCheetah::HalfCheetah() : MujocoEnv("half_cheetah", kFrameSkip, track_camera()) {}
+HalfCheetah::HalfCheetah() : LocomotionEnv("half_cheetah", kFrameSkip, kTerms) {}
 
 const EnvSpec& HalfCheetah::spec() const {
   static const EnvSpec s =
@@ -115,45 +97,11 @@ const EnvSpec& HalfCheetah::spec() const {
   return s;
 }
 
-void HalfCheetah::write_obs(float* obs) const { write_positions_velocities(obs, 1, kNoClip); }
-
-void HalfCheetah::reset_impl(float* obs) {
-  const std::vector<double> qpos = qpos0_plus_uniform(kResetNoise), qvel = zero_plus_normal(m_->nv, kResetNoise);
-  set_qpos_qvel(qpos.data(), qvel.data());
-  write_obs(obs);
-}
-
-StepResult HalfCheetah::step_impl(const float* action, float* obs) {
-  const double x_velocity = simulate_forward(action);
-  StepResult r;
-  r.reward = static_cast<float>(x_velocity - kCtrlCostWeight * action_square_sum(action));
-  write_obs(obs);
-  return r;
-}
-
-// ---- swimmer ----------------------------------------------------------------------------
-
-Swimmer::Swimmer() : MujocoEnv("swimmer", kFrameSkip, track_camera()) {}
+Swimmer::Swimmer() : LocomotionEnv("swimmer", kFrameSkip, kTerms) {}
 
 const EnvSpec& Swimmer::spec() const {
   static const EnvSpec s = mujoco_spec("swimmer", "Gymnasium Swimmer-v4", "swimmer", 8, kFrameSkip, 1000, false);
   return s;
-}
-
-void Swimmer::write_obs(float* obs) const { write_positions_velocities(obs, 2, kNoClip); }
-
-void Swimmer::reset_impl(float* obs) {
-  const std::vector<double> qpos = qpos0_plus_uniform(kResetNoise), qvel = zero_plus_uniform(m_->nv, kResetNoise);
-  set_qpos_qvel(qpos.data(), qvel.data());
-  write_obs(obs);
-}
-
-StepResult Swimmer::step_impl(const float* action, float* obs) {
-  const double x_velocity = simulate_forward(action);
-  StepResult r;
-  r.reward = static_cast<float>(x_velocity - kCtrlCostWeight * action_square_sum(action));
-  write_obs(obs);
-  return r;
 }
 
 // ---- reacher ----------------------------------------------------------------------------
@@ -231,11 +179,7 @@ bool InvertedPendulum::state_from_obs(const float* obs, std::vector<double>* sta
 
 void InvertedPendulum::write_obs(float* obs) const { write_positions_velocities(obs, 0, kNoClip); }
 
-void InvertedPendulum::reset_impl(float* obs) {
-  const std::vector<double> qpos = qpos0_plus_uniform(kResetNoise), qvel = zero_plus_uniform(m_->nv, kResetNoise);
-  set_qpos_qvel(qpos.data(), qvel.data());
-  write_obs(obs);
-}
+void InvertedPendulum::reset_impl(float* obs) { reset_with_noise(kResetNoise, false, obs); }
 
 StepResult InvertedPendulum::step_impl(const float* action, float* obs) {
   do_simulation(action);
@@ -269,11 +213,7 @@ void InvertedDoublePendulum::write_obs(float* obs) const {
     obs[8 + i] = static_cast<float>(std::clamp(d_->qfrc_constraint[i], -kObsClip, kObsClip));
 }
 
-void InvertedDoublePendulum::reset_impl(float* obs) {
-  const std::vector<double> qpos = qpos0_plus_uniform(kResetNoise), qvel = zero_plus_normal(m_->nv, kResetNoise);
-  set_qpos_qvel(qpos.data(), qvel.data());
-  write_obs(obs);
-}
+void InvertedDoublePendulum::reset_impl(float* obs) { reset_with_noise(kResetNoise, true, obs); }
 
 StepResult InvertedDoublePendulum::step_impl(const float* action, float* obs) {
   do_simulation(action);

@@ -3,84 +3,90 @@
 // time limits (the models: mjcf/*.xml). Differences from Gymnasium: observations are float32,
 // and the random numbers of resets come from prefrl's Rng, not NumPy's.
 #pragma once
+#include <limits>
+
 #include "prefrl/envs/mujoco_env.h"
 
 namespace prefrl {
 
-// Hopper-v4. obs (11): qpos[1:] (z, torso angle, thigh, leg, foot), clip(qvel, +-10);
-// action Box(3) [-1, 1]; reward = dx/dt + 1 (healthy) - 1e-3 |a|^2; terminates when unhealthy:
-// some of qpos[2:] ++ qvel outside (-100, 100), z <= 0.7 or |angle| >= 0.2.
-class Hopper : public MujocoEnv {
+inline constexpr double kNoClip = std::numeric_limits<double>::infinity();
+
+// Gymnasium's forward-locomotion tasks (hopper, walker2d, halfcheetah, swimmer):
+// obs = qpos[skip:] ++ clip(qvel, +-velocity_clip); reward = dx/dt + healthy_reward -
+// ctrl_cost_weight |a|^2 with x the root's position (qpos[0]); terminated when !healthy().
+struct LocomotionTerms {
+  int obs_skip = 1;               // leading qpos entries the observation leaves out (x; swimmer: x, y)
+  double velocity_clip = 0;       // the observation clips qvel to +-this; infinity: unclipped
+  double ctrl_cost_weight = 0;    // of the summed squared action
+  double healthy_reward = 0;      // paid on every step, the terminating one included
+  double reset_noise = 0;         // qpos0 + U(+-reset_noise); qvel likewise or reset_noise N(0, 1)
+  bool normal_velocity_noise = false;
+};
+
+class LocomotionEnv : public MujocoEnv {
  public:
-  static constexpr int kFrameSkip = 4;
-  static constexpr double kCtrlCostWeight = 1e-3;
-  static constexpr double kHealthyReward = 1.0;
-  static constexpr double kHealthyStateBound = 100.0;  // |qpos[2:] ++ qvel| < this
-  static constexpr double kHealthyZMin = 0.7;
-  static constexpr double kHealthyAngle = 0.2;         // |torso angle| < this
-  static constexpr double kResetNoise = 5e-3;          // uniform on qpos and qvel
-  static constexpr double kObsVelocityClip = 10.0;
-  Hopper();
-  const EnvSpec& spec() const override;
-  bool healthy() const;
+  // Whether the body is within the task's healthy ranges; tasks that cannot fall always are.
+  virtual bool healthy() const { return true; }
 
  protected:
+  LocomotionEnv(const std::string& model_name, int frame_skip, const LocomotionTerms& terms);
   void reset_impl(float* obs) override;
   StepResult step_impl(const float* action, float* obs) override;
   void write_obs(float* obs) const override;
+
+ private:
+  LocomotionTerms terms_;
+};
+
+// Hopper-v4. obs (11): qpos[1:] (z, torso angle, thigh, leg, foot), clip(qvel, +-10);
+// action Box(3) [-1, 1]; reward = dx/dt + 1 (healthy) - 1e-3 |a|^2; terminates when unhealthy:
+// some of qpos[2:] ++ qvel outside (-100, 100), z <= 0.7 or |angle| >= 0.2.
+class Hopper : public LocomotionEnv {
+ public:
+  static constexpr int kFrameSkip = 4;
+  static constexpr double kHealthyStateBound = 100.0;  // |qpos[2:] ++ qvel| < this
+  static constexpr double kHealthyZMin = 0.7;
+  static constexpr double kHealthyAngle = 0.2;         // |torso angle| < this
+  static constexpr LocomotionTerms kTerms = {.obs_skip = 1, .velocity_clip = 10.0, .ctrl_cost_weight = 1e-3,
+                                             .healthy_reward = 1.0, .reset_noise = 5e-3};
+  Hopper();
+  const EnvSpec& spec() const override;
+  bool healthy() const override;
 };
 
 // Walker2d-v4. obs (17): qpos[1:], clip(qvel, +-10); action Box(6) [-1, 1]; reward =
 // dx/dt + 1 (healthy) - 1e-3 |a|^2; terminates when z is outside (0.8, 2) or |angle| >= 1.
-class Walker2d : public MujocoEnv {
+class Walker2d : public LocomotionEnv {
  public:
   static constexpr int kFrameSkip = 4;
-  static constexpr double kCtrlCostWeight = 1e-3;
-  static constexpr double kHealthyReward = 1.0;
   static constexpr double kHealthyZMin = 0.8, kHealthyZMax = 2.0;
   static constexpr double kHealthyAngle = 1.0;
-  static constexpr double kResetNoise = 5e-3;
-  static constexpr double kObsVelocityClip = 10.0;
+  static constexpr LocomotionTerms kTerms = Hopper::kTerms;  // the hopper's observation, reward and reset
   Walker2d();
   const EnvSpec& spec() const override;
-  bool healthy() const;
-
- protected:
-  void reset_impl(float* obs) override;
-  StepResult step_impl(const float* action, float* obs) override;
-  void write_obs(float* obs) const override;
+  bool healthy() const override;
 };
 
 // HalfCheetah-v4. obs (17): qpos[1:], qvel; action Box(6) [-1, 1]; reward = dx/dt - 0.1 |a|^2;
 // never terminates. Reset: qpos0 + U(-0.1, 0.1), qvel = 0.1 N(0, 1).
-class HalfCheetah : public MujocoEnv {
+class HalfCheetah : public LocomotionEnv {
  public:
   static constexpr int kFrameSkip = 5;
-  static constexpr double kCtrlCostWeight = 0.1;
-  static constexpr double kResetNoise = 0.1;
+  static constexpr LocomotionTerms kTerms = {.obs_skip = 1, .velocity_clip = kNoClip, .ctrl_cost_weight = 0.1,
+                                             .reset_noise = 0.1, .normal_velocity_noise = true};
   HalfCheetah();
   const EnvSpec& spec() const override;
-
- protected:
-  void reset_impl(float* obs) override;
-  StepResult step_impl(const float* action, float* obs) override;
-  void write_obs(float* obs) const override;
 };
 
 // Swimmer-v4. obs (8): qpos[2:] (front link angle, two joint angles), qvel; action Box(2)
 // [-1, 1]; reward = dx/dt - 1e-4 |a|^2 (x of the front link); never terminates.
-class Swimmer : public MujocoEnv {
+class Swimmer : public LocomotionEnv {
  public:
   static constexpr int kFrameSkip = 4;
-  static constexpr double kCtrlCostWeight = 1e-4;
-  static constexpr double kResetNoise = 0.1;
+  static constexpr LocomotionTerms kTerms = {.obs_skip = 2, .velocity_clip = kNoClip, .ctrl_cost_weight = 1e-4,
+                                             .reset_noise = 0.1};
   Swimmer();
   const EnvSpec& spec() const override;
-
- protected:
-  void reset_impl(float* obs) override;
-  StepResult step_impl(const float* action, float* obs) override;
-  void write_obs(float* obs) const override;
 };
 
 // Reacher-v4. obs (11): cos q0, cos q1, sin q0, sin q1, target x, y, q0', q1', fingertip - target
