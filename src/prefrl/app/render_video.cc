@@ -36,8 +36,6 @@ RenderVideoResult render_video(const RenderVideoOptions& opts) {
     if (cfg.env.name != opts.env)
       throw UsageError("run '" + opts.policy_run + "' trained on '" + cfg.env.name + "', not '" + opts.env + "'");
   }
-  VideoWriter video(opts.out, opts.width, opts.height, spec.fps);  // checks the file name and size
-
   env->seed(opts.seed);
   Rng rng(derive_seed(opts.seed, 1));
   const int64_t A = spec.action.numel();
@@ -47,11 +45,14 @@ RenderVideoResult render_video(const RenderVideoOptions& opts) {
   result.fps = spec.fps;
   env->reset(obs.data());
   result.episodes = 1;
+  // The first frame before the file: a size the renderer refuses leaves no file behind.
+  env->render(opts.width, opts.height, frame.data());
+  VideoWriter video(opts.out, opts.width, opts.height, spec.fps);  // checks the file name and size
+  video.add_frame(frame.data());
   auto add_frame = [&] {
     env->render(opts.width, opts.height, frame.data());
     video.add_frame(frame.data());
   };
-  add_frame();
   for (int t = 0; t < opts.steps; ++t) {
     if (agent) {
       agent->act(obs.data(), 1, action.data(), /*deterministic=*/true);

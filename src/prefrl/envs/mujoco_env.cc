@@ -163,7 +163,11 @@ void MujocoEnv::reset_with_noise(double scale, bool normal_velocities, float* ob
 }
 
 void MujocoEnv::render(int width, int height, uint8_t* rgb) const {
-  render_mujoco(m_, d_, camera_, width, height, rgb);
+  try {
+    render_mujoco(m_, d_, camera_, width, height, rgb);
+  } catch (const UsageError& e) {
+    throw UsageError(spec().name + ": " + e.what());  // as the 2-D environments name themselves
+  }
 }
 
 }  // namespace prefrl
