@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -328,6 +329,68 @@ TEST_F(LabelServerTest, MediaIsASpriteSheetOfEveryFrame) {
   };
   EXPECT_NE(frame_sum(0), frame_sum(frames - 1));
   EXPECT_GT(left["fps"].get<double>(), 0.0);
+}
+
+TEST_F(LabelServerTest, MujocoClipsRenderFromTheirStoredStates) {
+  // Hopper observations omit x: the clips carry qpos ++ qvel per step, and the server's worker
+  // threads (each with its own GL context) render them, several at once.
+  auto env = make_env("hopper");
+  const int L = 10;
+  std::vector<Segment> segs;
+  std::vector<float> obs(11);
+  env->seed(4);
+  for (int k = 0; k < 4; ++k) {
+    env->reset(obs.data());
+    Segment s;
+    s.length = L;
+    s.obs_size = 11;
+    s.act_size = 3;
+    s.state_size = 12;
+    for (int t = 0; t < L; ++t) {
+      s.obs.insert(s.obs.end(), obs.begin(), obs.end());
+      const std::vector<double> st = env->get_state();
+      s.states.insert(s.states.end(), st.begin(), st.end());
+      const float a[3] = {1.0f, -1.0f, 0.5f};
+      const StepResult r = env->step(a, obs.data());
+      s.actions.insert(s.actions.end(), a, a + 3);
+      s.true_rewards.push_back(r.reward);
+      s.absorbing.push_back(0);
+    }
+    segs.push_back(s);
+  }
+  {
+    PrefDB db(db_path_);
+    db.add_segments(segs);
+  }
+  ServerConfig cfg;
+  cfg.port = 0;
+  cfg.frame_size = 32;
+  server_ = std::make_unique<LabelServer>(cfg, db_path_, "hopper", "test-run");
+  server_->start();
+  std::vector<std::string> bodies(segs.size());
+  std::vector<int> status(segs.size(), 0);
+  std::vector<std::thread> pages;
+  for (size_t k = 0; k < segs.size(); ++k) {
+    pages.emplace_back([&, k] {
+      httplib::Client c("127.0.0.1", server_->port());
+      auto r = c.Get(("/media/segment/" + std::to_string(segs[k].id) + ".png").c_str());
+      if (r) { status[k] = r->status; bodies[k] = r->body; }
+    });
+  }
+  for (auto& t : pages) t.join();
+  for (size_t k = 0; k < segs.size(); ++k) {
+    ASSERT_EQ(status[k], 200) << bodies[k];
+    std::vector<uint8_t> rgb;
+    int w = 0, h = 0;
+    ASSERT_TRUE(decode_png(bodies[k], &rgb, &w, &h));
+    EXPECT_EQ(w, 4 * 32);  // 10 frames: 4 columns, 3 rows
+    EXPECT_EQ(h, 3 * 32);
+    // The sheet is the one render_clip makes in this thread from the same stored states.
+    const ClipSheet here = render_clip("hopper", segs[k], 32);
+    std::vector<uint8_t> mine;
+    ASSERT_TRUE(decode_png(here.png, &mine, &w, &h));
+    EXPECT_EQ(rgb, mine) << "segment " << k;
+  }
 }
 
 TEST_F(LabelServerTest, TokenRequiredWhenSetOrNotLoopback) {
