@@ -100,6 +100,12 @@ TEST(MujocoCli, RenderWritesVideosFFmpegDecodes) {
   EXPECT_TRUE(v.codec == "h264" || v.codec == "mpeg4") << v.codec;
   EXPECT_THROW(probe_video(dir + "/nothing.webm"), RuntimeError);
   fs::remove_all(dir);
+  r = run_prefrl("env render --help");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("--policy"), std::string::npos) << r.out;
+  r = run_prefrl("env list");
+  for (const char* line : {"hopper", "Gymnasium Hopper-v4", "Box(3, [-1, 1])", "inverted_pendulum", "Box(1, [-3, 3])"})
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
 }
 
 TEST(MujocoCli, RenderRejectsBadInputWithOneLine) {
