@@ -150,7 +150,7 @@ class VecEnv {
   Env& env(int i) { return *envs_[i]; }
 
   // Keeps every env's physical state (Env::get_state(), as floats) beside its observation from
-  // the next reset() or step() on: states() matches obs(), final_states() matches final_obs().
+  // now on: states() matches obs(), final_states() matches final_obs().
   // For clips of environments whose observations do not determine the state. Off by default.
   void keep_states(bool on);
   int64_t state_size() const { return spec().state_size; }
