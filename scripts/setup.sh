@@ -12,6 +12,8 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libgtest-dev libgmock-dev libbenchmark-dev \
   libcpp-httplib-dev libpng-dev \
   libmujoco-dev libqhull-dev \
+  libegl-dev libegl-mesa0 libgl1-mesa-dri \
+  libavformat-dev libavcodec-dev libavutil-dev libswscale-dev \
   chromium fonts-dejavu-core
 # The browser tests drive Debian's chromium with Playwright (playwright-core from the npm
 # registry, pinned by tests/web/package-lock.json). The machine's Node.js is used if present.

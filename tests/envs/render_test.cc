@@ -20,6 +20,18 @@ std::pair<std::vector<double>, std::vector<double>> two_states(const std::string
   if (name == "pendulum") return {{0.0, 0.0}, {1.5, 0.0}};
   if (name == "mountaincar_continuous") return {{-0.5, 0.0}, {0.3, 0.0}};
   if (name == "acrobot") return {{0.0, 0.0, 0.0, 0.0}, {1.0, 1.0, 0.0, 0.0}};
+  // MuJoCo tasks: qpos ++ qvel, the second with a bent joint.
+  if (name == "hopper") return {{0, 1.25, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 1.25, 0, -1, -1, 0, 0, 0, 0, 0, 0, 0}};
+  if (name == "halfcheetah" || name == "walker2d") {
+    std::vector<double> a(18, 0.0), b(18, 0.0);
+    a[1] = b[1] = name == "walker2d" ? 1.25 : 0.0;
+    b[3] = b[6] = -0.5;
+    return {a, b};
+  }
+  if (name == "swimmer") return {std::vector<double>(10, 0.0), {0, 0, 0, 1.0, -1.0, 0, 0, 0, 0, 0}};
+  if (name == "reacher") return {{0, 0, 0.1, -0.1, 0, 0, 0, 0}, {1.0, 1.5, -0.1, 0.15, 0, 0, 0, 0}};
+  if (name == "inverted_pendulum") return {{0, 0, 0, 0}, {0.5, 0.8, 0, 0}};
+  if (name == "inverted_double_pendulum") return {{0, 0, 0, 0, 0, 0}, {-0.5, 0.5, -1.0, 0, 0, 0}};
   return {{3.0, 3.0}, {20.0, 25.0}};  // movingdot
 }
 

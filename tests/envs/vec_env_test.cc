@@ -127,5 +127,34 @@ TEST(VecEnv, SuccessFlagsAtEpisodeEnd) {
   EXPECT_EQ(v.final_obs()[32 * 32 + 4 * 32 + 3], 1.0f);
 }
 
+TEST(VecEnv, KeepsStatesBesideObservationsAndFinalObservations) {
+  // Hopper observations are qpos[1:6] ++ clipped qvel; the kept states (qpos ++ qvel) must
+  // be the states behind obs() and, where an episode ended, behind final_obs().
+  VecEnv v("hopper", 3, 7);
+  EXPECT_TRUE(v.states().empty());
+  v.keep_states(true);
+  v.reset();
+  ASSERT_EQ(v.state_size(), 12);
+  ASSERT_EQ(v.states().size(), 36u);
+  std::vector<float> actions(9, 1.0f);
+  int ended = 0;
+  for (int t = 0; t < 300; ++t) {
+    v.step(actions.data());
+    for (int i = 0; i < 3; ++i) {
+      const std::vector<double> s = v.env(i).get_state();
+      for (int j = 0; j < 12; ++j) ASSERT_EQ(v.states()[i * 12 + j], static_cast<float>(s[j])) << t;
+      for (int j = 0; j < 5; ++j) ASSERT_EQ(v.obs()[i * 11 + j], v.states()[i * 12 + 1 + j]) << t;
+      if (v.terminated()[i] || v.truncated()[i]) {
+        ++ended;
+        for (int j = 0; j < 5; ++j) ASSERT_EQ(v.final_obs()[i * 11 + j], v.final_states()[i * 12 + 1 + j]) << t;
+        EXPECT_NE(v.final_states()[i * 12 + 1], v.states()[i * 12 + 1]);  // not the new episode's
+      }
+    }
+  }
+  EXPECT_GT(ended, 3);
+  v.keep_states(false);
+  EXPECT_TRUE(v.states().empty());
+}
+
 }  // namespace
 }  // namespace prefrl

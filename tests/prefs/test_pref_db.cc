@@ -80,6 +80,17 @@ void expect_same_segment(const Segment& a, const Segment& b) {
   EXPECT_TRUE(same_bits(a.actions, b.actions));
   EXPECT_TRUE(same_bits(a.true_rewards, b.true_rewards));
   EXPECT_EQ(a.absorbing, b.absorbing);
+  EXPECT_EQ(a.state_size, b.state_size);
+  EXPECT_TRUE(same_bits(a.states, b.states));
+}
+
+// Gives a segment render states: S floats per step.
+Segment with_states(Segment s, int64_t S, uint64_t seed) {
+  Rng rng(seed);
+  s.state_size = S;
+  s.states.clear();
+  for (int64_t i = 0; i < s.length * S; ++i) s.states.push_back(static_cast<float>(rng.normal()));
+  return s;
 }
 
 std::string read_bytes(const std::string& path) {
@@ -132,12 +143,13 @@ std::vector<int64_t> add_pair_queries(PrefDB& db, int n, int answers_wanted = 1)
 TEST_F(PrefDBTest, SegmentsRoundTripBitExact) {
   PrefDB db(file("p.db"));
   std::vector<Segment> segs = {make_segment(5, 3, 2, 11), make_segment(25, 4, 1, 12, 20),
-                               make_segment(1, 1, 0, 13, 0), make_segment(7, 6, 3, 14, 3)};
+                               make_segment(1, 1, 0, 13, 0), make_segment(7, 6, 3, 14, 3),
+                               with_states(make_segment(6, 11, 3, 15, 4), 12, 15)};
   for (auto& s : segs) {
     const int64_t id = db.add_segment(s);
     EXPECT_EQ(id, s.id);
   }
-  EXPECT_EQ(db.count_segments(), 4);
+  EXPECT_EQ(db.count_segments(), 5);
   for (const auto& s : segs) {
     auto got = db.get_segment(s.id);
     ASSERT_TRUE(got.has_value());
@@ -161,6 +173,14 @@ TEST_F(PrefDBTest, BadSegmentShapeIsRefusedAndBatchIsAllOrNothing) {
   Segment flag = make_segment(4, 2, 1, 2);
   flag.absorbing[1] = 2;
   EXPECT_THROW(db.add_segment(flag), UsageError);
+  Segment states = with_states(make_segment(4, 2, 1, 4), 3, 4);
+  states.states.pop_back();  // 11 floats for 4 steps of 3
+  try {
+    db.add_segment(states);
+    ADD_FAILURE() << "stored a segment with too few states";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("'states' has 11 values, expected 12"), std::string::npos) << e.what();
+  }
   std::vector<Segment> batch = {make_segment(4, 2, 1, 3), bad};
   EXPECT_THROW(db.add_segments(batch), UsageError);
   EXPECT_EQ(batch[0].id, -1);
@@ -517,11 +537,11 @@ TEST_F(PrefDBTest, FileIsIdentifiedAndConfigured) {
     return v;
   };
   EXPECT_EQ(one("PRAGMA application_id"), std::to_string(kPrefDBApplicationId));
-  EXPECT_EQ(one("PRAGMA user_version"), "1");
+  EXPECT_EQ(one("PRAGMA user_version"), "2");
   EXPECT_EQ(one("PRAGMA journal_mode"), "wal");
   EXPECT_EQ(one("PRAGMA synchronous"), "2");  // FULL
   EXPECT_EQ(one("PRAGMA foreign_keys"), "1");
-  EXPECT_EQ(one("SELECT value FROM meta WHERE key = 'schema_version'"), "1");
+  EXPECT_EQ(one("SELECT value FROM meta WHERE key = 'schema_version'"), "2");
   EXPECT_EQ(one("SELECT value FROM meta WHERE key = 'format'"), "prefrl preference database");
   EXPECT_EQ(read_bytes(path).substr(0, 16), std::string("SQLite format 3\0", 16));
 }
@@ -579,11 +599,54 @@ TEST_F(PrefDBTest, RefusesFutureSchemaVersion) {
     PrefDB db(path);
     add_pair_queries(db, 2);
   }
+  raw_exec(path, "PRAGMA user_version = 3;");
+  expect_refused(path, "unknown schema version 3");
   raw_exec(path, "PRAGMA user_version = 2;");
-  expect_refused(path, "unknown schema version 2");
-  raw_exec(path, "PRAGMA user_version = 1;");
   PrefDB db(path);
   EXPECT_EQ(db.count_pending(), 2);
+}
+
+TEST_F(PrefDBTest, UpgradesAVersionOneFileInPlace) {
+  // A version-1 file (as an older prefrl wrote it: no state columns) opens as version 2: its
+  // segments read back without states, its queries and labels are all there, and new segments
+  // keep their states.
+  const std::string path = file("v1.db");
+  int64_t old_id = -1;
+  Segment old_seg = make_segment(5, 3, 2, 31);
+  {
+    PrefDB db(path);
+    old_id = db.add_segment(old_seg);
+    add_pair_queries(db, 2);
+    db.add_label(db.pending_queries()[0].id, Choice::kLeft, "oracle", "o");
+  }
+  raw_exec(path,
+           "ALTER TABLE segments DROP COLUMN states; ALTER TABLE segments DROP COLUMN state_size;"
+           "UPDATE meta SET value = '1' WHERE key = 'schema_version'; PRAGMA user_version = 1;");
+  {
+    PrefDB db(path);
+    EXPECT_EQ(db.integrity_check(), "ok");
+    expect_same_segment(*db.get_segment(old_id), old_seg);
+    EXPECT_EQ(db.count_segments(), 3);
+    EXPECT_EQ(db.count_labels(), 1);
+    EXPECT_EQ(db.count_pending(), 1);
+    Segment fresh = with_states(make_segment(4, 2, 1, 32), 5, 32);
+    db.add_segment(fresh);
+    expect_same_segment(*db.get_segment(fresh.id), fresh);
+  }
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  auto one = [&](const char* sql) {
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(raw, sql, -1, &st, nullptr), SQLITE_OK);
+    EXPECT_EQ(sqlite3_step(st), SQLITE_ROW);
+    std::string v = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return v;
+  };
+  EXPECT_EQ(one("PRAGMA user_version"), "2");
+  EXPECT_EQ(one("SELECT value FROM meta WHERE key = 'schema_version'"), "2");
+  EXPECT_EQ(one("SELECT count(*) FROM meta WHERE key = 'upgraded_from_1_at'"), "1");
+  sqlite3_close(raw);
 }
 
 TEST_F(PrefDBTest, CorruptRowNamesTheSegment) {

@@ -80,6 +80,33 @@ TEST(CutSegments, PadsAfterTerminationWithAbsorbingState) {
   EXPECT_EQ(starts(segs, tr), (std::set<int>{0, 1, 2, 3, 4, 5, 6, 7, 8}));
 }
 
+TEST(CutSegments, CarriesRenderStatesAndPadsWithTheTerminalState) {
+  // States (S=3): state[t] = (t, 10 t, 1), final_states[t] = (-t, -10 t, -1).
+  Trajectory tr = make_traj(10, /*terminated=*/{5});
+  tr.state_size = 3;
+  for (int t = 0; t < 10; ++t) {
+    for (float v : {float(t), 10.0f * t, 1.0f}) tr.states.push_back(v);
+    for (float v : {-float(t), -10.0f * t, -1.0f}) tr.final_states.push_back(v);
+  }
+  for (const Segment& s : cut_all(tr, 3)) {
+    EXPECT_EQ(s.state_size, 3);
+    if (start_of(s, tr) == 4) {
+      EXPECT_EQ(s.absorbing, (std::vector<uint8_t>{0, 0, 1}));
+      EXPECT_EQ(s.states, (std::vector<float>{4, 40, 1, 5, 50, 1, -5, -50, -1}));
+    }
+    if (start_of(s, tr) == 6) EXPECT_EQ(s.states, (std::vector<float>{6, 60, 1, 7, 70, 1, 8, 80, 1}));
+  }
+  // Without states, segments have none.
+  for (const Segment& s : cut_all(make_traj(6), 3)) {
+    EXPECT_EQ(s.state_size, 0);
+    EXPECT_TRUE(s.states.empty());
+  }
+  // States of the wrong size are refused.
+  tr.final_states.pop_back();
+  Rng rng(1);
+  EXPECT_THROW(cut_segments(tr, 3, 1, rng), UsageError);
+}
+
 TEST(CutSegments, NeverCrossesTruncationOrTheEnd) {
   // Truncation at t=9 (episode 0..9), then an episode 10..15 cut off by the rollout's end.
   Trajectory tr = make_traj(16, {}, /*truncated=*/{9});

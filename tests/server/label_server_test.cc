@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -330,6 +331,68 @@ TEST_F(LabelServerTest, MediaIsASpriteSheetOfEveryFrame) {
   EXPECT_GT(left["fps"].get<double>(), 0.0);
 }
 
+TEST_F(LabelServerTest, MujocoClipsRenderFromTheirStoredStates) {
+  // Hopper observations omit x: the clips carry qpos ++ qvel per step, and the server's worker
+  // threads (each with its own GL context) render them, several at once.
+  auto env = make_env("hopper");
+  const int L = 10;
+  std::vector<Segment> segs;
+  std::vector<float> obs(11);
+  env->seed(4);
+  for (int k = 0; k < 4; ++k) {
+    env->reset(obs.data());
+    Segment s;
+    s.length = L;
+    s.obs_size = 11;
+    s.act_size = 3;
+    s.state_size = 12;
+    for (int t = 0; t < L; ++t) {
+      s.obs.insert(s.obs.end(), obs.begin(), obs.end());
+      const std::vector<double> st = env->get_state();
+      s.states.insert(s.states.end(), st.begin(), st.end());
+      const float a[3] = {1.0f, -1.0f, 0.5f};
+      const StepResult r = env->step(a, obs.data());
+      s.actions.insert(s.actions.end(), a, a + 3);
+      s.true_rewards.push_back(r.reward);
+      s.absorbing.push_back(0);
+    }
+    segs.push_back(s);
+  }
+  {
+    PrefDB db(db_path_);
+    db.add_segments(segs);
+  }
+  ServerConfig cfg;
+  cfg.port = 0;
+  cfg.frame_size = 32;
+  server_ = std::make_unique<LabelServer>(cfg, db_path_, "hopper", "test-run");
+  server_->start();
+  std::vector<std::string> bodies(segs.size());
+  std::vector<int> status(segs.size(), 0);
+  std::vector<std::thread> pages;
+  for (size_t k = 0; k < segs.size(); ++k) {
+    pages.emplace_back([&, k] {
+      httplib::Client c("127.0.0.1", server_->port());
+      auto r = c.Get(("/media/segment/" + std::to_string(segs[k].id) + ".png").c_str());
+      if (r) { status[k] = r->status; bodies[k] = r->body; }
+    });
+  }
+  for (auto& t : pages) t.join();
+  for (size_t k = 0; k < segs.size(); ++k) {
+    ASSERT_EQ(status[k], 200) << bodies[k];
+    std::vector<uint8_t> rgb;
+    int w = 0, h = 0;
+    ASSERT_TRUE(decode_png(bodies[k], &rgb, &w, &h));
+    EXPECT_EQ(w, 4 * 32);  // 10 frames: 4 columns, 3 rows
+    EXPECT_EQ(h, 3 * 32);
+    // The sheet is the one render_clip makes in this thread from the same stored states.
+    const ClipSheet here = render_clip("hopper", segs[k], 32);
+    std::vector<uint8_t> mine;
+    ASSERT_TRUE(decode_png(here.png, &mine, &w, &h));
+    EXPECT_EQ(rgb, mine) << "segment " << k;
+  }
+}
+
 TEST_F(LabelServerTest, TokenRequiredWhenSetOrNotLoopback) {
   ServerConfig cfg;
   cfg.token = "s3cret-token";
@@ -370,7 +433,7 @@ TEST_F(LabelServerTest, ABusyPortIsAUsageError) {
   EXPECT_THROW(second.start(), UsageError);
 }
 
-TEST(ClipMedia, PngRoundTripAndEveryEnvRendersFromObservations) {
+TEST(ClipMedia, PngRoundTripAndEveryEnvRendersItsClips) {
   std::vector<uint8_t> rgb(5 * 3 * 3);
   for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = static_cast<uint8_t>(i * 7);
   std::vector<uint8_t> back;
@@ -390,13 +453,24 @@ TEST(ClipMedia, PngRoundTripAndEveryEnvRendersFromObservations) {
     s.length = 4;
     s.obs_size = spec.observation.numel();
     s.act_size = 1;
+    std::vector<std::vector<uint8_t>> live;  // the environment's own frames, 24x24
     for (int t = 0; t < 4; ++t) {
       s.obs.insert(s.obs.end(), obs.begin(), obs.end());
+      const std::vector<double> state = env->get_state();
+      s.states.insert(s.states.end(), state.begin(), state.end());  // kept where obs do not suffice
+      live.emplace_back(24 * 24 * 3);
+      env->render(24, 24, live.back().data());
       std::vector<float> a(spec.action.discrete ? 1 : spec.action.numel(), 0.0f);
       env->step(a.data(), obs.data());
       s.actions.push_back(0);
       s.true_rewards.push_back(0);
       s.absorbing.push_back(t == 3);
+    }
+    if (spec.obs_determines_state) {
+      s.states.clear();
+    } else {
+      EXPECT_THROW(render_clip(name, s, 24), UsageError) << name << ": no states, no clip";
+      s.state_size = spec.state_size;
     }
     ClipSheet sheet = render_clip(name, s, 24);
     EXPECT_EQ(sheet.frames, 4) << name;
@@ -404,6 +478,14 @@ TEST(ClipMedia, PngRoundTripAndEveryEnvRendersFromObservations) {
     ASSERT_TRUE(decode_png(sheet.png, &back, &w, &h)) << name;
     EXPECT_EQ(w, 48);
     EXPECT_EQ(h, 48);
+    if (!spec.obs_determines_state) {
+      // Frame 1 (top right) of the sheet is the live frame of step 1 (states are stored as
+      // floats: a pixel may differ by a rounding of the pose, no more).
+      int differing = 0;
+      for (int y = 0; y < 24; ++y)
+        for (int x = 0; x < 24 * 3; ++x) differing += back[(y * 48) * 3 + 24 * 3 + x] != live[1][y * 24 * 3 + x];
+      EXPECT_LE(differing, 24) << name;
+    }
   }
 }
 

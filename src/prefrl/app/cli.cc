@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "prefrl/app/evaluate.h"
+#include "prefrl/app/render_video.h"
 #include "prefrl/app/train_config.h"
 #include "prefrl/app/trainer.h"
 #include "prefrl/core/error.h"
@@ -177,14 +178,9 @@ TrainConfig load_run_config(const RunDir& run) {
 }
 
 int cmd_eval(const std::string& run_path, int episodes, int64_t seed, bool json, bool stochastic) {
-  RunDir run = RunDir::open(run_path);
-  TrainConfig cfg = load_run_config(run);
-  const std::string policy = run.file("checkpoints/policy.pt");
-  if (!std::filesystem::exists(policy)) throw UsageError("run '" + run_path + "' has no final policy (" + policy + ")");
-  EnvSpec spec = env_spec(cfg.env.name);
-  PPOAgent agent(cfg.ppo, spec, std::min(episodes, 8), 0);
-  agent.load(policy);
-  EvalResult r = evaluate_policy(agent, cfg.env.name, episodes, static_cast<uint64_t>(seed), !stochastic);
+  TrainConfig cfg;
+  std::unique_ptr<PPOAgent> agent = load_run_policy(run_path, std::min(episodes, 8), &cfg);
+  EvalResult r = evaluate_policy(*agent, cfg.env.name, episodes, static_cast<uint64_t>(seed), !stochastic);
   if (json) {
     nlohmann::json j = {{"mean_return", r.mean_return}, {"std_return", r.std_return}, {"episodes", r.episodes}};
     if (r.has_success) j["success_rate"] = r.success_rate;
@@ -318,6 +314,14 @@ int cmd_env_replay(const std::string& env_name, const std::string& state_json, c
   return 0;
 }
 
+int cmd_env_render(RenderVideoOptions opts, const std::string& size) {
+  parse_size(size, &opts.width, &opts.height);
+  const RenderVideoResult r = render_video(opts);
+  std::cout << fmt::format("{}: {} frames at {:g} fps ({} episode{}, {}) => {}\n", opts.env, r.frames, r.fps,
+                           r.episodes, r.episodes == 1 ? "" : "s", r.codec, opts.out);
+  return 0;
+}
+
 int cmd_presets() {
   for (const auto& p : presets()) {
     std::cout << fmt::format("{}  (env {})\n  {}\n", p.name, p.env, p.description);
@@ -374,11 +378,23 @@ int cli_main(int argc, char** argv) {
   std::string replay_env, replay_state, replay_actions;
   auto* env_replay = env_cmd->add_subcommand("replay", "set a physical state, apply actions, print one JSON line per step");
   env_replay->add_option("--env", replay_env, "environment")->required();
-  env_replay->add_option("--state", replay_state, "physical state as a JSON array")->required();
+  env_replay->add_option("--state", replay_state,
+                         "physical state as a JSON array (MuJoCo environments: qpos ++ qvel)")->required();
   env_replay->add_option("--actions", replay_actions, "file holding a JSON array of actions")->required();
   int replay_elapsed = 0;
   env_replay->add_option("--elapsed", replay_elapsed, "steps already taken in the episode (for the time limit)")
       ->check(CLI::NonNegativeNumber);
+
+  RenderVideoOptions render_opts;
+  std::string render_size = "128x128";
+  auto* env_render = env_cmd->add_subcommand("render", "write a video of an environment (a run's policy acting, or random actions)");
+  env_render->add_option("--env", render_opts.env, "environment")->required();
+  env_render->add_option("--policy", render_opts.policy_run, "run directory whose final policy acts (default: random actions)");
+  env_render->add_option("--steps", render_opts.steps, "environment steps; the video has steps + 1 frames")
+      ->required()->check(CLI::Range(0, 1000000));
+  env_render->add_option("--out", render_opts.out, "video file: .webm (VP8) or .mp4 (H.264)")->required();
+  env_render->add_option("--size", render_size, "frame size WIDTHxHEIGHT, even numbers (default 128x128)");
+  env_render->add_option("--seed", render_opts.seed, "seed of the environment and the random actions (default 0)");
 
   try {
     app.parse(argc, argv);
@@ -396,6 +412,7 @@ int cli_main(int argc, char** argv) {
     if (*config_cmd) { print_config(config_flags.resolve(), std::cout); return 0; }
     if (*env_list) return cmd_env_list();
     if (*env_replay) return cmd_env_replay(replay_env, replay_state, replay_actions, replay_elapsed);
+    if (*env_render) return cmd_env_render(render_opts, render_size);
   } catch (const UsageError& e) {
     std::cerr << "prefrl: " << e.what() << "\n";
     return 2;

@@ -1,11 +1,26 @@
 #include "prefrl/app/evaluate.h"
 
 #include <cmath>
+#include <filesystem>
 
+#include "prefrl/app/train_config.h"
+#include "prefrl/core/error.h"
 #include "prefrl/envs/env.h"
 #include "prefrl/prefs/segments.h"
+#include "prefrl/tracking/run_dir.h"
 
 namespace prefrl {
+
+std::unique_ptr<PPOAgent> load_run_policy(const std::string& run_path, int num_envs, TrainConfig* cfg) {
+  RunDir run = RunDir::open(run_path);
+  *cfg = TrainConfig();
+  config_from_json(*cfg, run.read_json("config.json"));
+  const std::string policy = run.file("checkpoints/policy.pt");
+  if (!std::filesystem::exists(policy)) throw UsageError("run '" + run_path + "' has no final policy (" + policy + ")");
+  auto agent = std::make_unique<PPOAgent>(cfg->ppo, env_spec(cfg->env.name), num_envs, 0);
+  agent->load(policy);
+  return agent;
+}
 
 EvalResult evaluate_policy(PPOAgent& agent, const std::string& env_name, int episodes, uint64_t seed,
                            bool deterministic) {

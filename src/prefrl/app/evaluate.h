@@ -1,6 +1,7 @@
 // Judging a policy and a reward model on fresh episodes, apart from training.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,12 @@ struct EvalResult {
   bool has_success = false;
   std::vector<double> returns;
 };
+
+struct TrainConfig;
+
+// A run's final policy (RUN_DIR/checkpoints/policy.pt), made for num_envs environments, and
+// the run's config into *cfg. Throws UsageError if the run or its final policy is missing.
+std::unique_ptr<PPOAgent> load_run_policy(const std::string& run_path, int num_envs, TrainConfig* cfg);
 
 // Runs `episodes` episodes of `env_name` with the agent acting (deterministic: its mode).
 EvalResult evaluate_policy(PPOAgent& agent, const std::string& env_name, int episodes, uint64_t seed,

@@ -63,9 +63,15 @@ struct RolloutRecord {
   std::vector<uint8_t> success;     // (T x N), valid where an episode ended
   std::vector<float> final_obs;     // (T x N x D), valid where an episode ended
   std::vector<float> learned;       // (T x N) r̂ given to the policy
+  // Physical states for rendering clips, where observations do not determine them (S > 0).
+  int64_t S = 0;
+  std::vector<float> states;        // (T x N x S) state behind each observation in obs
+  std::vector<float> final_states;  // (T x N x S) state behind final_obs, valid where an episode ended
 
-  void resize(int t, int n, int64_t d, int64_t a) {
-    T = t; N = n; D = d; A = a;
+  void resize(int t, int n, int64_t d, int64_t a, int64_t s) {
+    T = t; N = n; D = d; A = a; S = s;
+    states.assign(static_cast<size_t>(T) * N * S, 0.f);
+    final_states.assign(static_cast<size_t>(T) * N * S, 0.f);
     obs.assign(static_cast<size_t>(T) * N * D, 0.f);
     actions.assign(static_cast<size_t>(T) * N * A, 0.f);
     true_rewards.assign(static_cast<size_t>(T) * N, 0.f);
@@ -81,9 +87,10 @@ struct RolloutRecord {
 // rollout: the previous (segment_length - 1) steps plus the newest rollout.
 class SegmentHistory {
  public:
-  SegmentHistory(int num_envs, int64_t D, int64_t A, int keep) : keep_(keep), trajs_(num_envs) {
+  SegmentHistory(int num_envs, int64_t D, int64_t A, int64_t S, int keep) : keep_(keep), trajs_(num_envs) {
     for (int i = 0; i < num_envs; ++i) {
       trajs_[i].obs_size = D; trajs_[i].act_size = A; trajs_[i].env_index = i; trajs_[i].num_envs = num_envs;
+      trajs_[i].state_size = S;
     }
   }
   // Appends env i's steps of the rollout, starting at global step `start_step`, then trims.
@@ -97,6 +104,9 @@ class SegmentHistory {
         tr.obs.insert(tr.obs.end(), r.obs.begin() + k * r.D, r.obs.begin() + (k + 1) * r.D);
         tr.actions.insert(tr.actions.end(), r.actions.begin() + k * r.A, r.actions.begin() + (k + 1) * r.A);
         tr.final_obs.insert(tr.final_obs.end(), r.final_obs.begin() + k * r.D, r.final_obs.begin() + (k + 1) * r.D);
+        tr.states.insert(tr.states.end(), r.states.begin() + k * r.S, r.states.begin() + (k + 1) * r.S);
+        tr.final_states.insert(tr.final_states.end(), r.final_states.begin() + k * r.S,
+                               r.final_states.begin() + (k + 1) * r.S);
         tr.true_rewards.push_back(r.true_rewards[k]);
         tr.terminated.push_back(r.terminated[k]);
         tr.truncated.push_back(r.truncated[k]);
@@ -106,6 +116,8 @@ class SegmentHistory {
         tr.obs.erase(tr.obs.begin(), tr.obs.begin() + excess * r.D);
         tr.actions.erase(tr.actions.begin(), tr.actions.begin() + excess * r.A);
         tr.final_obs.erase(tr.final_obs.begin(), tr.final_obs.begin() + excess * r.D);
+        tr.states.erase(tr.states.begin(), tr.states.begin() + excess * r.S);
+        tr.final_states.erase(tr.final_states.begin(), tr.final_states.begin() + excess * r.S);
         tr.true_rewards.erase(tr.true_rewards.begin(), tr.true_rewards.begin() + excess);
         tr.terminated.erase(tr.terminated.begin(), tr.terminated.begin() + excess);
         tr.truncated.erase(tr.truncated.begin(), tr.truncated.begin() + excess);
@@ -208,9 +220,13 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   const bool true_reward_baseline = cfg.run.policy_reward == "true";
   if (true_reward_baseline) schedule.total_labels = 0;
 
+  // Clips are rendered for people from stored observations, or, where those do not determine
+  // the physical state (MuJoCo), from the states kept beside them.
+  const int64_t S = spec.obs_determines_state ? 0 : spec.state_size;
+  envs.keep_states(S > 0);
   RolloutRecord roll;
-  roll.resize(T, N, D, A);
-  SegmentHistory history(N, D, A, std::max(0, cfg.prefs.segment_length - 1));
+  roll.resize(T, N, D, A, S);
+  SegmentHistory history(N, D, A, S, std::max(0, cfg.prefs.segment_length - 1));
   std::vector<float> act_buf(static_cast<size_t>(N) * A);
 
   int64_t global_step = 0;
@@ -233,6 +249,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
       const auto t0 = Clock::now();
       const float* obs = envs.obs().data();
       std::copy(obs, obs + N * D, roll.obs.begin() + static_cast<size_t>(t) * N * D);
+      std::copy(envs.states().begin(), envs.states().end(), roll.states.begin() + static_cast<size_t>(t) * N * S);
       agent.rollout_act(t, obs, act_buf.data());
       clip_actions(spec.action, act_buf.data(), N);  // store what the environment executes
       const auto t1 = Clock::now();
@@ -246,9 +263,12 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
         roll.terminated[k] = envs.terminated()[i];
         roll.truncated[k] = envs.truncated()[i];
         roll.success[k] = envs.success()[i];
-        if (roll.terminated[k] || roll.truncated[k])
+        if (roll.terminated[k] || roll.truncated[k]) {
           std::copy(envs.final_obs().begin() + i * D, envs.final_obs().begin() + (i + 1) * D,
                     roll.final_obs.begin() + k * D);
+          std::copy(envs.final_states().begin() + i * S, envs.final_states().begin() + (i + 1) * S,
+                    roll.final_states.begin() + k * S);
+        }
       }
       t_inf += std::chrono::duration<double>(t1 - t0).count();
       t_env += std::chrono::duration<double>(t2 - t1).count();

@@ -19,6 +19,11 @@ struct Segment {
   std::vector<float> actions;      // (L x A)
   std::vector<float> true_rewards; // (L) hidden from learners; teachers and metrics only
   std::vector<uint8_t> absorbing;  // (L) 1 for padded steps after the episode ended
+  // The physical state behind each observation, kept where observations do not determine it
+  // (EnvSpec::obs_determines_state false, e.g. MuJoCo), so that clips can be rendered for
+  // people; never read by learners. Padded steps repeat the terminal state.
+  int64_t state_size = 0;          // S: floats per state; 0 when no states are kept
+  std::vector<float> states;       // (L x S) Env::get_state() before each step's action
   int64_t env_step = 0;     // global environment step when the window was collected
   int env_index = 0;        // which environment of the VecEnv produced it
 

@@ -41,6 +41,10 @@ struct EnvSpec {
   bool pixels = false;         // observations are images (C x H x W floats in [0, 1])
   bool can_terminate = true;   // whether an episode can end before the time limit
   int state_size = 0;          // length of the physical state for get_state/set_state
+  // Whether state_from_obs recovers a renderable state from every observation. Where it does
+  // not (MuJoCo observations omit the body's x position), whoever keeps clips for people to
+  // judge keeps each step's get_state() beside the observations (Segment::states).
+  bool obs_determines_state = true;
   bool has_success = false;    // whether success() is defined (see the env's docs)
 };
 
@@ -145,9 +149,20 @@ class VecEnv {
   const std::vector<uint8_t>& success() const { return success_; }        // (num_envs), valid where done
   Env& env(int i) { return *envs_[i]; }
 
+  // Keeps every env's physical state (Env::get_state(), as floats) beside its observation from
+  // now on: states() matches obs(), final_states() matches final_obs().
+  // For clips of environments whose observations do not determine the state. Off by default.
+  void keep_states(bool on);
+  int64_t state_size() const { return spec().state_size; }
+  const std::vector<float>& states() const { return states_; }              // (num_envs x S); empty when off
+  const std::vector<float>& final_states() const { return final_states_; }  // (num_envs x S), valid where done
+
  private:
+  void store_state(int i, std::vector<float>* into);  // env i's state into row i
   std::vector<std::unique_ptr<Env>> envs_;
   int64_t obs_size_ = 0, act_size_ = 0;
+  bool keep_states_ = false;
+  std::vector<float> states_, final_states_;
   std::vector<float> obs_, final_obs_, rewards_;
   std::vector<uint8_t> terminated_, truncated_, success_;
 };

@@ -8,6 +8,7 @@
 #include "prefrl/envs/env.h"
 #include "prefrl/envs/mountaincar_continuous.h"
 #include "prefrl/envs/movingdot.h"
+#include "prefrl/envs/mujoco_tasks.h"
 #include "prefrl/envs/pendulum.h"
 
 namespace prefrl {
@@ -24,6 +25,13 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
       {"mountaincar_continuous", [] { return std::make_unique<MountainCarContinuous>(); }},
       {"acrobot", [] { return std::make_unique<Acrobot>(); }},
       {"movingdot", [] { return std::make_unique<MovingDot>(); }},
+      {"hopper", [] { return std::make_unique<Hopper>(); }},
+      {"halfcheetah", [] { return std::make_unique<HalfCheetah>(); }},
+      {"walker2d", [] { return std::make_unique<Walker2d>(); }},
+      {"swimmer", [] { return std::make_unique<Swimmer>(); }},
+      {"reacher", [] { return std::make_unique<Reacher>(); }},
+      {"inverted_pendulum", [] { return std::make_unique<InvertedPendulum>(); }},
+      {"inverted_double_pendulum", [] { return std::make_unique<InvertedDoublePendulum>(); }},
   };
   return r;
 }

@@ -26,8 +26,25 @@ VecEnv::VecEnv(const std::string& name, int num_envs, uint64_t seed) {
   success_.assign(num_envs, 0);
 }
 
+void VecEnv::keep_states(bool on) {
+  keep_states_ = on;
+  const size_t n = on ? static_cast<size_t>(num_envs()) * state_size() : 0;
+  states_.assign(n, 0.0f);
+  final_states_.assign(n, 0.0f);
+  if (on)
+    for (int i = 0; i < num_envs(); ++i) store_state(i, &states_);
+}
+
+void VecEnv::store_state(int i, std::vector<float>* into) {
+  const std::vector<double> s = envs_[i]->get_state();
+  std::copy(s.begin(), s.end(), into->begin() + i * state_size());
+}
+
 void VecEnv::reset() {
-  for (int i = 0; i < num_envs(); ++i) envs_[i]->reset(obs_.data() + i * obs_size_);
+  for (int i = 0; i < num_envs(); ++i) {
+    envs_[i]->reset(obs_.data() + i * obs_size_);
+    if (keep_states_) store_state(i, &states_);
+  }
   std::fill(rewards_.begin(), rewards_.end(), 0.0f);
   std::fill(terminated_.begin(), terminated_.end(), 0);
   std::fill(truncated_.begin(), truncated_.end(), 0);
@@ -45,11 +62,13 @@ void VecEnv::step(const float* actions) {
     if (r.terminated || r.truncated) {
       // Keep the ended episode's last observation, then start the next episode in obs.
       std::copy(obs, obs + obs_size_, final_obs_.data() + i * obs_size_);
+      if (keep_states_) store_state(i, &final_states_);
       success_[i] = env.success();
       env.reset(obs);
     } else {
       success_[i] = 0;
     }
+    if (keep_states_) store_state(i, &states_);
   }
 }
 

@@ -27,8 +27,9 @@ namespace {
 
 constexpr int kBusyTimeoutMs = 5000;  // how long a writer waits for another connection's lock
 
-// The schema of version 1, one statement per entry (documented in docs/database.md).
-constexpr const char* kSchemaV1[] = {
+// The schema of version 2, one statement per entry (documented in docs/database.md): version
+// 1's with the segments' state_size and states columns last, as kUpgradeV1 adds them.
+constexpr const char* kSchemaV2[] = {
     "CREATE TABLE meta ("
     "  key   TEXT PRIMARY KEY NOT NULL,"
     "  value TEXT NOT NULL)",
@@ -44,7 +45,9 @@ constexpr const char* kSchemaV1[] = {
     "  true_rewards BLOB NOT NULL,"
     "  absorbing    BLOB NOT NULL,"
     "  true_return  REAL,"
-    "  created_at   REAL NOT NULL)",
+    "  created_at   REAL NOT NULL,"
+    "  state_size   INTEGER NOT NULL DEFAULT 0 CHECK (state_size >= 0),"
+    "  states       BLOB NOT NULL DEFAULT x'')",
     "CREATE TABLE queries ("
     "  id             INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  left_id        INTEGER NOT NULL REFERENCES segments(id),"
@@ -68,6 +71,13 @@ constexpr const char* kSchemaV1[] = {
     "  used       INTEGER NOT NULL DEFAULT 0 CHECK (used IN (0, 1)))",
     "CREATE INDEX labels_by_query ON labels(query_id, undone)",
     "CREATE INDEX labels_by_labeler ON labels(labeler, id)",
+};
+
+// Version 1 => 2: segments gain render states (none for the segments already stored).
+constexpr const char* kUpgradeV1[] = {
+    "ALTER TABLE segments ADD COLUMN state_size INTEGER NOT NULL DEFAULT 0 CHECK (state_size >= 0)",
+    "ALTER TABLE segments ADD COLUMN states BLOB NOT NULL DEFAULT x''",
+    "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
 };
 
 // Unix time in seconds.
@@ -225,8 +235,8 @@ std::vector<float> decode_f32(std::string_view bytes, size_t n) {
 // Column layout of a segment in SELECTs: kSegmentCols, starting at some first column.
 #define PREFRL_SEGMENT_COLS(t) \
   t ".id, " t ".env_step, " t ".env_index, " t ".length, " t ".obs_size, " t ".act_size, " \
-  t ".obs, " t ".actions, " t ".true_rewards, " t ".absorbing"
-constexpr int kSegmentCols = 10;
+  t ".obs, " t ".actions, " t ".true_rewards, " t ".absorbing, " t ".state_size, " t ".states"
+constexpr int kSegmentCols = 12;
 
 // Reads the segment at columns [c, c + kSegmentCols) of the current row, validating every
 // size. Throws RuntimeError naming the segment id for a corrupt row.
@@ -235,14 +245,17 @@ Segment read_segment(const Stmt& st, int c) {
   s.id = st.i64(c);
   s.env_step = st.i64(c + 1);
   s.env_index = static_cast<int>(st.i64(c + 2));
-  const int64_t L = st.i64(c + 3), D = st.i64(c + 4), A = st.i64(c + 5);
+  const int64_t L = st.i64(c + 3), D = st.i64(c + 4), A = st.i64(c + 5), S = st.i64(c + 10);
   const std::string sid = "segment " + std::to_string(s.id);
-  if (L < 1 || L > (1 << 24) || D < 0 || D > (int64_t{1} << 32) || A < 0 || A > (int64_t{1} << 32))
+  if (L < 1 || L > (1 << 24) || D < 0 || D > (int64_t{1} << 32) || A < 0 || A > (int64_t{1} << 32) || S < 0 ||
+      S > (int64_t{1} << 32))
     throw RuntimeError("preference database: " + sid + " is corrupt: length " + std::to_string(L) +
-                       ", obs_size " + std::to_string(D) + ", act_size " + std::to_string(A));
+                       ", obs_size " + std::to_string(D) + ", act_size " + std::to_string(A) + ", state_size " +
+                       std::to_string(S));
   s.length = static_cast<int>(L);
   s.obs_size = D;
   s.act_size = A;
+  s.state_size = S;
   auto column = [&](int k, const char* name, int64_t count, int64_t elem) -> std::string_view {
     if (st.type(c + k) != SQLITE_BLOB)
       throw RuntimeError("preference database: " + sid + " is corrupt: column '" + name +
@@ -252,12 +265,13 @@ Segment read_segment(const Stmt& st, int c) {
       throw RuntimeError("preference database: " + sid + " is corrupt: column '" + name + "' has " +
                          std::to_string(b.size()) + " bytes, expected " + std::to_string(count * elem) +
                          " (length " + std::to_string(L) + ", obs_size " + std::to_string(D) +
-                         ", act_size " + std::to_string(A) + ")");
+                         ", act_size " + std::to_string(A) + ", state_size " + std::to_string(S) + ")");
     return b;
   };
   s.obs = decode_f32(column(6, "obs", L * D, 4), L * D);
   s.actions = decode_f32(column(7, "actions", L * A, 4), L * A);
   s.true_rewards = decode_f32(column(8, "true_rewards", L, 4), L);
+  s.states = decode_f32(column(11, "states", L * S, 4), L * S);
   std::string_view ab = column(9, "absorbing", L, 1);
   s.absorbing.assign(ab.begin(), ab.end());
   for (int64_t i = 0; i < L; ++i)
@@ -339,14 +353,19 @@ Identity read_identity(sqlite3* db, const std::string& path) {
   return id;
 }
 
-// Returns true if the file is empty (needs the schema), false if it is a prefrl database of
-// this schema version; throws UsageError naming the path and the reason otherwise.
-bool needs_schema(const Identity& id, const std::string& path) {
+// What opening a file takes.
+enum class Opening { kCreate, kUpgradeV1, kOpen };
+
+// kCreate if the file is empty (needs the schema), kUpgradeV1 for a prefrl database of schema
+// version 1, kOpen for one of this version; throws UsageError naming the path and the reason
+// otherwise.
+Opening needs_schema(const Identity& id, const std::string& path) {
   const std::string refuse = "refusing to open '" + path + "' as a prefrl preference database: ";
   if (id.application_id == kPrefDBApplicationId) {
-    if (id.user_version == kPrefDBSchemaVersion) return false;
+    if (id.user_version == kPrefDBSchemaVersion) return Opening::kOpen;
+    if (id.user_version == 1) return Opening::kUpgradeV1;
     throw UsageError(refuse + "unknown schema version " + std::to_string(id.user_version) +
-                     " (this build reads version " + std::to_string(kPrefDBSchemaVersion) +
+                     " (this build reads versions 1 and " + std::to_string(kPrefDBSchemaVersion) +
                      (id.user_version > kPrefDBSchemaVersion ? "; the file was written by a newer prefrl)" : ")"));
   }
   if (id.application_id != 0)
@@ -360,7 +379,7 @@ bool needs_schema(const Identity& id, const std::string& path) {
                      std::to_string(id.user_version) + ", " + std::to_string(id.objects.size()) +
                      " schema objects" + (names.empty() ? "" : ": " + names) + ")");
   }
-  return true;
+  return Opening::kCreate;
 }
 
 // Checks a non-empty existing file without SQLite writing anything: the 16-byte SQLite magic,
@@ -398,20 +417,22 @@ void check_segment(const Segment& s) {
                      std::to_string(s.env_index) + "): " + what);
   };
   if (s.length < 1) bad("length " + std::to_string(s.length) + " must be >= 1");
-  if (s.obs_size < 0 || s.act_size < 0)
-    bad("obs_size " + std::to_string(s.obs_size) + " and act_size " + std::to_string(s.act_size) +
-        " must be >= 0");
+  if (s.obs_size < 0 || s.act_size < 0 || s.state_size < 0)
+    bad("obs_size " + std::to_string(s.obs_size) + ", act_size " + std::to_string(s.act_size) +
+        " and state_size " + std::to_string(s.state_size) + " must be >= 0");
   const int64_t L = s.length;
   auto size = [&](const char* name, size_t got, int64_t want) {
     if (static_cast<int64_t>(got) != want)
       bad(std::string("'") + name + "' has " + std::to_string(got) + " values, expected " +
           std::to_string(want) + " (length " + std::to_string(L) + ", obs_size " +
-          std::to_string(s.obs_size) + ", act_size " + std::to_string(s.act_size) + ")");
+          std::to_string(s.obs_size) + ", act_size " + std::to_string(s.act_size) + ", state_size " +
+          std::to_string(s.state_size) + ")");
   };
   size("obs", s.obs.size(), L * s.obs_size);
   size("actions", s.actions.size(), L * s.act_size);
   size("true_rewards", s.true_rewards.size(), L);
   size("absorbing", s.absorbing.size(), L);
+  size("states", s.states.size(), L * s.state_size);
   for (int64_t i = 0; i < L; ++i)
     if (s.absorbing[i] > 1)
       bad("absorbing flag " + std::to_string(s.absorbing[i]) + " at step " + std::to_string(i) +
@@ -423,13 +444,15 @@ int64_t insert_segment(sqlite3* db, const std::string& path, Segment& seg) {
   check_segment(seg);
   Stmt st(db, path,
           "INSERT INTO segments (env_step, env_index, length, obs_size, act_size, obs, actions, "
-          "true_rewards, absorbing, true_return, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+          "true_rewards, absorbing, true_return, created_at, state_size, states) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   const std::vector<unsigned char> absorbing(seg.absorbing.begin(), seg.absorbing.end());
   const double ret = seg.true_return();
   st.bind(1, seg.env_step).bind(2, seg.env_index).bind(3, seg.length).bind(4, seg.obs_size)
       .bind(5, seg.act_size).bind_blob(6, encode_f32(seg.obs)).bind_blob(7, encode_f32(seg.actions))
       .bind_blob(8, encode_f32(seg.true_rewards)).bind_blob(9, absorbing)
-      .bind(10, ret).bind(11, now_unix());  // a NaN return is stored as NULL
+      .bind(10, ret).bind(11, now_unix())  // a NaN return is stored as NULL
+      .bind(12, seg.state_size).bind_blob(13, encode_f32(seg.states));
   st.run();
   seg.id = sqlite3_last_insert_rowid(db);
   return seg.id;
@@ -489,10 +512,16 @@ PrefDB::PrefDB(const std::string& path) : path_(path) {
     pragma(db_, path_, "PRAGMA synchronous = FULL");
     pragma(db_, path_, "PRAGMA foreign_keys = ON");
 
-    // Re-identify under the write lock: two processes may create the file at once.
+    // Re-identify under the write lock: two processes may create (or upgrade) the file at once.
     Txn txn(db_, path_);
-    if (needs_schema(read_identity(db_, path_), path_)) {
-      for (const char* sql : kSchemaV1) Stmt(db_, path_, sql).run();
+    const Opening opening = needs_schema(read_identity(db_, path_), path_);
+    if (opening == Opening::kUpgradeV1) {
+      for (const char* sql : kUpgradeV1) Stmt(db_, path_, sql).run();
+      Stmt(db_, path_, "INSERT OR REPLACE INTO meta (key, value) VALUES ('upgraded_from_1_at', ?)")
+          .bind(1, std::to_string(now_unix())).run();
+      Stmt(db_, path_, ("PRAGMA user_version = " + std::to_string(kPrefDBSchemaVersion)).c_str()).run();
+    } else if (opening == Opening::kCreate) {
+      for (const char* sql : kSchemaV2) Stmt(db_, path_, sql).run();
       Stmt meta(db_, path_, "INSERT INTO meta (key, value) VALUES (?, ?)");
       const std::pair<std::string, std::string> rows[] = {
           {"format", "prefrl preference database"},

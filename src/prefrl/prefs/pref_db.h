@@ -18,7 +18,8 @@ namespace prefrl {
 // `PRAGMA application_id` of every prefrl database: the bytes "PREF" read big-endian.
 inline constexpr int32_t kPrefDBApplicationId = 0x50524546;
 // `PRAGMA user_version`: the schema version this build reads and writes (docs/database.md).
-inline constexpr int kPrefDBSchemaVersion = 1;
+// Version 2 added segments' render states; a version-1 file is upgraded in place when opened.
+inline constexpr int kPrefDBSchemaVersion = 2;
 
 // A query: "which of these two segments is better?"
 struct Query {
@@ -47,7 +48,7 @@ class PrefDB {
  public:
   // Opens or creates the database at `path`. Refuses (throws UsageError naming the file)
   // a file that is not a prefrl database or has an unknown schema version; never
-  // overwrites such a file.
+  // overwrites such a file. A version-1 file is upgraded to version 2 in one transaction.
   explicit PrefDB(const std::string& path);
   ~PrefDB();
   PrefDB(const PrefDB&) = delete;

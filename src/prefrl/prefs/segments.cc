@@ -21,9 +21,10 @@ void check_trajectory(const Trajectory& traj) {
                        std::to_string(D) + ", act_size=" + std::to_string(A) + ")");
     }
   };
-  if (D <= 0 || A < 0) {
-    throw UsageError("cut_segments: trajectory has obs_size " + std::to_string(D) + " and act_size " +
-                     std::to_string(A) + "; expected obs_size > 0 and act_size >= 0");
+  if (D <= 0 || A < 0 || traj.state_size < 0) {
+    throw UsageError("cut_segments: trajectory has obs_size " + std::to_string(D) + ", act_size " +
+                     std::to_string(A) + " and state_size " + std::to_string(traj.state_size) +
+                     "; expected obs_size > 0, act_size >= 0 and state_size >= 0");
   }
   if (traj.num_envs < 1) {
     throw UsageError("cut_segments: trajectory has num_envs " + std::to_string(traj.num_envs) +
@@ -34,6 +35,8 @@ void check_trajectory(const Trajectory& traj) {
   expect("terminated", traj.terminated.size(), T);
   expect("truncated", traj.truncated.size(), T);
   expect("final_obs", traj.final_obs.size(), T * D);
+  expect("states", traj.states.size(), T * traj.state_size);
+  expect("final_states", traj.final_states.size(), T * traj.state_size);
 }
 
 // Number of real (non-padding) steps of the window starting at `s`, or 0 if no valid window
@@ -62,11 +65,17 @@ Segment make_segment(const Trajectory& traj, int s, int length, int real) {
   seg.actions.assign(traj.actions.begin() + s * A, traj.actions.begin() + (s + real) * A);
   seg.true_rewards.assign(traj.true_rewards.begin() + s, traj.true_rewards.begin() + s + real);
   seg.absorbing.assign(real, 0);
+  const int64_t S = traj.state_size;
+  seg.state_size = S;
+  seg.states.assign(traj.states.begin() + s * S, traj.states.begin() + (s + real) * S);
   if (real < length) {
-    // Absorbing padding: the terminal observation of the last real step, zero action, reward 0.
+    // Absorbing padding: the terminal observation (and state) of the last real step, zero
+    // action, reward 0.
     const int last = s + real - 1;
     const auto fin = traj.final_obs.begin() + last * D;
     for (int i = real; i < length; ++i) seg.obs.insert(seg.obs.end(), fin, fin + D);
+    const auto fin_state = traj.final_states.begin() + last * S;
+    for (int i = real; i < length; ++i) seg.states.insert(seg.states.end(), fin_state, fin_state + S);
     seg.actions.resize(static_cast<size_t>(length) * A, 0.0f);
     seg.true_rewards.resize(length, 0.0f);
     seg.absorbing.resize(length, 1);

@@ -18,6 +18,10 @@ struct Trajectory {
   std::vector<uint8_t> terminated;   // (T) the step's transition ended the episode in a terminal state
   std::vector<uint8_t> truncated;    // (T) the step hit the time limit
   std::vector<float> final_obs;      // (T x D) terminal observation, valid where terminated
+  // Optional physical states for rendering (see Segment::states); empty when state_size is 0.
+  int64_t state_size = 0;            // S
+  std::vector<float> states;         // (T x S) state behind each observation in obs
+  std::vector<float> final_states;   // (T x S) state behind final_obs, valid where terminated
   int64_t start_env_step = 0;        // global env step counter before t=0 (for Segment::env_step)
   int64_t num_envs = 1;              // global env steps per t: the VecEnv's size N
   int env_index = 0;
@@ -26,7 +30,7 @@ struct Trajectory {
 
 // Cuts up to `count` segments of `length` steps at random start positions from `traj`.
 // A window may run into a terminal step: the steps after it are absorbing padding
-// (true reward 0, terminal observation, zero action, absorbing=1). A window never crosses a
+// (true reward 0, terminal observation and state, zero action, absorbing=1). A window never crosses a
 // time-limit truncation or the end of the trajectory (unless it ended by termination), and
 // a window never starts on an absorbing step.
 // Valid starts are sampled without replacement (all of them if fewer than `count`) and the

@@ -21,9 +21,10 @@ struct ClipSheet {
 };
 
 // Renders `seg` of environment `env_name` at frame_size x frame_size. The physical state of
-// each step is recovered from its observation (Env::state_from_obs); absorbing steps show
-// the final frame darkened. Throws UsageError if the environment cannot render from
-// observations or the segment does not fit it.
+// each step is the one stored in the segment (Segment::states) or, where none is stored,
+// recovered from its observation (Env::state_from_obs); absorbing steps show the final frame
+// darkened. Throws UsageError if the segment does not fit the environment, or has no states
+// and the environment cannot render from observations.
 ClipSheet render_clip(const std::string& env_name, const Segment& seg, int frame_size);
 
 // Encodes RGB (height x width x 3, top row first) as PNG (zlib level `level`, 0..9).
