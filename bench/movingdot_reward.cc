@@ -101,6 +101,8 @@ int main(int argc, char** argv) {
   int labels = 300;
   uint64_t seed = 1;
   double gamma = 0.95;
+  std::string load_path;  // --load RUN/checkpoints/reward.pt: diagnose a trained model instead
+  bool show_map = false;  // --map: print the greedy action of r̂ at every position
   TrainConfig cfg;
   apply_preset(cfg, find_preset("movingdot"));
   for (int i = 1; i < argc; ++i) {
@@ -109,6 +111,8 @@ int main(int argc, char** argv) {
     else if (a == "--seed" && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
     else if (a == "--gamma" && i + 1 < argc) gamma = std::atof(argv[++i]);
     else if (a == "--xy") { g_xy = true; kD = 2; }
+    else if (a == "--load" && i + 1 < argc) load_path = argv[++i];
+    else if (a == "--map") show_map = true;
     else if (a == "--set" && i + 1 < argc) config_assign(cfg, argv[++i]);
     else { std::fprintf(stderr, "usage: %s [--labels N] [--seed S] [--gamma G] [--set key=value]...\n", argv[0]); return 2; }
   }
@@ -127,9 +131,14 @@ int main(int argc, char** argv) {
     for (int k = 0; k < n; ++k) pairs.push_back(labeled(clip(rng, eps), clip(rng, eps), id++));
     model.add_pairs(pairs);
   };
-  add(initial, 1.0);
-  for (int r = 0; r < cfg.prefs.initial_epoch_multiplier; ++r) st = model.train_round();
-  model.update_normalisation_on_labeled();
+  if (!load_path.empty()) {
+    model.load(load_path);
+    id = labels;
+  } else {
+    add(initial, 1.0);
+    for (int r = 0; r < cfg.prefs.initial_epoch_multiplier; ++r) st = model.train_round();
+    model.update_normalisation_on_labeled();
+  }
   while (id < labels) {
     const double done = static_cast<double>(id - initial) / std::max(1, labels - initial);
     const double eps = 1.0 - 0.9 * done;  // movers improve as training goes on
@@ -160,6 +169,22 @@ int main(int argc, char** argv) {
           if ((truth(a) > truth(b)) == (r[a] > r[b])) ++ranked;
         }
     }
+  if (show_map) {
+    // Greedy action of r̂ per position (rows y, columns x): . noop  ^ up  v down  < left  > right;
+    // upper case where it is one the true reward ranks best.
+    for (int y = kLo; y <= kHi; ++y) {
+      std::string line;
+      for (int x = kLo; x <= kHi; ++x) {
+        const float* r = rhat.data() + (static_cast<size_t>(y) * kS + x) * 5;
+        const int a = static_cast<int>(std::max_element(r, r + 5) - r);
+        const int nx = std::clamp(x + kDx[a], kLo, kHi), ny = std::clamp(y + kDy[a], kLo, kHi);
+        const bool good = dist(nx, ny) < dist(x, y) || (dist(x, y) == 0 && a == 0);
+        line += good ? ".^v<>"[a] : "o!w{}"[a];
+      }
+      std::printf("%s\n", line.c_str());
+    }
+    std::printf("(wrong greedy actions: o noop, ! up, w down, { left, } right)\n");
+  }
   // Value iteration on r̂, for several discounts; then the r̂-optimal policy from every start.
   std::string success_text;
   for (double g : {0.0, 0.5, 0.8, 0.9, gamma}) {
