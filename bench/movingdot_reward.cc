@@ -28,6 +28,7 @@
 #include "prefrl/envs/env.h"
 #include "prefrl/envs/movingdot.h"
 #include "prefrl/reward/reward_model.h"
+#include "../tests/reward/reward_test_util.h"  // oracle_pair: the oracle's label for two clips
 
 using namespace prefrl;
 
@@ -82,16 +83,6 @@ Segment clip(Rng& rng, double eps) {
   return s;
 }
 
-LabeledPair labeled(Segment a, Segment b, int64_t id) {
-  LabeledPair p;
-  p.label_id = id;
-  const double ra = a.true_return(), rb = b.true_return();
-  p.target = ra > rb ? 1.0f : (ra < rb ? 0.0f : 0.5f);
-  p.left = std::move(a);
-  p.right = std::move(b);
-  return p;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -128,7 +119,7 @@ int main(int argc, char** argv) {
   int64_t id = 0;
   auto add = [&](int n, double eps) {
     std::vector<LabeledPair> pairs;
-    for (int k = 0; k < n; ++k) pairs.push_back(labeled(clip(rng, eps), clip(rng, eps), id++));
+    for (int k = 0; k < n; ++k) pairs.push_back(reward_test::oracle_pair(clip(rng, eps), clip(rng, eps), id++));
     model.add_pairs(pairs);
   };
   if (!load_path.empty()) {
