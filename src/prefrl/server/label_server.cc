@@ -16,6 +16,7 @@
 #include "prefrl/envs/env.h"
 #include "prefrl/prefs/pref_db.h"
 #include "prefrl/server/clip_media.h"
+#include "prefrl/server/runs_pages.h"
 #include "prefrl/server/web_assets.h"
 
 namespace prefrl {
@@ -75,7 +76,7 @@ int sheet_columns(int length) {
 
 struct LabelServer::Impl {
   ServerConfig cfg;
-  std::string env_name, run_name;
+  std::string env_name, run_name, runs_root;
   EnvSpec spec;
   bool token_required = false;
   httplib::Server http;
@@ -220,6 +221,9 @@ struct LabelServer::Impl {
       reply_error(res, res.status, what);
     });
 
+    // The run dashboard (before the static assets, whose pattern would match /runs).
+    add_runs_routes(http, runs_root);
+
     // Static assets, embedded in the binary: only these paths exist.
     http.Get(R"(/|/[A-Za-z0-9_.-]+)", [](const httplib::Request& req, httplib::Response& res) {
       const std::string path = req.path == "/" ? "/index.html" : req.path;
@@ -362,12 +366,13 @@ struct LabelServer::Impl {
 };
 
 LabelServer::LabelServer(ServerConfig cfg, const std::string& db_path, const std::string& env_name,
-                         const std::string& run_name)
+                         const std::string& run_name, const std::string& runs_root)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.cfg = std::move(cfg);
   m.env_name = env_name;
   m.run_name = run_name;
+  m.runs_root = runs_root;
   m.spec = env_spec(env_name);
   if (!is_loopback_host(m.cfg.host) && m.cfg.token.empty()) m.cfg.token = random_token();
   if (!m.cfg.token.empty() && (m.cfg.token.size() < 8 || m.cfg.token.find_first_of(" ;,&=?#\"") != std::string::npos))

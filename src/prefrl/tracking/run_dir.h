@@ -40,6 +40,10 @@ class RunDir {
 
 // A fresh run name: <env>-<teacher>-s<seed>-<UTC yyyymmdd-hhmmss>.
 std::string default_run_name(const std::string& env, const std::string& teacher, uint64_t seed);
+// A fresh sweep name: sweep-<env>-<teacher>-<UTC yyyymmdd-hhmmss>.
+std::string default_sweep_name(const std::string& env, const std::string& teacher);
+// The time now in UTC, as strftime formats it (e.g. "%Y-%m-%dT%H:%M:%SZ").
+std::string utc_now(const char* format = "%Y-%m-%dT%H:%M:%SZ");
 
 // Writes atomically: temporary file in the same directory, fsync, rename, fsync directory.
 void write_file_atomic(const std::string& path, const std::string& contents);
@@ -47,15 +51,20 @@ void write_file_atomic(const std::string& path, const std::string& contents);
 // Lines printed by the run go to stdout and to the run's log.txt.
 class RunLog {
  public:
-  RunLog() = default;
+  RunLog();
   ~RunLog();
   void open(const std::string& path);
   // Prints a line (no trailing newline needed) to stdout and the log file.
   void line(const std::string& text);
   // Prints to the log file only.
   void file_only(const std::string& text);
+  // A progress line at `fraction` of the work: on a terminal, drawn in place after a bar (the
+  // next line() starts below it); elsewhere printed as line() prints. The log file always
+  // gets the plain text.
+  void progress(const std::string& text, double fraction);
  private:
   std::FILE* f_ = nullptr;
+  bool terminal_ = false, drawn_ = false;  // progress drawn in place, not yet ended by a newline
 };
 
 }  // namespace prefrl
