@@ -70,9 +70,18 @@ TEST(Health, EntropyCollapseOfACategoricalPolicyFiresAndClears) {
     } else {
       EXPECT_TRUE(ev.empty()) << i;
     }
-    EXPECT_EQ(m.value(HealthMonitor::kEntropyCollapsed), i >= 10 && i < 20 ? 1.0 : 0.0) << i;
+    // Fine again after `patience` (5) fine iterations in a row.
+    EXPECT_EQ(m.value(HealthMonitor::kEntropyCollapsed), i >= 10 && i < 24 ? 1.0 : 0.0) << i;
   }
   EXPECT_EQ(m.fired(HealthMonitor::kEntropyCollapsed), 1);
+  // Hovering about the threshold warns once, not at every crossing.
+  HealthMonitor hover(HealthConfig{}, false, 1);
+  std::vector<HealthSample> v;
+  for (int i = 0; i < 40; ++i) {
+    v.push_back(healthy(i, rng));
+    v.back().entropy = i == 0 ? 0.69 : i % 2 ? 0.03 : 0.04;  // threshold 0.0345
+  }
+  EXPECT_EQ(feed(hover, v), std::vector<std::string>{"entropy_collapsed"});
 }
 
 TEST(Health, EntropyCollapseOfAGaussianIsJudgedByItsStd) {
@@ -141,8 +150,9 @@ TEST(Health, NonFiniteValuesFireWithTheirCount) {
   EXPECT_TRUE(m.observe(s).empty());
   EXPECT_EQ(m.value(HealthMonitor::kNonFinite), 1.0);
   EXPECT_TRUE(m.observe(healthy(3, rng)).empty());
-  EXPECT_EQ(m.value(HealthMonitor::kNonFinite), 0.0);
-  s = healthy(4, rng);
+  EXPECT_EQ(m.value(HealthMonitor::kNonFinite), 0.0);  // the count of this iteration
+  for (int i = 4; i < 8; ++i) EXPECT_TRUE(m.observe(healthy(i, rng)).empty());  // 5 clean iterations in all
+  s = healthy(8, rng);
   s.discarded_rollouts = 2;  // a new episode of trouble: a new warning
   EXPECT_EQ(m.observe(s).size(), 1u);
   EXPECT_EQ(m.fired(HealthMonitor::kNonFinite), 2);

@@ -652,7 +652,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     const double rollout_sps = static_cast<double>(T) * N / std::max(t_env + t_inf, 1e-9);
     log_m(metric::kSPS, static_cast<double>(T) * N / std::max(iter_s, 1e-9));
     log_m(metric::kRolloutSPS, rollout_sps);
-    if (learnable) {  // a skipped update has no losses
+    if (pstats.minibatches > 0) {  // an update with no minibatch applied has no losses
       log_m(metric::kLearningRate, pstats.lr);
       log_m(metric::kPolicyLoss, pstats.policy_loss);
       log_m(metric::kValueLoss, pstats.value_loss);
@@ -692,7 +692,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     if (cfg.health.enabled) {
       HealthSample h;
       h.step = global_step;
-      h.entropy = learnable ? pstats.entropy : std::nan("");
+      h.entropy = pstats.minibatches > 0 ? pstats.entropy : std::nan("");
       h.skipped_minibatches = pstats.skipped_nonfinite;
       h.diverged_rounds = diverged_rounds;
       h.discarded_rollouts = discarded_rollouts;

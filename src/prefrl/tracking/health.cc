@@ -69,12 +69,18 @@ bool HealthMonitor::measures_machine(Check c) { return kChecks[c].machine; }
 HealthMonitor::HealthMonitor(const HealthConfig& cfg, bool gaussian, int action_dims)
     : cfg_(cfg), gaussian_(gaussian), action_dims_(std::max(1, action_dims)) {}
 
-void HealthMonitor::set(Check c, bool now, int64_t step, const std::string& message, std::vector<HealthEvent>& out) {
-  if (now && !failing_[c]) {
-    ++fired_[c];
-    out.push_back({name(c), step, message});
+void HealthMonitor::set(Check c, bool now, int64_t step, const std::string& message, std::vector<HealthEvent>& out,
+                        bool hysteresis) {
+  if (now) {
+    clear_streak_[c] = 0;
+    if (!failing_[c]) {
+      ++fired_[c];
+      out.push_back({name(c), step, message});
+    }
+    failing_[c] = true;
+  } else if (failing_[c] && (!hysteresis || ++clear_streak_[c] >= cfg_.patience)) {
+    failing_[c] = false;  // fine again (for `patience` observations in a row: no flapping warnings)
   }
-  failing_[c] = now;
 }
 
 bool HealthMonitor::push(Trend& t, double x, int window) {
@@ -103,7 +109,7 @@ std::vector<HealthEvent> HealthMonitor::observe(const HealthSample& s) {
   // Fired (and counted) by waiting(); failing for the iterations the long wait touched.
   const bool waited = wait_fired_ || wait_fired_since_sample_;
   wait_fired_since_sample_ = false;
-  set(kLabelWait, waited, s.step, "", out);
+  set(kLabelWait, waited, s.step, "", out, /*hysteresis=*/false);
   return out;
 }
 

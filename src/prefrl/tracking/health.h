@@ -5,7 +5,8 @@
 //   (one HealthSample per training iteration) => HealthMonitor::observe => the warnings that
 //   began this iteration; value(check) => the health/<name> metric of the iteration.
 //
-// A check is "failing" while its condition holds; it fires a warning (one log line, one
+// A check is "failing" while its condition holds (and, once failing, until it has held for
+// health.patience observations in a row: no flapping); it fires a warning (one log line, one
 // line in health.jsonl and the report) when it starts failing. Checks on wall-clock
 // quantities (steps/s, memory, label waits) are marked measures_machine: their metrics,
 // like time/* and sys/*, may differ between two runs with the same seed; every other check
@@ -117,7 +118,10 @@ class HealthMonitor {
   static bool measures_machine(Check c);     // wall-clock based (not deterministic)
 
  private:
-  void set(Check c, bool now, int64_t step, const std::string& message, std::vector<HealthEvent>& out);
+  // Records whether check c fails now; a warning when it starts failing. With hysteresis, a
+  // failing check counts as fine again only after `patience` fine observations in a row.
+  void set(Check c, bool now, int64_t step, const std::string& message, std::vector<HealthEvent>& out,
+           bool hysteresis = true);
   void observe_entropy(const HealthSample& s, std::vector<HealthEvent>& out);
   void observe_trends(const HealthSample& s, std::vector<HealthEvent>& out);
   void observe_reward(const HealthSample& s, std::vector<HealthEvent>& out);
@@ -126,6 +130,7 @@ class HealthMonitor {
   bool gaussian_;
   int action_dims_;
   bool failing_[kNumChecks] = {};
+  int clear_streak_[kNumChecks] = {};
   int64_t fired_[kNumChecks] = {};
   int64_t nonfinite_now_ = 0;
   bool wait_fired_ = false, wait_fired_since_sample_ = false;
