@@ -299,6 +299,17 @@ TEST(Report, ChartsAndGrid) {
   EXPECT_NE(svg.find("a &lt;b&gt;"), std::string::npos);
   EXPECT_EQ(std::count(svg.begin(), svg.end(), 'M') - std::count(c.title.begin(), c.title.end(), 'M'), 2)
       << "a NaN splits the line into two paths' moves";  // (the only 'M's are path moves)
+  // A band is one closed path: upper edge left to right, lower edge back (valid path syntax).
+  Chart banded;
+  banded.bands.push_back({"#00f", {0, 10, 20}, {1, 2, 3}, {2, 4, 6}});
+  const std::string b = svg_chart(banded);
+  const size_t at = b.find("fill-opacity=\"0.18\"");
+  ASSERT_NE(at, std::string::npos);
+  const std::string d = b.substr(b.rfind("d=\"", at) + 3, b.find('"', b.rfind("d=\"", at) + 3) - b.rfind("d=\"", at) - 3);
+  EXPECT_EQ(d[0], 'M');
+  EXPECT_EQ(d.back(), 'Z');
+  EXPECT_EQ(std::count(d.begin(), d.end(), 'L'), 5) << d;  // 6 points: M and 5 lines
+  EXPECT_EQ(d.find("LL"), std::string::npos) << d;
   Chart empty;
   empty.title = "t";
   EXPECT_NE(svg_chart(empty).find("no data yet"), std::string::npos);

@@ -171,7 +171,7 @@ const std::vector<PlotSpec>& plot_specs() {
       {"Reward model accuracy", "accuracy", {metric::kRewardValAccuracy, metric::kRewardTrainAccuracy}, 0.0, 1.0},
       {"Predicted vs true return correlation (fresh clips)", "Pearson r", {metric::kRewardTrueCorr}, -1.0, 1.0},
       {"Policy entropy", "nats", {metric::kEntropy}, nan, nan},
-      {"Steps per second", "steps/s", {metric::kSPS, metric::kRolloutSPS}, 0.0, nan},
+      {"Steps per second (whole iterations)", "steps/s", {metric::kSPS}, 0.0, nan},
       {"Labels", "labels", {metric::kLabels}, 0.0, nan},
   };
   return specs;
@@ -180,7 +180,12 @@ const std::vector<PlotSpec>& plot_specs() {
 }  // namespace
 
 std::string svg_chart(const Chart& c, int W, int H) {
-  const double L = 58, R = 12, T = 26, B = 40;  // margins
+  // Margins; the legend sits right-aligned in the title row, or in a row of its own below it.
+  double legend_w = 0;
+  for (const auto& l : c.lines) if (!l.label.empty()) legend_w += 26 + 6.3 * l.label.size();
+  const double L = 58, R = 12, B = 40;
+  const bool own_row = L + 7.5 * c.title.size() + legend_w > W - R;
+  const double T = own_row ? 40 : 26;
   double x0 = kInf, x1 = -kInf, y0 = kInf, y1 = -kInf;
   auto take = [&](double x, double y) {
     if (!std::isfinite(x) || !std::isfinite(y)) return;
@@ -226,7 +231,7 @@ std::string svg_chart(const Chart& c, int W, int H) {
     std::string upper, lower;
     auto flush = [&]() {
       if (!upper.empty())
-        svg += fmt::format("<path d=\"M{}L{}Z\" fill=\"{}\" fill-opacity=\"0.18\" stroke=\"none\"/>", upper.substr(1), lower,
+        svg += fmt::format("<path d=\"M{}{}Z\" fill=\"{}\" fill-opacity=\"0.18\" stroke=\"none\"/>", upper.substr(1), lower,
                            b.color);
       upper.clear();
       lower.clear();
@@ -255,12 +260,12 @@ std::string svg_chart(const Chart& c, int W, int H) {
     svg += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" y2=\"{2}\" stroke=\"#d62728\" stroke-dasharray=\"4 3\"/>",
                        X(m), T, T + ph);
   }
-  double lx = L + 6;
+  double lx = own_row ? L + 4 : W - R - legend_w, ly = own_row ? 30 : 12;
   for (const auto& l : c.lines) {
     if (l.label.empty()) continue;
     svg += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{2:.1f}\" y2=\"{1}\" stroke=\"{3}\" stroke-width=\"2.5\"/>"
                        "<text x=\"{4:.1f}\" y=\"{5}\" fill=\"#333\">{6}</text>",
-                       lx, T + 10, lx + 14, l.color, lx + 18, T + 14, html_escape(l.label));
+                       lx, ly, lx + 14, l.color, lx + 18, ly + 4, html_escape(l.label));
     lx += 26 + 6.3 * l.label.size();
   }
   return svg + "</svg>";
