@@ -469,7 +469,8 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
                                     {"total_steps", cfg.run.total_steps}, {"labels", labels_used},
                                     {"wall_s", seconds_since(t_start)},
                                     {"train_return", std::isfinite(recent) ? nlohmann::json(recent) : nlohmann::json(nullptr)},
-                                    {"heartbeat_s", cfg.run.heartbeat_s}, {"process", process}});
+                                    {"heartbeat_s", cfg.run.heartbeat_s}, {"process", process}},
+                   /*durable=*/false);  // a heartbeat lost to a power cut still reads as crashed
     last_heartbeat = Clock::now();
   };
   write_running_summary();

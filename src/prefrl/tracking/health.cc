@@ -119,7 +119,7 @@ void HealthMonitor::observe_entropy(const HealthSample& s, std::vector<HealthEve
   entropy_min_ = std::min(entropy_min_, s.entropy);
   entropy_max_ = std::max(entropy_max_, s.entropy);
 
-  // Collapsed: the policy's spread fell below a fraction of the untrained policy's. A
+  // Collapsed: the policy's spread fell below a fraction of the first update's. A
   // diagonal Gaussian's entropy is sum_d (0.5 + log sqrt(2 pi) + log std_d), so the ratio of
   // (geometric-mean) stds is exp((H - H0) / dims); a categorical's entropy goes to 0.
   bool collapsed;
@@ -127,11 +127,11 @@ void HealthMonitor::observe_entropy(const HealthSample& s, std::vector<HealthEve
   if (gaussian_) {
     const double std_ratio = std::exp((s.entropy - entropy0_) / action_dims_);
     collapsed = std_ratio < cfg_.entropy_collapse;
-    what = fmt::format("policy std fell to {:.3g} of the untrained policy's (entropy {:.4g} nats, was {:.4g})",
+    what = fmt::format("policy std fell to {:.3g} of the first update's (entropy {:.4g} nats, was {:.4g})",
                        std_ratio, s.entropy, entropy0_);
   } else {
     collapsed = entropy0_ > 0 && s.entropy < cfg_.entropy_collapse * entropy0_;
-    what = fmt::format("policy entropy {:.4g} nats is below {:g} x the untrained policy's {:.4g}", s.entropy,
+    what = fmt::format("policy entropy {:.4g} nats is below {:g} x the first update's {:.4g}", s.entropy,
                        cfg_.entropy_collapse, entropy0_);
   }
   set(kEntropyCollapsed, collapsed, s.step, what + " (health.entropy_collapse): the policy stopped exploring", out);

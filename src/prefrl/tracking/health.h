@@ -25,7 +25,7 @@ namespace prefrl {
 
 struct HealthConfig {
   bool enabled = true;                  // run the monitors (false: no health/* metrics or warnings)
-  double entropy_collapse = 0.05;       // policy spread below this fraction of the untrained policy's: collapsed
+  double entropy_collapse = 0.05;       // policy spread below this fraction of the first update's: collapsed
   int entropy_frozen_updates = 10;      // entropy unchanged over this many first updates: frozen
   double entropy_frozen_tol = 1e-6;     // "unchanged": max - min of the entropy below this (nats)
   int trend_window = 10;                // iterations per point (their median) of the throughput and memory trends
@@ -45,8 +45,8 @@ struct HealthConfig {
   void visit(V& v) {
     v.flag("enabled", enabled, "run the health monitors (false: no health/* metrics, no warnings)");
     v.num("entropy_collapse", entropy_collapse,
-          "entropy collapsed: discrete, entropy below this fraction of the untrained policy's; Gaussian, std "
-          "(per action dimension) below this fraction of the initial std", 0.0, 1.0);
+          "entropy collapsed: discrete, entropy below this fraction of the first update's; Gaussian, std "
+          "(geometric mean over action dimensions) below this fraction of the first update's", 0.0, 1.0);
     v.num("entropy_frozen_updates", entropy_frozen_updates,
           "entropy frozen: unchanged (within entropy_frozen_tol) over this many first policy updates", 2, 1000000);
     v.num("entropy_frozen_tol", entropy_frozen_tol, "entropy frozen: max - min below this many nats", 0.0, 1e3);

@@ -38,7 +38,7 @@ RunDir RunDir::open(const std::string& path) {
   return RunDir(path);
 }
 
-void write_file_atomic(const std::string& path, const std::string& contents) {
+void write_file_atomic(const std::string& path, const std::string& contents, bool durable) {
   const std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) throw RuntimeError("cannot write '" + tmp + "'");
@@ -48,16 +48,17 @@ void write_file_atomic(const std::string& path, const std::string& contents) {
     if (n <= 0) { ::close(fd); ::unlink(tmp.c_str()); throw RuntimeError("write failed for '" + tmp + "' (disk full?)"); }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) { ::close(fd); ::unlink(tmp.c_str()); throw RuntimeError("fsync failed for '" + tmp + "'"); }
+  if (durable && ::fsync(fd) != 0) { ::close(fd); ::unlink(tmp.c_str()); throw RuntimeError("fsync failed for '" + tmp + "'"); }
   ::close(fd);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) throw RuntimeError("cannot rename '" + tmp + "' to '" + path + "'");
+  if (!durable) return;
   const std::string dir = fs::path(path).parent_path().string();
   int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
   if (dfd >= 0) { ::fsync(dfd); ::close(dfd); }
 }
 
-void RunDir::write_json(const std::string& name, const nlohmann::json& j) const {
-  write_file_atomic(file(name), j.dump(2) + "\n");
+void RunDir::write_json(const std::string& name, const nlohmann::json& j, bool durable) const {
+  write_file_atomic(file(name), j.dump(2) + "\n", durable);
 }
 
 nlohmann::json RunDir::read_json(const std::string& name) const {

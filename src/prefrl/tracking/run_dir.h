@@ -28,8 +28,10 @@ class RunDir {
   const std::string& path() const { return path_; }
   std::string file(const std::string& name) const { return path_ + "/" + name; }
 
-  // Writes `j` to `name` atomically (temporary file, fsync, rename).
-  void write_json(const std::string& name, const nlohmann::json& j) const;
+  // Writes `j` to `name` atomically (temporary file, fsync, rename). durable=false skips the
+  // fsyncs (still atomic: readers see the old or the new file), for frequent rewrites such as
+  // summary.json heartbeats.
+  void write_json(const std::string& name, const nlohmann::json& j, bool durable = true) const;
   nlohmann::json read_json(const std::string& name) const;
   void write_text(const std::string& name, const std::string& text) const;
 
@@ -45,8 +47,9 @@ std::string default_sweep_name(const std::string& env, const std::string& teache
 // The time now in UTC, as strftime formats it (e.g. "%Y-%m-%dT%H:%M:%SZ").
 std::string utc_now(const char* format = "%Y-%m-%dT%H:%M:%SZ");
 
-// Writes atomically: temporary file in the same directory, fsync, rename, fsync directory.
-void write_file_atomic(const std::string& path, const std::string& contents);
+// Writes atomically: temporary file in the same directory, fsync, rename, fsync directory
+// (durable=false: no fsyncs; still atomic).
+void write_file_atomic(const std::string& path, const std::string& contents, bool durable = true);
 
 // Lines printed by the run go to stdout and to the run's log.txt.
 class RunLog {
