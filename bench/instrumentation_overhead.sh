@@ -7,8 +7,9 @@
 #     that can be switched off turned off (--set health.enabled=false --set run.tensorboard=false:
 #     no health checks, no health/* metrics, no TensorBoard file). The two runs of a seed are
 #     back to back, in alternating order (ABBA), so that a shared machine's drift cancels.
-#     Prints steps/s (environment steps / wall time of the run) per run, the per-seed ratio and
-#     its mean; metrics.jsonl, the phase timers and the other statistics stay on in both.
+#     Prints per run steps/s (environment steps / wall time of training) and CPU seconds of the
+#     whole process, the per-seed on/off ratios and their medians; metrics.jsonl, the phase
+#     timers and the other statistics stay on in both.
 #
 #   bench/instrumentation_overhead.sh callgrind [SEED=1]
 #     Instruction counts (valgrind's callgrind: exact and repeatable on a noisy machine; slow,
@@ -29,63 +30,93 @@ OFF=(--set health.enabled=false --set run.tensorboard=false)
 
 if [ "$MODE" = wall ]; then
   PAIRS=${2:-6}
-  for s in $(seq 1 "$PAIRS"); do
-    if [ $((s % 2)) -eq 1 ]; then order="on off"; else order="off on"; fi
-    for v in $order; do
-      extra=(); [ "$v" = off ] && extra=("${OFF[@]}")
-      "$BIN" "${TRAIN[@]}" --seed "$s" --run-dir "$ROOT/s$s-$v" "${extra[@]}" > "$ROOT/s$s-$v.out" 2>&1
-    done
-  done
-  python3 - "$ROOT" "$PAIRS" <<'PY'
-import json, statistics, sys
-root, pairs = sys.argv[1], int(sys.argv[2])
-sps = lambda d: (lambda j: j["env_steps"] / j["wall_s"])(json.load(open(f"{root}/{d}/summary.json")))
-ratios = []
-for s in range(1, pairs + 1):
-    on, off = sps(f"s{s}-on"), sps(f"s{s}-off")
-    ratios.append(on / off)
-    print(f"seed {s}: instrumentation on {on:8.0f} steps/s | switchable parts off {off:8.0f} steps/s | on/off {on / off:.3f}")
-m = statistics.mean(ratios)
-se = statistics.stdev(ratios) / len(ratios) ** 0.5 if len(ratios) > 1 else float("nan")
-print(f"pendulum-peer: on/off steps/s ratio {m:.4f} ± {se:.4f} (standard error over {pairs} seeds): "
-      f"overhead {100 * (1 - m):+.2f}% ± {100 * se:.2f}%")
+  python3 - "$BIN" "$ROOT" "$PAIRS" "${TRAIN[@]}" -- "${OFF[@]}" <<'PY'
+import json, resource, statistics, subprocess, sys
+binary, root, pairs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rest = sys.argv[4:]
+train, off = rest[:rest.index("--")], rest[rest.index("--") + 1:]
+def run(seed, variant):
+    d = f"{root}/s{seed}-{variant}"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(d + ".out", "w") as out:
+        subprocess.run([binary] + train + ["--seed", str(seed), "--run-dir", d] + (off if variant == "off" else []),
+                       stdout=out, stderr=subprocess.STDOUT, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    s = json.load(open(d + "/summary.json"))
+    db = sum(json.loads(l)["value"] or 0 for l in open(d + "/metrics.jsonl") if '"time/database_s"' in l)
+    return s["env_steps"] / s["wall_s"], cpu, db
+sps_ratio, cpu_ratio = [], []
+for seed in range(1, pairs + 1):
+    order = ["on", "off"] if seed % 2 else ["off", "on"]
+    r = {v: run(seed, v) for v in order}
+    sps_ratio.append(r["on"][0] / r["off"][0])
+    cpu_ratio.append(r["on"][1] / r["off"][1])
+    print(f"seed {seed}: on {r['on'][0]:7.0f} steps/s, {r['on'][1]:5.2f} s CPU (database {r['on'][2]:5.2f} s) | "
+          f"off {r['off'][0]:7.0f} steps/s, {r['off'][1]:5.2f} s CPU (database {r['off'][2]:5.2f} s) | "
+          f"steps/s on/off {sps_ratio[-1]:.3f}, CPU on/off {cpu_ratio[-1]:.3f}")
+med = statistics.median
+print(f"pendulum-peer over {pairs} seeds: steps/s on/off median {med(sps_ratio):.4f} "
+      f"(overhead {100 * (1 / med(sps_ratio) - 1):+.2f}%); CPU time on/off median {med(cpu_ratio):.4f} "
+      f"(overhead {100 * (med(cpu_ratio) - 1):+.2f}%). Medians, because a shared machine's disk stalls "
+      "(see 'database' seconds: SQLite commits waiting on fsync) hit single runs by 10x.")
 PY
 elif [ "$MODE" = callgrind ]; then
   SEED=${2:-1}
   valgrind --tool=callgrind --callgrind-out-file="$ROOT/callgrind.out" "$BIN" "${TRAIN[@]}" --seed "$SEED" \
     --run-dir "$ROOT/run" > "$ROOT/run.out" 2>&1
   callgrind_annotate --inclusive=yes --threshold=100 "$ROOT/callgrind.out" > "$ROOT/annotate.txt"
-  python3 - "$ROOT/annotate.txt" <<'PY'
+  callgrind_annotate --inclusive=yes --tree=caller --threshold=100 "$ROOT/callgrind.out" > "$ROOT/callers.txt"
+  python3 - "$ROOT/annotate.txt" "$ROOT/callers.txt" <<'PY'
 import re, sys
-text = open(sys.argv[1]).read()
-total = int(re.search(r"^([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", text, re.M).group(1).replace(",", ""))
-# Instrumentation, by what it does => function names as callgrind_annotate prints them.
+flat, tree = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+row = re.compile(r"^\s*([<*]?)\s*([\d,]+) \(\s*[\d.]+%\)\s+([<*]\s+)?(.*)$")
+def parse(line):
+    m = row.match(line)
+    if not m: return None
+    rest = m.group(4)
+    fn = rest.split(":", 1)[1] if ":" in rest.split(" ")[0] else rest
+    return (m.group(3) or m.group(1) or "").strip(), int(m.group(2).replace(",", "")), fn
+incl = {}
+for line in flat.splitlines():
+    p = parse(line)
+    if p: incl.setdefault(p[2].split("(")[0].strip(), p[1])
+def cost(name): return incl.get(name, 0)
+# Calls of `callee` made directly from prefrl::train (the caller tree: "<" lines above a "*" line).
+def edge_from_train(callee):
+    block = []
+    for line in tree.splitlines():
+        p = parse(line)
+        if not p: block = []; continue
+        if p[0] == "*":
+            if p[2].startswith(callee + "("):
+                return sum(c for k, c, fn in block if fn.startswith("prefrl::train(prefrl::TrainConfig"))
+            block = []
+        else:
+            block.append(p)
+    return 0
+train = cost("prefrl::train")
+after = {n: cost(n) for n in ["prefrl::reward_true_correlation", "prefrl::(anonymous namespace)::heldout_correlation",
+                              "prefrl::evaluate_policy", "prefrl::PPOAgent::save", "prefrl::RewardModel::save"]}
+loop = train - sum(after.values())
 parts = {
-    "metrics.jsonl + TensorBoard writer": ["prefrl::MetricWriter::log(", "prefrl::MetricWriter::flush("],
-    "health checks": ["prefrl::HealthMonitor::observe("],
-    "phase timers (steady_clock::now)": ["std::chrono::_V2::steady_clock::now("],
-    "resident memory": ["prefrl::resident_memory_mb("],
-    "database size and counts": ["prefrl::PrefDB::file_size(", "prefrl::PrefDB::count_pending(", "prefrl::PrefDB::count_labels("],
-    "summary.json heartbeats": ["prefrl::RunDir::write_json("],
-    "progress lines": ["prefrl::RunLog::progress("],
-    "predicted-vs-true correlation": ["prefrl::RewardModel::segment_returns(", "prefrl::pearson("],
+    "metrics.jsonl + TensorBoard writer": cost("prefrl::MetricWriter::log") + cost("prefrl::MetricWriter::flush"),
+    "health checks": cost("prefrl::HealthMonitor::observe"),
+    "phase timers (steady_clock::now)": cost("std::chrono::_V2::steady_clock::now"),
+    "resident memory": cost("prefrl::resident_memory_mb"),
+    "database size and counts": cost("prefrl::PrefDB::file_size") + cost("prefrl::PrefDB::count_pending") + cost("prefrl::PrefDB::count_labels"),
+    "summary.json heartbeats": cost("prefrl::RunDir::write_json"),
+    "progress lines": cost("prefrl::RunLog::progress"),
+    "predicted-vs-true correlation (fresh clips)": edge_from_train("prefrl::RewardModel::segment_returns") + cost("prefrl::pearson"),
 }
-rows = {}
-for line in text.splitlines():
-    m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+\S*:(.*)$", line) or re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*)$", line)
-    if not m: continue
-    ir, fn = int(m.group(1).replace(",", "")), m.group(2)
-    for part, names in parts.items():
-        for n in names:
-            if fn.startswith(n) or (":" + n) in fn or fn.split(" [")[0].startswith(n):
-                rows.setdefault(part, {})[n] = max(rows.get(part, {}).get(n, 0), ir)
+print(f"instructions of training (prefrl::train without its closing figures and checkpoints): {loop:,}")
 spent = 0
-for part in parts:
-    ir = sum(rows.get(part, {}).values())
+for part, ir in parts.items():
     spent += ir
-    print(f"{part:<40} {ir:>16,} instructions  {100 * ir / total:6.3f}%")
-print(f"{'all instrumentation (upper bound)':<40} {spent:>16,} instructions  {100 * spent / total:6.3f}% of {total:,}")
-print(f"=> the run without it would execute {total - spent:,}: instrumentation adds {100 * spent / (total - spent):.2f}%")
+    print(f"  {part:<46} {ir:>14,}  {100 * ir / loop:6.3f}%")
+print(f"  {'all instrumentation (upper bound)':<46} {spent:>14,}  {100 * spent / loop:6.3f}% of training")
+print(f"=> training without it would execute {loop - spent:,} instructions: instrumentation adds {100 * spent / (loop - spent):.2f}%")
+print(f"(after training, outside steps/s: final correlations {after['prefrl::reward_true_correlation'] + after['prefrl::(anonymous namespace)::heldout_correlation']:,})")
 PY
 else
   echo "usage: bench/instrumentation_overhead.sh wall [PAIRS] | callgrind [SEED]" >&2
