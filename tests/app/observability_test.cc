@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <thread>
 
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
@@ -234,6 +235,49 @@ TEST(Observability, SweepRunsSeedsAsProcessesAndKeepsAFailedSeed) {
   fs::remove_all(dir);
 }
 
+TEST(Observability, RunsServeShowsTheArchiveLive) {
+  const std::string root = temp_path("serve");
+  ASSERT_EQ(run_prefrl("train --env cartpole --steps 2048 --labels 10 --seed 4 --set run.eval_episodes=1 --run-dir " +
+                       root + "/one").exit_code, 0);
+  // Started by pid, with its stdout on a pipe: the first line says where it serves.
+  int out[2];
+  ASSERT_EQ(::pipe(out), 0);
+  std::vector<std::string> args = {PREFRL_BINARY, "runs", "serve", "--port", "0", "--root", root};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&fa, out[0]);
+  pid_t pid = -1;
+  ASSERT_EQ(posix_spawn(&pid, PREFRL_BINARY, &fa, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(out[1]);
+  FILE* p = ::fdopen(out[0], "r");
+  char line[4096] = {0};
+  ASSERT_NE(std::fgets(line, sizeof line, p), nullptr);
+  const std::string first = line;
+  const size_t at = first.find("http://127.0.0.1:");
+  ASSERT_NE(at, std::string::npos) << first;
+  const int port = std::stoi(first.substr(at + 17));
+  httplib::Client c("127.0.0.1", port);
+  auto r = c.Get("/api/runs");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find("\"one\""), std::string::npos) << r->body;
+  r = c.Get("/runs/one");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find("True return"), std::string::npos);
+  ::kill(pid, SIGTERM);  // stops cleanly
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  std::fclose(p);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  fs::remove_all(root);
+}
+
 void expect_usage_error(const std::string& args, const std::string& must_contain) {
   SCOPED_TRACE(args);
   auto r = run_prefrl(args);
@@ -261,6 +305,8 @@ TEST(Observability, MistakesExitTwoWithOneLine) {
                      "health.loss_ratio_low");
   expect_usage_error("train --env cartpole --set health.sps_drop=2", "health.sps_drop");
   expect_usage_error("train --env cartpole --set run.heartbeat_s=0", "run.heartbeat_s");
+  expect_usage_error("runs serve --root " + nowhere, "is not a directory");
+  expect_usage_error("runs serve --port 99999", "server.port");
   EXPECT_FALSE(fs::exists(nowhere));
 }
 

@@ -161,6 +161,31 @@ TEST_F(RunsPagesTest, TokenRulesApply) {
   EXPECT_EQ(r->status, 200);
 }
 
+TEST_F(RunsPagesTest, TheDashboardAloneHasNoLabelingRoutes) {
+  ServerConfig cfg;
+  cfg.port = 0;
+  server_ = std::make_unique<LabelServer>(cfg, "", "", "", root_.string());  // `prefrl runs serve`
+  server_->start();
+  client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
+  EXPECT_EQ(server_->runs_url(), "http://127.0.0.1:" + std::to_string(server_->port()) + "/runs");
+  auto r = client_->Get("/");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 302);
+  EXPECT_EQ(r->get_header_value("Location"), "/runs");
+  r = client_->Get("/runs");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find("cartpole-oracle-s1"), std::string::npos);
+  for (const char* path : {"/api/status", "/api/query/next?labeler=a", "/app.js", "/media/segment/1.png"}) {
+    r = client_->Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 404) << path;
+  }
+  r = client_->Post("/api/label", "{}", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+}
+
 TEST_F(RunsPagesTest, WithoutARunsRootThereIsNothingToShow) {
   start("");
   auto r = client_->Get("/runs");

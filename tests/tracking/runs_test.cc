@@ -12,6 +12,7 @@
 
 #include "prefrl/core/error.h"
 #include "prefrl/tracking/metrics.h"
+#include "prefrl/tracking/progress.h"
 #include "prefrl/tracking/report.h"
 #include "prefrl/tracking/runs.h"
 #include "prefrl/tracking/sweep.h"
@@ -323,6 +324,16 @@ TEST(Report, ChartsAndGrid) {
   EXPECT_TRUE(std::isnan(values[1][0]));  // before its first point
   EXPECT_EQ(values[1][1], 7);
   EXPECT_EQ(html_escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+}
+
+TEST(Progress, BarFillsWithTheFractionDone) {
+  EXPECT_EQ(progress_bar(0.0, 10), "[..........]");
+  EXPECT_EQ(progress_bar(0.5, 10), "[#####.....]");
+  EXPECT_EQ(progress_bar(1.0, 10), "[##########]");
+  EXPECT_EQ(progress_bar(2.0, 4), "[####]");   // clamped
+  EXPECT_EQ(progress_bar(-1.0, 4), "[....]");
+  EXPECT_EQ(progress_bar(std::nan(""), 4), "[....]");
+  EXPECT_EQ(progress_bar(0.3).size(), 26u);  // 24 cells by default
 }
 
 }  // namespace

@@ -318,6 +318,39 @@ int cmd_eval(const std::string& run_path, int episodes, int64_t seed, bool json,
   return 0;
 }
 
+// Blocks SIGINT and SIGTERM (call before any thread starts) => the set, for wait_for_stop.
+sigset_t block_stop_signals() {
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  return stop;
+}
+
+// Waits for one of the blocked stop signals, or until done() (polled every 200 ms).
+template <class Done>
+void wait_for_stop(const sigset_t& stop, Done done) {
+  const timespec poll = {0, 200 * 1000 * 1000};
+  while (sigtimedwait(&stop, nullptr, &poll) <= 0 && !done()) {}
+}
+
+// Serves the run dashboard for every run and sweep under root until SIGINT/SIGTERM.
+int cmd_runs_serve(const std::string& root, const std::string& host, const std::string& port, const std::string& token) {
+  TrainConfig cfg;
+  if (!host.empty()) config_set(cfg, "server.host", host);
+  if (!port.empty()) config_set(cfg, "server.port", port);
+  if (!token.empty()) config_set(cfg, "server.token", token);
+  if (!std::filesystem::is_directory(root)) throw UsageError("runs root '" + root + "' is not a directory");
+  const sigset_t stop = block_stop_signals();
+  LabelServer server(cfg.server, "", "", "", std::filesystem::absolute(root).string());
+  server.start();
+  std::cout << "prefrl runs serve: the runs under " << root << " at " << server.runs_url() << std::endl;
+  wait_for_stop(stop, [] { return false; });
+  server.stop();
+  return 0;
+}
+
 // Serves a run's pending queries to people, with no training, until SIGINT/SIGTERM (or, with
 // --exit-when-done, until no query is pending).
 int cmd_label(const std::string& run_path, const std::string& host, const std::string& port,
@@ -329,12 +362,7 @@ int cmd_label(const std::string& run_path, const std::string& host, const std::s
   if (!token.empty()) config_set(cfg, "server.token", token);
   const std::string db_path = run.file("prefs.db");
   if (!std::filesystem::exists(db_path)) throw UsageError("run '" + run_path + "' has no preference database (" + db_path + ")");
-  // Block the stop signals before any thread starts, then wait for one of them.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  const sigset_t stop = block_stop_signals();  // before any thread starts
   const std::filesystem::path run_abs = std::filesystem::absolute(run.path());
   LabelServer server(cfg.server, db_path, cfg.env.name, run_abs.filename().string(), run_abs.parent_path().string());
   server.start();
@@ -343,11 +371,7 @@ int cmd_label(const std::string& run_path, const std::string& host, const std::s
   std::cout << fmt::format("prefrl label: {} pending queries of run {} ({}); labeling page: {}", db.count_pending(),
                            run.path(), cfg.env.name, server.url())
             << std::endl;
-  const timespec poll = {0, 200 * 1000 * 1000};
-  while (true) {
-    if (sigtimedwait(&stop, nullptr, &poll) > 0) break;
-    if (exit_when_done && db.count_pending() == 0) break;
-  }
+  wait_for_stop(stop, [&] { return exit_when_done && db.count_pending() == 0; });
   server.stop();
   std::cout << fmt::format("prefrl label: stopped; {} labels in {}, {} queries pending", db.count_labels(), db_path,
                            db.count_pending())
@@ -512,6 +536,13 @@ int cli_main(int argc, char** argv) {
   runs_compare->add_option("--root", compare_root, "where to look for runs by name (default: runs)");
   runs_compare->add_flag("--diff", compare_diff, "only the keys that differ");
 
+  std::string serve_root = "runs", serve_host, serve_port, serve_token;
+  auto* runs_serve = runs_cmd->add_subcommand("serve", "serve the run dashboard (/runs: live reports of every run and sweep)");
+  runs_serve->add_option("--root", serve_root, "directory holding runs and sweeps (default: runs)");
+  runs_serve->add_option("--host", serve_host, "address to bind (default 127.0.0.1; others need a token)");
+  runs_serve->add_option("--port", serve_port, "port (default 8765; 0 = any free port)");
+  runs_serve->add_option("--token", serve_token, "access token (generated when the host is not loopback)");
+
   std::string repro_run, repro_root = "runs", repro_dir;
   auto* repro_cmd = app.add_subcommand("reproduce", "re-run an archived run (same config and seed) and check the metrics agree");
   repro_cmd->add_option("RUN", repro_run, "run directory (or its name under --root)")->required();
@@ -587,6 +618,7 @@ int cli_main(int argc, char** argv) {
       std::cout << runs_compare_text(runs, compare_diff, stdout_is_terminal());
       return 0;
     }
+    if (*runs_serve) return cmd_runs_serve(serve_root, serve_host, serve_port, serve_token);
     if (*repro_cmd) return cmd_reproduce(repro_run, repro_root, repro_dir, argc, argv);
     if (*report_cmd) return cmd_report(report_target, report_root, report_out);
     if (*sweep_cmd)

@@ -229,10 +229,8 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     server = std::make_unique<LabelServer>(cfg.server, run.file("prefs.db"), cfg.env.name, run_path.filename().string(),
                                            run_path.parent_path().string());
     server->start();
-    const std::string url = server->url();
-    const size_t query = url.find('?');
-    log.line(fmt::format("labeling page: {}  (open it in a browser; several people may label at once); runs: {}runs{}",
-                         url, url.substr(0, query), query == std::string::npos ? "" : url.substr(query)));
+    log.line(fmt::format("labeling page: {}  (open it in a browser; several people may label at once); runs: {}",
+                         server->url(), server->runs_url()));
   }
   SegmentPool pool(static_cast<size_t>(cfg.prefs.pool_capacity));
   LabelSchedule schedule;
