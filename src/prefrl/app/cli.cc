@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 #include <csignal>
+#include <mujoco/mujoco.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -58,13 +59,12 @@ double machine_memory_gb() {
 nlohmann::json build_meta(uint64_t seed) {
   char host[256] = {0};
   gethostname(host, sizeof host - 1);
-  const std::string mujoco = PREFRL_MUJOCO_VERSION;
   return {{"prefrl_version", PREFRL_VERSION},
           {"git_commit", PREFRL_GIT_COMMIT},
           {"git_dirty", PREFRL_GIT_DIRTY},
           {"build_type", PREFRL_BUILD_TYPE},
           {"libtorch_version", TORCH_VERSION},
-          {"mujoco_version", mujoco.empty() ? nlohmann::json(nullptr) : nlohmann::json(mujoco)},
+          {"mujoco_version", mj_versionString()},
           {"machine", {{"hostname", host}, {"cores", std::thread::hardware_concurrency()},
                        {"memory_gb", machine_memory_gb()}}},
           {"seed", seed},
