@@ -55,13 +55,22 @@ class RunsPagesTest : public ::testing::Test {
     for (int i = 1; i <= 4; ++i)
       m << json{{"name", "charts/episodic_return"}, {"value", 10.0 * i}, {"step", 128 * i}, {"wall_time", 0.1}}.dump() << "\n";
   }
-  void start(const std::string& root, const std::string& token = "") {
+  // A labeling server with the run dashboard of `root`; dashboard_only: no database (`prefrl runs serve`).
+  void start(const std::string& root, const std::string& token = "", bool dashboard_only = false) {
     ServerConfig cfg;
     cfg.port = 0;
     cfg.token = token;
-    server_ = std::make_unique<LabelServer>(cfg, (dir_ / "prefs.db").string(), "cartpole", "test-run", root);
+    server_ = dashboard_only ? std::make_unique<LabelServer>(cfg, "", "", "", root)
+                             : std::make_unique<LabelServer>(cfg, (dir_ / "prefs.db").string(), "cartpole", "test-run", root);
     server_->start();
     client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
+  }
+  // GET path => its status (-1 if no response), body into *body.
+  int status_of(const std::string& path, std::string* body = nullptr, const httplib::Headers& headers = {}) {
+    auto r = client_->Get(path.c_str(), headers);
+    if (!r) return -1;
+    if (body) *body = r->body;
+    return r->status;
   }
   fs::path dir_, root_;
   std::unique_ptr<LabelServer> server_;
@@ -137,36 +146,22 @@ TEST_F(RunsPagesTest, NamesCannotLeaveTheRoot) {
   for (const char* path : {"/runs/nope", "/api/runs/nope", "/runs/..", "/runs/../secret", "/api/runs/../secret",
                            "/runs/%2e%2e/secret", "/runs/sweep-cartpole/..", "/runs/.hidden", "/runs/a/b/c",
                            "/api/runs/sweep-cartpole/seed-1/../../../secret"}) {
-    auto r = client_->Get(path);
-    ASSERT_TRUE(r) << path;
-    EXPECT_EQ(r->status, 404) << path << ": " << r->body;
-    EXPECT_EQ(r->body.find("outside"), std::string::npos) << path;
+    std::string body;
+    EXPECT_EQ(status_of(path, &body), 404) << path << ": " << body;
+    EXPECT_EQ(body.find("outside"), std::string::npos) << path;
   }
 }
 
 TEST_F(RunsPagesTest, TokenRulesApply) {
   start(root_.string(), "a-long-token-123");
-  auto r = client_->Get("/runs");
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 401);
-  r = client_->Get("/api/runs/cartpole-oracle-s1");
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 401);
-  r = client_->Get("/runs?token=a-long-token-123");
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 200);
-  httplib::Headers auth = {{"Authorization", "Bearer a-long-token-123"}};
-  r = client_->Get("/api/runs", auth);
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(status_of("/runs"), 401);
+  EXPECT_EQ(status_of("/api/runs/cartpole-oracle-s1"), 401);
+  EXPECT_EQ(status_of("/runs?token=a-long-token-123"), 200);
+  EXPECT_EQ(status_of("/api/runs", nullptr, {{"Authorization", "Bearer a-long-token-123"}}), 200);
 }
 
 TEST_F(RunsPagesTest, TheDashboardAloneHasNoLabelingRoutes) {
-  ServerConfig cfg;
-  cfg.port = 0;
-  server_ = std::make_unique<LabelServer>(cfg, "", "", "", root_.string());  // `prefrl runs serve`
-  server_->start();
-  client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
+  start(root_.string(), "", /*dashboard_only=*/true);
   EXPECT_EQ(server_->runs_url(), "http://127.0.0.1:" + std::to_string(server_->port()) + "/runs");
   auto r = client_->Get("/");
   ASSERT_TRUE(r);
@@ -176,11 +171,8 @@ TEST_F(RunsPagesTest, TheDashboardAloneHasNoLabelingRoutes) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
   EXPECT_NE(r->body.find("cartpole-oracle-s1"), std::string::npos);
-  for (const char* path : {"/api/status", "/api/query/next?labeler=a", "/app.js", "/media/segment/1.png"}) {
-    r = client_->Get(path);
-    ASSERT_TRUE(r) << path;
-    EXPECT_EQ(r->status, 404) << path;
-  }
+  for (const char* path : {"/api/status", "/api/query/next?labeler=a", "/app.js", "/media/segment/1.png"})
+    EXPECT_EQ(status_of(path), 404) << path;
   r = client_->Post("/api/label", "{}", "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 404);
@@ -188,17 +180,11 @@ TEST_F(RunsPagesTest, TheDashboardAloneHasNoLabelingRoutes) {
 
 TEST_F(RunsPagesTest, WithoutARunsRootThereIsNothingToShow) {
   start("");
-  auto r = client_->Get("/runs");
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 404);
-  EXPECT_NE(r->body.find("no runs directory"), std::string::npos);
-  r = client_->Get("/api/runs");
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 404);
-  // The labeling page is still there.
-  r = client_->Get("/");
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 200);
+  std::string body;
+  EXPECT_EQ(status_of("/runs", &body), 404);
+  EXPECT_NE(body.find("no runs directory"), std::string::npos);
+  EXPECT_EQ(status_of("/api/runs"), 404);
+  EXPECT_EQ(status_of("/"), 200);  // the labeling page is still there
 }
 
 }  // namespace

@@ -40,6 +40,18 @@ std::vector<std::string> feed(HealthMonitor& m, const std::vector<HealthSample>&
   return out;
 }
 
+// n healthy iterations drawn from Rng(seed), each then changed by edit(sample, i, rng).
+template <class Edit>
+std::vector<HealthSample> series(int n, uint64_t seed, Edit edit) {
+  Rng rng(seed);
+  std::vector<HealthSample> v;
+  for (int i = 0; i < n; ++i) {
+    v.push_back(healthy(i, rng));
+    edit(v.back(), i, rng);
+  }
+  return v;
+}
+
 TEST(Health, HealthySeriesFireNothing) {
   for (bool gaussian : {false, true}) {
     HealthMonitor m(HealthConfig{}, gaussian, 1);
@@ -163,34 +175,25 @@ TEST(Health, StepsPerSecondFallingSteadilyFiresButAStepChangeDoesNot) {
   cfg.trend_window = 10;
   {
     HealthMonitor m(cfg, false, 1);
-    Rng rng(7);
-    std::vector<HealthSample> v;
-    for (int i = 0; i < 100; ++i) {
-      v.push_back(healthy(i, rng));
-      v.back().rollout_sps = 20000 * std::pow(0.985, i) * (1.0 + 0.05 * (rng.uniform() - 0.5));
-    }
+    const std::vector<HealthSample> v = series(100, 7, [](HealthSample& s, int i, Rng& rng) {
+      s.rollout_sps = 20000 * std::pow(0.985, i) * (1.0 + 0.05 * (rng.uniform() - 0.5));
+    });
     const auto fired = feed(m, v);
     ASSERT_EQ(fired.size(), 1u);
     EXPECT_EQ(fired[0], "sps_falling");
   }
   {
     HealthMonitor m(cfg, false, 1);  // another process took a core: half speed, then steady
-    Rng rng(8);
-    std::vector<HealthSample> v;
-    for (int i = 0; i < 100; ++i) {
-      v.push_back(healthy(i, rng));
-      v.back().rollout_sps = i < 40 ? 20000 : 10000;
-    }
+    const std::vector<HealthSample> v = series(100, 8, [](HealthSample& s, int i, Rng& rng) {
+      s.rollout_sps = i < 40 ? 20000 : 10000;
+    });
     EXPECT_TRUE(feed(m, v).empty());
   }
   {
     HealthMonitor m(cfg, false, 1);  // slow but shallow decline: 10% over the run
-    Rng rng(9);
-    std::vector<HealthSample> v;
-    for (int i = 0; i < 100; ++i) {
-      v.push_back(healthy(i, rng));
-      v.back().rollout_sps = 20000 * (1.0 - 0.001 * i);
-    }
+    const std::vector<HealthSample> v = series(100, 9, [](HealthSample& s, int i, Rng& rng) {
+      s.rollout_sps = 20000 * (1.0 - 0.001 * i);
+    });
     EXPECT_TRUE(feed(m, v).empty());
   }
 }
@@ -201,12 +204,9 @@ TEST(Health, MemoryGrowingWithoutBoundFiresButAPlateauDoesNot) {
   cfg.memory_growth_mb = 256;
   {
     HealthMonitor m(cfg, false, 1);
-    Rng rng(10);
-    std::vector<HealthSample> v;
-    for (int i = 0; i < 120; ++i) {
-      v.push_back(healthy(i, rng));
-      v.back().rss_mb = 300 + 4.0 * i;  // a leak: 4 MiB per iteration
-    }
+    const std::vector<HealthSample> v = series(120, 10, [](HealthSample& s, int i, Rng& rng) {
+      s.rss_mb = 300 + 4.0 * i;  // a leak: 4 MiB per iteration
+    });
     const auto fired = feed(m, v);
     ASSERT_EQ(fired.size(), 1u);
     EXPECT_EQ(fired[0], "memory_growing");
@@ -214,12 +214,9 @@ TEST(Health, MemoryGrowingWithoutBoundFiresButAPlateauDoesNot) {
   }
   {
     HealthMonitor m(cfg, false, 1);  // grows while the label set grows, then levels off
-    Rng rng(11);
-    std::vector<HealthSample> v;
-    for (int i = 0; i < 120; ++i) {
-      v.push_back(healthy(i, rng));
-      v.back().rss_mb = 300 + 2.0 * std::min(i, 60);
-    }
+    const std::vector<HealthSample> v = series(120, 11, [](HealthSample& s, int i, Rng& rng) {
+      s.rss_mb = 300 + 2.0 * std::min(i, 60);
+    });
     EXPECT_TRUE(feed(m, v).empty());
   }
 }
@@ -251,12 +248,9 @@ TEST(Health, RewardLossRatioOutsideItsBandFiresAfterPatienceRounds) {
 
 TEST(Health, ValidationAccuracyNearChanceFires) {
   HealthMonitor m(HealthConfig{}, false, 1);
-  Rng rng(13);
-  std::vector<HealthSample> v;
-  for (int i = 0; i < 20; ++i) {
-    v.push_back(healthy(i, rng));
-    v.back().val_accuracy = 0.5 + 0.05 * (rng.uniform() - 0.5);
-  }
+  std::vector<HealthSample> v = series(20, 13, [](HealthSample& s, int i, Rng& rng) {
+    s.val_accuracy = 0.5 + 0.05 * (rng.uniform() - 0.5);
+  });
   const auto fired = feed(m, v);
   ASSERT_EQ(fired.size(), 1u);
   EXPECT_EQ(fired[0], "val_accuracy_chance");
@@ -272,12 +266,9 @@ TEST(Health, TrueCorrelationLowOrFallingFires) {
   cfg.patience = 5;
   {
     HealthMonitor m(cfg, false, 1);
-    Rng rng(14);
-    std::vector<HealthSample> v;
-    for (int i = 0; i < 30; ++i) {
-      v.push_back(healthy(i, rng));
-      v.back().true_corr = 0.1 * rng.uniform();
-    }
+    const std::vector<HealthSample> v = series(30, 14, [](HealthSample& s, int i, Rng& rng) {
+      s.true_corr = 0.1 * rng.uniform();
+    });
     std::vector<std::string> fired;
     for (size_t i = 0; i < v.size(); ++i)
       for (const auto& e : m.observe(v[i])) {
@@ -289,12 +280,9 @@ TEST(Health, TrueCorrelationLowOrFallingFires) {
   }
   {
     HealthMonitor m(cfg, false, 1);
-    Rng rng(15);
-    std::vector<HealthSample> v;
-    for (int i = 0; i < 60; ++i) {
-      v.push_back(healthy(i, rng));
-      v.back().true_corr = i < 30 ? 0.95 : 0.35;  // above corr_min, but 0.6 below its best
-    }
+    const std::vector<HealthSample> v = series(60, 15, [](HealthSample& s, int i, Rng& rng) {
+      s.true_corr = i < 30 ? 0.95 : 0.35;  // above corr_min, but 0.6 below its best
+    });
     std::vector<std::string> msgs;
     for (const auto& s : v)
       for (const auto& e : m.observe(s)) msgs.push_back(e.message);
