@@ -74,11 +74,24 @@ int answer_all(httplib::Client& c, const std::string& labeler) {
 TEST(HumanTeacher, PreTrainingWaitsForPeopleAndPrefrlLabelServesTheRest) {
   const std::string dir = temp_path("human");
   Running train("train --env cartpole --teacher human --port 0 --labels 12 --steps 4096 --seed 3 --run-dir " + dir +
-                " --set prefs.initial_fraction=0.5 --set server.undo_window_s=0 --set server.frame_size=32");
+                " --set prefs.initial_fraction=0.5 --set server.undo_window_s=0 --set server.frame_size=32"
+                " --set health.label_wait_s=0.5");
   const std::string port = train.wait_for(R"(labeling page: http://127\.0\.0\.1:(\d+)/)");
   ASSERT_FALSE(port.empty()) << train.out();
   ASSERT_FALSE(train.wait_for("waiting for the first labels: 0 of 6 given").empty()) << train.out();
+  // Nobody labels for longer than health.label_wait_s: the trainer warns, while it waits.
+  ASSERT_FALSE(train.wait_for(R"(health warning \[label_wait\] at step \d+: waiting for people's labels)").empty())
+      << train.out();
   httplib::Client c("127.0.0.1", std::stoi(port));
+  // The run is on the dashboard, running.
+  auto runs = c.Get("/api/runs");
+  ASSERT_TRUE(runs);
+  ASSERT_EQ(runs->status, 200);
+  bool listed = false;
+  const json listing = json::parse(runs->body);
+  for (const auto& r : listing["runs"])
+    listed |= r["name"] == std::filesystem::path(dir).filename().string() && r["status"] == "running";
+  EXPECT_TRUE(listed) << runs->body;
   auto st = c.Get("/api/status");
   ASSERT_TRUE(st);
   json status = json::parse(st->body);
@@ -95,6 +108,8 @@ TEST(HumanTeacher, PreTrainingWaitsForPeopleAndPrefrlLabelServesTheRest) {
   EXPECT_NE(train.out().find("the first 6 labels are in"), std::string::npos) << train.out();
   json summary = json::parse(read_file(dir + "/summary.json"));
   EXPECT_EQ(summary["status"], "finished");
+  EXPECT_EQ(summary["health"]["label_wait"], 1);
+  EXPECT_NE(read_file(dir + "/health.jsonl").find("\"label_wait\""), std::string::npos);
 
   int64_t pending = 0;
   {

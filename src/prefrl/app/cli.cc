@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 #include <csignal>
+#include <mujoco/mujoco.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -21,7 +22,12 @@
 #include "prefrl/envs/env.h"
 #include "prefrl/prefs/pref_db.h"
 #include "prefrl/server/label_server.h"
+#include "prefrl/tracking/metrics.h"
+#include "prefrl/tracking/progress.h"
+#include "prefrl/tracking/report.h"
 #include "prefrl/tracking/run_dir.h"
+#include "prefrl/tracking/runs.h"
+#include "prefrl/tracking/sweep.h"
 #include "prefrl_version.h"
 
 namespace prefrl {
@@ -53,18 +59,16 @@ double machine_memory_gb() {
 nlohmann::json build_meta(uint64_t seed) {
   char host[256] = {0};
   gethostname(host, sizeof host - 1);
-  std::time_t t = std::time(nullptr);
-  char when[32];
-  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
   return {{"prefrl_version", PREFRL_VERSION},
           {"git_commit", PREFRL_GIT_COMMIT},
           {"git_dirty", PREFRL_GIT_DIRTY},
           {"build_type", PREFRL_BUILD_TYPE},
           {"libtorch_version", TORCH_VERSION},
+          {"mujoco_version", mj_versionString()},
           {"machine", {{"hostname", host}, {"cores", std::thread::hardware_concurrency()},
                        {"memory_gb", machine_memory_gb()}}},
           {"seed", seed},
-          {"started_at", when}};
+          {"started_at", utc_now()}};
 }
 
 std::string quote_args(int argc, char** argv) {
@@ -84,21 +88,38 @@ struct ConfigFlags {
   // Dedicated flags, kept as text and validated by the config's own ranges.
   std::string teacher, labels, steps, seed, threads, host, port, token;
 
-  void add_to(CLI::App* cmd, bool with_run_flags) {
+  enum Flags { kConfigOnly, kTrain, kSweep };  // kSweep: no --seed (the sweep sets it) and no server flags
+  void add_to(CLI::App* cmd, Flags which) {
     cmd->add_option("--env", env, "environment (see `prefrl env list`)")->required();
     cmd->add_option("--preset", preset, "preset (see `prefrl presets`); default: the environment's own");
     cmd->add_option("--config", config_file, "TOML (or .json) file of config keys");
     cmd->add_option("--set", sets, "override one config key: --set ppo.lr=0.001 (repeatable)");
-    if (with_run_flags) {
-      cmd->add_option("--teacher", teacher, "who answers queries: oracle | noisy | human (a browser page)");
-      cmd->add_option("--labels", labels, "label budget (prefs.total_labels)");
-      cmd->add_option("--steps", steps, "environment steps (run.total_steps)");
-      cmd->add_option("--seed", seed, "seed (run.seed)");
-      cmd->add_option("--threads", threads, "LibTorch intra-op threads (run.threads)");
-      cmd->add_option("--host", host, "--teacher human: address of the labeling page (server.host; default 127.0.0.1)");
-      cmd->add_option("--port", port, "--teacher human: port of the labeling page (server.port; 0 = any free port)");
-      cmd->add_option("--token", token, "--teacher human: access token (server.token; generated when the host is not loopback)");
-    }
+    if (which == kConfigOnly) return;
+    cmd->add_option("--teacher", teacher, "who answers queries: oracle | noisy | human (a browser page)");
+    cmd->add_option("--labels", labels, "label budget (prefs.total_labels)");
+    cmd->add_option("--steps", steps, "environment steps (run.total_steps)");
+    cmd->add_option("--threads", threads, "LibTorch intra-op threads (run.threads)");
+    if (which == kSweep) return;
+    cmd->add_option("--seed", seed, "seed (run.seed)");
+    cmd->add_option("--host", host, "--teacher human: address of the labeling page (server.host; default 127.0.0.1)");
+    cmd->add_option("--port", port, "--teacher human: port of the labeling page (server.port; 0 = any free port)");
+    cmd->add_option("--token", token, "--teacher human: access token (server.token; generated when the host is not loopback)");
+  }
+
+  // The flags as given, for a child `prefrl train` (the sweep's seeds).
+  std::vector<std::string> forwarded() const {
+    std::vector<std::string> out;
+    auto add = [&](const char* flag, const std::string& v) {
+      if (!v.empty()) { out.push_back(flag); out.push_back(v); }
+    };
+    add("--preset", preset);
+    add("--config", config_file.empty() ? "" : std::filesystem::absolute(config_file).string());
+    for (const auto& s : sets) add("--set", s);
+    add("--teacher", teacher);
+    add("--labels", labels);
+    add("--steps", steps);
+    add("--threads", threads);
+    return out;
   }
 
   TrainConfig resolve() const {
@@ -140,15 +161,12 @@ void print_config(const TrainConfig& cfg_in, std::ostream& out) {
   }
 }
 
-int cmd_train(const ConfigFlags& flags, const std::string& run_dir_flag, const std::string& runs_root,
-              int argc, char** argv) {
-  TrainConfig cfg = flags.resolve();
-  const std::string path = !run_dir_flag.empty()
-                               ? run_dir_flag
-                               : runs_root + "/" + default_run_name(cfg.env.name, cfg.teacher.kind, cfg.run.seed);
+// Creates the run directory at `path`, records the config, command and build, and trains.
+// => the run's exit code (0 finished, 1 failed; summary.json says which and why).
+int start_run(TrainConfig cfg, const std::string& path, const std::string& command) {
   RunDir run = RunDir::create(path);
   run.write_json("config.json", config_to_json(cfg));
-  run.write_text("command.txt", quote_args(argc, argv) + "\n");
+  run.write_text("command.txt", command + "\n");
   run.write_json("meta.json", build_meta(cfg.run.seed));
   RunLog log;
   log.open(run.file("log.txt"));
@@ -163,12 +181,117 @@ int cmd_train(const ConfigFlags& flags, const std::string& run_dir_flag, const s
   } catch (const std::exception& e) {
     TrainResult failed;
     failed.status = "failed";
+    failed.total_steps = cfg.run.total_steps;
     nlohmann::json j = failed.to_json();
     j["error"] = e.what();
+    j["process"] = process_identity();
+    j["process"]["heartbeat"] = unix_time_now();
     run.write_json("summary.json", j);
     log.line(std::string("prefrl: training failed: ") + e.what());
     return 1;
   }
+}
+
+int cmd_train(const ConfigFlags& flags, const std::string& run_dir_flag, const std::string& runs_root,
+              int argc, char** argv) {
+  TrainConfig cfg = flags.resolve();
+  const std::string path = !run_dir_flag.empty()
+                               ? run_dir_flag
+                               : runs_root + "/" + default_run_name(cfg.env.name, cfg.teacher.kind, cfg.run.seed);
+  return start_run(cfg, path, quote_args(argc, argv));
+}
+
+// Re-runs an archived run (same config, same seed) into a new directory and compares the two
+// metrics files, as the determinism test does.
+int cmd_reproduce(const std::string& run_arg, const std::string& root, const std::string& run_dir_flag, int argc,
+                  char** argv) {
+  const RunInfo orig = resolve_run(run_arg, root);
+  TrainConfig cfg;
+  config_from_json(cfg, orig.config);
+  if (cfg.teacher.kind == "human")
+    throw UsageError("run '" + orig.path + "' was labeled by people (teacher.kind=human); only runs with a scripted "
+                     "teacher (oracle, noisy) can be reproduced");
+  cfg.validate();
+  const std::string parent = std::filesystem::path(orig.path).parent_path().string();
+  const std::string path = !run_dir_flag.empty()
+                               ? run_dir_flag
+                               : (parent.empty() ? "." : parent) + "/" + std::filesystem::path(orig.path).filename().string() +
+                                     "-repro-" + utc_now("%Y%m%d-%H%M%S");
+  std::vector<std::string> notes;
+  const std::string commit = orig.meta.value("git_commit", std::string("?"));
+  if (commit != PREFRL_GIT_COMMIT || orig.meta.value("git_dirty", false) || PREFRL_GIT_DIRTY)
+    notes.push_back(fmt::format("the run was built from commit {}{}, this prefrl from {}{}: metrics may differ",
+                                commit, orig.meta.value("git_dirty", false) ? " (dirty)" : "", PREFRL_GIT_COMMIT,
+                                PREFRL_GIT_DIRTY ? " (dirty)" : ""));
+  if (cfg.run.threads > 1)
+    notes.push_back(fmt::format("run.threads = {}: LibTorch's parallel reductions need not be bit-identical", cfg.run.threads));
+  if (orig.status != "finished") notes.push_back("the original run is " + orig.status + ", not finished");
+  for (const auto& n : notes) std::cout << "prefrl reproduce: note: " << n << "\n";
+  std::cout << "prefrl reproduce: re-running " << orig.path << " (" << cfg.env.name << ", seed " << cfg.run.seed
+            << ") into " << path << std::endl;
+  const int rc = start_run(cfg, path, quote_args(argc, argv));
+  const MetricsComparison c = compare_metrics(orig.path + "/metrics.jsonl", path + "/metrics.jsonl");
+  const RunInfo again = load_run(path);
+  std::cout << fmt::format("prefrl reproduce: final return {} (original {}), labels {} (original {})\n",
+                           fmt_num(again.final_return()), fmt_num(orig.final_return()), again.labels(), orig.labels());
+  if (c.agree) {
+    std::cout << fmt::format("prefrl reproduce: metrics agree: all {} lines identical (wall-clock fields and "
+                             "machine-measuring series excluded)\n", c.lines_a);
+    return rc;
+  }
+  std::cout << fmt::format("prefrl reproduce: metrics DIFFER at line {} of {} / {} compared:\n  original:     {}\n"
+                           "  reproduction: {}\n",
+                           c.first_difference + 1, c.lines_a, c.lines_b, c.line_a.empty() ? "(end)" : c.line_a,
+                           c.line_b.empty() ? "(end)" : c.line_b);
+  return 1;
+}
+
+std::string self_binary() {
+  std::error_code ec;
+  const auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) throw RuntimeError("cannot find the prefrl binary (/proc/self/exe): " + ec.message());
+  return p.string();
+}
+
+int cmd_sweep(const ConfigFlags& flags, int seeds, int64_t seed_start, int jobs, double threshold_flag,
+              const std::string& sweep_dir_flag, const std::string& runs_root, int argc, char** argv) {
+  // Resolve (and so validate) the config of every seed before any work.
+  TrainConfig cfg;
+  for (int k = 0; k < seeds; ++k) {
+    ConfigFlags f = flags;
+    f.seed = std::to_string(seed_start + k);
+    cfg = f.resolve();
+  }
+  if (cfg.teacher.kind == "human")
+    throw UsageError("a sweep needs a scripted teacher (oracle or noisy), not --teacher human");
+  const double threshold = std::isnan(threshold_flag) ? default_pass_threshold(cfg.env.name) : threshold_flag;
+  SweepPlan plan;
+  plan.binary = self_binary();
+  plan.dir = !sweep_dir_flag.empty() ? sweep_dir_flag : runs_root + "/" + default_sweep_name(cfg.env.name, cfg.teacher.kind);
+  plan.env = cfg.env.name;
+  for (int k = 0; k < seeds; ++k) plan.seeds.push_back(seed_start + k);
+  plan.jobs = jobs;
+  plan.threshold = threshold;
+  plan.train_args = flags.forwarded();
+  plan.command = quote_args(argc, argv);
+  std::cout << fmt::format("prefrl sweep: {} seeds of {} ({}..{}), {} at a time, into {}", seeds, cfg.env.name,
+                           seed_start, seed_start + seeds - 1, jobs, plan.dir)
+            << std::endl;
+  const nlohmann::json record = run_sweep(plan);
+  std::cout << sweep_summary_text(record["figures"]);
+  std::cout << "prefrl sweep: " << plan.dir << "/sweep.json, report " << plan.dir << "/report.html\n";
+  return record["figures"]["n_finished"].get<int>() == seeds ? 0 : 1;
+}
+
+int cmd_report(const std::string& target, const std::string& root, const std::string& out_flag) {
+  std::string dir = target;
+  if (!std::filesystem::is_directory(dir) && std::filesystem::is_directory(root + "/" + target)) dir = root + "/" + target;
+  if (!std::filesystem::is_directory(dir))
+    throw UsageError("no run or sweep '" + target + "' (neither a directory nor one under '" + root + "')");
+  const std::string out = out_flag.empty() ? dir + "/report.html" : out_flag;
+  write_report(dir, out);
+  std::cout << "prefrl report: wrote " << out << "\n";
+  return 0;
 }
 
 TrainConfig load_run_config(const RunDir& run) {
@@ -195,6 +318,39 @@ int cmd_eval(const std::string& run_path, int episodes, int64_t seed, bool json,
   return 0;
 }
 
+// Blocks SIGINT and SIGTERM (call before any thread starts) => the set, for wait_for_stop.
+sigset_t block_stop_signals() {
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  return stop;
+}
+
+// Waits for one of the blocked stop signals, or until done() (polled every 200 ms).
+template <class Done>
+void wait_for_stop(const sigset_t& stop, Done done) {
+  const timespec poll = {0, 200 * 1000 * 1000};
+  while (sigtimedwait(&stop, nullptr, &poll) <= 0 && !done()) {}
+}
+
+// Serves the run dashboard for every run and sweep under root until SIGINT/SIGTERM.
+int cmd_runs_serve(const std::string& root, const std::string& host, const std::string& port, const std::string& token) {
+  TrainConfig cfg;
+  if (!host.empty()) config_set(cfg, "server.host", host);
+  if (!port.empty()) config_set(cfg, "server.port", port);
+  if (!token.empty()) config_set(cfg, "server.token", token);
+  if (!std::filesystem::is_directory(root)) throw UsageError("runs root '" + root + "' is not a directory");
+  const sigset_t stop = block_stop_signals();
+  LabelServer server(cfg.server, "", "", "", std::filesystem::absolute(root).string());
+  server.start();
+  std::cout << "prefrl runs serve: the runs under " << root << " at " << server.runs_url() << std::endl;
+  wait_for_stop(stop, [] { return false; });
+  server.stop();
+  return 0;
+}
+
 // Serves a run's pending queries to people, with no training, until SIGINT/SIGTERM (or, with
 // --exit-when-done, until no query is pending).
 int cmd_label(const std::string& run_path, const std::string& host, const std::string& port,
@@ -206,24 +362,16 @@ int cmd_label(const std::string& run_path, const std::string& host, const std::s
   if (!token.empty()) config_set(cfg, "server.token", token);
   const std::string db_path = run.file("prefs.db");
   if (!std::filesystem::exists(db_path)) throw UsageError("run '" + run_path + "' has no preference database (" + db_path + ")");
-  // Block the stop signals before any thread starts, then wait for one of them.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  LabelServer server(cfg.server, db_path, cfg.env.name, std::filesystem::path(run.path()).filename().string());
+  const sigset_t stop = block_stop_signals();  // before any thread starts
+  const std::filesystem::path run_abs = std::filesystem::absolute(run.path());
+  LabelServer server(cfg.server, db_path, cfg.env.name, run_abs.filename().string(), run_abs.parent_path().string());
   server.start();
   PrefDB db(db_path);
   server.publish({{"phase", "labeling only"}});
   std::cout << fmt::format("prefrl label: {} pending queries of run {} ({}); labeling page: {}", db.count_pending(),
                            run.path(), cfg.env.name, server.url())
             << std::endl;
-  const timespec poll = {0, 200 * 1000 * 1000};
-  while (true) {
-    if (sigtimedwait(&stop, nullptr, &poll) > 0) break;
-    if (exit_when_done && db.count_pending() == 0) break;
-  }
+  wait_for_stop(stop, [&] { return exit_when_done && db.count_pending() == 0; });
   server.stop();
   std::cout << fmt::format("prefrl label: stopped; {} labels in {}, {} queries pending", db.count_labels(), db_path,
                            db.count_pending())
@@ -341,7 +489,7 @@ int cli_main(int argc, char** argv) {
   ConfigFlags train_flags;
   std::string run_dir, runs_root = "runs";
   auto* train_cmd = app.add_subcommand("train", "train a policy from preferences (scripted teacher or people in a browser)");
-  train_flags.add_to(train_cmd, true);
+  train_flags.add_to(train_cmd, ConfigFlags::kTrain);
   auto* rd = train_cmd->add_option("--run-dir", run_dir, "directory for this run (must not hold a run)");
   auto* rr = train_cmd->add_option("--runs-root", runs_root, "parent of a new, named run directory (default: runs)");
   rd->excludes(rr);
@@ -370,7 +518,59 @@ int cli_main(int argc, char** argv) {
 
   ConfigFlags config_flags;
   auto* config_cmd = app.add_subcommand("config", "print every config key: resolved value, doc, range");
-  config_flags.add_to(config_cmd, true);
+  config_flags.add_to(config_cmd, ConfigFlags::kTrain);
+
+  // The run archive.
+  auto* runs_cmd = app.add_subcommand("runs", "archived runs: list, show, compare");
+  runs_cmd->require_subcommand(1);
+  std::string runs_list_root = "runs", show_run, compare_root = "runs";
+  std::vector<std::string> compare_runs;
+  bool compare_diff = false;
+  auto* runs_list = runs_cmd->add_subcommand("list", "table of runs: run, env, teacher, seed, steps, labels, final return, status");
+  runs_list->add_option("--root", runs_list_root, "directory holding runs and sweeps (default: runs)");
+  auto* runs_show = runs_cmd->add_subcommand("show", "everything about one run: command, build, machine, result, health");
+  runs_show->add_option("RUN", show_run, "run directory (or its name under --root)")->required();
+  runs_show->add_option("--root", runs_list_root, "where to look for RUN by name (default: runs)");
+  auto* runs_compare = runs_cmd->add_subcommand("compare", "configs side by side (differing keys marked) and final figures");
+  runs_compare->add_option("RUNS", compare_runs, "two or more run directories (or names under --root)")->required()->expected(2, -1);
+  runs_compare->add_option("--root", compare_root, "where to look for runs by name (default: runs)");
+  runs_compare->add_flag("--diff", compare_diff, "only the keys that differ");
+
+  std::string serve_root = "runs", serve_host, serve_port, serve_token;
+  auto* runs_serve = runs_cmd->add_subcommand("serve", "serve the run dashboard (/runs: live reports of every run and sweep)");
+  runs_serve->add_option("--root", serve_root, "directory holding runs and sweeps (default: runs)");
+  runs_serve->add_option("--host", serve_host, "address to bind (default 127.0.0.1; others need a token)");
+  runs_serve->add_option("--port", serve_port, "port (default 8765; 0 = any free port)");
+  runs_serve->add_option("--token", serve_token, "access token (generated when the host is not loopback)");
+
+  std::string repro_run, repro_root = "runs", repro_dir;
+  auto* repro_cmd = app.add_subcommand("reproduce", "re-run an archived run (same config and seed) and check the metrics agree");
+  repro_cmd->add_option("RUN", repro_run, "run directory (or its name under --root)")->required();
+  repro_cmd->add_option("--root", repro_root, "where to look for RUN by name (default: runs)");
+  repro_cmd->add_option("--run-dir", repro_dir, "directory of the new run (default: RUN-repro-<time> beside RUN)");
+
+  std::string report_target, report_root = "runs", report_out;
+  auto* report_cmd = app.add_subcommand("report", "write a self-contained HTML report of a run or a sweep");
+  report_cmd->add_option("RUN_OR_SWEEP", report_target, "run or sweep directory (or its name under --root)")->required();
+  report_cmd->add_option("--out", report_out, "HTML file to write (default: RUN_OR_SWEEP/report.html)");
+  report_cmd->add_option("--root", report_root, "where to look by name (default: runs)");
+
+  ConfigFlags sweep_flags;
+  int sweep_seeds = 5, sweep_jobs = 1;
+  int64_t sweep_seed_start = 1;
+  double sweep_threshold = std::nan("");
+  std::string sweep_dir, sweep_root = "runs";
+  auto* sweep_cmd = app.add_subcommand("sweep", "train several seeds (separate processes) and aggregate them into one report");
+  sweep_flags.add_to(sweep_cmd, ConfigFlags::kSweep);
+  sweep_cmd->add_option("--seeds", sweep_seeds, "number of seeds")->required()->check(CLI::Range(1, 10000));
+  sweep_cmd->add_option("--seed-start", sweep_seed_start, "first seed (default 1); seeds are consecutive")
+      ->check(CLI::Range(int64_t{0}, int64_t{9000000000000000}));
+  sweep_cmd->add_option("--jobs", sweep_jobs, "seeds run at once (default 1)")->check(CLI::Range(1, 256));
+  sweep_cmd->add_option("--threshold", sweep_threshold,
+                        "a seed passes when its final return reaches this (default: the environment's, e.g. cartpole 475)");
+  auto* sd = sweep_cmd->add_option("--sweep-dir", sweep_dir, "directory of the sweep (must not hold one)");
+  auto* sr = sweep_cmd->add_option("--runs-root", sweep_root, "parent of a new, named sweep directory (default: runs)");
+  sd->excludes(sr);
 
   auto* env_cmd = app.add_subcommand("env", "environments");
   env_cmd->require_subcommand(1);
@@ -410,6 +610,20 @@ int cli_main(int argc, char** argv) {
     if (*presets_cmd) return cmd_presets();
     if (*label_cmd) return cmd_label(label_run, label_host, label_port, label_token, label_exit_when_done);
     if (*config_cmd) { print_config(config_flags.resolve(), std::cout); return 0; }
+    if (*runs_list) { std::cout << runs_list_text(find_runs(runs_list_root)); return 0; }
+    if (*runs_show) { std::cout << run_show_text(resolve_run(show_run, runs_list_root)); return 0; }
+    if (*runs_compare) {
+      std::vector<RunInfo> runs;
+      for (const auto& r : compare_runs) runs.push_back(resolve_run(r, compare_root));
+      std::cout << runs_compare_text(runs, compare_diff, stdout_is_terminal());
+      return 0;
+    }
+    if (*runs_serve) return cmd_runs_serve(serve_root, serve_host, serve_port, serve_token);
+    if (*repro_cmd) return cmd_reproduce(repro_run, repro_root, repro_dir, argc, argv);
+    if (*report_cmd) return cmd_report(report_target, report_root, report_out);
+    if (*sweep_cmd)
+      return cmd_sweep(sweep_flags, sweep_seeds, sweep_seed_start, sweep_jobs, sweep_threshold, sweep_dir, sweep_root,
+                       argc, argv);
     if (*env_list) return cmd_env_list();
     if (*env_replay) return cmd_env_replay(replay_env, replay_state, replay_actions, replay_elapsed);
     if (*env_render) return cmd_env_render(render_opts, render_size);

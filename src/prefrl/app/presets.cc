@@ -90,6 +90,10 @@ void TrainConfig::validate() const {
     throw UsageError("reward.l2_band_low " + std::to_string(reward.l2_band_low) +
                      " must not exceed reward.l2_band_high " + std::to_string(reward.l2_band_high));
   }
+  if (health.loss_ratio_low > health.loss_ratio_high) {
+    throw UsageError("health.loss_ratio_low " + format_number(health.loss_ratio_low) +
+                     " must not exceed health.loss_ratio_high " + format_number(health.loss_ratio_high));
+  }
   if (prefs.total_labels > 0 && prefs.pool_capacity < 2) {
     throw UsageError("prefs.pool_capacity must be at least 2 to form pairs");
   }

@@ -12,6 +12,7 @@
 #include "prefrl/envs/env.h"
 #include "prefrl/reward/reward_model.h"
 #include "prefrl/rl/ppo.h"
+#include "prefrl/tracking/health.h"
 
 namespace prefrl {
 
@@ -35,6 +36,7 @@ struct RunConfig {
   int checkpoint_every = 0;       // also checkpoint every N policy updates (0: only at the end)
   double progress_every_s = 2.0;  // seconds between progress lines (display only)
   bool tensorboard = true;        // also write every metric to a TensorBoard event file
+  double heartbeat_s = 2.0;       // seconds between rewrites of the "running" summary.json
 
   template <class V>
   void visit(V& v) {
@@ -48,6 +50,9 @@ struct RunConfig {
     v.num("checkpoint_every", checkpoint_every, "checkpoint every N policy updates (0: only at the end)", 0, 1e9);
     v.num("progress_every_s", progress_every_s, "seconds between progress lines", 0.0, 1e6);
     v.flag("tensorboard", tensorboard, "also write every metric to a TensorBoard event file in the run directory");
+    v.num("heartbeat_s", heartbeat_s,
+          "seconds between rewrites of summary.json while running (progress and heartbeat; shows crashed runs)",
+          0.1, 86400.0);
   }
 };
 
@@ -102,6 +107,7 @@ struct TrainConfig {
   PrefsConfig prefs;
   TeacherConfig teacher;
   ServerConfig server;
+  HealthConfig health;
 
   template <class V>
   void visit(V& v) {
@@ -112,6 +118,7 @@ struct TrainConfig {
     v.group("prefs", prefs);
     v.group("teacher", teacher);
     v.group("server", server);
+    v.group("health", health);
   }
 
   // Cross-field checks (e.g. minibatch <= rollout size); throws UsageError naming values.

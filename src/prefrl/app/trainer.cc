@@ -2,8 +2,8 @@
 //
 //   seed everything => build components => pre-training (untrained policy's clips, first
 //   labels, first reward model) => loop { rollout => r̂ => PPO update => segments => queries
-//   => labels (committed to prefs.db) => reward training => metrics } => checkpoints =>
-//   evaluation => summary.json
+//   => labels (committed to prefs.db) => reward training => metrics, health checks } =>
+//   checkpoints => evaluation => summary.json
 #include "prefrl/app/trainer.h"
 
 #include <algorithm>
@@ -12,6 +12,7 @@
 #include <deque>
 #include <filesystem>
 #include <fmt/format.h>
+#include <fstream>
 #include <iterator>
 #include <thread>
 #include <torch/torch.h>
@@ -26,8 +27,10 @@
 #include "prefrl/rl/ppo.h"
 #include "prefrl/server/label_server.h"
 #include "prefrl/teachers/teacher.h"
+#include "prefrl/tracking/health.h"
 #include "prefrl/tracking/metric_names.h"
 #include "prefrl/tracking/metrics.h"
+#include "prefrl/tracking/runs.h"
 
 namespace prefrl {
 
@@ -67,6 +70,7 @@ struct RolloutRecord {
   int64_t S = 0;
   std::vector<float> states;        // (T x N x S) state behind each observation in obs
   std::vector<float> final_states;  // (T x N x S) state behind final_obs, valid where an episode ended
+  std::vector<uint8_t> broken;      // (T x N) the env's observation or reward was not finite: it restarted
 
   void resize(int t, int n, int64_t d, int64_t a, int64_t s) {
     T = t; N = n; D = d; A = a; S = s;
@@ -80,6 +84,7 @@ struct RolloutRecord {
     success.assign(static_cast<size_t>(T) * N, 0);
     final_obs.assign(static_cast<size_t>(T) * N * D, 0.f);
     learned.assign(static_cast<size_t>(T) * N, 0.f);
+    broken.assign(static_cast<size_t>(T) * N, 0);
   }
 };
 
@@ -126,6 +131,13 @@ class SegmentHistory {
       }
     }
   }
+  // Forgets every env's history (segments never span a discarded rollout).
+  void clear() {
+    for (Trajectory& tr : trajs_) {
+      tr.obs.clear(); tr.actions.clear(); tr.final_obs.clear(); tr.states.clear(); tr.final_states.clear();
+      tr.true_rewards.clear(); tr.terminated.clear(); tr.truncated.clear();
+    }
+  }
   const Trajectory& at(int i) const { return trajs_[i]; }
   int size() const { return static_cast<int>(trajs_.size()); }
 
@@ -133,6 +145,11 @@ class SegmentHistory {
   int keep_;
   std::vector<Trajectory> trajs_;
 };
+
+bool all_finite(const float* x, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) if (!std::isfinite(x[k])) return false;
+  return true;
+}
 
 double mean_of(const std::vector<double>& v) {
   if (v.empty()) return std::nan("");
@@ -165,15 +182,21 @@ double heldout_correlation(RewardModel& reward, const PrefDB& db) {
 
 nlohmann::json TrainResult::to_json() const {
   auto num = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); };
+  const double final_return = eval_episodes > 0 && std::isfinite(eval_mean_return) ? eval_mean_return : train_return;
   return {{"status", status},
           {"env_steps", env_steps},
+          {"total_steps", total_steps},
           {"labels", labels},
           {"wall_s", wall_s},
+          {"final_return", num(final_return)},
+          {"train_return", num(train_return)},
           {"eval", {{"episodes", eval_episodes}, {"mean_return", num(eval_mean_return)},
                     {"std_return", num(eval_std_return)}, {"success_rate", num(eval_success_rate)}}},
           {"final_true_corr", num(final_true_corr)},
           {"heldout_true_corr", num(heldout_true_corr)},
-          {"val_accuracy", num(val_accuracy)}};
+          {"val_accuracy", num(val_accuracy)},
+          {"health", health},
+          {"nonfinite", nonfinite}};
 }
 
 TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
@@ -202,10 +225,12 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   const bool human = teacher == nullptr;
   std::unique_ptr<LabelServer> server;
   if (human) {
-    server = std::make_unique<LabelServer>(cfg.server, run.file("prefs.db"), cfg.env.name,
-                                           std::filesystem::path(run.path()).filename().string());
+    const std::filesystem::path run_path = std::filesystem::absolute(run.path());
+    server = std::make_unique<LabelServer>(cfg.server, run.file("prefs.db"), cfg.env.name, run_path.filename().string(),
+                                           run_path.parent_path().string());
     server->start();
-    log.line(fmt::format("labeling page: {}  (open it in a browser; several people may label at once)", server->url()));
+    log.line(fmt::format("labeling page: {}  (open it in a browser; several people may label at once); runs: {}",
+                         server->url(), server->runs_url()));
   }
   SegmentPool pool(static_cast<size_t>(cfg.prefs.pool_capacity));
   LabelSchedule schedule;
@@ -215,6 +240,8 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   schedule.horizon = cfg.prefs.schedule_horizon;
   schedule.total_steps = cfg.run.total_steps;
   MetricWriter metrics(run.file("metrics.jsonl"), cfg.run.tensorboard ? run.path() : std::string());
+  HealthMonitor health(cfg.health, !spec.action.discrete, static_cast<int>(spec.action.discrete ? 1 : A));
+  std::ofstream health_log;  // health.jsonl: one line per warning
 
   // Baseline mode: the policy learns from the true reward; no labels are asked for.
   const bool true_reward_baseline = cfg.run.policy_reward == "true";
@@ -240,40 +267,70 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   std::vector<int> ep_len(N, 0);
 
   // Phase timers of the current iteration (seconds).
-  double t_env = 0, t_inf = 0, t_rpred = 0, t_ppo = 0, t_rtrain = 0, t_query = 0, t_db = 0;
+  double t_env = 0, t_inf = 0, t_rpred = 0, t_ppo = 0, t_rtrain = 0, t_query = 0, t_db = 0, t_wait = 0;
+  // Non-finite values met this iteration, each skipped (see health/nonfinite).
+  int64_t discarded_rollouts = 0, diverged_rounds = 0;
+  int64_t total_skipped_minibatches = 0, total_discarded_rollouts = 0, total_diverged_rounds = 0;
 
   // ---- Collect one rollout of T steps from every environment ------------------------------
+  // The policy sees policy_obs: the environments' observations, except that an environment
+  // whose observation or reward is not finite (a diverged simulation) restarts, and the
+  // rollout is then not learned from (rollout_nonfinite). policy_states: the states behind
+  // policy_obs (S > 0).
   envs.reset();
+  std::vector<float> policy_obs(envs.obs());                      // (N x D)
+  std::vector<float> policy_states(envs.states());                // (N x S)
+  std::vector<uint8_t> step_terminated(N), step_truncated(N);     // (N) as the policy records them
+  bool rollout_nonfinite = false;
   auto collect_rollout = [&]() {
+    rollout_nonfinite = false;
+    std::fill(roll.broken.begin(), roll.broken.end(), 0);
     for (int t = 0; t < T; ++t) {
       const auto t0 = Clock::now();
-      const float* obs = envs.obs().data();
-      std::copy(obs, obs + N * D, roll.obs.begin() + static_cast<size_t>(t) * N * D);
-      std::copy(envs.states().begin(), envs.states().end(), roll.states.begin() + static_cast<size_t>(t) * N * S);
-      agent.rollout_act(t, obs, act_buf.data());
+      std::copy(policy_obs.begin(), policy_obs.end(), roll.obs.begin() + static_cast<size_t>(t) * N * D);
+      std::copy(policy_states.begin(), policy_states.end(), roll.states.begin() + static_cast<size_t>(t) * N * S);
+      agent.rollout_act(t, policy_obs.data(), act_buf.data());
       clip_actions(spec.action, act_buf.data(), N);  // store what the environment executes
       const auto t1 = Clock::now();
       envs.step(act_buf.data());
       const auto t2 = Clock::now();
-      agent.rollout_record(t, envs.terminated().data(), envs.truncated().data(), envs.final_obs().data());
-      std::copy(act_buf.begin(), act_buf.end(), roll.actions.begin() + static_cast<size_t>(t) * N * A);
+      std::copy(envs.obs().begin(), envs.obs().end(), policy_obs.begin());
+      std::copy(envs.states().begin(), envs.states().end(), policy_states.begin());
       for (int i = 0; i < N; ++i) {
         const size_t k = static_cast<size_t>(t) * N + i;
         roll.true_rewards[k] = envs.rewards()[i];
-        roll.terminated[k] = envs.terminated()[i];
-        roll.truncated[k] = envs.truncated()[i];
+        roll.terminated[k] = step_terminated[i] = envs.terminated()[i];
+        roll.truncated[k] = step_truncated[i] = envs.truncated()[i];
         roll.success[k] = envs.success()[i];
-        if (roll.terminated[k] || roll.truncated[k]) {
+        const bool ended = roll.terminated[k] || roll.truncated[k];
+        if (ended) {
           std::copy(envs.final_obs().begin() + i * D, envs.final_obs().begin() + (i + 1) * D,
                     roll.final_obs.begin() + k * D);
           std::copy(envs.final_states().begin() + i * S, envs.final_states().begin() + (i + 1) * S,
                     roll.final_states.begin() + k * S);
         }
+        if (!std::isfinite(roll.true_rewards[k]) || !all_finite(policy_obs.data() + i * D, D) ||
+            (ended && !all_finite(envs.final_obs().data() + i * D, D))) {
+          Env& env = envs.env(i);
+          env.reset(policy_obs.data() + i * D);  // a fresh episode; nothing non-finite reaches the policy
+          if (S > 0) {
+            const std::vector<double> st = env.get_state();
+            std::copy(st.begin(), st.end(), policy_states.begin() + static_cast<size_t>(i) * S);
+          }
+          roll.broken[k] = 1;
+          roll.true_rewards[k] = 0.f;
+          roll.terminated[k] = step_terminated[i] = 1;  // no bootstrap from a non-finite final observation
+          roll.truncated[k] = step_truncated[i] = 0;
+          rollout_nonfinite = true;
+        }
       }
+      agent.rollout_record(t, step_terminated.data(), step_truncated.data(), envs.final_obs().data());
+      std::copy(act_buf.begin(), act_buf.end(), roll.actions.begin() + static_cast<size_t>(t) * N * A);
       t_inf += std::chrono::duration<double>(t1 - t0).count();
       t_env += std::chrono::duration<double>(t2 - t1).count();
     }
-    history.append(roll, global_step);
+    if (rollout_nonfinite) history.clear();  // no clip spans the broken steps
+    else history.append(roll, global_step);
     global_step += static_cast<int64_t>(T) * N;
   };
 
@@ -375,7 +432,10 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     if (fresh.empty()) return false;
     const auto tr = Clock::now();
     reward.add_pairs(fresh);
-    for (int r = 0; r < rounds; ++r) rstats = reward.train_round();
+    for (int r = 0; r < rounds; ++r) {
+      rstats = reward.train_round();
+      diverged_rounds += rstats.diverged ? 1 : 0;  // rolled back to the round's start
+    }
     // Normalise each member's output: over all labeled clips' states, or the newest rollout's.
     if (cfg.reward.normalise_on == "labeled") reward.update_normalisation_on_labeled();
     else reward.update_normalisation(roll.obs.data(), roll.actions.data(), static_cast<int64_t>(T) * N);
@@ -383,8 +443,37 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     return true;
   };
 
+  // ---- Health warnings: a log line, a line in health.jsonl (and, per iteration, metrics) --
+  auto report_health = [&](const std::vector<HealthEvent>& events) {
+    for (const HealthEvent& e : events) {
+      log.line(fmt::format("health warning [{}] at step {}: {}", e.name, e.step, e.message));
+      if (!health_log.is_open()) health_log.open(run.file("health.jsonl"), std::ios::app);
+      health_log << nlohmann::json{{"name", e.name}, {"step", e.step}, {"message", e.message},
+                                   {"wall_time", std::round(metrics.elapsed_s() * 1000.0) / 1000.0}}.dump()
+                 << "\n" << std::flush;
+    }
+  };
+
+  // ---- summary.json while running: progress and a heartbeat (runs list tells crashed runs) -
+  std::deque<double> recent_returns;  // true returns of the last 20 episodes
+  const nlohmann::json identity = process_identity();
+  auto last_heartbeat = Clock::now();
+  auto write_running_summary = [&]() {
+    nlohmann::json process = identity;
+    process["heartbeat"] = unix_time_now();
+    std::vector<double> rr(recent_returns.begin(), recent_returns.end());
+    const double recent = mean_of(rr);
+    run.write_json("summary.json", {{"status", "running"}, {"env_steps", global_step},
+                                    {"total_steps", cfg.run.total_steps}, {"labels", labels_used},
+                                    {"wall_s", seconds_since(t_start)},
+                                    {"train_return", std::isfinite(recent) ? nlohmann::json(recent) : nlohmann::json(nullptr)},
+                                    {"heartbeat_s", cfg.run.heartbeat_s}, {"process", process}},
+                   /*durable=*/false);  // a heartbeat lost to a power cut still reads as crashed
+    last_heartbeat = Clock::now();
+  };
+  write_running_summary();
+
   // ---- What the labeling page shows of the run (people only) ----------------------------
-  std::deque<double> recent_returns;                  // true returns of the last 20 episodes
   std::vector<std::pair<int64_t, double>> return_curve;  // (step, recent mean return), thinned
   auto publish = [&](const char* phase, int64_t have, int64_t need) {
     if (!server) return;
@@ -401,17 +490,27 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   };
   // Pre-training needs the first answers from people: wait for them, saying so on the CLI and
   // the page, then let the undo window pass so that they can be used.
-  auto wait_for_first_labels = [&](int64_t need) {
-    need = std::min(need, labels_requested);
+  // Waiting for people's labels: the time counts as label wait; past health.label_wait_s, a
+  // warning. With say_every_10s, a line every 10 s says how many are in.
+  auto wait_for_labels = [&](int64_t want, bool say_every_10s) {
+    const auto t0 = Clock::now();
     auto last_line = Clock::now() - std::chrono::hours(1);
-    for (int64_t have = db.count_labels(); have < need; have = db.count_labels()) {
-      publish("waiting", have, need);
-      if (seconds_since(last_line) >= 10.0) {
-        log.line(fmt::format("waiting for the first labels: {} of {} given; label at {}", have, need, server->url()));
+    for (int64_t have = db.count_labels(); have < want; have = db.count_labels()) {
+      publish("waiting", have, want);
+      if (say_every_10s && seconds_since(last_line) >= 10.0) {
+        log.line(fmt::format("waiting for the first labels: {} of {} given; label at {}", have, want, server->url()));
         last_line = Clock::now();
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      if (cfg.health.enabled) report_health(health.waiting(seconds_since(t0), global_step));
+      std::this_thread::sleep_for(std::chrono::milliseconds(say_every_10s ? 200 : 20));
     }
+    health.wait_over();
+    t_wait += seconds_since(t0);
+  };
+  auto wait_for_first_labels = [&](int64_t need) {
+    need = std::min(need, labels_requested);
+    wait_for_labels(need, true);
+    metrics.log(metric::kTimeLabelWait, t_wait, global_step);
     publish("waiting", need, need);
     log.line(fmt::format("the first {} labels are in; training starts in {:g} s (the undo window)", need,
                          cfg.server.undo_window_s));
@@ -444,14 +543,17 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   auto time_at_last_progress = Clock::now();
   while (global_step < cfg.run.total_steps) {
     const auto t_iter = Clock::now();
-    t_env = t_inf = t_rpred = t_ppo = t_rtrain = t_query = t_db = 0;
+    t_env = t_inf = t_rpred = t_ppo = t_rtrain = t_query = t_db = t_wait = 0;
     const int64_t labels_before = db.count_labels();
 
-    // Rollout with the current policy, scored by the current reward model.
+    // Rollout with the current policy, scored by the current reward model. A rollout with a
+    // non-finite observation or reward (true, or learned) is not learned from.
     collect_rollout();
     const auto tp = Clock::now();
     reward.predict(roll.obs.data(), roll.actions.data(), static_cast<int64_t>(T) * N, roll.learned.data());
-    agent.set_rewards(true_reward_baseline ? roll.true_rewards.data() : roll.learned.data());
+    const float* policy_rewards = true_reward_baseline ? roll.true_rewards.data() : roll.learned.data();
+    const bool learnable = !rollout_nonfinite && all_finite(policy_rewards, static_cast<int64_t>(T) * N);
+    if (learnable) agent.set_rewards(policy_rewards);
     t_rpred += seconds_since(tp);
 
     // Episode statistics (true return is never shown to the learner).
@@ -459,6 +561,11 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     for (int t = 0; t < T; ++t) {
       for (int i = 0; i < N; ++i) {
         const size_t k = static_cast<size_t>(t) * N + i;
+        if (roll.broken[k]) {  // the env restarted: its episode is not counted
+          ep_true[i] = ep_pred[i] = 0.0;
+          ep_len[i] = 0;
+          continue;
+        }
         ep_true[i] += roll.true_rewards[k];
         ep_pred[i] += roll.learned[k];
         ep_len[i] += 1;
@@ -473,12 +580,18 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
       }
     }
 
-    // Policy update on r̂.
+    // Policy update on r̂ (skipped, and counted, for a rollout with non-finite values).
     const auto tu = Clock::now();
     const double progress = std::min(1.0, static_cast<double>(global_step) / cfg.run.total_steps);
-    PPOStats pstats = agent.update(envs.obs().data(), progress);
+    PPOStats pstats;
+    if (learnable) {
+      pstats = agent.update(policy_obs.data(), progress);
+      ++updates;
+    } else {
+      agent.discard_rollout();
+      ++discarded_rollouts;
+    }
     t_ppo += seconds_since(tu);
-    ++updates;
 
     // New candidate clips; the reward model's view of them before any label (held out).
     const auto tc = Clock::now();
@@ -501,18 +614,14 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     if (human && cfg.server.max_label_lag >= 0) {
       // Paced by the people (opt-in): pause while more than max_label_lag of the queries asked
       // so far are unanswered (0: every label is in before training goes on, as with a script).
-      const int64_t want = labels_requested - cfg.server.max_label_lag;
-      for (int64_t have = db.count_labels(); have < want; have = db.count_labels()) {
-        publish("waiting", have, want);
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
+      wait_for_labels(labels_requested - cfg.server.max_label_lag, false);
       if (cfg.server.max_label_lag == 0 && cfg.server.undo_window_s > 0) {
         std::this_thread::sleep_for(std::chrono::duration<double>(cfg.server.undo_window_s));
       }
     }
-    train_reward(1);
+    const bool reward_round = train_reward(1);
 
-    if (cfg.run.checkpoint_every > 0 && updates % cfg.run.checkpoint_every == 0) {
+    if (learnable && cfg.run.checkpoint_every > 0 && updates % cfg.run.checkpoint_every == 0) {
       agent.save(run.file("checkpoints/policy.pt"));
       reward.save(run.file("checkpoints/reward.pt"));
     }
@@ -539,26 +648,33 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
       }
     }
     publish("training", labels_now, labels_now);
+    const double rollout_sps = static_cast<double>(T) * N / std::max(t_env + t_inf, 1e-9);
     log_m(metric::kSPS, static_cast<double>(T) * N / std::max(iter_s, 1e-9));
-    log_m(metric::kLearningRate, pstats.lr);
-    log_m(metric::kPolicyLoss, pstats.policy_loss);
-    log_m(metric::kValueLoss, pstats.value_loss);
-    log_m(metric::kEntropy, pstats.entropy);
-    log_m(metric::kApproxKL, pstats.approx_kl);
-    log_m(metric::kClipFrac, pstats.clipfrac);
-    log_m(metric::kExplainedVariance, pstats.explained_variance);
+    log_m(metric::kRolloutSPS, rollout_sps);
+    if (pstats.minibatches > 0) {  // an update with no minibatch applied has no losses
+      log_m(metric::kLearningRate, pstats.lr);
+      log_m(metric::kPolicyLoss, pstats.policy_loss);
+      log_m(metric::kValueLoss, pstats.value_loss);
+      log_m(metric::kEntropy, pstats.entropy);
+      log_m(metric::kApproxKL, pstats.approx_kl);
+      log_m(metric::kClipFrac, pstats.clipfrac);
+      log_m(metric::kExplainedVariance, pstats.explained_variance);
+    }
     log_m(metric::kSkippedUpdates, static_cast<double>(pstats.skipped_nonfinite));
     log_m(metric::kRewardTrainLoss, rstats.train_loss);
     log_m(metric::kRewardValLoss, rstats.val_loss);
     log_m(metric::kRewardTrainAccuracy, rstats.train_accuracy);
     log_m(metric::kRewardValAccuracy, rstats.val_accuracy);
     log_m(metric::kRewardL2, rstats.l2);
+    log_m(metric::kRewardDiverged, static_cast<double>(diverged_rounds));
     log_m(metric::kRewardTrueCorr, true_corr);
     log_m(metric::kRewardDisagreement, last_disagreement);
     log_m(metric::kLabels, static_cast<double>(labels_now));
     log_m(metric::kPendingQueries, static_cast<double>(db.count_pending()));
     log_m(metric::kLabelRate, 1000.0 * (labels_now - labels_before) / (static_cast<double>(T) * N));
     log_m(metric::kDbBytes, static_cast<double>(db.file_size()));
+    log_m(metric::kPoolSize, static_cast<double>(pool.size()));
+    log_m(metric::kUnusedLabels, static_cast<double>(labels_now - labels_used));
     log_m(metric::kTimeEnv, t_env);
     log_m(metric::kTimeInference, t_inf);
     log_m(metric::kTimeRewardPredict, t_rpred);
@@ -566,28 +682,69 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     log_m(metric::kTimeRewardTrain, t_rtrain);
     log_m(metric::kTimeQuery, t_query);
     log_m(metric::kTimeDb, t_db);
-    log_m(metric::kRssMb, resident_memory_mb());
+    log_m(metric::kTimeLabelWait, t_wait);
+    log_m(metric::kTimeIteration, iter_s);
+    const double rss_mb = resident_memory_mb();
+    log_m(metric::kRssMb, rss_mb);
+
+    // ---- Health checks: warnings (log, health.jsonl) and health/<check> metrics ----
+    if (cfg.health.enabled) {
+      HealthSample h;
+      h.step = global_step;
+      h.entropy = pstats.minibatches > 0 ? pstats.entropy : std::nan("");
+      h.skipped_minibatches = pstats.skipped_nonfinite;
+      h.diverged_rounds = diverged_rounds;
+      h.discarded_rollouts = discarded_rollouts;
+      h.rollout_sps = rollout_sps;
+      h.rss_mb = rss_mb;
+      h.reward_round = reward_round;
+      h.labels_used = labels_used;
+      h.train_loss = rstats.train_loss;
+      h.val_loss = rstats.val_loss;
+      h.val_accuracy = rstats.val_accuracy;
+      h.true_corr = true_corr;
+      report_health(health.observe(h));
+      for (int c = 0; c < HealthMonitor::kNumChecks; ++c) {
+        const auto check = static_cast<HealthMonitor::Check>(c);
+        log_m(HealthMonitor::metric_name(check), health.value(check));
+      }
+    }
     metrics.flush();
+    total_skipped_minibatches += pstats.skipped_nonfinite;
+    total_discarded_rollouts += discarded_rollouts;
+    total_diverged_rounds += diverged_rounds;
+    discarded_rollouts = diverged_rounds = 0;
 
     // ---- Progress line (display only) ----
     if (seconds_since(last_progress) >= cfg.run.progress_every_s || global_step >= cfg.run.total_steps) {
       const double sps = (global_step - steps_at_last_progress) / std::max(seconds_since(time_at_last_progress), 1e-9);
       std::vector<double> rr(recent_returns.begin(), recent_returns.end());
-      log.line(fmt::format("step {:>8}/{} | {:>7.0f} steps/s | return {:>9.2f} | labels {:>4}/{} | val acc {:.3f} | "
-                           "true corr {:+.2f} | entropy {:+.3f}",
-                           global_step, cfg.run.total_steps, sps, mean_of(rr), labels_now, cfg.prefs.total_labels,
-                           rstats.val_accuracy, true_corr, pstats.entropy));
+      log.progress(fmt::format("step {:>8}/{} | {:>7.0f} steps/s | return {:>9.2f} | labels {:>4}/{} | val acc {:.3f} | "
+                               "true corr {:+.2f} | entropy {:+.3f}",
+                               global_step, cfg.run.total_steps, sps, mean_of(rr), labels_now, cfg.prefs.total_labels,
+                               rstats.val_accuracy, true_corr, pstats.entropy),
+                   static_cast<double>(global_step) / cfg.run.total_steps);
       last_progress = Clock::now();
       steps_at_last_progress = global_step;
       time_at_last_progress = last_progress;
     }
+    if (seconds_since(last_heartbeat) >= cfg.run.heartbeat_s) write_running_summary();
   }
 
   // ---- Checkpoints, evaluation, summary -------------------------------------------------
   agent.save(run.file("checkpoints/policy.pt"));
   reward.save(run.file("checkpoints/reward.pt"));
   result.env_steps = global_step;
+  result.total_steps = cfg.run.total_steps;
+  result.train_return = mean_of(std::vector<double>(recent_returns.begin(), recent_returns.end()));
   result.labels = db.count_labels();
+  for (int c = 0; c < HealthMonitor::kNumChecks; ++c) {
+    const auto check = static_cast<HealthMonitor::Check>(c);
+    if (cfg.health.enabled) result.health[HealthMonitor::name(check)] = health.fired(check);
+  }
+  result.nonfinite = {{"skipped_minibatches", total_skipped_minibatches},
+                      {"diverged_reward_rounds", total_diverged_rounds},
+                      {"discarded_rollouts", total_discarded_rollouts}};
   result.val_accuracy = reward.validation_accuracy();
   result.wall_s = seconds_since(t_start);
 
@@ -605,7 +762,10 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   }
   metrics.flush();
   publish("finished", result.labels, result.labels);
-  run.write_json("summary.json", result.to_json());
+  nlohmann::json summary = result.to_json();
+  summary["process"] = identity;
+  summary["process"]["heartbeat"] = unix_time_now();
+  run.write_json("summary.json", summary);
   log.line(fmt::format("done: {} steps, {} labels, {:.1f} s; eval return {:.2f} ± {:.2f} over {} episodes; "
                        "reward val accuracy {:.3f}; predicted-vs-true correlation {:.3f} (final policy), {:.3f} (held-out clips)",
                        result.env_steps, result.labels, result.wall_s, result.eval_mean_return,

@@ -1,6 +1,7 @@
 // The preference-learning loop with a scripted teacher: collect => select queries => label
 // => train reward model => update policy, one deterministic interleaved schedule.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -14,18 +15,24 @@ namespace prefrl {
 struct TrainResult {
   std::string status = "finished";   // "finished" | "failed"
   int64_t env_steps = 0;
+  int64_t total_steps = 0;            // the budget (run.total_steps)
   int64_t labels = 0;
   double wall_s = 0;
+  double train_return = std::nan("");  // mean true return of the last 20 training episodes
   double eval_mean_return = 0, eval_std_return = 0, eval_success_rate = 0;
   int eval_episodes = 0;
   double final_true_corr = 0;         // predicted vs true returns, segments of the final policy
   double heldout_true_corr = 0;       // the same, clips of held-out (validation) pairs from all of training
   double val_accuracy = 0;
+  nlohmann::json health = nlohmann::json::object();     // warnings fired per health check
+  nlohmann::json nonfinite = nlohmann::json::object();  // non-finite events that were skipped, by kind
   nlohmann::json to_json() const;
 };
 
 // Runs the whole loop in `run` (which already holds config.json, command.txt, meta.json).
-// Writes metrics.jsonl, prefs.db, checkpoints/ and summary.json.
+// Writes metrics.jsonl, health.jsonl, prefs.db, checkpoints/ and summary.json (status
+// "running" with the process's identity at start and every run.heartbeat_s; the result at
+// the end).
 TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log);
 
 }  // namespace prefrl

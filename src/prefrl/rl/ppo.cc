@@ -379,6 +379,7 @@ void PPOAgent::set_rewards(const float* r) {
 }
 
 PPOStats PPOAgent::update(const float* next_obs, double progress) { return impl_->update(next_obs, progress); }
+void PPOAgent::discard_rollout() { impl_->clear_rollout(); }
 
 int PPOAgent::num_steps() const { return impl_->T; }
 int PPOAgent::num_envs() const { return impl_->N; }

@@ -103,6 +103,9 @@ class PPOAgent {
   // GAE (bootstrapping from next_obs, and from V(final_obs) at truncations) and PPO epochs.
   // progress in [0, 1]: fraction of training done, for lr annealing.
   PPOStats update(const float* next_obs, double progress);
+  // Drops the rollout collected so far without learning from it (a rollout that saw a
+  // non-finite observation or reward); the next rollout starts at step 0.
+  void discard_rollout();
 
   int num_steps() const;
   int num_envs() const;

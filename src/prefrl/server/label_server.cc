@@ -16,6 +16,7 @@
 #include "prefrl/envs/env.h"
 #include "prefrl/prefs/pref_db.h"
 #include "prefrl/server/clip_media.h"
+#include "prefrl/server/runs_pages.h"
 #include "prefrl/server/web_assets.h"
 
 namespace prefrl {
@@ -75,7 +76,7 @@ int sheet_columns(int length) {
 
 struct LabelServer::Impl {
   ServerConfig cfg;
-  std::string env_name, run_name;
+  std::string env_name, run_name, runs_root;
   EnvSpec spec;
   bool token_required = false;
   httplib::Server http;
@@ -220,6 +221,13 @@ struct LabelServer::Impl {
       reply_error(res, res.status, what);
     });
 
+    // The run dashboard (before the static assets, whose pattern would match /runs).
+    add_runs_routes(http, runs_root);
+    if (!db) {  // the dashboard alone (`prefrl runs serve`): no labeling page
+      http.Get("/", [](const httplib::Request&, httplib::Response& res) { res.set_redirect("/runs"); });
+      return;
+    }
+
     // Static assets, embedded in the binary: only these paths exist.
     http.Get(R"(/|/[A-Za-z0-9_.-]+)", [](const httplib::Request& req, httplib::Response& res) {
       const std::string path = req.path == "/" ? "/index.html" : req.path;
@@ -362,18 +370,19 @@ struct LabelServer::Impl {
 };
 
 LabelServer::LabelServer(ServerConfig cfg, const std::string& db_path, const std::string& env_name,
-                         const std::string& run_name)
+                         const std::string& run_name, const std::string& runs_root)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.cfg = std::move(cfg);
   m.env_name = env_name;
   m.run_name = run_name;
-  m.spec = env_spec(env_name);
+  m.runs_root = runs_root;
+  if (!db_path.empty()) m.spec = env_spec(env_name);
   if (!is_loopback_host(m.cfg.host) && m.cfg.token.empty()) m.cfg.token = random_token();
   if (!m.cfg.token.empty() && (m.cfg.token.size() < 8 || m.cfg.token.find_first_of(" ;,&=?#\"") != std::string::npos))
     throw UsageError("server token must be at least 8 characters without spaces or ;,&=?#\"");
   m.token_required = !m.cfg.token.empty();
-  m.db = std::make_unique<PrefDB>(db_path);
+  if (!db_path.empty()) m.db = std::make_unique<PrefDB>(db_path);
   m.routes();
 }
 
@@ -410,6 +419,12 @@ std::string LabelServer::url() const {
   std::string u = "http://" + (host == "0.0.0.0" ? std::string("127.0.0.1") : host) + ":" + std::to_string(m.port) + "/";
   if (m.token_required) u += "?token=" + m.cfg.token;
   return u;
+}
+
+std::string LabelServer::runs_url() const {
+  const std::string u = url();
+  const size_t query = u.find('?');
+  return u.substr(0, query) + "runs" + (query == std::string::npos ? "" : u.substr(query));
 }
 
 void LabelServer::publish(nlohmann::json run_status) {

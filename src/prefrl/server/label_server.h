@@ -49,9 +49,12 @@ bool is_loopback_host(const std::string& host);
 class LabelServer {
  public:
   // Opens its own connection to the database at db_path (which must exist). env_name decides
-  // how clips render; run_name is shown on the page. Throws UsageError for a bad config.
+  // how clips render; run_name is shown on the page. With a runs_root, the reports of every
+  // run and sweep under it are served at /runs (server/runs_pages.h). An empty db_path serves
+  // the run dashboard alone (`prefrl runs serve`; / redirects to /runs). Throws UsageError for
+  // a bad config.
   LabelServer(ServerConfig cfg, const std::string& db_path, const std::string& env_name,
-              const std::string& run_name);
+              const std::string& run_name, const std::string& runs_root = "");
   ~LabelServer();  // stops the server
   LabelServer(const LabelServer&) = delete;
   LabelServer& operator=(const LabelServer&) = delete;
@@ -64,6 +67,7 @@ class LabelServer {
   int port() const;
   const std::string& token() const;       // empty if none is required
   std::string url() const;                // what a person opens (with ?token=... if required)
+  std::string runs_url() const;           // the run dashboard: url() with /runs
 
   // Replaces the run's live status shown on the page (steps, return, labels, phase, ...).
   void publish(nlohmann::json run_status);

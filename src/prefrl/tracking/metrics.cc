@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include "prefrl/core/error.h"
+#include "prefrl/tracking/health.h"
+#include "prefrl/tracking/metric_names.h"
 
 namespace prefrl {
 
@@ -51,6 +53,83 @@ double resident_memory_mb() {
   long pages_total = 0, pages_resident = 0;
   if (!(f >> pages_total >> pages_resident)) return 0.0;
   return pages_resident * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
+}
+
+bool measures_machine(std::string_view name) {
+  if (name.rfind("time/", 0) == 0 || name.rfind("sys/", 0) == 0) return true;
+  if (name == metric::kSPS || name == metric::kRolloutSPS) return true;
+  for (int c = 0; c < HealthMonitor::kNumChecks; ++c) {
+    const auto check = static_cast<HealthMonitor::Check>(c);
+    if (name == HealthMonitor::metric_name(check)) return HealthMonitor::measures_machine(check);
+  }
+  return false;
+}
+
+namespace {
+
+// Calls fn(json) for every complete line of a metrics file; a torn last line is skipped.
+template <class Fn>
+void for_each_metric_line(const std::string& path, Fn fn) {
+  std::ifstream f(path);
+  if (!f) return;
+  std::string line, next;
+  int64_t number = 0;
+  bool have = static_cast<bool>(std::getline(f, line));
+  while (have) {
+    ++number;
+    const bool more = static_cast<bool>(std::getline(f, next));
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("name") || !j.contains("step")) {
+      if (!more) return;  // a run still writing its last line
+      throw RuntimeError("'" + path + "' line " + std::to_string(number) + " is not a metric record: " +
+                         line.substr(0, 120));
+    }
+    fn(j);
+    line = std::move(next);
+    have = more;
+  }
+}
+
+}  // namespace
+
+MetricSeries read_metrics(const std::string& path) {
+  MetricSeries out;
+  for_each_metric_line(path, [&](const nlohmann::json& j) {
+    const auto& v = j["value"];
+    out[j["name"].get<std::string>()].push_back(
+        {j["step"].get<int64_t>(), v.is_number() ? v.get<double>() : std::nan("")});
+  });
+  return out;
+}
+
+std::vector<std::string> deterministic_metric_lines(const std::string& path) {
+  if (!std::ifstream(path)) throw RuntimeError("cannot read metrics file '" + path + "'");
+  std::vector<std::string> out;
+  for_each_metric_line(path, [&](nlohmann::json j) {
+    if (measures_machine(j["name"].get<std::string>())) return;
+    j.erase("wall_time");
+    out.push_back(j.dump());
+  });
+  return out;
+}
+
+MetricsComparison compare_metrics(const std::string& path_a, const std::string& path_b) {
+  const std::vector<std::string> a = deterministic_metric_lines(path_a), b = deterministic_metric_lines(path_b);
+  MetricsComparison c;
+  c.lines_a = static_cast<int64_t>(a.size());
+  c.lines_b = static_cast<int64_t>(b.size());
+  const size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    const std::string la = i < a.size() ? a[i] : "", lb = i < b.size() ? b[i] : "";
+    if (la != lb) {
+      c.first_difference = static_cast<int64_t>(i);
+      c.line_a = la;
+      c.line_b = lb;
+      break;
+    }
+  }
+  c.agree = c.first_difference < 0;
+  return c;
 }
 
 }  // namespace prefrl

@@ -8,8 +8,11 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "prefrl/tracking/tensorboard.h"
 
@@ -38,5 +41,31 @@ class MetricWriter {
 
 // Resident set size of this process in MiB (from /proc/self/statm).
 double resident_memory_mb();
+
+// Whether a metric measures the machine (wall clock, memory) rather than the learning: time/*,
+// sys/*, charts/SPS, charts/rollout_SPS and the wall-clock health checks. Only these may
+// differ between two runs with the same seed, one thread and a scripted teacher.
+bool measures_machine(std::string_view name);
+
+// Reading metrics.jsonl back. A missing file reads as no metrics; a torn last line (a run
+// still writing) is ignored; any other malformed line is a RuntimeError naming file and line.
+struct MetricPoint {
+  int64_t step = 0;
+  double value = 0;  // NaN for null (non-finite) values
+};
+using MetricSeries = std::map<std::string, std::vector<MetricPoint>>;  // name => points in file order
+MetricSeries read_metrics(const std::string& path);
+
+// Two metrics.jsonl files compared line by line, ignoring the wall_time field and the series
+// that measure_machine(): the determinism check of tests/app and `prefrl reproduce`.
+struct MetricsComparison {
+  bool agree = false;          // every compared line is identical and both have the same number
+  int64_t lines_a = 0, lines_b = 0;  // compared lines of each (machine series excluded)
+  int64_t first_difference = -1;     // index among compared lines, -1 if none
+  std::string line_a, line_b;        // the first differing lines ("" past the end)
+};
+MetricsComparison compare_metrics(const std::string& path_a, const std::string& path_b);
+// The compared lines of one file, as compare_metrics sees them.
+std::vector<std::string> deterministic_metric_lines(const std::string& path);
 
 }  // namespace prefrl
