@@ -2,13 +2,17 @@
 // labels lead to the centre?
 //
 // Clips of 25 steps are collected from a mixture of epsilon-greedy movers (epsilon 1 = the
-// untrained policy ... 0.1 = a nearly solved one), labeled by the oracle, and the reward
-// model (config from the movingdot preset plus --set overrides) is trained on them the way
-// the trainer does (pre-training rounds, then one round per batch of labels). Then, for every
-// dot position and action, r̂(s, a) is read off the model, and the deterministic MDP is solved
-// by value iteration (discount --gamma) on r̂. Printed: validation accuracy, the share of
-// (position, action) pairs whose r̂ ranks the actions as the true reward does, the success rate
-// of the r̂-optimal policy from every start, and the reward-training time.
+// untrained policy ... 0.1 = a nearly solved one), observed as the environment does (two
+// frames: the current one and the one before the last move), labeled by the oracle, and the
+// reward model (config from the movingdot preset plus --set overrides) is trained on them the
+// way the trainer does (pre-training rounds, then one round per batch of labels). Then, for
+// every dot position and action, the model's value of that move is read off: with
+// reward.use_action, r̂(o, a) at o = (the position, no previous move); without it (the preset's
+// potential form), r̂ of the observation the move leads to, o' = (next position, position).
+// The deterministic MDP is solved by value iteration (discount --gamma) on those values.
+// Printed: validation accuracy, the share of (position, action) pairs whose r̂ ranks the
+// actions as the true reward does, the success rate of the r̂-optimal policy from every
+// start, and the reward-training time.
 //
 // Usage: movingdot_reward [--labels N] [--seed S] [--gamma G] [--xy] [--set key=value]...
 #include <algorithm>
@@ -36,20 +40,29 @@ namespace {
 
 constexpr int kS = MovingDot::kSize;
 int kL = 25;  // prefs.segment_length
-// --xy: the model sees the dot's coordinates (2 floats) instead of pixels (a bound on what
-// any pixel encoder can reach from the same labels).
+// --xy: the model sees the dot's coordinates (x, y, previous x, previous y: 4 floats) instead
+// of pixels (a bound on what any pixel encoder can reach from the same labels; needs
+// --set reward.form=direct, as the potential form rates frames).
 bool g_xy = false;
-int kD = kS * kS;
+int kD = 2 * kS * kS;
 constexpr int kLo = MovingDot::kMinPos, kHi = MovingDot::kMaxPos, kC = MovingDot::kTargetX;
 constexpr int kDx[5] = {0, 0, 0, -1, 1}, kDy[5] = {0, -1, 1, 0, 0};
 
 int dist(int x, int y) { return std::abs(x - kC) + std::abs(y - kC); }
 
-void draw(int x, int y, float* obs) {
-  if (g_xy) { obs[0] = (x - 15.5f) / 15.0f; obs[1] = (y - 15.5f) / 15.0f; return; }
+// An observation: the dot at (x, y) in channel 0, at its previous position (px, py) in channel 1.
+void draw(int x, int y, int px, int py, float* obs) {
+  if (g_xy) {
+    obs[0] = (x - 15.5f) / 15.0f; obs[1] = (y - 15.5f) / 15.0f;
+    obs[2] = (px - 15.5f) / 15.0f; obs[3] = (py - 15.5f) / 15.0f;
+    return;
+  }
   std::fill(obs, obs + kD, 0.0f);
-  for (int yy = y - 1; yy <= y + 1; ++yy)
-    for (int xx = x - 1; xx <= x + 1; ++xx) obs[yy * kS + xx] = 1.0f;
+  for (int c = 0; c < 2; ++c) {
+    const int cx = c == 0 ? x : px, cy = c == 0 ? y : py;
+    for (int yy = cy - 1; yy <= cy + 1; ++yy)
+      for (int xx = cx - 1; xx <= cx + 1; ++xx) obs[c * kS * kS + yy * kS + xx] = 1.0f;
+  }
 }
 
 // An action that moves towards the centre (random among the good ones).
@@ -71,8 +84,11 @@ Segment clip(Rng& rng, double eps) {
   s.true_rewards.resize(kL);
   s.absorbing.assign(kL, 0);
   int x = kLo + static_cast<int>(rng.integer(kHi - kLo + 1)), y = kLo + static_cast<int>(rng.integer(kHi - kLo + 1));
+  int px = x, py = y;  // where the last move started (a clip starts as if after a no-op)
   for (int t = 0; t < kL; ++t) {
-    draw(x, y, s.obs.data() + static_cast<size_t>(t) * kD);
+    draw(x, y, px, py, s.obs.data() + static_cast<size_t>(t) * kD);
+    px = x;
+    py = y;
     const int a = rng.uniform() < eps ? static_cast<int>(rng.integer(5)) : good_action(x, y, rng);
     const int before = dist(x, y);
     x = std::clamp(x + kDx[a], kLo, kHi);
@@ -101,7 +117,7 @@ int main(int argc, char** argv) {
     if (a == "--labels" && i + 1 < argc) labels = std::atoi(argv[++i]);
     else if (a == "--seed" && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
     else if (a == "--gamma" && i + 1 < argc) gamma = std::atof(argv[++i]);
-    else if (a == "--xy") { g_xy = true; kD = 2; }
+    else if (a == "--xy") { g_xy = true; kD = 4; }
     else if (a == "--load" && i + 1 < argc) load_path = argv[++i];
     else if (a == "--map") show_map = true;
     else if (a == "--set" && i + 1 < argc) config_assign(cfg, argv[++i]);
@@ -109,7 +125,7 @@ int main(int argc, char** argv) {
   }
   kL = cfg.prefs.segment_length;
   Rng rng(seed);
-  RewardModel model(cfg.reward, g_xy ? std::vector<int64_t>{2} : std::vector<int64_t>{1, kS, kS}, 1, true, 5, false, seed);
+  RewardModel model(cfg.reward, g_xy ? std::vector<int64_t>{4} : std::vector<int64_t>{2, kS, kS}, 1, true, 5, false, seed);
 
   // Labels arrive as in training: the first quarter from the untrained policy (eps 1), then
   // in batches of prefs.query_batch from movers that get better.
@@ -146,7 +162,11 @@ int main(int argc, char** argv) {
   int ranked = 0, pairs_total = 0;
   for (int y = kLo; y <= kHi; ++y)
     for (int x = kLo; x <= kHi; ++x) {
-      for (int a = 0; a < 5; ++a) draw(x, y, obs.data() + static_cast<size_t>(a) * kD);
+      for (int a = 0; a < 5; ++a) {
+        float* o = obs.data() + static_cast<size_t>(a) * kD;
+        if (cfg.reward.use_action) draw(x, y, x, y, o);
+        else draw(std::clamp(x + kDx[a], kLo, kHi), std::clamp(y + kDy[a], kLo, kHi), x, y, o);
+      }
       float* r = rhat.data() + (static_cast<size_t>(y) * kS + x) * 5;
       model.predict(obs.data(), acts.data(), 5, r);
       // Pairwise ranking agreement with the true one-step reward (ties in truth skipped).

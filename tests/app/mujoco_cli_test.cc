@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "prefrl/app/render_video.h"
+#include "prefrl/app/train_config.h"
 #include "prefrl/app/video.h"
 #include "prefrl/core/error.h"
 #include "prefrl/envs/env.h"
@@ -23,6 +24,7 @@ namespace prefrl {
 namespace {
 
 using testing::run_prefrl;
+using testing::read_file;
 using testing::temp_path;
 
 std::string json_array(const std::vector<double>& v) {
@@ -141,7 +143,7 @@ TEST(MujocoCli, TinyHopperRunKeepsClipStatesAndItsPolicyRenders) {
   // the physical state of every step (hopper observations omit x), the labeling page's
   // renderer draws them, and the run's policy acts in `env render`.
   const std::string dir = temp_path("mj_hopper_run");
-  auto r = run_prefrl("train --env hopper --steps 4096 --labels 12 --seed 2 --set prefs.segment_length=20 "
+  auto r = run_prefrl("train --env hopper --steps 4096 --labels 12 --seed 2 --set prefs.segment_length=20 --set prefs.segment_seconds=0 "
                       "--set run.eval_episodes=1 --set run.progress_every_s=0 --run-dir " + dir);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   {
@@ -167,6 +169,58 @@ TEST(MujocoCli, TinyHopperRunKeepsClipStatesAndItsPolicyRenders) {
   r = run_prefrl("env render --env walker2d --policy " + dir + " --steps 8 --out " + dir + "/w.webm");
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_NE(r.out.find("trained on 'hopper', not 'walker2d'"), std::string::npos) << r.out;
+  fs::remove_all(dir);
+}
+
+TEST(MujocoCli, SegmentSecondsBecomeStepsAtTheEnvsFrameRate) {
+  TrainConfig cfg;
+  cfg.env.name = "hopper";  // 125 steps per simulated second
+  cfg.prefs.segment_length = 33;
+  EXPECT_EQ(cfg.segment_steps(), 33);
+  cfg.prefs.segment_seconds = 1.5;
+  EXPECT_EQ(cfg.segment_steps(), 188);  // round(187.5)
+  cfg.env.name = "halfcheetah";         // 20 per second
+  EXPECT_EQ(cfg.segment_steps(), 30);
+  cfg.env.name = "reacher";             // 50 per second, but episodes of 50 steps
+  EXPECT_EQ(cfg.segment_steps(), 50);
+  cfg.prefs.segment_seconds = 0.001;
+  EXPECT_EQ(cfg.segment_steps(), 1);
+}
+
+TEST(MujocoCli, HopperPresetReplacesTerminationsByAPenalty) {
+  // The hopper preset (the paper's settings): 1.5 s clips, falls cost a penalty instead of
+  // ending the episode. A random hopper falls within a few dozen steps, so its clips hold
+  // penalised steps but never an absorbing one, while charts/episodic_return stays the
+  // task's own return (a random hopper's is small and positive, the penalised sum near -1000).
+  const std::string dir = temp_path("mj_hopper_penalty");
+  auto r = run_prefrl("train --env hopper --steps 4096 --labels 8 --seed 3 --set run.eval_episodes=1 "
+                      "--set run.progress_every_s=0 --run-dir " + dir);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const nlohmann::json cfg = nlohmann::json::parse(read_file(dir + "/config.json"));
+  EXPECT_EQ(cfg["env"]["termination"], "penalty");
+  PrefDB db(dir + "/prefs.db");
+  ASSERT_GT(db.count_segments(), 2);
+  int penalised = 0;
+  for (int64_t id = 1; id <= db.count_segments(); ++id) {
+    const std::optional<Segment> seg = db.get_segment(id);
+    ASSERT_TRUE(seg.has_value());
+    EXPECT_EQ(seg->length, 188);
+    for (int t = 0; t < seg->length; ++t) {
+      EXPECT_FALSE(seg->absorbing[t]) << "segment " << id << " step " << t;
+      penalised += seg->true_rewards[t] == -1.0f;
+    }
+  }
+  EXPECT_GT(penalised, 0);
+  int episodes = 0;
+  std::istringstream metrics(read_file(dir + "/metrics.jsonl"));
+  for (std::string line; std::getline(metrics, line);) {
+    const nlohmann::json m = nlohmann::json::parse(line);
+    if (m["name"] != "charts/episodic_return" || m["value"].is_null()) continue;
+    ++episodes;
+    EXPECT_GT(m["value"].get<double>(), 0.0) << line;
+    EXPECT_LT(m["value"].get<double>(), 200.0) << line;
+  }
+  EXPECT_GT(episodes, 0);
   fs::remove_all(dir);
 }
 

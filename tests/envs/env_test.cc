@@ -70,7 +70,7 @@ TEST(Registry, SpecsMatchTheReferences) {
 
   const EnvSpec md = env_spec("movingdot");
   EXPECT_TRUE(md.pixels);
-  EXPECT_EQ(md.observation.shape, (std::vector<int64_t>{1, 32, 32}));
+  EXPECT_EQ(md.observation.shape, (std::vector<int64_t>{2, 32, 32}));
   EXPECT_EQ(md.action.n, 5);
   EXPECT_EQ(md.max_episode_steps, 50);
   EXPECT_TRUE(md.has_success);

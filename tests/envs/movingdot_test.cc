@@ -1,4 +1,5 @@
-// MovingDot: observation layout, moves, clamping, rewards, reset distribution, success.
+// MovingDot: observation layout (current and previous frame), moves, clamping, rewards, reset
+// distribution, success.
 #include "prefrl/envs/movingdot.h"
 
 #include <gtest/gtest.h>
@@ -16,7 +17,7 @@ namespace {
 
 struct Dot {
   std::unique_ptr<Env> env = make_env("movingdot");
-  std::vector<float> obs = std::vector<float>(32 * 32);
+  std::vector<float> obs = std::vector<float>(2 * 32 * 32);
   void set(int x, int y) { env->set_state({double(x), double(y)}, obs.data()); }
   StepResult step(int a) {
     const float f = static_cast<float>(a);
@@ -41,11 +42,52 @@ TEST(MovingDot, ObservationIsA3x3DotInRowYColumnX) {
     }
   }
   EXPECT_EQ(ones, 9);
+  // After set_state with a position only, the previous frame is the current one.
+  for (int i = 0; i < 32 * 32; ++i) ASSERT_EQ(d.obs[32 * 32 + i], d.obs[i]) << i;
   // Corners of the range keep the whole dot on the canvas.
   d.set(1, 30);
   EXPECT_EQ(d.obs[31 * 32 + 0], 1.0f);
   d.set(30, 1);
   EXPECT_EQ(d.obs[0 * 32 + 31], 1.0f);
+}
+
+// The dot's centre in frame c (0 current, 1 previous), from the pixels.
+std::pair<int, int> centre(const std::vector<float>& obs, int c) {
+  int sx = 0, sy = 0, n = 0;
+  for (int y = 0; y < 32; ++y)
+    for (int x = 0; x < 32; ++x)
+      if (obs[c * 32 * 32 + y * 32 + x] == 1.0f) { sx += x; sy += y; ++n; }
+  EXPECT_EQ(n, 9);
+  return {sx / 9, sy / 9};
+}
+
+TEST(MovingDot, SecondChannelIsTheFrameBeforeTheLastAction) {
+  Dot d;
+  d.set(10, 10);
+  d.step(4);
+  EXPECT_EQ(centre(d.obs, 0), std::make_pair(11, 10));
+  EXPECT_EQ(centre(d.obs, 1), std::make_pair(10, 10));
+  d.step(1);
+  EXPECT_EQ(centre(d.obs, 0), std::make_pair(11, 9));
+  EXPECT_EQ(centre(d.obs, 1), std::make_pair(11, 10));
+  d.step(0);
+  EXPECT_EQ(centre(d.obs, 1), centre(d.obs, 0));
+  // The state holds both positions; set_state(get_state()) gives the same observation, and the
+  // pixels give back the state.
+  EXPECT_EQ(d.env->get_state(), (std::vector<double>{11, 9, 11, 9}));
+  d.step(2);
+  const auto state = d.env->get_state();
+  EXPECT_EQ(state, (std::vector<double>{11, 10, 11, 9}));
+  const auto before = d.obs;
+  d.env->set_state(state, d.obs.data());
+  EXPECT_EQ(d.obs, before);
+  std::vector<double> read;
+  ASSERT_TRUE(d.env->state_from_obs(d.obs.data(), &read));
+  EXPECT_EQ(read, state);
+  // A reset starts with both frames equal.
+  d.env->seed(5);
+  d.env->reset(d.obs.data());
+  EXPECT_EQ(centre(d.obs, 1), centre(d.obs, 0));
 }
 
 TEST(MovingDot, ActionsMoveAndClamp) {
@@ -143,7 +185,9 @@ TEST(MovingDot, SetStateRejectsPositionsOffTheGrid) {
   Dot d;
   for (auto [x, y] : {std::pair{0.0, 5.0}, {5.0, 31.0}, {2.5, 3.0}}) {
     EXPECT_THROW(d.env->set_state({x, y}, d.obs.data()), UsageError) << x << ", " << y;
+    EXPECT_THROW(d.env->set_state({5.0, 5.0, x, y}, d.obs.data()), UsageError) << x << ", " << y;
   }
+  EXPECT_THROW(d.env->set_state({5.0, 5.0, 5.0}, d.obs.data()), UsageError);
 }
 
 }  // namespace

@@ -101,7 +101,7 @@ TEST_P(RenderEveryEnv, RejectsTinyOrNullBuffers) {
 
 TEST(MovingDotRender, NearestNeighbourUpscaleShowsTheDotWhereTheObservationHasIt) {
   auto env = make_env("movingdot");
-  std::vector<float> obs(32 * 32);
+  std::vector<float> obs(2 * 32 * 32);
   env->set_state({5.0, 20.0}, obs.data());
   const int w = 96, h = 64;  // 3x horizontally, 2x vertically
   const auto img = render(*env, w, h);

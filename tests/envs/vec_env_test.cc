@@ -1,6 +1,7 @@
 // VecEnv: seeding (env i gets seed + i), auto-reset with final_obs, flags, time-limit counts.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <vector>
 
 #include "prefrl/core/error.h"
@@ -114,7 +115,7 @@ TEST(VecEnv, TimeLimitTruncationCount) {
 TEST(VecEnv, SuccessFlagsAtEpisodeEnd) {
   VecEnv v("movingdot", 2, 0);
   v.reset();
-  std::vector<float> scratch(32 * 32);
+  std::vector<float> scratch(2 * 32 * 32);
   v.env(0).set_state({16, 17}, scratch.data());  // distance 1: success
   v.env(1).set_state({3, 4}, scratch.data());    // far away: failure
   for (int i = 0; i < 2; ++i) v.env(i).set_elapsed_steps(49);
@@ -124,7 +125,7 @@ TEST(VecEnv, SuccessFlagsAtEpisodeEnd) {
   EXPECT_EQ(v.success(), (std::vector<uint8_t>{1, 0}));
   // final_obs shows the dot where the episode ended.
   EXPECT_EQ(v.final_obs()[17 * 32 + 16], 1.0f);
-  EXPECT_EQ(v.final_obs()[32 * 32 + 4 * 32 + 3], 1.0f);
+  EXPECT_EQ(v.final_obs()[2 * 32 * 32 + 4 * 32 + 3], 1.0f);  // env 1, current frame
 }
 
 TEST(VecEnv, KeepsStatesBesideObservationsAndFinalObservations) {
@@ -154,6 +155,57 @@ TEST(VecEnv, KeepsStatesBesideObservationsAndFinalObservations) {
   EXPECT_GT(ended, 3);
   v.keep_states(false);
   EXPECT_TRUE(v.states().empty());
+}
+
+
+// termination=penalty: episodes run to the time limit; steps on which the task would have
+// ended earn -penalty; task_rewards() keeps the task's own rewards (0 after its end).
+TEST(VecEnv, TerminationReplacedByAPenaltyRunsToTheTimeLimit) {
+  for (const char* name : {"cartpole", "hopper"}) {
+    SCOPED_TRACE(name);
+    VecEnv ends(name, 1, 7), goes_on(name, 1, 7);
+    goes_on.replace_termination(2.5f);
+    EXPECT_TRUE(goes_on.termination_replaced());
+    EXPECT_FALSE(ends.termination_replaced());
+    EXPECT_THROW(goes_on.replace_termination(std::nanf("")), UsageError);
+    ends.reset();
+    goes_on.reset();
+    const int limit = ends.spec().max_episode_steps;
+    const std::vector<float> push(ends.act_size(), name == std::string("cartpole") ? 1.0f : 0.0f);  // falls over
+    int ended_at = -1;
+    double task_return = 0, end_return = 0;
+    for (int t = 1; t <= limit; ++t) {
+      if (ended_at < 0) {
+        ends.step(push.data());
+        end_return += ends.rewards()[0];
+        EXPECT_EQ(ends.task_rewards()[0], ends.rewards()[0]);
+      }
+      goes_on.step(push.data());
+      task_return += goes_on.task_rewards()[0];
+      EXPECT_FALSE(goes_on.terminated()[0]) << "step " << t;
+      EXPECT_EQ(goes_on.truncated()[0] != 0, t == limit) << "step " << t;
+      if (ended_at < 0) {
+        if (!ends.terminated()[0]) {
+          EXPECT_EQ(goes_on.rewards()[0], ends.rewards()[0]) << "step " << t;
+          EXPECT_EQ(row(goes_on.obs(), 0, goes_on.obs_size()), row(ends.obs(), 0, ends.obs_size())) << "step " << t;
+        } else {
+          ended_at = t;
+          EXPECT_EQ(goes_on.rewards()[0], -2.5f);
+          EXPECT_EQ(goes_on.task_rewards()[0], ends.rewards()[0]) << "the task's last reward counts";
+          EXPECT_EQ(row(goes_on.obs(), 0, goes_on.obs_size()), row(ends.final_obs(), 0, ends.obs_size()))
+              << "the episode goes on from where the task ended it";
+        }
+      } else {
+        EXPECT_EQ(goes_on.task_rewards()[0], 0.0f) << "step " << t;
+      }
+    }
+    ASSERT_GT(ended_at, 0) << "the task never ended: the test's policy should fall";
+    ASSERT_LT(ended_at, limit / 2);
+    EXPECT_DOUBLE_EQ(task_return, end_return);
+    // After the time limit the next episode starts with a clean slate.
+    goes_on.step(push.data());
+    EXPECT_EQ(goes_on.task_rewards()[0], goes_on.rewards()[0]);
+  }
 }
 
 }  // namespace

@@ -438,5 +438,68 @@ TEST(RewardModelInputs, ConvStridesAndKernelsNeedOneEntryPerConvAndShapeTheMaps)
   EXPECT_TRUE(std::isfinite(r3));
 }
 
+
+// reward.form=potential: r̂(o) = phi(newest frame) - phi(previous frame) for every member.
+RewardConfig potential_config(const std::string& encoder) {
+  RewardConfig cfg = small_config();
+  cfg.form = "potential";
+  cfg.use_action = false;
+  cfg.pixel_encoder = encoder;
+  cfg.conv_channels = {2};
+  cfg.conv_kernels = {1};
+  cfg.conv_strides = {1};
+  cfg.output_std = 1.0;  // with the initial normalisation (mean 0, std 1) outputs are raw
+  return cfg;
+}
+
+// An observation (2 x 8 x 8) stacking frames a (newest) and b.
+std::vector<float> two_frames(const std::vector<float>& a, const std::vector<float>& b) {
+  std::vector<float> o(a);
+  o.insert(o.end(), b.begin(), b.end());
+  return o;
+}
+
+TEST(RewardModelPotential, RewardIsAPotentialDifferenceThatTelescopes) {
+  for (const std::string encoder : {"keypoints", "cnn"}) {
+    SCOPED_TRACE(encoder);
+    RewardModel model(potential_config(encoder), {2, 8, 8}, 1, true, 5, false, 7);
+    Rng rng(3);
+    std::vector<std::vector<float>> f(3, std::vector<float>(64));
+    for (auto& frame : f)
+      for (float& v : frame) v = static_cast<float>(rng.uniform());
+    std::vector<float> obs;
+    for (auto [i, j] : std::vector<std::pair<int, int>>{{0, 0}, {1, 0}, {0, 1}, {2, 1}, {2, 0}}) {
+      const std::vector<float> o = two_frames(f[i], f[j]);
+      obs.insert(obs.end(), o.begin(), o.end());
+    }
+    const std::vector<float> act(5, 0.0f);
+    const torch::Tensor r = model.member_rewards(obs.data(), act.data(), 5);  // (M x 5)
+    ASSERT_EQ(r.size(0), 3);
+    for (int64_t m = 0; m < 3; ++m) {
+      const auto v = r[m];
+      EXPECT_EQ(v[0].item<float>(), 0.0f) << "an unchanged frame is worth exactly 0";
+      EXPECT_NE(v[1].item<float>(), 0.0f);
+      EXPECT_FLOAT_EQ(v[2].item<float>(), -v[1].item<float>()) << "moving back undoes the gain";
+      // phi(2) - phi(1) + phi(1) - phi(0) = phi(2) - phi(0)
+      EXPECT_NEAR(v[3].item<float>() + v[1].item<float>(), v[4].item<float>(), 1e-5);
+    }
+  }
+}
+
+TEST(RewardModelPotential, MisuseIsAUsageError) {
+  RewardConfig cfg = potential_config("keypoints");
+  EXPECT_NO_THROW(RewardModel(cfg, {2, 8, 8}, 1, true, 5, false, 1));
+  EXPECT_THROW(RewardModel(cfg, {3, 8, 8}, 1, true, 5, false, 1), UsageError);  // odd channel count
+  EXPECT_THROW(RewardModel(cfg, {4}, 1, true, 5, false, 1), UsageError);        // not pixels
+  cfg.use_action = true;
+  EXPECT_THROW(RewardModel(cfg, {2, 8, 8}, 1, true, 5, false, 1), UsageError);
+  cfg = potential_config("keypoints");
+  cfg.conv_channels = {};
+  EXPECT_THROW(RewardModel(cfg, {2, 8, 8}, 1, true, 5, false, 1), UsageError);  // no conv trunk
+  cfg = potential_config("keypoints");
+  cfg.form = "delta";
+  EXPECT_THROW(RewardModel(cfg, {2, 8, 8}, 1, true, 5, false, 1), UsageError);
+}
+
 }  // namespace
 }  // namespace prefrl

@@ -83,8 +83,10 @@ double pearson(const std::vector<double>& a, const std::vector<double>& b) {
 }
 
 double reward_true_correlation(PPOAgent& agent, RewardModel& reward, const std::string& env_name,
-                               int num_envs, int length, int num_segments, uint64_t seed) {
+                               int num_envs, int length, int num_segments, uint64_t seed,
+                               std::optional<float> termination_penalty) {
   VecEnv envs(env_name, num_envs, seed);
+  if (termination_penalty) envs.replace_termination(*termination_penalty);
   const EnvSpec& spec = envs.spec();
   const int64_t D = envs.obs_size(), A = envs.act_size();
   // Enough steps per env for num_segments windows with little overlap.

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,8 +34,10 @@ double pearson(const std::vector<double>& a, const std::vector<double>& b);
 
 // Cuts `num_segments` segments of `length` steps from stochastic rollouts of the agent on
 // fresh environments, and correlates the reward model's predicted segment returns
-// (ensemble mean) with the true ones.
+// (ensemble mean) with the true ones. termination_penalty: the environments replace
+// terminations by this penalty, as in training (VecEnv::replace_termination).
 double reward_true_correlation(PPOAgent& agent, RewardModel& reward, const std::string& env_name,
-                               int num_envs, int length, int num_segments, uint64_t seed);
+                               int num_envs, int length, int num_segments, uint64_t seed,
+                               std::optional<float> termination_penalty = std::nullopt);
 
 }  // namespace prefrl

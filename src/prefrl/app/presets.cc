@@ -3,12 +3,17 @@
 // train_config.h, so `prefrl presets` can print exactly what a preset changes.
 #include "prefrl/app/train_config.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "prefrl/core/error.h"
+#include "prefrl/envs/env.h"
 
 namespace prefrl {
 
-const std::vector<Preset>& presets() {
-  static const std::vector<Preset> kPresets = {
+namespace {
+std::vector<Preset> presets_2d() {
+  const std::vector<Preset> kPresets = {
       {"cartpole", "cartpole", "CartPole-v1 from oracle preferences: 200 labels, 150k steps",
        {"env.num_envs=8", "run.total_steps=150000",
         "ppo.num_steps=32", "ppo.minibatch_size=256", "ppo.update_epochs=20", "ppo.lr=0.001",
@@ -59,11 +64,61 @@ const std::vector<Preset>& presets() {
        {"env.num_envs=8", "run.total_steps=100000", "ppo.num_steps=64", "ppo.minibatch_size=128",
         "ppo.update_epochs=4", "ppo.lr=0.0005", "ppo.ent_coef=0.01", "ppo.gamma=0.95",
         "ppo.conv_channels=16,32", "ppo.norm_obs=false",
-        "reward.use_action=true", "reward.conv_channels=16,16", "reward.output_std=1.0",
+        "reward.use_action=false", "reward.form=potential", "reward.pixel_encoder=keypoints",
+        "reward.conv_channels=2", "reward.conv_kernels=1", "reward.conv_strides=1", "reward.adapt_l2=false",
+        "reward.output_std=1.0",
         "prefs.segment_length=25", "prefs.total_labels=300", "prefs.initial_fraction=0.25",
         "prefs.schedule_horizon=50000"}},
   };
   return kPresets;
+}
+
+// The MuJoCo tasks (issue 4): PPO with the usual continuous-control settings (one env, 2048
+// steps per update, 10 epochs of minibatch 64, lr 3e-4 annealed, gamma 0.99, lambda 0.95,
+// clip 0.2, 64x64 tanh MLPs, running observation and return normalisation), 1M steps; the
+// learned-reward preset (named after the task, chosen by default) adds the paper's
+// preference settings: clips of 1.5 s of simulated time, terminations replaced by a penalty,
+// reward ensemble of 2x64 leaky-ReLU MLPs on observation and action, an entropy bonus,
+// labels at a rate ∝ 2e6/(T + 2e6) with a quarter of them from the initial policy, 700 labels.
+std::vector<std::string> mujoco_ppo() {
+  return {"env.num_envs=1", "run.total_steps=1000000", "ppo.num_steps=2048", "ppo.minibatch_size=64",
+          "ppo.update_epochs=10", "ppo.lr=0.0003", "ppo.anneal_lr=true", "ppo.gamma=0.99", "ppo.gae_lambda=0.95",
+          "ppo.clip_coef=0.2", "ppo.hidden=64,64", "ppo.activation=tanh", "ppo.norm_obs=true",
+          "ppo.norm_reward=true", "ppo.init_log_std=0.0"};
+}
+std::vector<std::string> mujoco_learned(const std::string& ent_coef) {
+  std::vector<std::string> v = mujoco_ppo();
+  for (const std::string s : {"env.termination=penalty", "env.termination_penalty=1", "prefs.segment_seconds=1.5",
+                              "reward.hidden=64,64", "reward.activation=leaky_relu", "reward.use_action=true",
+                              "reward.ensemble_size=3", "reward.epochs_per_round=5", "prefs.total_labels=700",
+                              "prefs.initial_fraction=0.25", "prefs.schedule=hyperbolic",
+                              "prefs.schedule_horizon=2000000", "prefs.query_batch=10"})
+    v.push_back(s);
+  v.push_back("ppo.ent_coef=" + ent_coef);
+  return v;
+}
+std::vector<std::string> mujoco_true() {
+  std::vector<std::string> v = mujoco_ppo();
+  v.push_back("run.policy_reward=true");
+  v.push_back("ppo.ent_coef=0.0");
+  return v;
+}
+}  // namespace
+
+const std::vector<Preset>& presets() {
+  static const std::vector<Preset> kAll = [] {
+    std::vector<Preset> all = presets_2d();
+    for (const char* task : {"hopper", "halfcheetah", "walker2d", "swimmer", "reacher", "inverted_pendulum",
+                             "inverted_double_pendulum"}) {
+      const std::string t = task;
+      all.push_back({t, t, "MuJoCo " + t + " from 700 oracle preferences with the paper's settings, 1M steps",
+                     mujoco_learned(t == "swimmer" ? "0.0001" : "0.001")});
+      all.push_back({t + "-true", t, "MuJoCo " + t + ": PPO on the true reward (baseline for the learned one), 1M steps",
+                     mujoco_true()});
+    }
+    return all;
+  }();
+  return kAll;
 }
 
 const Preset& find_preset(const std::string& name) {
@@ -78,6 +133,14 @@ const Preset& find_preset(const std::string& name) {
 void apply_preset(TrainConfig& cfg, const Preset& p) {
   cfg.env.name = p.env;
   for (const auto& s : p.settings) config_assign(cfg, s);
+}
+
+int TrainConfig::segment_steps() const {
+  if (prefs.segment_seconds <= 0) return prefs.segment_length;
+  const EnvSpec spec = env_spec(env.name);
+  int steps = std::max(1, static_cast<int>(std::lround(prefs.segment_seconds * spec.fps)));
+  if (spec.max_episode_steps > 0) steps = std::min(steps, spec.max_episode_steps);
+  return steps;
 }
 
 void TrainConfig::validate() const {

@@ -19,11 +19,21 @@ namespace prefrl {
 struct EnvConfig {
   std::string name = "cartpole";  // environment (prefrl env list)
   int num_envs = 8;               // environments stepped together
+  std::string termination = "end";   // end: episodes end as the task says | penalty: they run to the time limit
+  double termination_penalty = 1.0;  // penalty mode: reward of every step on which the task would have ended
 
   template <class V>
   void visit(V& v) {
     v.text("name", name, "environment name", env_names());
     v.num("num_envs", num_envs, "environments stepped together", 1, 4096);
+    v.text("termination", termination,
+           "while training: end (episodes end where the task ends them) or penalty (the paper's MuJoCo setting: "
+           "episodes run to the time limit, and each step on which the task would have ended earns "
+           "-termination_penalty instead of its reward, so episode length carries no signal; true returns "
+           "are still reported by the task's rules, and evaluation always uses them)",
+           {"end", "penalty"});
+    v.num("termination_penalty", termination_penalty,
+          "termination=penalty: the penalty per step on which the task's termination condition holds", -1e9, 1e9);
   }
 };
 
@@ -58,6 +68,7 @@ struct RunConfig {
 
 struct PrefsConfig {
   int segment_length = 50;          // steps per clip
+  double segment_seconds = 0;       // > 0: clips of this much simulated time instead (overrides segment_length)
   int total_labels = 200;           // label budget
   double initial_fraction = 0.25;   // share of labels asked about the untrained policy
   std::string schedule = "hyperbolic";  // how the remaining labels are spread over training
@@ -73,6 +84,10 @@ struct PrefsConfig {
   template <class V>
   void visit(V& v) {
     v.num("segment_length", segment_length, "steps per clip", 1, 100000);
+    v.num("segment_seconds", segment_seconds,
+          "if > 0, clips last this many seconds of simulated time (round(seconds x the env's fps) steps, at most "
+          "its time limit) and segment_length is ignored; 0: segment_length steps",
+          0.0, 1e6);
     v.num("total_labels", total_labels, "label budget", 0, 10000000);
     v.num("initial_fraction", initial_fraction, "share of labels asked about the untrained policy", 0.0, 1.0);
     v.text("schedule", schedule, "label schedule", {"hyperbolic", "constant", "all_upfront"});
@@ -123,6 +138,9 @@ struct TrainConfig {
 
   // Cross-field checks (e.g. minibatch <= rollout size); throws UsageError naming values.
   void validate() const;
+  // Steps per clip: prefs.segment_seconds of simulated time at the environment's fps where
+  // set (at least 1, at most the time limit), else prefs.segment_length.
+  int segment_steps() const;
 };
 
 // A named set of key=value settings tuned for an environment.

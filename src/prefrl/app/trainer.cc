@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <thread>
 #include <torch/torch.h>
 
@@ -60,7 +61,8 @@ struct RolloutRecord {
   int64_t D = 0, A = 0;
   std::vector<float> obs;           // (T x N x D) observation before each action
   std::vector<float> actions;       // (T x N x A) executed (clipped) actions
-  std::vector<float> true_rewards;  // (T x N)
+  std::vector<float> true_rewards;  // (T x N) what the teacher judges (penalty mode: with penalties)
+  std::vector<float> task_rewards;  // (T x N) by the task's own rules (VecEnv::task_rewards)
   std::vector<uint8_t> terminated;  // (T x N)
   std::vector<uint8_t> truncated;   // (T x N)
   std::vector<uint8_t> success;     // (T x N), valid where an episode ended
@@ -79,6 +81,7 @@ struct RolloutRecord {
     obs.assign(static_cast<size_t>(T) * N * D, 0.f);
     actions.assign(static_cast<size_t>(T) * N * A, 0.f);
     true_rewards.assign(static_cast<size_t>(T) * N, 0.f);
+    task_rewards.assign(static_cast<size_t>(T) * N, 0.f);
     terminated.assign(static_cast<size_t>(T) * N, 0);
     truncated.assign(static_cast<size_t>(T) * N, 0);
     success.assign(static_cast<size_t>(T) * N, 0);
@@ -216,9 +219,17 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   VecEnv envs(cfg.env.name, N, derive_seed(seed, kEnvStream));
   const EnvSpec spec = envs.spec();
   const int64_t D = envs.obs_size(), A = envs.act_size();
+  // termination=penalty: the learner never sees an episode end before the time limit.
+  const std::optional<float> termination_penalty =
+      cfg.env.termination == "penalty" && spec.can_terminate
+          ? std::optional<float>(static_cast<float>(cfg.env.termination_penalty))
+          : std::nullopt;
+  if (termination_penalty) envs.replace_termination(*termination_penalty);
+  const bool learner_sees_terminations = spec.can_terminate && !termination_penalty;
+  const int L = cfg.segment_steps();  // steps per clip
   PPOAgent agent(cfg.ppo, spec, N, derive_seed(seed, kPolicyStream));
   RewardModel reward(cfg.reward, spec.observation.shape, A, spec.action.discrete, spec.action.n,
-                     spec.can_terminate, derive_seed(seed, kRewardStream));
+                     learner_sees_terminations, derive_seed(seed, kRewardStream));
   PrefDB db(run.file("prefs.db"));
   std::unique_ptr<Teacher> teacher = make_teacher(cfg);
   // People answer through the labeling server, which has its own database connection.
@@ -253,7 +264,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   envs.keep_states(S > 0);
   RolloutRecord roll;
   roll.resize(T, N, D, A, S);
-  SegmentHistory history(N, D, A, S, std::max(0, cfg.prefs.segment_length - 1));
+  SegmentHistory history(N, D, A, S, std::max(0, L - 1));
   std::vector<float> act_buf(static_cast<size_t>(N) * A);
 
   int64_t global_step = 0;
@@ -299,6 +310,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
       for (int i = 0; i < N; ++i) {
         const size_t k = static_cast<size_t>(t) * N + i;
         roll.true_rewards[k] = envs.rewards()[i];
+        roll.task_rewards[k] = envs.task_rewards()[i];
         roll.terminated[k] = step_terminated[i] = envs.terminated()[i];
         roll.truncated[k] = step_truncated[i] = envs.truncated()[i];
         roll.success[k] = envs.success()[i];
@@ -318,7 +330,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
             std::copy(st.begin(), st.end(), policy_states.begin() + static_cast<size_t>(i) * S);
           }
           roll.broken[k] = 1;
-          roll.true_rewards[k] = 0.f;
+          roll.true_rewards[k] = roll.task_rewards[k] = 0.f;
           roll.terminated[k] = step_terminated[i] = 1;  // no bootstrap from a non-finite final observation
           roll.truncated[k] = step_truncated[i] = 0;
           rollout_nonfinite = true;
@@ -339,7 +351,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     std::vector<Segment> fresh;
     const int per_env = std::max(1, cfg.prefs.segments_per_rollout / N);
     for (int i = 0; i < N; ++i) {
-      for (auto& s : cut_segments(history.at(i), cfg.prefs.segment_length, per_env, segment_rng)) {
+      for (auto& s : cut_segments(history.at(i), L, per_env, segment_rng)) {
         fresh.push_back(s);
       }
     }
@@ -566,7 +578,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
           ep_len[i] = 0;
           continue;
         }
-        ep_true[i] += roll.true_rewards[k];
+        ep_true[i] += roll.task_rewards[k];  // the task's return (penalty mode: by the task's rules)
         ep_pred[i] += roll.learned[k];
         ep_len[i] += 1;
         if (roll.terminated[k] || roll.truncated[k]) {
@@ -749,8 +761,8 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   result.wall_s = seconds_since(t_start);
 
   const uint64_t eval_seed = derive_seed(seed, kEvalStream);
-  result.final_true_corr = reward_true_correlation(agent, reward, cfg.env.name, N, cfg.prefs.segment_length,
-                                                   256, eval_seed);
+  result.final_true_corr = reward_true_correlation(agent, reward, cfg.env.name, N, L, 256, eval_seed,
+                                                   termination_penalty);
   result.heldout_true_corr = heldout_correlation(reward, db);
   metrics.log(metric::kRewardTrueCorr, result.final_true_corr, global_step);
   if (cfg.run.eval_episodes > 0) {

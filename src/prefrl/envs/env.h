@@ -149,6 +149,19 @@ class VecEnv {
   const std::vector<uint8_t>& success() const { return success_; }        // (num_envs), valid where done
   Env& env(int i) { return *envs_[i]; }
 
+  // Terminations replaced by a penalty (the paper's MuJoCo setting, so that how long an
+  // episode lasts tells the learner nothing): an env whose task would end the episode goes on
+  // to the time limit instead; every step on which the task's termination condition holds
+  // earns -penalty in rewards() in place of the env's reward, and terminated() stays false.
+  // Call before reset().
+  void replace_termination(float penalty);
+  bool termination_replaced() const { return replace_termination_; }
+  // Rewards under the task's own rules, whatever the mode: the env's reward up to and
+  // including the step its episode would have ended on, 0 after that (so their sum over an
+  // episode is the task's return, comparable with Gymnasium's). Equal to rewards() when
+  // terminations are not replaced.
+  const std::vector<float>& task_rewards() const { return task_rewards_; }  // (num_envs)
+
   // Keeps every env's physical state (Env::get_state(), as floats) beside its observation from
   // now on: states() matches obs(), final_states() matches final_obs().
   // For clips of environments whose observations do not determine the state. Off by default.
@@ -163,8 +176,11 @@ class VecEnv {
   int64_t obs_size_ = 0, act_size_ = 0;
   bool keep_states_ = false;
   std::vector<float> states_, final_states_;
-  std::vector<float> obs_, final_obs_, rewards_;
+  std::vector<float> obs_, final_obs_, rewards_, task_rewards_;
   std::vector<uint8_t> terminated_, truncated_, success_;
+  bool replace_termination_ = false;
+  float termination_penalty_ = 0.0f;
+  std::vector<uint8_t> task_over_;  // (num_envs) the task's episode would have ended (penalty mode)
 };
 
 }  // namespace prefrl

@@ -1,5 +1,6 @@
 // VecEnv: N environments stepped in lockstep with Gymnasium-style automatic reset.
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "prefrl/core/error.h"
@@ -21,6 +22,8 @@ VecEnv::VecEnv(const std::string& name, int num_envs, uint64_t seed) {
   obs_.assign(num_envs * obs_size_, 0.0f);
   final_obs_.assign(num_envs * obs_size_, 0.0f);
   rewards_.assign(num_envs, 0.0f);
+  task_rewards_.assign(num_envs, 0.0f);
+  task_over_.assign(num_envs, 0);
   terminated_.assign(num_envs, 0);
   truncated_.assign(num_envs, 0);
   success_.assign(num_envs, 0);
@@ -46,6 +49,8 @@ void VecEnv::reset() {
     if (keep_states_) store_state(i, &states_);
   }
   std::fill(rewards_.begin(), rewards_.end(), 0.0f);
+  std::fill(task_rewards_.begin(), task_rewards_.end(), 0.0f);
+  std::fill(task_over_.begin(), task_over_.end(), 0);
   std::fill(terminated_.begin(), terminated_.end(), 0);
   std::fill(truncated_.begin(), truncated_.end(), 0);
   std::fill(success_.begin(), success_.end(), 0);
@@ -55,7 +60,15 @@ void VecEnv::step(const float* actions) {
   for (int i = 0; i < num_envs(); ++i) {
     Env& env = *envs_[i];
     float* obs = obs_.data() + i * obs_size_;
-    const StepResult r = env.step(actions + i * act_size_, obs);
+    StepResult r = env.step(actions + i * act_size_, obs);
+    task_rewards_[i] = task_over_[i] ? 0.0f : r.reward;
+    if (replace_termination_ && r.terminated) {
+      task_over_[i] = 1;
+      r.reward = -termination_penalty_;
+      r.terminated = false;
+      const int limit = spec().max_episode_steps;
+      r.truncated = limit > 0 && env.elapsed_steps() >= limit;
+    }
     rewards_[i] = r.reward;
     terminated_[i] = r.terminated;
     truncated_[i] = r.truncated;
@@ -64,12 +77,21 @@ void VecEnv::step(const float* actions) {
       std::copy(obs, obs + obs_size_, final_obs_.data() + i * obs_size_);
       if (keep_states_) store_state(i, &final_states_);
       success_[i] = env.success();
+      task_over_[i] = 0;
       env.reset(obs);
     } else {
       success_[i] = 0;
     }
     if (keep_states_) store_state(i, &states_);
   }
+}
+
+void VecEnv::replace_termination(float penalty) {
+  if (!std::isfinite(penalty)) {
+    throw UsageError("VecEnv: termination penalty is " + std::to_string(penalty) + "; expected a finite number");
+  }
+  replace_termination_ = true;
+  termination_penalty_ = penalty;
 }
 
 void clip_actions(const Space& space, float* actions, int n) {

@@ -44,6 +44,14 @@ EnsembleNet::EnsembleNet(NetShape shape, Rng& init_rng) : shape_(std::move(shape
                      std::to_string(shape_.select_offset + S) + ") lies outside a row of " +
                      std::to_string(shape_.row_width) + " floats");
   }
+  if (shape_.potential) {
+    if (!conv) throw UsageError("reward form 'potential' needs pixel observations and a conv trunk (pixel_encoder cnn or keypoints)");
+    if (shape_.image[0] % 2 != 0) {
+      throw UsageError("reward form 'potential' needs images that stack two frames (an even channel count), got " +
+                       std::to_string(shape_.image[0]) + " channels");
+    }
+    if (S > 0) throw UsageError("reward form 'potential' cannot select per-action outputs (discrete_action select)");
+  }
   int64_t head_in = shape_.row_width - S;
   std::vector<int64_t> conv_in;  // input channels of each conv
   std::vector<int64_t> fan_in;   // per block, for initialisation
@@ -53,6 +61,7 @@ EnsembleNet::EnsembleNet(NetShape shape, Rng& init_rng) : shape_(std::move(shape
   if (conv) {
     int64_t c = shape_.image[0], h = shape_.image[1], w = shape_.image[2];
     const int64_t image_floats = c * h * w;
+    if (shape_.potential) c /= 2;  // phi sees one frame
     auto check_per_conv = [&](const std::vector<int>& v, const char* key, int64_t dflt) {
       if (v.empty() || v.size() == shape_.conv_channels.size()) return;
       throw UsageError("reward " + std::string(key) + " has " + std::to_string(v.size()) +
@@ -155,7 +164,8 @@ int64_t EnsembleNet::activation_floats_per_row() const {
   if (kp_temp_ >= 0) n += M * shape_.conv_channels.back() * conv_out_hw_.back() * 2;  // scaled map, softmax
   int64_t head = conv_features_ + shape_.row_width;
   for (int h : shape_.hidden) head += h;
-  return n + M * (head + std::max<int64_t>(1, shape_.select_width)) * 2;
+  n += M * (head + std::max<int64_t>(1, shape_.select_width)) * 2;
+  return shape_.potential ? 2 * n : n;  // phi runs on both frames
 }
 
 torch::Tensor EnsembleNet::head_columns(const torch::Tensor& rows) const {
@@ -174,6 +184,13 @@ torch::Tensor EnsembleNet::forward(const torch::Tensor& rows, const std::vector<
     const int64_t C = shape_.image[0], H = shape_.image[1], W = shape_.image[2];
     const int64_t image_floats = C * H * W;
     torch::Tensor y = rows.narrow(1, 0, image_floats).reshape({N, C, H, W});  // (N x C x H x W)
+    int64_t R = N;  // rows through the trunk and head: 2N with the potential form
+    if (shape_.potential) {
+      // (N x 2 x C/2 x H x W) => newest frames of every row, then previous frames: (2N x C/2 x H x W).
+      const torch::Tensor frames = y.view({N, 2, C / 2, H, W});
+      y = torch::cat({frames.select(1, 0), frames.select(1, 1)}, 0);
+      R = 2 * N;
+    }
     const size_t n_conv = conv_w_.size();
     for (size_t i = 0; i < n_conv; ++i) {
       // The first conv sees the shared image (all members' filters at once, groups 1); later
@@ -184,12 +201,13 @@ torch::Tensor EnsembleNet::forward(const torch::Tensor& rows, const std::vector<
     }
     if (kp_temp_ >= 0) {
       const int64_t MC = y.size(1), hw = y.size(2) * y.size(3);
-      const torch::Tensor logits = y.reshape({N, MC, hw}) * view(kp_temp_).exp().view({1, MC, 1});
-      y = torch::matmul(torch::softmax(logits, 2), kp_grid_);  // (N x M*C x 2) expected (x, y)
+      const torch::Tensor logits = y.reshape({R, MC, hw}) * view(kp_temp_).exp().view({1, MC, 1});
+      y = torch::matmul(torch::softmax(logits, 2), kp_grid_);  // (R x M*C x 2) expected (x, y)
     }
-    torch::Tensor features = y.reshape({N, M, conv_features_}).permute({1, 0, 2});  // (M x N x Fc)
+    torch::Tensor features = y.reshape({R, M, conv_features_}).permute({1, 0, 2});  // (M x R x Fc)
     torch::Tensor extra = head_columns(rows).narrow(1, image_floats, shape_.row_width - S - image_floats);  // (N x E)
-    h = torch::cat({features, extra.unsqueeze(0).expand({M, N, extra.size(1)})}, 2);  // (M x N x Fc+E)
+    if (R != N) extra = torch::cat({extra, extra}, 0);  // (R x E)
+    h = torch::cat({features, extra.unsqueeze(0).expand({M, R, extra.size(1)})}, 2);  // (M x R x Fc+E)
   } else {
     const torch::Tensor x = head_columns(rows);  // (N x F-S)
     h = x.unsqueeze(0).expand({M, N, x.size(1)});  // (M x N x F-S), no copy
@@ -203,6 +221,10 @@ torch::Tensor EnsembleNet::forward(const torch::Tensor& rows, const std::vector<
     }
   }
   if (S > 0) return (h * rows.narrow(1, shape_.select_offset, S).unsqueeze(0)).sum(2);  // (M x N)
+  if (shape_.potential) {
+    const torch::Tensor phi = h.squeeze(2);  // (M x 2N): newest frames, then previous frames
+    return phi.narrow(1, 0, N) - phi.narrow(1, N, N);  // (M x N)
+  }
   return h.squeeze(2);  // (M x N)
 }
 

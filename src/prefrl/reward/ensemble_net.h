@@ -24,6 +24,15 @@
 //              continuous, shared by every cell, so what is learned at one position carries
 //              over to its neighbours. tau_c is a learned per-channel log-temperature
 //              (initially kKeypointLogTemp, not L2-regularised).
+// NetShape::potential (images that stack the two latest frames, newest first, C/2 channels
+// each): the trunk and head are a potential phi of ONE frame, and the output is
+// phi(newest frame) - phi(previous frame) (potential-based reward, Ng, Harada & Russell 1999).
+// A clip's predicted return then telescopes to phi(last frame) - phi(first frame's
+// predecessor): the class of "progress towards a goal" rewards, in which standing still is
+// worth exactly 0, no action can be preferred regardless of the state, and no cycle gains
+// (all before RewardModel's per-member output normalisation, which shifts every step by the
+// same constant and so changes no preference between equal-length clips).
+// Extras (absorbing flag) enter phi for both frames alike, so an absorbing step is worth 0.
 //
 // Dropout multipliers come from the caller (one (M x 1 x H) mask per hidden layer, shared by
 // every row of the minibatch, i.e. by both clips of every pair and all their steps).
@@ -52,6 +61,7 @@ struct NetShape {
   // one-hot action) pick one of them instead of entering the head: r(s, a) = head(s)[a].
   int64_t select_offset = 0;
   int64_t select_width = 0;
+  bool potential = false;               // phi(frame 0) - phi(frame 1); with image, no selection
 };
 
 class EnsembleNet {

@@ -376,6 +376,19 @@ RewardModel::RewardModel(const RewardConfig& cfg, std::vector<int64_t> obs_shape
     shape.pixel_encoder = cfg.pixel_encoder;
   }
   shape.row_width = m.row_width;
+  if (cfg.form != "direct" && cfg.form != "potential") {
+    throw UsageError("reward form '" + cfg.form + "' is not one of: direct, potential");
+  }
+  if (cfg.form == "potential") {
+    if (cfg.use_action) {
+      throw UsageError("reward form 'potential' rates observations only; set reward.use_action=false");
+    }
+    if (shape.image.empty()) {
+      throw UsageError("reward form 'potential' needs pixel observations and a conv trunk (pixel_encoder cnn or "
+                       "keypoints, conv_channels not empty)");
+    }
+    shape.potential = true;
+  }
   if (cfg.discrete_action != "input" && cfg.discrete_action != "select") {
     throw UsageError("reward discrete_action '" + cfg.discrete_action + "' is not one of: input, select");
   }

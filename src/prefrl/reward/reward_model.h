@@ -55,6 +55,7 @@ struct RewardConfig {
   std::string pixel_encoder = "cnn";  // pixel inputs: cnn (flattened conv map) | keypoints (spatial soft-argmax) | mlp (raw pixels)
   std::string normalise_on = "labeled";  // states the output normalisation is computed over
   std::string discrete_action = "input";  // discrete actions: input (one-hot into the net) | select (one output per action)
+  std::string form = "direct";        // direct: r̂ = net(o[, a]) | potential: r̂ = phi(newest frame) - phi(previous frame)
   bool fast_mlp = true;               // plain MLP nets: hand-written forward/backward and Adam (false: LibTorch autograd)
 
   template <class V>
@@ -96,6 +97,11 @@ struct RewardConfig {
            "with discrete actions and use_action: input (one-hot action enters the net) or select "
            "(the net has one output per action and the action picks one: r(s, a) = net(s)[a])",
            {"input", "select"});
+    v.text("form", form,
+           "direct (r̂ = net(observation[, action])) or potential (pixel observations stacking the two latest "
+           "frames, e.g. movingdot: r̂ = phi(newest frame) - phi(previous frame), a potential difference whose "
+           "sum over a clip telescopes; observation only, so use_action=false)",
+           {"direct", "potential"});
     v.flag("fast_mlp", fast_mlp,
            "plain MLP reward nets (no conv trunk, no per-action outputs, relu or leaky_relu): hand-written "
            "forward/backward and Adam instead of LibTorch autograd (same results up to float rounding)");
