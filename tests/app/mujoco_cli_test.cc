@@ -188,10 +188,11 @@ TEST(MujocoCli, SegmentSecondsBecomeStepsAtTheEnvsFrameRate) {
 }
 
 TEST(MujocoCli, HopperPresetReplacesTerminationsByAPenalty) {
-  // The hopper preset (the paper's settings): 1.5 s clips, falls cost a penalty instead of
-  // ending the episode. A random hopper falls within a few dozen steps, so its clips hold
-  // penalised steps but never an absorbing one, while charts/episodic_return stays the
-  // task's own return (a random hopper's is small and positive, the penalised sum near -1000).
+  // The hopper preset (the paper's settings): 1.5 s clips, a fall costs a penalty of 100 and
+  // a fresh start instead of ending the episode. A random hopper falls within a few dozen
+  // steps, so its clips hold penalised steps but never an absorbing one, while
+  // charts/episodic_return stays the task's own return (a random hopper's is small and
+  // positive; the penalised sum over 1000 steps is far below zero).
   const std::string dir = temp_path("mj_hopper_penalty");
   auto r = run_prefrl("train --env hopper --steps 4096 --labels 8 --seed 3 --set run.eval_episodes=1 "
                       "--set run.progress_every_s=0 --run-dir " + dir);
@@ -207,7 +208,7 @@ TEST(MujocoCli, HopperPresetReplacesTerminationsByAPenalty) {
     EXPECT_EQ(seg->length, 188);
     for (int t = 0; t < seg->length; ++t) {
       EXPECT_FALSE(seg->absorbing[t]) << "segment " << id << " step " << t;
-      penalised += seg->true_rewards[t] == -1.0f;
+      penalised += seg->true_rewards[t] == -100.0f;
     }
   }
   EXPECT_GT(penalised, 0);

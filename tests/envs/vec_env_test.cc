@@ -158,8 +158,9 @@ TEST(VecEnv, KeepsStatesBesideObservationsAndFinalObservations) {
 }
 
 
-// termination=penalty: episodes run to the time limit; steps on which the task would have
-// ended earn -penalty; task_rewards() keeps the task's own rewards (0 after its end).
+// termination=penalty: episodes run to the time limit; a step on which the task would have
+// ended earns -penalty and the body starts afresh (a new initial state, the episode's clock
+// running on); task_rewards() keeps the task's own rewards (0 after its first end).
 TEST(VecEnv, TerminationReplacedByAPenaltyRunsToTheTimeLimit) {
   for (const char* name : {"cartpole", "hopper"}) {
     SCOPED_TRACE(name);
@@ -172,7 +173,7 @@ TEST(VecEnv, TerminationReplacedByAPenaltyRunsToTheTimeLimit) {
     goes_on.reset();
     const int limit = ends.spec().max_episode_steps;
     const std::vector<float> push(ends.act_size(), name == std::string("cartpole") ? 1.0f : 0.0f);  // falls over
-    int ended_at = -1;
+    int ended_at = -1, later_falls = 0;
     double task_return = 0, end_return = 0;
     for (int t = 1; t <= limit; ++t) {
       if (ended_at < 0) {
@@ -192,16 +193,20 @@ TEST(VecEnv, TerminationReplacedByAPenaltyRunsToTheTimeLimit) {
           ended_at = t;
           EXPECT_EQ(goes_on.rewards()[0], -2.5f);
           EXPECT_EQ(goes_on.task_rewards()[0], ends.rewards()[0]) << "the task's last reward counts";
-          EXPECT_EQ(row(goes_on.obs(), 0, goes_on.obs_size()), row(ends.final_obs(), 0, ends.obs_size()))
-              << "the episode goes on from where the task ended it";
+          // A fresh start, as the ending env's next episode (both RNGs drew the same so far).
+          EXPECT_EQ(row(goes_on.obs(), 0, goes_on.obs_size()), row(ends.obs(), 0, ends.obs_size()));
+          EXPECT_NE(row(goes_on.obs(), 0, goes_on.obs_size()), row(ends.final_obs(), 0, ends.obs_size()));
+          EXPECT_EQ(goes_on.env(0).elapsed_steps(), t) << "the episode's clock runs on";
         }
       } else {
         EXPECT_EQ(goes_on.task_rewards()[0], 0.0f) << "step " << t;
+        if (goes_on.rewards()[0] == -2.5f) ++later_falls;
       }
     }
     ASSERT_GT(ended_at, 0) << "the task never ended: the test's policy should fall";
     ASSERT_LT(ended_at, limit / 2);
     EXPECT_DOUBLE_EQ(task_return, end_return);
+    EXPECT_GT(later_falls, 2) << "after each fresh start the body falls again";
     // After the time limit the next episode starts with a clean slate.
     goes_on.step(push.data());
     EXPECT_EQ(goes_on.task_rewards()[0], goes_on.rewards()[0]);

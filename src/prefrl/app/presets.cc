@@ -88,7 +88,7 @@ std::vector<std::string> mujoco_ppo() {
 }
 std::vector<std::string> mujoco_learned(const std::string& ent_coef) {
   std::vector<std::string> v = mujoco_ppo();
-  for (const std::string s : {"env.termination=penalty", "env.termination_penalty=1", "prefs.segment_seconds=1.5",
+  for (const std::string s : {"env.termination=penalty", "env.termination_penalty=100", "prefs.segment_seconds=1.5",
                               "reward.hidden=64,64", "reward.activation=leaky_relu", "reward.use_action=true",
                               "reward.ensemble_size=3", "reward.epochs_per_round=5", "prefs.total_labels=700",
                               "prefs.initial_fraction=0.25", "prefs.schedule=hyperbolic",

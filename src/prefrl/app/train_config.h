@@ -20,7 +20,7 @@ struct EnvConfig {
   std::string name = "cartpole";  // environment (prefrl env list)
   int num_envs = 8;               // environments stepped together
   std::string termination = "end";   // end: episodes end as the task says | penalty: they run to the time limit
-  double termination_penalty = 1.0;  // penalty mode: reward of every step on which the task would have ended
+  double termination_penalty = 100.0;  // penalty mode: a would-be termination earns -this
 
   template <class V>
   void visit(V& v) {
@@ -28,12 +28,13 @@ struct EnvConfig {
     v.num("num_envs", num_envs, "environments stepped together", 1, 4096);
     v.text("termination", termination,
            "while training: end (episodes end where the task ends them) or penalty (the paper's MuJoCo setting: "
-           "episodes run to the time limit, and each step on which the task would have ended earns "
-           "-termination_penalty instead of its reward, so episode length carries no signal; true returns "
-           "are still reported by the task's rules, and evaluation always uses them)",
+           "episodes run to the time limit; a step on which the task would have ended earns "
+           "-termination_penalty instead of its reward and the body starts afresh within the episode, so "
+           "episode length carries no signal; true returns are still reported by the task's rules, and "
+           "evaluation always uses them)",
            {"end", "penalty"});
     v.num("termination_penalty", termination_penalty,
-          "termination=penalty: the penalty per step on which the task's termination condition holds", -1e9, 1e9);
+          "termination=penalty: the reward of a step on which the task would have ended (its negative)", -1e9, 1e9);
   }
 };
 

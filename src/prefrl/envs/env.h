@@ -150,9 +150,11 @@ class VecEnv {
   Env& env(int i) { return *envs_[i]; }
 
   // Terminations replaced by a penalty (the paper's MuJoCo setting, so that how long an
-  // episode lasts tells the learner nothing): an env whose task would end the episode goes on
-  // to the time limit instead; every step on which the task's termination condition holds
-  // earns -penalty in rewards() in place of the env's reward, and terminated() stays false.
+  // episode lasts tells the learner nothing): episodes last to the time limit. A step on which
+  // the task would end the episode earns -penalty in rewards() in place of the env's reward,
+  // terminated() stays false, and the env starts afresh from a new initial state inside the
+  // same episode (whose step count runs on), so that the data stays on the task's states
+  // (a fallen hopper left lying for the rest of the episode would fill it with the floor).
   // Call before reset().
   void replace_termination(float penalty);
   bool termination_replaced() const { return replace_termination_; }

@@ -63,11 +63,15 @@ void VecEnv::step(const float* actions) {
     StepResult r = env.step(actions + i * act_size_, obs);
     task_rewards_[i] = task_over_[i] ? 0.0f : r.reward;
     if (replace_termination_ && r.terminated) {
+      // The body starts afresh inside the same episode, whose clock runs on.
       task_over_[i] = 1;
       r.reward = -termination_penalty_;
       r.terminated = false;
+      const int elapsed = env.elapsed_steps();
+      env.reset(obs);
+      env.set_elapsed_steps(elapsed);
       const int limit = spec().max_episode_steps;
-      r.truncated = limit > 0 && env.elapsed_steps() >= limit;
+      r.truncated = limit > 0 && elapsed >= limit;
     }
     rewards_[i] = r.reward;
     terminated_[i] = r.terminated;
