@@ -62,7 +62,7 @@ std::vector<Preset> presets_2d() {
         "prefs.segment_length=50", "prefs.total_labels=300", "prefs.query_batch=10"}},
       {"movingdot", "movingdot", "The moving-dot pixel sanity task: 300 labels",
        {"env.num_envs=8", "run.total_steps=100000", "ppo.num_steps=64", "ppo.minibatch_size=128",
-        "ppo.update_epochs=4", "ppo.lr=0.0005", "ppo.ent_coef=0.01", "ppo.gamma=0.95",
+        "ppo.update_epochs=4", "ppo.lr=0.0005", "ppo.ent_coef=0.0", "ppo.gamma=0.95",
         "ppo.conv_channels=16,32", "ppo.norm_obs=false",
         "reward.use_action=false", "reward.form=potential", "reward.pixel_encoder=keypoints",
         "reward.conv_channels=2", "reward.conv_kernels=1", "reward.conv_strides=1", "reward.adapt_l2=false",

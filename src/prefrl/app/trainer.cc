@@ -494,7 +494,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     nlohmann::json curve = nlohmann::json::array();
     for (const auto& [s, r] : return_curve) curve.push_back({s, r});
     server->publish({{"phase", phase}, {"step", global_step}, {"total_steps", cfg.run.total_steps},
-                     {"labels_used", labels_used}, {"label_budget", cfg.prefs.total_labels},
+                     {"labels_used", labels_used}, {"label_budget", schedule.total_labels},
                      {"labels_have", have}, {"labels_needed", need},
                      {"val_accuracy", labels_used > 0 ? num(rstats.val_accuracy) : nlohmann::json(nullptr)},
                      {"recent_return", num(mean_of(rr))},
@@ -530,7 +530,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   };
 
   log.line(fmt::format("prefrl: training {} with {} teacher, {} labels, {} steps, seed {}; run dir {}",
-                       cfg.env.name, cfg.teacher.kind, cfg.prefs.total_labels, cfg.run.total_steps,
+                       cfg.env.name, cfg.teacher.kind, schedule.total_labels, cfg.run.total_steps,
                        cfg.run.seed, run.path()));
 
   // ---- Pre-training: clips of the untrained policy, the first labels, the first r̂ --------
@@ -733,7 +733,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
       std::vector<double> rr(recent_returns.begin(), recent_returns.end());
       log.progress(fmt::format("step {:>8}/{} | {:>7.0f} steps/s | return {:>9.2f} | labels {:>4}/{} | val acc {:.3f} | "
                                "true corr {:+.2f} | entropy {:+.3f}",
-                               global_step, cfg.run.total_steps, sps, mean_of(rr), labels_now, cfg.prefs.total_labels,
+                               global_step, cfg.run.total_steps, sps, mean_of(rr), labels_now, schedule.total_labels,
                                rstats.val_accuracy, true_corr, pstats.entropy),
                    static_cast<double>(global_step) / cfg.run.total_steps);
       last_progress = Clock::now();
