@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "prefrl/app/checkpoint.h"
 #include "prefrl/app/evaluate.h"
 #include "prefrl/app/render_video.h"
 #include "prefrl/app/train_config.h"
@@ -90,7 +91,10 @@ struct ConfigFlags {
 
   enum Flags { kConfigOnly, kTrain, kSweep };  // kSweep: no --seed (the sweep sets it) and no server flags
   void add_to(CLI::App* cmd, Flags which) {
-    cmd->add_option("--env", env, "environment (see `prefrl env list`)")->required();
+    auto* e = cmd->add_option("--env", env, which == kTrain && cmd->get_name() == "train"
+                                                ? "environment (see `prefrl env list`); required unless --resume"
+                                                : "environment (see `prefrl env list`)");
+    if (which != kTrain || cmd->get_name() != "train") e->required();
     cmd->add_option("--preset", preset, "preset (see `prefrl presets`); default: the environment's own");
     cmd->add_option("--config", config_file, "TOML (or .json) file of config keys");
     cmd->add_option("--set", sets, "override one config key: --set ppo.lr=0.001 (repeatable)");
@@ -161,8 +165,61 @@ void print_config(const TrainConfig& cfg_in, std::ostream& out) {
   }
 }
 
+// SIGINT / SIGTERM during training: the first asks the trainer to stop at the end of its
+// iteration (checkpoint, summary, a line saying where); a second one ends the process at once.
+extern "C" void on_stop_signal(int sig) {
+  if (stop_requested() != 0) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+    return;
+  }
+  request_stop(sig);
+}
+
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  // A file-size limit (ulimit -f) makes writes fail with EFBIG, reported by name, instead of
+  // killing the process mid-write.
+  std::signal(SIGXFSZ, SIG_IGN);
+}
+
+// Trains in the prepared run directory => the exit code: 0 finished, 1 failed (summary.json
+// says why), 130 / 143 stopped by SIGINT / SIGTERM (resumable).
+int run_training(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool resume) {
+  install_stop_handlers();
+  try {
+    TrainResult r = train(cfg, run, log, resume);
+    if (r.status == "stopped") return 128 + stop_requested();
+    return r.status == "finished" ? 0 : 1;
+  } catch (const UsageError&) {
+    throw;
+  } catch (const std::exception& e) {
+    log.line(std::string("prefrl: training failed: ") + e.what());
+    const std::vector<std::string> ckpts = list_checkpoints(run.file("checkpoints"));
+    if (!ckpts.empty())
+      log.line("prefrl: the last checkpoint is " + ckpts.back() + "; after fixing the cause, continue with: prefrl "
+               "train --resume " + run.path());
+    TrainResult failed;
+    failed.status = "failed";
+    failed.total_steps = cfg.run.total_steps;
+    nlohmann::json j = failed.to_json();
+    j["error"] = e.what();
+    j["process"] = process_identity();
+    j["process"]["heartbeat"] = unix_time_now();
+    try {
+      run.write_json("summary.json", j);
+    } catch (const std::exception& e2) {  // e.g. the disk that stopped the run is still full
+      log.line(std::string("prefrl: cannot record the failure in summary.json: ") + e2.what());
+    }
+    return 1;
+  }
+}
+
 // Creates the run directory at `path`, records the config, command and build, and trains.
-// => the run's exit code (0 finished, 1 failed; summary.json says which and why).
 int start_run(TrainConfig cfg, const std::string& path, const std::string& command) {
   RunDir run = RunDir::create(path);
   run.write_json("config.json", config_to_json(cfg));
@@ -173,27 +230,75 @@ int start_run(TrainConfig cfg, const std::string& path, const std::string& comma
   std::ostringstream cfgtext;
   print_config(cfg, cfgtext);
   log.line("resolved config:\n" + cfgtext.str());
+  return run_training(cfg, run, log, false);
+}
+
+// `prefrl train --resume RUN_DIR`: the archived config, changed only with --override (each
+// change recorded in resumes.jsonl and the log); every check before anything is touched.
+int cmd_resume(const ConfigFlags& flags, const std::string& dir, bool override_config, const std::string& command) {
+  if (!std::filesystem::is_directory(dir)) throw UsageError("--resume: '" + dir + "' is not a run directory");
+  RunDir run = RunDir::open(dir);
+  TrainConfig archived;
   try {
-    TrainResult r = train(cfg, run, log);
-    return r.status == "finished" ? 0 : 1;
-  } catch (const UsageError&) {
-    throw;
-  } catch (const std::exception& e) {
-    TrainResult failed;
-    failed.status = "failed";
-    failed.total_steps = cfg.run.total_steps;
-    nlohmann::json j = failed.to_json();
-    j["error"] = e.what();
-    j["process"] = process_identity();
-    j["process"]["heartbeat"] = unix_time_now();
-    run.write_json("summary.json", j);
-    log.line(std::string("prefrl: training failed: ") + e.what());
-    return 1;
+    config_from_json(archived, run.read_json("config.json"));
+  } catch (const UsageError& e) {
+    throw UsageError("--resume: the archived config of '" + dir + "' is unusable: " + e.what());
   }
+  TrainConfig cfg = archived;
+  if (!flags.preset.empty()) throw UsageError("--resume: --preset cannot be applied to a run that has started");
+  if (!flags.env.empty() && flags.env != archived.env.name)
+    throw UsageError("--resume: --env " + flags.env + " contradicts the run's environment '" + archived.env.name + "'");
+  if (!flags.config_file.empty()) config_from_json(cfg, read_config_file(flags.config_file));
+  for (const auto& s : flags.sets) config_assign(cfg, s);
+  const std::pair<const char*, const std::string*> dedicated[] = {
+      {"teacher.kind", &flags.teacher}, {"prefs.total_labels", &flags.labels}, {"run.total_steps", &flags.steps},
+      {"run.seed", &flags.seed}, {"run.threads", &flags.threads}, {"server.host", &flags.host},
+      {"server.port", &flags.port}, {"server.token", &flags.token}};
+  for (const auto& [key, value] : dedicated) if (!value->empty()) config_set(cfg, key, *value);
+  cfg.validate();
+  // What would change.
+  nlohmann::json changes = nlohmann::json::object();
+  {
+    const auto before = config_list(archived), after = config_list(cfg);
+    for (size_t i = 0; i < before.size() && i < after.size(); ++i) {
+      if (before[i].value == after[i].value) continue;
+      if (before[i].key == "env.name" || before[i].key == "env.num_envs")
+        throw UsageError("--resume: " + before[i].key + " cannot change when resuming (it is " + before[i].value +
+                         " in the checkpoints)");
+      if (!override_config)
+        throw UsageError("--resume: " + before[i].key + " would change from " + before[i].value + " to " +
+                         after[i].value + "; the archived config is used unless --override is given");
+      changes[before[i].key] = {{"from", before[i].value}, {"to", after[i].value}};
+    }
+  }
+  // Refuse before touching anything: a run still running, a finished one, a foreign database.
+  const RunInfo info = load_run(dir);
+  if (info.status == "running")
+    throw UsageError("--resume: run '" + dir + "' is still running (" +
+                     info.summary.value("process", nlohmann::json::object()).value("pid", nlohmann::json(0)).dump() +
+                     "); stop it first");
+  if (info.status == "finished" && changes.empty())
+    throw UsageError("--resume: run '" + dir + "' has finished; nothing to resume (a larger budget needs --steps N "
+                     "--override)");
+  if (std::filesystem::exists(run.file("prefs.db"))) PrefDB check(run.file("prefs.db"));  // refuses a foreign file
+  // Record, then train.
+  nlohmann::json record = {{"at", utc_now()}, {"command", command}, {"previous_status", info.status},
+                           {"overrides", changes}};
+  {
+    std::ofstream f(run.file("resumes.jsonl"), std::ios::app);
+    f << record.dump() << "\n";
+    if (!f.flush()) throw RuntimeError("cannot write '" + run.file("resumes.jsonl") + "'");
+  }
+  if (!changes.empty()) run.write_json("config.json", config_to_json(cfg));
+  RunLog log;
+  log.open(run.file("log.txt"));
+  log.line("prefrl: resuming " + dir + " (was " + info.status + ")" + (changes.empty() ? "" : "; overrides: " + changes.dump()));
+  return run_training(cfg, run, log, true);
 }
 
 int cmd_train(const ConfigFlags& flags, const std::string& run_dir_flag, const std::string& runs_root,
               int argc, char** argv) {
+  if (flags.env.empty()) throw UsageError("--env is required (or --resume RUN_DIR)");
   TrainConfig cfg = flags.resolve();
   const std::string path = !run_dir_flag.empty()
                                ? run_dir_flag
@@ -493,6 +598,15 @@ int cli_main(int argc, char** argv) {
   auto* rd = train_cmd->add_option("--run-dir", run_dir, "directory for this run (must not hold a run)");
   auto* rr = train_cmd->add_option("--runs-root", runs_root, "parent of a new, named run directory (default: runs)");
   rd->excludes(rr);
+  std::string resume_dir;
+  bool resume_override = false;
+  auto* rs = train_cmd->add_option("--resume", resume_dir,
+                                   "continue a stopped, killed or failed run from its newest good checkpoint, with "
+                                   "its archived config (checkpoints: docs/run_dir.md)");
+  rs->excludes(rd)->excludes(rr);
+  train_cmd->add_flag("--override", resume_override,
+                      "with --resume: let --set, --config and the dedicated flags change the archived config "
+                      "(recorded in resumes.jsonl)");
 
   std::string eval_run;
   int eval_episodes = 20;
@@ -605,6 +719,8 @@ int cli_main(int argc, char** argv) {
   }
 
   try {
+    if (*train_cmd && !resume_dir.empty()) return cmd_resume(train_flags, resume_dir, resume_override, quote_args(argc, argv));
+    if (*train_cmd && resume_override) throw UsageError("--override applies only with --resume RUN_DIR");
     if (*train_cmd) return cmd_train(train_flags, run_dir, runs_root, argc, argv);
     if (*eval_cmd) return cmd_eval(eval_run, eval_episodes, eval_seed, eval_json, eval_stochastic);
     if (*presets_cmd) return cmd_presets();

@@ -1,0 +1,273 @@
+// Nothing lost: a run killed (SIGKILL), stopped (SIGINT) or out of disk space, resumed with
+// `prefrl train --resume`, ends exactly as the same seed run without interruption; damaged
+// checkpoints fall back to the previous one; a foreign database is refused untouched.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sqlite3.h>
+#include <thread>
+
+#include "prefrl/app/checkpoint.h"
+#include "prefrl/tracking/metrics.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace prefrl {
+namespace {
+
+using testing::read_file;
+using testing::run_prefrl;
+using testing::temp_path;
+
+// Small enough for a few seconds, long enough for many checkpoints (every 2 iterations).
+const std::string kArgs =
+    "train --env cartpole --steps 12288 --labels 60 --seed 5 --threads 1 --set run.eval_episodes=2 "
+    "--set run.progress_every_s=0 --set run.checkpoint_every=2 --set prefs.pool_capacity=200";
+
+// The uninterrupted run, trained once for all tests.
+class Resume : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    baseline_ = temp_path("resume_base");
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = run_prefrl(kArgs + " --run-dir " + baseline_);
+    baseline_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+  }
+  static void TearDownTestSuite() { fs::remove_all(baseline_); }
+  static std::string baseline_;
+  static double baseline_s_;
+};
+std::string Resume::baseline_;
+double Resume::baseline_s_ = 0;
+
+// Starts `prefrl <args>` (output to out_file) => its pid.
+pid_t spawn_prefrl(const std::string& args, const std::string& out_file) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const std::string cmd = "exec " + std::string(PREFRL_BINARY) + " " + args + " > " + out_file + " 2>&1";
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// Waits for pid => its exit code, or 128 + the signal that ended it.
+int wait_exit(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int64_t count(const std::string& db_path, const char* sql) {
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, sql, -1, &st, nullptr);
+  int64_t n = -1;
+  if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return n;
+}
+
+nlohmann::json deterministic_summary(const std::string& dir) {
+  auto j = nlohmann::json::parse(read_file(dir + "/summary.json"));
+  j.erase("wall_s");
+  j.erase("process");
+  for (const char* machine : {"sps_falling", "memory_growing", "label_wait"}) j["health"].erase(machine);
+  return j;
+}
+
+// The resumed run's metrics, summary and database agree with the uninterrupted run's.
+void expect_same_as(const std::string& base, const std::string& dir) {
+  const MetricsComparison c = compare_metrics(base + "/metrics.jsonl", dir + "/metrics.jsonl");
+  EXPECT_GT(c.lines_a, 500);
+  EXPECT_TRUE(c.agree) << "line " << c.first_difference << " of " << c.lines_a << "/" << c.lines_b << ":\n"
+                       << c.line_a << "\n" << c.line_b;
+  EXPECT_EQ(deterministic_summary(base), deterministic_summary(dir));
+  const std::string a = base + "/prefs.db", b = dir + "/prefs.db";
+  for (const char* sql : {"SELECT count(*) FROM labels", "SELECT count(*) FROM queries", "SELECT count(*) FROM segments",
+                          "SELECT count(*) FROM (SELECT query_id FROM labels GROUP BY query_id HAVING count(*) > 1)"}) {
+    EXPECT_EQ(count(a, sql), count(b, sql)) << sql;
+  }
+  EXPECT_EQ(count(b, "SELECT count(*) FROM (SELECT query_id FROM labels GROUP BY query_id HAVING count(*) > 1)"), 0);
+}
+
+TEST_F(Resume, KilledAtARandomMomentAndResumedEndsExactlyAsUninterrupted) {
+  const std::string dir = temp_path("resume_kill");
+  std::random_device rd;
+  // Between the first checkpoints and the end of training (the baseline's time, loaded machine).
+  const double at_s = std::uniform_real_distribution<double>(0.3, 0.8)(rd) * baseline_s_;
+  const pid_t pid = spawn_prefrl(kArgs + " --run-dir " + dir, dir + ".out");
+  std::this_thread::sleep_for(std::chrono::duration<double>(at_s));
+  ::kill(pid, SIGKILL);
+  const int killed = wait_exit(pid);
+  RecordProperty("killed_after_s", std::to_string(at_s));
+  auto r = run_prefrl("train --resume " + dir);
+  ASSERT_EQ(r.exit_code, 0) << "killed after " << at_s << " s (exit " << killed << ")\n" << r.out;
+  EXPECT_NE(read_file(dir + "/log.txt").find("resume:"), std::string::npos);
+  expect_same_as(baseline_, dir);
+  fs::remove_all(dir);
+  fs::remove(dir + ".out");
+}
+
+TEST_F(Resume, SigintStopsGracefullySaysWhereAndResumes) {
+  const std::string dir = temp_path("resume_int");
+  const pid_t pid = spawn_prefrl(kArgs + " --run-dir " + dir, dir + ".out");
+  // Once the first checkpoint exists, ask it to stop.
+  for (int i = 0; i < 600 && list_checkpoints(dir + "/checkpoints").empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ::kill(pid, SIGINT);
+  const int rc = wait_exit(pid);
+  const std::string out = read_file(dir + ".out");
+  if (rc == 0) GTEST_SKIP() << "the run finished before SIGINT arrived";
+  EXPECT_EQ(rc, 130) << out;
+  EXPECT_NE(out.find("stopped by SIGINT at step"), std::string::npos) << out;
+  EXPECT_NE(out.find("continue with: prefrl train --resume " + dir), std::string::npos) << out;
+  EXPECT_EQ(nlohmann::json::parse(read_file(dir + "/summary.json"))["status"], "stopped");
+  auto r = run_prefrl("train --resume " + dir);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  expect_same_as(baseline_, dir);
+  // A finished run has nothing to resume.
+  auto again = run_prefrl("train --resume " + dir);
+  EXPECT_EQ(again.exit_code, 2) << again.out;
+  EXPECT_NE(again.out.find("has finished; nothing to resume"), std::string::npos) << again.out;
+  fs::remove_all(dir);
+  fs::remove(dir + ".out");
+}
+
+// A run stopped part-way (SIGKILL once two checkpoints exist) for the damage tests.
+std::string stopped_run(const std::string& name) {
+  const std::string dir = temp_path(name);
+  const pid_t pid = spawn_prefrl(kArgs + " --run-dir " + dir, dir + ".out");
+  for (int i = 0; i < 1000 && list_checkpoints(dir + "/checkpoints").size() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ::kill(pid, SIGKILL);
+  wait_exit(pid);
+  fs::remove(dir + ".out");
+  return dir;
+}
+
+TEST_F(Resume, CorruptNewestCheckpointIsNamedAndThePreviousOneUsed) {
+  const std::string dir = stopped_run("resume_corrupt");
+  const std::vector<std::string> ckpts = list_checkpoints(dir + "/checkpoints");
+  ASSERT_GE(ckpts.size(), 2u);
+  const std::string newest = ckpts.back(), previous = ckpts[ckpts.size() - 2];
+  // Truncate one file of the newest checkpoint, flip a byte in another.
+  fs::resize_file(newest + "/reward.pt", fs::file_size(newest + "/reward.pt") / 2);
+  auto r = run_prefrl("train --resume " + dir);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("checkpoint skipped: '" + newest + "/reward.pt' is truncated"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("resume: from " + previous), std::string::npos) << r.out;
+  expect_same_as(baseline_, dir);
+  fs::remove_all(dir);
+}
+
+TEST_F(Resume, FlippedByteInCheckpointIsDetected) {
+  const std::string dir = stopped_run("resume_flip");
+  const std::vector<std::string> ckpts = list_checkpoints(dir + "/checkpoints");
+  ASSERT_GE(ckpts.size(), 2u);
+  const std::string f = ckpts.back() + "/trainer.bin";
+  std::string bytes = read_file(f);
+  bytes[bytes.size() / 2] ^= 0x40;
+  std::ofstream(f, std::ios::binary | std::ios::trunc) << bytes;
+  std::string problem;
+  EXPECT_FALSE(verify_checkpoint(ckpts.back(), &problem));
+  EXPECT_EQ(problem, "'" + f + "' is corrupt (its CRC-32C does not match the manifest)");
+  EXPECT_TRUE(verify_checkpoint(ckpts[ckpts.size() - 2], &problem)) << problem;
+  fs::remove_all(dir);
+}
+
+TEST_F(Resume, ForeignDatabaseIsRefusedAndLeftUntouched) {
+  const std::string dir = stopped_run("resume_foreign");
+  const std::string junk = "this is somebody's notes file, not a preference database\n";
+  std::ofstream(dir + "/prefs.db", std::ios::binary | std::ios::trunc) << junk;
+  fs::remove(dir + "/prefs.db-wal");
+  fs::remove(dir + "/prefs.db-shm");
+  const std::string metrics_before = read_file(dir + "/metrics.jsonl");
+  auto r = run_prefrl("train --resume " + dir);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find(dir + "/prefs.db"), std::string::npos) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  EXPECT_EQ(read_file(dir + "/prefs.db"), junk);
+  EXPECT_EQ(read_file(dir + "/metrics.jsonl"), metrics_before);
+  fs::remove_all(dir);
+}
+
+TEST_F(Resume, FullDiskStopsWithAClearMessageAndTheLastCheckpointIntact) {
+  // A file-size limit (ulimit -f, 1 KiB blocks) the growing metrics.jsonl reaches part-way.
+  const int64_t final_bytes = static_cast<int64_t>(fs::file_size(baseline_ + "/metrics.jsonl"));
+  int64_t largest = 0;
+  for (const auto& e : fs::recursive_directory_iterator(baseline_ + "/checkpoints"))
+    if (e.is_regular_file()) largest = std::max<int64_t>(largest, static_cast<int64_t>(e.file_size()));
+  const int64_t limit_kb = std::max(largest, final_bytes / 2) / 1024 + 1;
+  ASSERT_LT(limit_kb * 1024, final_bytes) << "metrics.jsonl must outgrow the largest checkpoint file";
+  const std::string dir = temp_path("resume_full");
+  const std::string cmd = "sh -c 'ulimit -f " + std::to_string(limit_kb) + "; exec " + PREFRL_BINARY + " " + kArgs +
+                          " --run-dir " + dir + "' 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = ::pclose(p);
+  EXPECT_EQ(WEXITSTATUS(status), 1) << out;
+  EXPECT_NE(out.find("File too large"), std::string::npos) << out;
+  EXPECT_NE(out.find("the last checkpoint is " + dir + "/checkpoints/ckpt-"), std::string::npos) << out;
+  std::vector<std::string> problems;
+  const auto good = find_checkpoint(dir + "/checkpoints", &problems);
+  ASSERT_TRUE(good) << out;
+  EXPECT_TRUE(problems.empty()) << problems.front();
+  EXPECT_EQ(nlohmann::json::parse(read_file(dir + "/summary.json"))["status"], "failed");
+  // With space again, the run resumes and ends as if nothing had happened.
+  auto r = run_prefrl("train --resume " + dir);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  expect_same_as(baseline_, dir);
+  fs::remove_all(dir);
+}
+
+TEST_F(Resume, ChangedFlagNeedsOverrideAndIsRecorded) {
+  const std::string dir = stopped_run("resume_override");
+  const std::string metrics_before = read_file(dir + "/metrics.jsonl");
+  auto r = run_prefrl("train --resume " + dir + " --steps 16384");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("run.total_steps would change from 12288 to 16384"), std::string::npos) << r.out;
+  EXPECT_EQ(read_file(dir + "/metrics.jsonl"), metrics_before);
+  auto env = run_prefrl("train --resume " + dir + " --env pendulum");
+  EXPECT_EQ(env.exit_code, 2) << env.out;
+  auto override_only = run_prefrl("train --env cartpole --override");
+  EXPECT_EQ(override_only.exit_code, 2) << override_only.out;
+  auto bad = run_prefrl("train --resume " + dir + " --set ppo.lr=banana --override");
+  EXPECT_EQ(bad.exit_code, 2) << bad.out;
+  EXPECT_NE(bad.out.find("banana"), std::string::npos) << bad.out;
+  auto ok = run_prefrl("train --resume " + dir + " --steps 14336 --override");
+  ASSERT_EQ(ok.exit_code, 0) << ok.out;
+  const auto record = nlohmann::json::parse(read_file(dir + "/resumes.jsonl").substr(0, read_file(dir + "/resumes.jsonl").find('\n')));
+  EXPECT_EQ(record["overrides"]["run.total_steps"]["from"], "12288");
+  EXPECT_EQ(record["overrides"]["run.total_steps"]["to"], "14336");
+  EXPECT_EQ(nlohmann::json::parse(read_file(dir + "/config.json"))["run"]["total_steps"], 14336);
+  EXPECT_GE(nlohmann::json::parse(read_file(dir + "/summary.json"))["env_steps"].get<int64_t>(), 14336);
+  fs::remove_all(dir);
+}
+
+TEST(ResumeUsage, MissingOrNonRunDirectoryIsAUsageError) {
+  auto r = run_prefrl("train --resume /nonexistent/run");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("/nonexistent/run"), std::string::npos) << r.out;
+  const std::string dir = temp_path("resume_empty");
+  fs::create_directories(dir);
+  auto e = run_prefrl("train --resume " + dir);
+  EXPECT_EQ(e.exit_code, 2) << e.out;
+  auto both = run_prefrl("train --resume " + dir + " --run-dir " + dir);
+  EXPECT_EQ(both.exit_code, 2) << both.out;
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace prefrl
