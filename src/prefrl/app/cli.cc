@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <torch/torch.h>
@@ -12,6 +14,7 @@
 #include <csignal>
 #include <mujoco/mujoco.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include "prefrl/app/checkpoint.h"
@@ -423,6 +426,97 @@ int cmd_eval(const std::string& run_path, int episodes, int64_t seed, bool json,
   return 0;
 }
 
+// `prefrl runs verify RUN [--against REF]`: what a crash could have broken, checked.
+int cmd_runs_verify(const std::string& run_arg, const std::string& root, const std::string& against) {
+  const RunInfo info = resolve_run(run_arg, root);
+  TrainConfig cfg;
+  config_from_json(cfg, info.config);
+  int problems = 0;
+  auto problem = [&](const std::string& what) {
+    std::cout << "PROBLEM: " << what << "\n";
+    ++problems;
+  };
+  // Checkpoints: each file against the manifest, then loaded as a resume loads it.
+  const std::vector<std::string> dirs = list_checkpoints(info.path + "/checkpoints");
+  int loaded = 0;
+  for (const auto& d : dirs) {
+    std::string why;
+    const std::optional<Checkpoint> c = verify_checkpoint(d, &why);
+    if (!c) { problem("checkpoint " + why); continue; }
+    try {
+      check_checkpoint(cfg, *c);
+      ++loaded;
+    } catch (const std::exception& e) {
+      problem(std::string("checkpoint does not load: ") + e.what());
+    }
+  }
+  std::cout << fmt::format("checkpoints: {} of {} load", loaded, dirs.size());
+  if (!dirs.empty())
+    std::cout << fmt::format(" ({} .. {})", std::filesystem::path(dirs.front()).filename().string(),
+                             std::filesystem::path(dirs.back()).filename().string());
+  std::cout << "\n";
+  // The database.
+  const std::string db_path = info.path + "/prefs.db";
+  std::map<std::string, int64_t> counts;
+  if (!std::filesystem::exists(db_path)) {
+    problem("no preference database " + db_path);
+  } else {
+    PrefDB db(db_path);
+    const std::string integrity = db.integrity_check();
+    if (integrity != "ok") problem("PRAGMA integrity_check of " + db_path + ": " + integrity);
+    auto scalar = [&](const char* sql) {
+      sqlite3_stmt* st = nullptr;
+      if (sqlite3_prepare_v2(db.handle(), sql, -1, &st, nullptr) != SQLITE_OK) throw RuntimeError(sqlite3_errmsg(db.handle()));
+      int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+      sqlite3_finalize(st);
+      return v;
+    };
+    counts["labels"] = scalar("SELECT count(*) FROM labels WHERE undone = 0");
+    counts["queries"] = scalar("SELECT count(*) FROM queries");
+    counts["segments"] = scalar("SELECT count(*) FROM segments");
+    const int64_t over = scalar("SELECT count(*) FROM queries q WHERE (SELECT count(*) FROM labels l WHERE "
+                                "l.query_id = q.id AND l.undone = 0) > q.answers_wanted");
+    const int64_t twice = scalar("SELECT count(*) FROM (SELECT 1 FROM queries GROUP BY left_id, right_id HAVING count(*) > 1)");
+    if (over > 0) problem(fmt::format("{} queries have more labels than they asked for", over));
+    if (twice > 0) problem(fmt::format("{} pairs of clips were asked about more than once", twice));
+    std::cout << fmt::format("database: integrity_check {}; {} labels, {} queries, {} clips; {} queries over-answered, "
+                             "{} pairs asked twice\n", integrity, counts["labels"], counts["queries"], counts["segments"],
+                             over, twice);
+  }
+  // Metric steps: one charts/SPS line per training iteration, every num_envs x num_steps steps.
+  const MetricSeries series = read_metrics(info.path + "/metrics.jsonl");
+  const auto it = series.find("charts/SPS");
+  const int64_t every = static_cast<int64_t>(cfg.env.num_envs) * cfg.ppo.num_steps;
+  if (it == series.end() || it->second.empty()) {
+    problem("metrics.jsonl has no training iterations");
+  } else {
+    const auto& pts = it->second;
+    int64_t bad = 0;
+    for (size_t k = 1; k < pts.size(); ++k) {
+      if (pts[k].step - pts[k - 1].step != every) {
+        if (bad++ == 0)
+          problem(fmt::format("metric steps jump from {} to {} (iterations are {} steps apart)", pts[k - 1].step,
+                              pts[k].step, every));
+      }
+    }
+    std::cout << fmt::format("metrics: {} iterations at steps {}..{}, every {} steps: {}\n", pts.size(),
+                             pts.front().step, pts.back().step, every, bad == 0 ? "continuous" : "NOT continuous");
+  }
+  if (!against.empty()) {
+    const RunInfo ref = resolve_run(against, root);
+    const MetricsComparison c = compare_metrics(ref.path + "/metrics.jsonl", info.path + "/metrics.jsonl");
+    if (c.agree) {
+      std::cout << fmt::format("against {}: metrics agree: all {} lines identical (wall-clock fields and "
+                               "machine-measuring series excluded)\n", ref.path, c.lines_a);
+    } else {
+      problem(fmt::format("metrics differ from {} at line {} of {} / {}:\n  {}\n  {}", ref.path,
+                          c.first_difference + 1, c.lines_a, c.lines_b, c.line_a, c.line_b));
+    }
+  }
+  std::cout << (problems == 0 ? "verify: ok\n" : fmt::format("verify: {} problems\n", problems));
+  return problems == 0 ? 0 : 1;
+}
+
 // Blocks SIGINT and SIGTERM (call before any thread starts) => the set, for wait_for_stop.
 sigset_t block_stop_signals() {
   sigset_t stop;
@@ -650,6 +744,14 @@ int cli_main(int argc, char** argv) {
   runs_compare->add_option("--root", compare_root, "where to look for runs by name (default: runs)");
   runs_compare->add_flag("--diff", compare_diff, "only the keys that differ");
 
+  std::string verify_run, verify_against;
+  auto* runs_verify = runs_cmd->add_subcommand(
+      "verify", "check what a crash could break: every checkpoint loads, the database is intact with no label "
+                "stored twice, metric steps are continuous; --against REF: metrics equal REF's");
+  runs_verify->add_option("RUN", verify_run, "run directory (or its name under --root)")->required();
+  runs_verify->add_option("--against", verify_against, "a run whose metrics this one's must equal (same seed, uninterrupted)");
+  runs_verify->add_option("--root", runs_list_root, "where to look for runs by name (default: runs)");
+
   std::string serve_root = "runs", serve_host, serve_port, serve_token;
   auto* runs_serve = runs_cmd->add_subcommand("serve", "serve the run dashboard (/runs: live reports of every run and sweep)");
   runs_serve->add_option("--root", serve_root, "directory holding runs and sweeps (default: runs)");
@@ -734,6 +836,7 @@ int cli_main(int argc, char** argv) {
       std::cout << runs_compare_text(runs, compare_diff, stdout_is_terminal());
       return 0;
     }
+    if (*runs_verify) return cmd_runs_verify(verify_run, runs_list_root, verify_against);
     if (*runs_serve) return cmd_runs_serve(serve_root, serve_host, serve_port, serve_token);
     if (*repro_cmd) return cmd_reproduce(repro_run, repro_root, repro_dir, argc, argv);
     if (*report_cmd) return cmd_report(report_target, report_root, report_out);

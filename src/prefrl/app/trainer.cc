@@ -205,6 +205,51 @@ nlohmann::json event_file_sizes(const std::string& run_dir) {
   return out;
 }
 
+// The trainer's own state in a checkpoint's trainer.bin (the rest is in policy.pt, reward.pt
+// and the manifest's info).
+constexpr uint64_t kTrainerStateMagic = 0x50524546434b5054ULL;  // "PREFCKPT"
+struct LoopState {
+  std::vector<std::vector<double>> env_state;   // (N) each env's physical state
+  std::vector<std::vector<uint64_t>> env_rng;   // (N) each env's RNG
+  std::vector<int64_t> env_elapsed;             // (N) steps into the current episode
+  std::vector<float> policy_obs, policy_states; // (N x D), (N x S) what the policy sees next
+  std::vector<double> ep_true, ep_pred;         // (N) running episode sums
+  std::vector<int> ep_len;                      // (N)
+  std::vector<Segment> pool;                    // candidate clips, oldest first
+  std::vector<uint64_t> segment_rng, query_rng, teacher_rng;
+  std::vector<uint8_t> torch_rng;               // LibTorch's default CPU generator
+};
+
+// Reads trainer.bin; `history` receives the segment history. Throws RuntimeError naming the
+// file when it is malformed or does not fit N environments of D floats.
+LoopState read_loop_state(const std::string& path, int N, int64_t D, SegmentHistory& history) {
+  ArchiveReader r(read_file_bytes(path), path);
+  LoopState st;
+  if (r.u64() != kTrainerStateMagic) r.fail("it does not start with PREFCKPT");
+  const uint64_t n = r.u64();
+  if (n != static_cast<uint64_t>(N))
+    r.fail("it holds " + std::to_string(n) + " environments, the config has env.num_envs = " + std::to_string(N));
+  for (int i = 0; i < N; ++i) {
+    st.env_state.push_back(r.vec<double>());
+    st.env_rng.push_back(r.vec<uint64_t>());
+    st.env_elapsed.push_back(r.i64());
+    if (st.env_rng.back().size() != 6) r.fail("environment " + std::to_string(i) + " has a malformed RNG state");
+  }
+  st.policy_obs = r.vec<float>(); st.policy_states = r.vec<float>();
+  st.ep_true = r.vec<double>(); st.ep_pred = r.vec<double>(); st.ep_len = r.vec<int>();
+  history.load(r);
+  const uint64_t pool_n = r.u64();
+  for (uint64_t k = 0; k < pool_n; ++k) st.pool.push_back(load_segment(r));
+  st.segment_rng = r.vec<uint64_t>(); st.query_rng = r.vec<uint64_t>(); st.teacher_rng = r.vec<uint64_t>();
+  st.torch_rng = r.vec<uint8_t>();
+  if (!r.at_end()) r.fail("it has bytes after the end of the state");
+  if (st.policy_obs.size() != static_cast<size_t>(N) * D || st.ep_len.size() != static_cast<size_t>(N) ||
+      st.ep_true.size() != static_cast<size_t>(N) || st.ep_pred.size() != static_cast<size_t>(N))
+    r.fail("its observations or episode sums do not fit " + std::to_string(N) + " environments");
+  if (st.segment_rng.size() != 6 || st.query_rng.size() != 6) r.fail("a malformed RNG state");
+  return st;
+}
+
 bool all_finite(const float* x, int64_t n) {
   for (int64_t k = 0; k < n; ++k) if (!std::isfinite(x[k])) return false;
   return true;
@@ -240,6 +285,31 @@ double heldout_correlation(RewardModel& reward, const PrefDB& db) {
 }  // namespace
 
 void request_stop(int signal_number) { g_stop_signal = signal_number; }
+
+void check_checkpoint(const TrainConfig& cfg, const Checkpoint& c) {
+  const int N = cfg.env.num_envs;
+  VecEnv envs(cfg.env.name, N, 0);
+  const EnvSpec spec = envs.spec();
+  const int64_t D = envs.obs_size(), A = envs.act_size();
+  const int64_t S = spec.obs_determines_state ? 0 : spec.state_size;
+  PPOAgent agent(cfg.ppo, spec, N, 0);
+  agent.load(c.file("policy.pt"));
+  RewardModel reward(cfg.reward, spec.observation.shape, A, spec.action.discrete, spec.action.n, spec.can_terminate, 0);
+  reward.load(c.file("reward.pt"));
+  SegmentHistory history(N, D, A, S, std::max(0, cfg.prefs.segment_length - 1));
+  LoopState st = read_loop_state(c.file("trainer.bin"), N, D, history);
+  std::vector<float> scratch(static_cast<size_t>(D));
+  for (int i = 0; i < N; ++i) envs.env(i).set_state(st.env_state[i], scratch.data());
+  HealthMonitor health(cfg.health, !spec.action.discrete, static_cast<int>(spec.action.discrete ? 1 : A));
+  try {
+    health.set_state(c.info.at("health"));
+    for (const char* key : {"step", "iterations", "updates", "labels_requested", "last_label_id", "labels_used",
+                            "metrics_bytes", "health_bytes"})
+      (void)c.info.at(key).get<int64_t>();
+  } catch (const std::exception& e) {
+    throw RuntimeError("checkpoint '" + c.dir + "/manifest.json' has a malformed info: " + e.what());
+  }
+}
 int stop_requested() { return g_stop_signal; }
 
 nlohmann::json TrainResult::to_json() const {
@@ -701,7 +771,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool r
         {"health_bytes", ec ? 0 : static_cast<int64_t>(health_bytes)}, {"event_files", event_file_sizes(run.path())},
         {"config", config_to_json(cfg_copy)}};
     ArchiveWriter w;
-    w.u64(0x50524546434b5054ULL);  // "PREFCKPT"
+    w.u64(kTrainerStateMagic);
     w.u64(static_cast<uint64_t>(N));
     for (int i = 0; i < N; ++i) {
       Env& env = envs.env(i);
@@ -736,35 +806,29 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool r
       info = ckpt->info;
       agent.load(ckpt->file("policy.pt"));
       reward.load(ckpt->file("reward.pt"));
-      ArchiveReader r(read_file_bytes(ckpt->file("trainer.bin")), ckpt->file("trainer.bin"));
-      if (r.u64() != 0x50524546434b5054ULL) r.fail("it does not start with PREFCKPT");
-      if (r.u64() != static_cast<uint64_t>(N)) r.fail("it holds another number of environments than env.num_envs");
+      LoopState st = read_loop_state(ckpt->file("trainer.bin"), N, D, history);
       std::vector<float> scratch(static_cast<size_t>(D));
       for (int i = 0; i < N; ++i) {
         Env& env = envs.env(i);
-        env.set_state(r.vec<double>(), scratch.data());
-        env.rng().set_state(r.vec<uint64_t>());
-        env.set_elapsed_steps(static_cast<int>(r.i64()));
+        env.set_state(st.env_state[i], scratch.data());
+        env.rng().set_state(st.env_rng[i]);
+        env.set_elapsed_steps(static_cast<int>(st.env_elapsed[i]));
       }
-      policy_obs = r.vec<float>(); policy_states = r.vec<float>();
-      ep_true = r.vec<double>(); ep_pred = r.vec<double>(); ep_len = r.vec<int>();
-      history.load(r);
-      const uint64_t pool_n = r.u64();
+      policy_obs = std::move(st.policy_obs);
+      policy_states = std::move(st.policy_states);
+      ep_true = std::move(st.ep_true);
+      ep_pred = std::move(st.ep_pred);
+      ep_len = std::move(st.ep_len);
       pool.clear();
-      for (uint64_t k = 0; k < pool_n; ++k) pool.add(load_segment(r));
-      segment_rng.set_state(r.vec<uint64_t>());
-      query_rng.set_state(r.vec<uint64_t>());
-      const std::vector<uint64_t> teacher_rng = r.vec<uint64_t>();
-      if (teacher && !teacher_rng.empty()) teacher->set_rng_state(teacher_rng);
+      for (Segment& seg : st.pool) pool.add(std::move(seg));
+      segment_rng.set_state(st.segment_rng);
+      query_rng.set_state(st.query_rng);
+      if (teacher && !st.teacher_rng.empty()) teacher->set_rng_state(st.teacher_rng);
       {
-        const std::vector<uint8_t> st = r.vec<uint8_t>();
         at::Generator gen = at::detail::getDefaultCPUGenerator();
         std::lock_guard<std::mutex> lock(gen.mutex());
-        gen.set_state(torch::from_blob(const_cast<uint8_t*>(st.data()), {static_cast<int64_t>(st.size())}, torch::kUInt8).clone());
+        gen.set_state(torch::from_blob(st.torch_rng.data(), {static_cast<int64_t>(st.torch_rng.size())}, torch::kUInt8).clone());
       }
-      if (!r.at_end()) r.fail("it has bytes after the end of the state");
-      if (policy_obs.size() != static_cast<size_t>(N * D) || ep_len.size() != static_cast<size_t>(N))
-        r.fail("its observations do not match the environments");
       global_step = info.at("step").get<int64_t>();
       iterations = info.at("iterations").get<int64_t>();
       updates = info.at("updates").get<int64_t>();

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "prefrl/app/checkpoint.h"
 #include "prefrl/app/train_config.h"
 #include "prefrl/tracking/run_dir.h"
 
@@ -41,6 +42,11 @@ struct TrainResult {
 // checkpoint starts over, reusing its database in the same way. Damaged checkpoints are
 // reported in the log and skipped.
 TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool resume = false);
+
+// Loads every part of a verified checkpoint as a resume would (policy, reward model, trainer
+// state, environment states, health monitor) into throwaway components built from cfg.
+// Throws RuntimeError naming the file that does not load.
+void check_checkpoint(const TrainConfig& cfg, const Checkpoint& c);
 
 // Asks a running train() to stop at the end of its iteration, checkpoint and return with
 // status "stopped" (async-signal-safe: a SIGINT/SIGTERM handler may call it).
