@@ -348,7 +348,8 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool r
     truncate_file(run.file("metrics.jsonl"), at.at("metrics_bytes").get<int64_t>());
     truncate_file(run.file("health.jsonl"), at.at("health_bytes").get<int64_t>());
     const nlohmann::json kept = at.at("event_files");
-    for (const auto& [name, size] : event_file_sizes(run.path()).items()) {
+    const nlohmann::json present = event_file_sizes(run.path());
+    for (const auto& [name, size] : present.items()) {
       if (kept.contains(name)) truncate_file(run.file(name), kept.at(name).get<int64_t>());
       else std::filesystem::remove(run.file(name));  // written after the checkpoint
     }

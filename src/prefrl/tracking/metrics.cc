@@ -5,6 +5,7 @@
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "prefrl/core/error.h"
@@ -54,7 +55,10 @@ void MetricWriter::flush() {
   if (tb_) tb_->flush();
 }
 
-int64_t MetricWriter::bytes() const { return static_cast<int64_t>(std::ftell(f_)); }
+int64_t MetricWriter::bytes() const {
+  struct stat st {};
+  return ::fstat(fileno(f_), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
+}
 
 std::string MetricWriter::tensorboard_path() const { return tb_ ? tb_->path() : std::string(); }
 

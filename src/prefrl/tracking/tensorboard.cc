@@ -1,5 +1,6 @@
 #include "prefrl/tracking/tensorboard.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -125,6 +126,9 @@ void TensorBoardWriter::flush() {
   }
 }
 
-int64_t TensorBoardWriter::bytes() const { return static_cast<int64_t>(std::ftell(f_)); }
+int64_t TensorBoardWriter::bytes() const {
+  struct stat st {};
+  return ::fstat(fileno(f_), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
+}
 
 }  // namespace prefrl
