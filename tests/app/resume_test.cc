@@ -77,6 +77,18 @@ int64_t count(const std::string& db_path, const char* sql) {
   return n;
 }
 
+std::string integrity(const std::string& db_path) {
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, nullptr);
+  std::string out = "(no result)";
+  if (sqlite3_step(st) == SQLITE_ROW) out = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return out;
+}
+
 nlohmann::json deterministic_summary(const std::string& dir) {
   auto j = nlohmann::json::parse(read_file(dir + "/summary.json"));
   j.erase("wall_s");
@@ -98,6 +110,7 @@ void expect_same_as(const std::string& base, const std::string& dir) {
     EXPECT_EQ(count(a, sql), count(b, sql)) << sql;
   }
   EXPECT_EQ(count(b, "SELECT count(*) FROM (SELECT query_id FROM labels GROUP BY query_id HAVING count(*) > 1)"), 0);
+  EXPECT_EQ(integrity(b), "ok");
 }
 
 TEST_F(Resume, KilledAtARandomMomentAndResumedEndsExactlyAsUninterrupted) {
@@ -202,33 +215,33 @@ TEST_F(Resume, ForeignDatabaseIsRefusedAndLeftUntouched) {
 }
 
 TEST_F(Resume, FullDiskStopsWithAClearMessageAndTheLastCheckpointIntact) {
-  // A file-size limit (ulimit -f, 1 KiB blocks) above every file of the first checkpoint and
-  // below the largest file the run writes by its end: some write part-way fails.
-  auto largest_in = [](const std::string& dir) {
-    int64_t largest = 0;
-    for (const auto& e : fs::recursive_directory_iterator(dir))
-      if (e.is_regular_file()) largest = std::max<int64_t>(largest, static_cast<int64_t>(e.file_size()));
-    return largest;
-  };
-  const std::vector<std::string> base_ckpts = list_checkpoints(baseline_ + "/checkpoints");
-  ASSERT_GE(base_ckpts.size(), 3u);
-  const int64_t first = largest_in(base_ckpts.front());
-  int64_t final_largest = largest_in(base_ckpts.back());
-  for (const char* f : {"metrics.jsonl", "prefs.db"})
-    final_largest = std::max<int64_t>(final_largest, static_cast<int64_t>(fs::file_size(baseline_ + "/" + f)));
-  ASSERT_GT(final_largest - first, 8192) << "the run's files must outgrow its first checkpoint's";
-  const int64_t limit_kb = (first + final_largest) / 2 / 1024;
+  // A file-size limit (ulimit -f, 1 KiB blocks) some file of the run reaches part-way: the
+  // database's write-ahead log, metrics.jsonl or a checkpoint file, whichever grows first.
+  // Start just above the first checkpoint's largest file and double until a checkpoint was
+  // written before the failure.
+  int64_t first = 0;
+  for (const auto& e : fs::directory_iterator(list_checkpoints(baseline_ + "/checkpoints").front()))
+    first = std::max<int64_t>(first, static_cast<int64_t>(e.file_size()));
   const std::string dir = temp_path("resume_full");
-  const std::string cmd = "sh -c 'ulimit -f " + std::to_string(limit_kb) + "; exec " + PREFRL_BINARY + " " + kArgs +
-                          " --run-dir " + dir + "' 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
   std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = ::pclose(p);
-  EXPECT_EQ(WEXITSTATUS(status), 1) << out;
-  EXPECT_TRUE(out.find("File too large") != std::string::npos || out.find("disk is full") != std::string::npos) << out;
+  int rc = -1;
+  int64_t limit_kb = first / 1024 + 16;
+  for (int attempt = 0; attempt < 6; ++attempt, limit_kb *= 2) {
+    fs::remove_all(dir);
+    const std::string cmd = "sh -c 'ulimit -f " + std::to_string(limit_kb) + "; exec " + PREFRL_BINARY + " " + kArgs +
+                            " --run-dir " + dir + "' 2>&1";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    out.clear();
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    const int status = ::pclose(p);
+    rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (rc != 1 || !list_checkpoints(dir + "/checkpoints").empty()) break;
+  }
+  RecordProperty("ulimit_f_kb", std::to_string(limit_kb));
+  ASSERT_EQ(rc, 1) << "ulimit -f " << limit_kb << ":\n" << out;
+  EXPECT_TRUE(out.find("File too large") != std::string::npos) << out;
   EXPECT_NE(out.find("the last checkpoint is " + dir + "/checkpoints/ckpt-"), std::string::npos) << out;
   std::vector<std::string> problems;
   const auto good = find_checkpoint(dir + "/checkpoints", &problems);

@@ -88,8 +88,13 @@ double now_unix() {
 
 // Throws RuntimeError describing the connection's last SQLite error.
 [[noreturn]] void fail(sqlite3* db, const std::string& path, const std::string& what) {
+  // An I/O error says what the system said (e.g. "No space left on device", "File too large").
+  const int code = sqlite3_extended_errcode(db);
+  const int sys = sqlite3_system_errno(db);
+  const bool io = (code & 0xff) == SQLITE_IOERR || (code & 0xff) == SQLITE_FULL;
   throw RuntimeError("preference database '" + path + "': " + what + ": " + sqlite3_errmsg(db) +
-                     " (SQLite code " + std::to_string(sqlite3_extended_errcode(db)) + ")");
+                     (io && sys != 0 ? std::string(": ") + std::strerror(sys) : std::string()) + " (SQLite code " +
+                     std::to_string(code) + ")");
 }
 
 // A prepared statement (RAII). Binds are 1-based; columns 0-based, as in SQLite.
