@@ -66,28 +66,20 @@ TEST(Cli, ConfigFileWithBadKeysIsRefused) {
 }
 
 TEST(Cli, ConfigFileBadInputOfEveryClassIsOneLineExitTwoAndNoWork) {
+  // One case per class through the binary; every class in-process: tests/core/config_test.cc
+  // and the fuzz corpus (tests/data/fuzz/config/).
   const std::string file = temp_path("cfg_classes") + ".toml";
   const std::pair<const char*, const char*> cases[] = {
-      {"[ppo]\nlr = \"fast\"\n", "config key 'ppo.lr': expected a number, got \"fast\""},   // wrong type
-      {"[ppo]\nhidden = 64\n", "config key 'ppo.hidden': expected an array of integers"},    // wrong type
-      {"[ppo]\nlearning_rate = 0.1\n", "unknown config key 'ppo.learning_rate'"},            // unknown key
-      {"[colour]\nx = 1\n", "unknown config key 'colour'"},                                    // unknown group
-      {"[ppo]\nlr = 7.0\n", "config key 'ppo.lr': value 7 is out of range [0, 1]"},           // out of range
-      {"[ppo]\nlr = nan\n", "config key 'ppo.lr': NaN is not allowed"},                        // NaN
-      {"[ppo]\nnum_steps = 1.5\n", "config key 'ppo.num_steps': expected an integer, got 1.5"},  // fraction
-      {"[ppo]\nhidden = [64, 1e12]\n", "config key 'ppo.hidden'"},                              // overflow
-      {"[prefs]\nselection = \"psychic\"\n", "'psychic' is not one of"},                       // bad choice
-      {"[ppo\nlr = 1\n", "is not valid TOML"},                                                  // syntax
-      {"ppo = 3\n", "config key 'ppo': expected a table of keys"},                               // shape
+      {"[ppo]\nlr = \"fast\"\n", "config key 'ppo.lr': expected a number, got \"fast\""},  // wrong type
+      {"[ppo]\nlearning_rate = 0.1\n", "unknown config key 'ppo.learning_rate'"},           // unknown key
+      {"[ppo]\nlr = 7.0\n", "config key 'ppo.lr': value 7 is out of range [0, 1]"},          // out of range
+      {"[ppo\nlr = 1\n", "is not valid TOML"},                                                 // syntax
   };
   for (const auto& [text, words] : cases) {
     { std::ofstream(file, std::ios::trunc) << text; }
     expect_usage_error("train --env cartpole --config " + file, words);
   }
   expect_usage_error("train --env cartpole --set ppo.hidden=64,99999999999", "ppo.hidden");
-  expect_usage_error("train --env cartpole --set run.threads=1e400", "expected a number, got '1e400'");
-  expect_usage_error("train --env cartpole --set ppo.lr", "--set expects key=value");
-  expect_usage_error("train --env cartpole --set run.tensorboard=maybe", "expected true or false, got 'maybe'");
   fs::remove(file);
 }
 
