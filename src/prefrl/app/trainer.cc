@@ -866,6 +866,17 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool r
     std::vector<Query> after = db.queries_after(info.at("db").at("query").get<int64_t>());
     if (human) {
       labels_requested += static_cast<int64_t>(after.size());  // asked; people's answers arrive through the db
+      // Clips of the pool stored after the checkpoint keep their ids (they are not stored twice).
+      for (const Query& q : after) {
+        for (int64_t id : {q.left_id, q.right_id}) {
+          const std::optional<Segment> stored = db.get_segment(id);
+          for (size_t k = 0; stored && k < pool.size(); ++k) {
+            const Segment& p = pool.at(k);
+            if (p.id < 0 && p.env_step == stored->env_step && p.env_index == stored->env_index && p.obs == stored->obs)
+              pool.set_id(k, id);
+          }
+        }
+      }
     } else if (!after.empty()) {
       replay = std::move(after);
       for (const Label& l : db.labels()) replay_answers[l.query_id] = {l.id, l.choice};
