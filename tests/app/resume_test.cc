@@ -233,6 +233,29 @@ TEST_F(Resume, ForeignDatabaseIsRefusedAndLeftUntouched) {
   fs::remove_all(dir);
 }
 
+TEST_F(Resume, CorruptDatabaseIsRefusedAndLeftUntouched) {
+  const std::string dir = stopped_run("resume_corrupt_db");
+  const std::string db_path = dir + "/prefs.db";
+  {  // Everything into the main file, then garbage over one of its pages.
+    sqlite3* db = nullptr;
+    sqlite3_open(db_path.c_str(), &db);
+    sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+    std::fstream f(db_path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(4096);  // page 2: a b-tree page's header and cell pointers
+    const std::string junk(64, '\x5a');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  const std::string bytes_before = read_file(db_path), metrics_before = read_file(dir + "/metrics.jsonl");
+  auto r = run_prefrl("train --resume " + dir);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("preference database '" + db_path + "' is corrupt"), std::string::npos) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  EXPECT_EQ(read_file(db_path), bytes_before);
+  EXPECT_EQ(read_file(dir + "/metrics.jsonl"), metrics_before);
+  fs::remove_all(dir);
+}
+
 TEST_F(Resume, FullDiskStopsWithAClearMessageAndTheLastCheckpointIntact) {
   // A file-size limit (ulimit -f, 1 KiB blocks) some file of the run reaches part-way: the
   // database's write-ahead log, metrics.jsonl or a checkpoint file, whichever grows first.

@@ -283,7 +283,21 @@ int cmd_resume(const ConfigFlags& flags, const std::string& dir, bool override_c
   if (info.status == "finished" && changes.empty())
     throw UsageError("--resume: run '" + dir + "' has finished; nothing to resume (a larger budget needs --steps N "
                      "--override)");
-  if (std::filesystem::exists(run.file("prefs.db"))) PrefDB check(run.file("prefs.db"));  // refuses a foreign file
+  if (std::filesystem::exists(run.file("prefs.db"))) {
+    // A foreign file is refused by PrefDB (UsageError); a damaged one here, before any write.
+    std::string verdict;
+    try {
+      PrefDB check(run.file("prefs.db"));
+      verdict = check.integrity_check();
+    } catch (const RuntimeError& e) {
+      verdict = e.what();
+    }
+    if (verdict != "ok") {
+      for (char& c : verdict) if (c == '\n') c = ';';
+      throw UsageError("--resume: preference database '" + run.file("prefs.db") + "' is corrupt (" + verdict +
+                       "); it is left as it is: restore it from a backup, or move it away to resume without its labels");
+    }
+  }
   // Record, then train.
   nlohmann::json record = {{"at", utc_now()}, {"command", command}, {"previous_status", info.status},
                            {"overrides", changes}};
