@@ -17,7 +17,7 @@ KILLS=${1:-20}
 OUT=${2:-/tmp/prefrl_soak-$(date -u +%Y%m%d-%H%M%S)}
 SEED=${3:-1}
 BIN=$PWD/build/prefrl
-ARGS=(train --env cartpole --steps 100000 --labels 200 --seed 7 --threads 1 --set run.checkpoint_every=5
+ARGS=(train --env cartpole --steps 200000 --labels 300 --seed 7 --threads 1 --set run.checkpoint_every=5
       --set run.checkpoint_keep=1000 --set run.progress_every_s=5 --set run.eval_episodes=5)
 mkdir -p "$OUT"
 echo "soak: $KILLS kills, output in $OUT"
@@ -27,12 +27,13 @@ t0=$(date +%s.%N)
 ref_s=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))")
 echo "reference run (uninterrupted): ${ref_s} s"
 
-# Kill moments: uniform in [0.3 s, 0.3 s + 3 x (reference time / kills)], so the kills spread
-# over the whole run (each restart also pays the process start-up).
+# Kill moments: uniform in [0.5 s, 0.5 s + 2 x (reference time / kills)] after each (re)start,
+# so that the kills spread over the whole run (each restart first pays the process start-up,
+# about 0.7 s here, during which some kills land).
 delays=$(python3 -c "
 import random
 r = random.Random($SEED)
-print(' '.join('%.2f' % r.uniform(0.3, 0.3 + 3 * $ref_s / $KILLS) for _ in range($KILLS)))")
+print(' '.join('%.2f' % r.uniform(0.5, 0.5 + 2 * $ref_s / $KILLS) for _ in range($KILLS)))")
 i=0
 kills=0
 for d in $delays; do
@@ -48,9 +49,9 @@ for d in $delays; do
     kill -9 "$pid"
     wait "$pid" 2>/dev/null || true
     kills=$((kills + 1))
-    step=$(python3 -c "import json; print(json.load(open('$OUT/soak/summary.json')).get('env_steps', '?'))" 2>/dev/null || echo "?")
+    step=$(tail -n 1 "$OUT/soak/metrics.jsonl" 2>/dev/null | python3 -c "import json, sys; print(json.loads(sys.stdin.read())['step'])" 2>/dev/null || echo "-")
     ckpt=$(cat "$OUT/soak/checkpoints/latest" 2>/dev/null || echo "none")
-    echo "kill $kills after ${d} s: summary says step $step, latest checkpoint $ckpt"
+    echo "kill $kills after ${d} s: metrics had reached step $step; latest checkpoint $ckpt"
   else
     wait "$pid" || true
     echo "run $i ended before its kill at ${d} s"
@@ -61,7 +62,7 @@ status=$(python3 -c "import json; print(json.load(open('$OUT/soak/summary.json')
 if [ "$status" != finished ]; then
   "$BIN" train --resume "$OUT/soak" >> "$OUT/soak.out" 2>&1
 fi
-echo "killed $kills times; resumed $(grep -c '"command"' "$OUT/soak/resumes.jsonl") times; $(ls -d "$OUT"/soak/checkpoints/ckpt-* | wc -l) checkpoints kept"
+echo "killed $kills times; $(grep -c '"command"' "$OUT/soak/resumes.jsonl") resume processes got as far as recording themselves in resumes.jsonl (the others were killed while starting); $(ls -d "$OUT"/soak/checkpoints/ckpt-* | wc -l) checkpoints kept"
 
 "$BIN" runs verify "$OUT/soak" --against "$OUT/reference" | tee "$OUT/verify.txt"
 
