@@ -3,9 +3,10 @@
 # and resumed (`prefrl train --resume`) after each, then checked against the same seed run
 # without interruption:
 #   - `prefrl runs verify RUN --against REF`: every checkpoint loads (CRC-32C of each file,
-#     policy, reward model and trainer state), `PRAGMA integrity_check` is ok, no clip, query or
-#     label is stored twice, metric steps are continuous (one line per iteration, none missing
-#     or repeated), and the metrics equal the reference's (wall-clock series excluded);
+#     policy, reward model and trainer state), `PRAGMA integrity_check` is ok, no query has
+#     more labels than it asked for, metric steps are continuous (one line per iteration, none
+#     missing or repeated), and the metrics and database counts equal the reference's
+#     (wall-clock series excluded);
 #   - every label the teacher gave is in the database exactly once: the same queries with the
 #     same answers as the reference run's database, label ids 1..n without gaps.
 #

@@ -470,11 +470,8 @@ int cmd_runs_verify(const std::string& run_arg, const std::string& root, const s
                              std::filesystem::path(dirs.back()).filename().string());
   std::cout << "\n";
   // The database.
-  const std::string db_path = info.path + "/prefs.db";
-  std::map<std::string, int64_t> counts;
-  if (!std::filesystem::exists(db_path)) {
-    problem("no preference database " + db_path);
-  } else {
+  auto db_counts = [&](const std::string& db_path, bool report) {
+    std::map<std::string, int64_t> counts;
     PrefDB db(db_path);
     const std::string integrity = db.integrity_check();
     if (integrity != "ok") problem("PRAGMA integrity_check of " + db_path + ": " + integrity);
@@ -487,16 +484,25 @@ int cmd_runs_verify(const std::string& run_arg, const std::string& root, const s
     };
     counts["labels"] = scalar("SELECT count(*) FROM labels WHERE undone = 0");
     counts["queries"] = scalar("SELECT count(*) FROM queries");
-    counts["segments"] = scalar("SELECT count(*) FROM segments");
+    counts["clips"] = scalar("SELECT count(*) FROM segments");
+    // Query selection may pick a pair again in a later round (uninterrupted runs do too): only a
+    // difference from --against counts as a problem.
+    counts["pairs asked twice"] =
+        scalar("SELECT count(*) FROM (SELECT 1 FROM queries GROUP BY left_id, right_id HAVING count(*) > 1)");
     const int64_t over = scalar("SELECT count(*) FROM queries q WHERE (SELECT count(*) FROM labels l WHERE "
                                 "l.query_id = q.id AND l.undone = 0) > q.answers_wanted");
-    const int64_t twice = scalar("SELECT count(*) FROM (SELECT 1 FROM queries GROUP BY left_id, right_id HAVING count(*) > 1)");
-    if (over > 0) problem(fmt::format("{} queries have more labels than they asked for", over));
-    if (twice > 0) problem(fmt::format("{} pairs of clips were asked about more than once", twice));
-    std::cout << fmt::format("database: integrity_check {}; {} labels, {} queries, {} clips; {} queries over-answered, "
-                             "{} pairs asked twice\n", integrity, counts["labels"], counts["queries"], counts["segments"],
-                             over, twice);
-  }
+    if (report) {
+      if (over > 0) problem(fmt::format("{} queries have more labels than they asked for", over));
+      std::cout << fmt::format("database: integrity_check {}; {} labels, {} queries, {} clips; {} queries over-answered, "
+                               "{} pairs asked twice\n", integrity, counts["labels"], counts["queries"], counts["clips"],
+                               over, counts["pairs asked twice"]);
+    }
+    return counts;
+  };
+  const std::string db_path = info.path + "/prefs.db";
+  std::map<std::string, int64_t> counts;
+  if (!std::filesystem::exists(db_path)) problem("no preference database " + db_path);
+  else counts = db_counts(db_path, true);
   // Metric steps: one charts/SPS line per training iteration, every num_envs x num_steps steps.
   const MetricSeries series = read_metrics(info.path + "/metrics.jsonl");
   const auto it = series.find("charts/SPS");
@@ -519,6 +525,13 @@ int cmd_runs_verify(const std::string& run_arg, const std::string& root, const s
   if (!against.empty()) {
     const RunInfo ref = resolve_run(against, root);
     const MetricsComparison c = compare_metrics(ref.path + "/metrics.jsonl", info.path + "/metrics.jsonl");
+    if (std::filesystem::exists(ref.path + "/prefs.db") && !counts.empty()) {
+      const auto theirs = db_counts(ref.path + "/prefs.db", false);
+      for (const auto& [what, n] : counts) {
+        if (theirs.at(what) != n) problem(fmt::format("{} {}, {} has {}", n, what, ref.path, theirs.at(what)));
+      }
+      if (theirs == counts) std::cout << fmt::format("against {}: the same numbers of labels, queries and clips\n", ref.path);
+    }
     if (c.agree) {
       std::cout << fmt::format("against {}: metrics agree: all {} lines identical (wall-clock fields and "
                                "machine-measuring series excluded)\n", ref.path, c.lines_a);
@@ -706,6 +719,11 @@ int cli_main(int argc, char** argv) {
   auto* rd = train_cmd->add_option("--run-dir", run_dir, "directory for this run (must not hold a run)");
   auto* rr = train_cmd->add_option("--runs-root", runs_root, "parent of a new, named run directory (default: runs)");
   rd->excludes(rr);
+  train_cmd->footer(
+      "Ctrl-C (SIGINT) or SIGTERM: the run checkpoints at the end of its iteration, says where, and exits 130 / 143; "
+      "a second signal ends it at once. Killed runs (SIGKILL, power loss) continue from their newest good "
+      "checkpoint: prefrl train --resume RUN_DIR. Checkpoints: run.checkpoint_every_s (120), run.checkpoint_every, "
+      "run.checkpoint_keep (2).");
   std::string resume_dir;
   bool resume_override = false;
   auto* rs = train_cmd->add_option("--resume", resume_dir,
