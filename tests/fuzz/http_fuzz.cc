@@ -8,6 +8,8 @@
 // The server runs once per process on 127.0.0.1 (any free port), over a fresh database of
 // pending queries on cartpole clips.
 #include <arpa/inet.h>
+#include <cerrno>
+#include <poll.h>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -99,15 +101,26 @@ std::string exchange(int port, const std::string& request) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  // libFuzzer's timer signal can interrupt any of these calls (EINTR): wait, or retry.
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    std::perror("http_fuzz: the server stopped accepting connections");
-    std::abort();
+    int err = errno;
+    if (err == EINTR) {
+      pollfd p{fd, POLLOUT, 0};
+      while (::poll(&p, 1, 5000) < 0 && errno == EINTR) {}
+      socklen_t len = sizeof err;
+      ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    }
+    if (err != 0 && err != EINTR) {
+      std::fprintf(stderr, "http_fuzz: the server stopped accepting connections: %s\n", std::strerror(err));
+      std::abort();
+    }
   }
   timeval tv{5, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   size_t sent = 0;
   while (sent < request.size()) {
     const ssize_t w = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
     if (w <= 0) break;  // the server may close early on a bad request
     sent += static_cast<size_t>(w);
   }
@@ -116,6 +129,7 @@ std::string exchange(int port, const std::string& request) {
   char buf[8192];
   for (;;) {
     const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     reply.append(buf, static_cast<size_t>(n));
   }

@@ -212,6 +212,7 @@ struct LoopState {
   std::vector<std::vector<double>> env_state;   // (N) each env's physical state
   std::vector<std::vector<uint64_t>> env_rng;   // (N) each env's RNG
   std::vector<int64_t> env_elapsed;             // (N) steps into the current episode
+  std::vector<uint8_t> task_over;               // (N) penalty mode: the task's episode already ended
   std::vector<float> policy_obs, policy_states; // (N x D), (N x S) what the policy sees next
   std::vector<double> ep_true, ep_pred;         // (N) running episode sums
   std::vector<int> ep_len;                      // (N)
@@ -235,6 +236,8 @@ LoopState read_loop_state(const std::string& path, int N, int64_t D, SegmentHist
     st.env_elapsed.push_back(r.i64());
     if (st.env_rng.back().size() != 6) r.fail("environment " + std::to_string(i) + " has a malformed RNG state");
   }
+  st.task_over = r.vec<uint8_t>();
+  if (st.task_over.size() != static_cast<size_t>(N)) r.fail("its per-environment task flags do not fit N environments");
   st.policy_obs = r.vec<float>(); st.policy_states = r.vec<float>();
   st.ep_true = r.vec<double>(); st.ep_pred = r.vec<double>(); st.ep_len = r.vec<int>();
   history.load(r);
@@ -294,9 +297,11 @@ void check_checkpoint(const TrainConfig& cfg, const Checkpoint& c) {
   const int64_t S = spec.obs_determines_state ? 0 : spec.state_size;
   PPOAgent agent(cfg.ppo, spec, N, 0);
   agent.load(c.file("policy.pt"));
-  RewardModel reward(cfg.reward, spec.observation.shape, A, spec.action.discrete, spec.action.n, spec.can_terminate, 0);
+  const bool penalty = cfg.env.termination == "penalty" && spec.can_terminate;  // as train() builds it
+  RewardModel reward(cfg.reward, spec.observation.shape, A, spec.action.discrete, spec.action.n,
+                     spec.can_terminate && !penalty, 0);
   reward.load(c.file("reward.pt"));
-  SegmentHistory history(N, D, A, S, std::max(0, cfg.prefs.segment_length - 1));
+  SegmentHistory history(N, D, A, S, std::max(0, cfg.segment_steps() - 1));
   LoopState st = read_loop_state(c.file("trainer.bin"), N, D, history);
   std::vector<float> scratch(static_cast<size_t>(D));
   for (int i = 0; i < N; ++i) envs.env(i).set_state(st.env_state[i], scratch.data());
@@ -780,6 +785,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool r
       w.vec(env.rng().state());
       w.i64(env.elapsed_steps());
     }
+    w.vec(envs.task_over());
     w.vec(policy_obs); w.vec(policy_states); w.vec(ep_true); w.vec(ep_pred); w.vec(ep_len);
     history.save(w);
     w.u64(pool.size());
@@ -814,6 +820,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool r
         env.set_state(st.env_state[i], scratch.data());
         env.rng().set_state(st.env_rng[i]);
         env.set_elapsed_steps(static_cast<int>(st.env_elapsed[i]));
+        envs.set_task_over(i, st.task_over[i] != 0);
       }
       policy_obs = std::move(st.policy_obs);
       policy_states = std::move(st.policy_states);
