@@ -202,17 +202,16 @@ TEST_F(Resume, CorruptNewestCheckpointIsNamedAndThePreviousOneUsed) {
   const std::string dir = stopped_run("resume_corrupt");
   const std::vector<std::string> ckpts = list_checkpoints(dir + "/checkpoints");
   ASSERT_GE(ckpts.size(), 2u);
-  // The checkpoint resume would take (`latest`; the kill may have come before `latest` named
-  // the newest directory) loses half of reward.pt: the newest other one is used instead.
-  std::string latest = read_file(dir + "/checkpoints/latest");
-  latest = dir + "/checkpoints/" + latest.substr(0, latest.find('\n'));
-  std::string newest = latest, previous;
-  for (const auto& c : ckpts) if (c != latest) previous = c;  // by increasing step
+  // The newest checkpoint loses half of reward.pt: the one before it is used instead, and the
+  // damaged one is set aside (never loaded again).
+  const std::string newest = ckpts.back(), previous = ckpts[ckpts.size() - 2];
   fs::resize_file(newest + "/reward.pt", fs::file_size(newest + "/reward.pt") / 2);
   auto r = run_prefrl("train --resume " + dir);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("checkpoint skipped: '" + newest + "/reward.pt' is truncated"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("resume: from " + previous), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("the damaged checkpoint is kept as " + newest + ".damaged"), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::exists(newest + ".damaged/reward.pt"));
   expect_same_as(baseline_, dir);
   fs::remove_all(dir);
 }

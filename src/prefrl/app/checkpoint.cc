@@ -200,31 +200,27 @@ std::optional<Checkpoint> verify_checkpoint(const std::string& dir, std::string*
 }
 
 std::optional<Checkpoint> find_checkpoint(const std::string& checkpoints_dir, std::vector<std::string>* problems) {
-  std::vector<std::string> order;
-  std::string latest;
-  try {
-    if (fs::exists(checkpoints_dir + "/latest")) {
-      latest = read_file_bytes(checkpoints_dir + "/latest");
-      while (!latest.empty() && (latest.back() == '\n' || latest.back() == '\r')) latest.pop_back();
-      if (step_of(latest) >= 0) order.push_back(checkpoints_dir + "/" + latest);
-      else problems->push_back("'" + checkpoints_dir + "/latest' is corrupt (it names '" + latest + "')");
-    }
-  } catch (const std::exception& e) {
-    problems->push_back(e.what());
-  }
+  // The newest directory that verifies. `latest` is not trusted for the choice: a crash
+  // between a checkpoint's rename and the rewrite of `latest` leaves it one behind.
   std::vector<std::string> all = list_checkpoints(checkpoints_dir);
   std::reverse(all.begin(), all.end());
-  for (const auto& d : all) if (order.empty() || d != order[0]) order.push_back(d);
-  for (const auto& d : order) {
-    if (!fs::is_directory(d)) {
-      problems->push_back("'" + checkpoints_dir + "/latest' names '" + d + "', which does not exist");
-      continue;
-    }
+  for (const auto& d : all) {
     std::string problem;
     if (auto c = verify_checkpoint(d, &problem)) return c;
     problems->push_back(problem);
   }
   return std::nullopt;
+}
+
+void set_aside_newer(const std::string& checkpoints_dir, int64_t step, std::vector<std::string>* moved) {
+  for (const auto& d : list_checkpoints(checkpoints_dir)) {
+    if (step_of(fs::path(d).filename().string()) <= step) continue;
+    const std::string to = d + ".damaged";
+    std::error_code ec;
+    fs::remove_all(to, ec);
+    fs::rename(d, to, ec);
+    if (!ec) moved->push_back(to);
+  }
 }
 
 }  // namespace prefrl

@@ -4,7 +4,8 @@
 //       policy.pt  reward.pt  trainer.bin   the state (written by the trainer)
 //       manifest.json                        format, step, each file's size and CRC-32C, and
 //                                            the trainer's small state as JSON ("info")
-//   checkpoints/latest          the name of the newest checkpoint directory
+//   checkpoints/latest          the name of the newest checkpoint directory (for people and
+//                               tools; loading takes the newest directory that verifies)
 //
 // A checkpoint is written into ckpt-<step>.tmp/, every file fsync'd, the manifest written
 // last, the directory renamed to ckpt-<step>/ and the parent fsync'd; only then is `latest`
@@ -85,9 +86,15 @@ std::string write_checkpoint(const std::string& checkpoints_dir, int64_t step, c
 // *problem saying which file is missing, truncated or corrupt.
 std::optional<Checkpoint> verify_checkpoint(const std::string& dir, std::string* problem);
 
-// The newest good checkpoint under checkpoints_dir: `latest` first, then every ckpt-<step>/
-// by decreasing step. Each damaged one adds a line to *problems. nullopt if there is none.
+// The newest good checkpoint under checkpoints_dir: every ckpt-<step>/ by decreasing step
+// until one verifies (`latest` may lag behind by one). Each damaged one adds a line to
+// *problems. nullopt if there is none.
 std::optional<Checkpoint> find_checkpoint(const std::string& checkpoints_dir, std::vector<std::string>* problems);
+
+// Renames every checkpoint directory beyond `step` (the damaged ones a resume skipped) to
+// ckpt-<step>.damaged, kept for inspection and never loaded; *moved receives their new paths.
+// (Their positions in metrics.jsonl would not match the file the resumed run rewrites.)
+void set_aside_newer(const std::string& checkpoints_dir, int64_t step, std::vector<std::string>* moved);
 
 // All checkpoint directories (ckpt-<step>, not .tmp) by increasing step.
 std::vector<std::string> list_checkpoints(const std::string& checkpoints_dir);

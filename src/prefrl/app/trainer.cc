@@ -348,6 +348,9 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool r
     std::vector<std::string> problems;
     ckpt = find_checkpoint(ckpt_dir, &problems);
     for (const auto& p : problems) log.line("resume: checkpoint skipped: " + p);
+    std::vector<std::string> moved;
+    set_aside_newer(ckpt_dir, ckpt ? ckpt->step : -1, &moved);
+    for (const auto& m : moved) log.line("resume: the damaged checkpoint is kept as " + m + " (never loaded)");
     const nlohmann::json none = {{"metrics_bytes", 0}, {"health_bytes", 0}, {"event_files", nlohmann::json::object()}};
     const nlohmann::json& at = ckpt ? ckpt->info : none;
     truncate_file(run.file("metrics.jsonl"), at.at("metrics_bytes").get<int64_t>());
