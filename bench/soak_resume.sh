@@ -63,7 +63,7 @@ status=$(python3 -c "import json; print(json.load(open('$OUT/soak/summary.json')
 if [ "$status" != finished ]; then
   "$BIN" train --resume "$OUT/soak" >> "$OUT/soak.out" 2>&1
 fi
-echo "killed $kills times; $(grep -c '"command"' "$OUT/soak/resumes.jsonl") resume processes got as far as recording themselves in resumes.jsonl (the others were killed while starting); $(ls -d "$OUT"/soak/checkpoints/ckpt-* | wc -l) checkpoints kept"
+echo "killed $kills times; $(grep -c '"command"' "$OUT/soak/resumes.jsonl") resumes recorded in resumes.jsonl (a resume killed while starting records none); $(ls -d "$OUT"/soak/checkpoints/ckpt-* | wc -l) checkpoints kept"
 
 "$BIN" runs verify "$OUT/soak" --against "$OUT/reference" | tee "$OUT/verify.txt"
 
