@@ -115,7 +115,7 @@ std::string exchange(int port, const std::string& request) {
       std::abort();
     }
   }
-  timeval tv{5, 0};
+  timeval tv{2, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   size_t sent = 0;
   while (sent < request.size()) {
@@ -124,7 +124,13 @@ std::string exchange(int port, const std::string& request) {
     if (w <= 0) break;  // the server may close early on a bad request
     sent += static_cast<size_t>(w);
   }
-  ::shutdown(fd, SHUT_WR);
+  // cpp-httplib does not answer a half-closed connection, so the write side stays open while
+  // a reply may come; a request the server is still waiting on (incomplete headers, a short
+  // body) gets no reply within 30 ms, and then the end of input: the server closes.
+  pollfd p{fd, POLLIN, 0};
+  int ready;
+  while ((ready = ::poll(&p, 1, 30)) < 0 && errno == EINTR) {}
+  if (ready == 0) ::shutdown(fd, SHUT_WR);
   std::string reply;
   char buf[8192];
   for (;;) {
@@ -132,6 +138,16 @@ std::string exchange(int port, const std::string& request) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     reply.append(buf, static_cast<size_t>(n));
+    // One whole response (headers and Content-Length bytes of body) is enough.
+    const size_t end = reply.find("\r\n\r\n");
+    if (end == std::string::npos) continue;
+    const std::string head = reply.substr(0, end);
+    size_t body = 0;
+    for (const char* key : {"\r\nContent-Length: ", "\r\ncontent-length: "}) {
+      const size_t at = head.find(key);
+      if (at != std::string::npos) body = std::strtoull(head.c_str() + at + std::strlen(key), nullptr, 10);
+    }
+    if (reply.size() >= end + 4 + body) break;
   }
   ::close(fd);
   return reply;
@@ -153,6 +169,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::abort();
     }
   }
+  if (std::getenv("HTTP_FUZZ_VERBOSE"))  // e.g. to see what the seed corpus gets
+    std::fprintf(stderr, "%zu bytes => %s\n", size, reply.substr(0, reply.find('\r')).c_str());
   if (++f.inputs % 256 == 0) f.check_db();
   return 0;
 }
