@@ -14,7 +14,8 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libmujoco-dev libqhull-dev \
   libegl-dev libegl-mesa0 libgl1-mesa-dri \
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev \
-  chromium fonts-dejavu-core
+  chromium fonts-dejavu-core \
+  clang libclang-rt-14-dev
 # The browser tests drive Debian's chromium with Playwright (playwright-core from the npm
 # registry, pinned by tests/web/package-lock.json). The machine's Node.js is used if present.
 if ! command -v npm >/dev/null 2>&1; then

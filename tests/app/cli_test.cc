@@ -65,6 +65,24 @@ TEST(Cli, ConfigFileWithBadKeysIsRefused) {
   fs::remove(file);
 }
 
+TEST(Cli, ConfigFileBadInputOfEveryClassIsOneLineExitTwoAndNoWork) {
+  // One case per class through the binary; every class in-process: tests/core/config_test.cc
+  // and the fuzz corpus (tests/data/fuzz/config/).
+  const std::string file = temp_path("cfg_classes") + ".toml";
+  const std::pair<const char*, const char*> cases[] = {
+      {"[ppo]\nlr = \"fast\"\n", "config key 'ppo.lr': expected a number, got \"fast\""},  // wrong type
+      {"[ppo]\nlearning_rate = 0.1\n", "unknown config key 'ppo.learning_rate'"},           // unknown key
+      {"[ppo]\nlr = 7.0\n", "config key 'ppo.lr': value 7 is out of range [0, 1]"},          // out of range
+      {"[ppo\nlr = 1\n", "is not valid TOML"},                                                 // syntax
+  };
+  for (const auto& [text, words] : cases) {
+    { std::ofstream(file, std::ios::trunc) << text; }
+    expect_usage_error("train --env cartpole --config " + file, words);
+  }
+  expect_usage_error("train --env cartpole --set ppo.hidden=64,99999999999", "ppo.hidden");
+  fs::remove(file);
+}
+
 TEST(Cli, HelpAndListings) {
   for (const char* cmd : {"--help", "train --help", "eval --help", "env --help", "env replay --help", "presets --help"}) {
     auto r = run_prefrl(cmd);

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include "prefrl/core/config.h"
 #include "prefrl/core/rng.h"
 #include "prefrl/core/segment.h"
@@ -73,6 +75,62 @@ TEST(Config, JsonRoundTripAndUnknownKeys) {
   EXPECT_THROW(config_from_json(d, bad), UsageError);
   nlohmann::json wrong_type = {{"n", "three"}};
   EXPECT_THROW(config_from_json(d, wrong_type), UsageError);
+}
+
+// Each class of bad config-file input: a UsageError naming the key, nothing changed.
+TEST(Config, BadFileInputOfEveryClassIsAUsageErrorAndChangesNothing) {
+  auto msg = [](const std::string& text, bool json) {
+    Outer c;
+    try {
+      config_from_json(c, parse_config_text(text, "f.toml", json));
+    } catch (const UsageError& e) {
+      EXPECT_EQ(config_to_json(c), config_to_json(*std::make_unique<Outer>())) << text;
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(msg("n = \"three\"", false).find("config key 'n': expected a number, got \"three\""), std::string::npos);
+  EXPECT_NE(msg("flag = 1", false).find("config key 'flag': expected true or false"), std::string::npos);
+  EXPECT_NE(msg("mode = 3", false).find("config key 'mode': expected a string"), std::string::npos);
+  EXPECT_NE(msg("[inner]\nhidden = 4", false).find("'inner.hidden': expected an array of integers"), std::string::npos);
+  EXPECT_NE(msg("inner = 4", false).find("'inner': expected a table of keys"), std::string::npos);
+  EXPECT_NE(msg("[inner]\ntypo = 1", false).find("unknown config key 'inner.typo'"), std::string::npos);
+  EXPECT_NE(msg("n = 11", false).find("out of range [1, 10]"), std::string::npos);
+  EXPECT_NE(msg("n = 2.5", false).find("expected an integer, got 2.5"), std::string::npos);
+  EXPECT_NE(msg("[inner]\nlr = nan", false).find("NaN is not allowed"), std::string::npos);
+  EXPECT_NE(msg("[inner]\nlr = inf", false).find("out of range"), std::string::npos);
+  EXPECT_NE(msg("mode = \"c\"", false).find("not one of: a, b"), std::string::npos);
+  EXPECT_NE(msg("d = 1979-05-27", false).find("dates are not config values"), std::string::npos);
+  EXPECT_NE(msg("n = ", false).find("is not valid TOML"), std::string::npos);
+  EXPECT_NE(msg("{\"n\": 3", true).find("is not valid JSON"), std::string::npos);
+  EXPECT_NE(msg("[1, 2]", true).find("config must be a table of keys"), std::string::npos);
+}
+
+// Fields without bounds.
+struct Wide {
+  int i = 0;
+  int64_t l = 0;
+  std::vector<int> v;
+  template <class V>
+  void visit(V& vis) {
+    vis.num("i", i, "unbounded int");
+    vis.num("l", l, "unbounded int64");
+    vis.ints("v", v, "unbounded ints");
+  }
+};
+
+// Integers beyond the field's type are refused, never cast (the cast would be undefined).
+TEST(Config, IntegersOutsideTheirTypeAreRefused) {
+  Wide w;
+  EXPECT_THROW(config_assign(w, "i=1e12"), UsageError);
+  EXPECT_THROW(config_assign(w, "i=2147483648"), UsageError);
+  EXPECT_NO_THROW(config_assign(w, "i=-2147483648"));
+  EXPECT_THROW(config_assign(w, "l=1e19"), UsageError);
+  EXPECT_THROW(config_assign(w, "l=inf"), UsageError);
+  EXPECT_THROW(config_assign(w, "v=1,1e10"), UsageError);
+  EXPECT_THROW(config_from_json(w, nlohmann::json{{"v", {1, 1e300}}}), UsageError);
+  EXPECT_EQ(w.i, -2147483648);
+  EXPECT_TRUE(w.v.empty());
 }
 
 TEST(Config, ListsEveryKeyWithDoc) {

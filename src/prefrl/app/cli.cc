@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <torch/torch.h>
@@ -12,8 +14,10 @@
 #include <csignal>
 #include <mujoco/mujoco.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
+#include "prefrl/app/checkpoint.h"
 #include "prefrl/app/evaluate.h"
 #include "prefrl/app/render_video.h"
 #include "prefrl/app/train_config.h"
@@ -90,7 +94,10 @@ struct ConfigFlags {
 
   enum Flags { kConfigOnly, kTrain, kSweep };  // kSweep: no --seed (the sweep sets it) and no server flags
   void add_to(CLI::App* cmd, Flags which) {
-    cmd->add_option("--env", env, "environment (see `prefrl env list`)")->required();
+    auto* e = cmd->add_option("--env", env, which == kTrain && cmd->get_name() == "train"
+                                                ? "environment (see `prefrl env list`); required unless --resume"
+                                                : "environment (see `prefrl env list`)");
+    if (which != kTrain || cmd->get_name() != "train") e->required();
     cmd->add_option("--preset", preset, "preset (see `prefrl presets`); default: the environment's own");
     cmd->add_option("--config", config_file, "TOML (or .json) file of config keys");
     cmd->add_option("--set", sets, "override one config key: --set ppo.lr=0.001 (repeatable)");
@@ -161,8 +168,61 @@ void print_config(const TrainConfig& cfg_in, std::ostream& out) {
   }
 }
 
+// SIGINT / SIGTERM during training: the first asks the trainer to stop at the end of its
+// iteration (checkpoint, summary, a line saying where); a second one ends the process at once.
+extern "C" void on_stop_signal(int sig) {
+  if (stop_requested() != 0) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+    return;
+  }
+  request_stop(sig);
+}
+
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  // A file-size limit (ulimit -f) makes writes fail with EFBIG, reported by name, instead of
+  // killing the process mid-write.
+  std::signal(SIGXFSZ, SIG_IGN);
+}
+
+// Trains in the prepared run directory => the exit code: 0 finished, 1 failed (summary.json
+// says why), 130 / 143 stopped by SIGINT / SIGTERM (resumable).
+int run_training(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool resume) {
+  install_stop_handlers();
+  try {
+    TrainResult r = train(cfg, run, log, resume);
+    if (r.status == "stopped") return 128 + stop_requested();
+    return r.status == "finished" ? 0 : 1;
+  } catch (const UsageError&) {
+    throw;
+  } catch (const std::exception& e) {
+    log.line(std::string("prefrl: training failed: ") + e.what());
+    const std::vector<std::string> ckpts = list_checkpoints(run.file("checkpoints"));
+    if (!ckpts.empty())
+      log.line("prefrl: the last checkpoint is " + ckpts.back() + "; after fixing the cause, continue with: prefrl "
+               "train --resume " + run.path());
+    TrainResult failed;
+    failed.status = "failed";
+    failed.total_steps = cfg.run.total_steps;
+    nlohmann::json j = failed.to_json();
+    j["error"] = e.what();
+    j["process"] = process_identity();
+    j["process"]["heartbeat"] = unix_time_now();
+    try {
+      run.write_json("summary.json", j);
+    } catch (const std::exception& e2) {  // e.g. the disk that stopped the run is still full
+      log.line(std::string("prefrl: cannot record the failure in summary.json: ") + e2.what());
+    }
+    return 1;
+  }
+}
+
 // Creates the run directory at `path`, records the config, command and build, and trains.
-// => the run's exit code (0 finished, 1 failed; summary.json says which and why).
 int start_run(TrainConfig cfg, const std::string& path, const std::string& command) {
   RunDir run = RunDir::create(path);
   run.write_json("config.json", config_to_json(cfg));
@@ -173,27 +233,89 @@ int start_run(TrainConfig cfg, const std::string& path, const std::string& comma
   std::ostringstream cfgtext;
   print_config(cfg, cfgtext);
   log.line("resolved config:\n" + cfgtext.str());
+  return run_training(cfg, run, log, false);
+}
+
+// `prefrl train --resume RUN_DIR`: the archived config, changed only with --override (each
+// change recorded in resumes.jsonl and the log); every check before anything is touched.
+int cmd_resume(const ConfigFlags& flags, const std::string& dir, bool override_config, const std::string& command) {
+  if (!std::filesystem::is_directory(dir)) throw UsageError("--resume: '" + dir + "' is not a run directory");
+  RunDir run = RunDir::open(dir);
+  TrainConfig archived;
   try {
-    TrainResult r = train(cfg, run, log);
-    return r.status == "finished" ? 0 : 1;
-  } catch (const UsageError&) {
-    throw;
-  } catch (const std::exception& e) {
-    TrainResult failed;
-    failed.status = "failed";
-    failed.total_steps = cfg.run.total_steps;
-    nlohmann::json j = failed.to_json();
-    j["error"] = e.what();
-    j["process"] = process_identity();
-    j["process"]["heartbeat"] = unix_time_now();
-    run.write_json("summary.json", j);
-    log.line(std::string("prefrl: training failed: ") + e.what());
-    return 1;
+    config_from_json(archived, run.read_json("config.json"));
+  } catch (const UsageError& e) {
+    throw UsageError("--resume: the archived config of '" + dir + "' is unusable: " + e.what());
   }
+  TrainConfig cfg = archived;
+  if (!flags.preset.empty()) throw UsageError("--resume: --preset cannot be applied to a run that has started");
+  if (!flags.env.empty() && flags.env != archived.env.name)
+    throw UsageError("--resume: --env " + flags.env + " contradicts the run's environment '" + archived.env.name + "'");
+  if (!flags.config_file.empty()) config_from_json(cfg, read_config_file(flags.config_file));
+  for (const auto& s : flags.sets) config_assign(cfg, s);
+  const std::pair<const char*, const std::string*> dedicated[] = {
+      {"teacher.kind", &flags.teacher}, {"prefs.total_labels", &flags.labels}, {"run.total_steps", &flags.steps},
+      {"run.seed", &flags.seed}, {"run.threads", &flags.threads}, {"server.host", &flags.host},
+      {"server.port", &flags.port}, {"server.token", &flags.token}};
+  for (const auto& [key, value] : dedicated) if (!value->empty()) config_set(cfg, key, *value);
+  cfg.validate();
+  // What would change.
+  nlohmann::json changes = nlohmann::json::object();
+  {
+    const auto before = config_list(archived), after = config_list(cfg);
+    for (size_t i = 0; i < before.size() && i < after.size(); ++i) {
+      if (before[i].value == after[i].value) continue;
+      if (before[i].key == "env.name" || before[i].key == "env.num_envs")
+        throw UsageError("--resume: " + before[i].key + " cannot change when resuming (it is " + before[i].value +
+                         " in the checkpoints)");
+      if (!override_config)
+        throw UsageError("--resume: " + before[i].key + " would change from " + before[i].value + " to " +
+                         after[i].value + "; the archived config is used unless --override is given");
+      changes[before[i].key] = {{"from", before[i].value}, {"to", after[i].value}};
+    }
+  }
+  // Refuse before touching anything: a run still running, a finished one, a foreign database.
+  const RunInfo info = load_run(dir);
+  if (info.status == "running")
+    throw UsageError("--resume: run '" + dir + "' is still running (" +
+                     info.summary.value("process", nlohmann::json::object()).value("pid", nlohmann::json(0)).dump() +
+                     "); stop it first");
+  if (info.status == "finished" && changes.empty())
+    throw UsageError("--resume: run '" + dir + "' has finished; nothing to resume (a larger budget needs --steps N "
+                     "--override)");
+  if (std::filesystem::exists(run.file("prefs.db"))) {
+    // A foreign file is refused by PrefDB (UsageError); a damaged one here, before any write.
+    std::string verdict;
+    try {
+      PrefDB check(run.file("prefs.db"));
+      verdict = check.integrity_check();
+    } catch (const RuntimeError& e) {
+      verdict = e.what();
+    }
+    if (verdict != "ok") {
+      for (char& c : verdict) if (c == '\n') c = ';';
+      throw UsageError("--resume: preference database '" + run.file("prefs.db") + "' is corrupt (" + verdict +
+                       "); it is left as it is: restore it from a backup, or move it away to resume without its labels");
+    }
+  }
+  // Record, then train.
+  nlohmann::json record = {{"at", utc_now()}, {"command", command}, {"previous_status", info.status},
+                           {"overrides", changes}};
+  {
+    std::ofstream f(run.file("resumes.jsonl"), std::ios::app);
+    f << record.dump() << "\n";
+    if (!f.flush()) throw RuntimeError("cannot write '" + run.file("resumes.jsonl") + "'");
+  }
+  if (!changes.empty()) run.write_json("config.json", config_to_json(cfg));
+  RunLog log;
+  log.open(run.file("log.txt"));
+  log.line("prefrl: resuming " + dir + " (was " + info.status + ")" + (changes.empty() ? "" : "; overrides: " + changes.dump()));
+  return run_training(cfg, run, log, true);
 }
 
 int cmd_train(const ConfigFlags& flags, const std::string& run_dir_flag, const std::string& runs_root,
               int argc, char** argv) {
+  if (flags.env.empty()) throw UsageError("--env is required (or --resume RUN_DIR)");
   TrainConfig cfg = flags.resolve();
   const std::string path = !run_dir_flag.empty()
                                ? run_dir_flag
@@ -316,6 +438,110 @@ int cmd_eval(const std::string& run_path, int episodes, int64_t seed, bool json,
     std::cout << "\n";
   }
   return 0;
+}
+
+// `prefrl runs verify RUN [--against REF]`: what a crash could have broken, checked.
+int cmd_runs_verify(const std::string& run_arg, const std::string& root, const std::string& against) {
+  const RunInfo info = resolve_run(run_arg, root);
+  TrainConfig cfg;
+  config_from_json(cfg, info.config);
+  int problems = 0;
+  auto problem = [&](const std::string& what) {
+    std::cout << "PROBLEM: " << what << "\n";
+    ++problems;
+  };
+  // Checkpoints: each file against the manifest, then loaded as a resume loads it.
+  const std::vector<std::string> dirs = list_checkpoints(info.path + "/checkpoints");
+  int loaded = 0;
+  for (const auto& d : dirs) {
+    std::string why;
+    const std::optional<Checkpoint> c = verify_checkpoint(d, &why);
+    if (!c) { problem("checkpoint " + why); continue; }
+    try {
+      check_checkpoint(cfg, *c);
+      ++loaded;
+    } catch (const std::exception& e) {
+      problem(std::string("checkpoint does not load: ") + e.what());
+    }
+  }
+  std::cout << fmt::format("checkpoints: {} of {} load", loaded, dirs.size());
+  if (!dirs.empty())
+    std::cout << fmt::format(" ({} .. {})", std::filesystem::path(dirs.front()).filename().string(),
+                             std::filesystem::path(dirs.back()).filename().string());
+  std::cout << "\n";
+  // The database.
+  auto db_counts = [&](const std::string& db_path, bool report) {
+    std::map<std::string, int64_t> counts;
+    PrefDB db(db_path);
+    const std::string integrity = db.integrity_check();
+    if (integrity != "ok") problem("PRAGMA integrity_check of " + db_path + ": " + integrity);
+    auto scalar = [&](const char* sql) {
+      sqlite3_stmt* st = nullptr;
+      if (sqlite3_prepare_v2(db.handle(), sql, -1, &st, nullptr) != SQLITE_OK) throw RuntimeError(sqlite3_errmsg(db.handle()));
+      int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+      sqlite3_finalize(st);
+      return v;
+    };
+    counts["labels"] = scalar("SELECT count(*) FROM labels WHERE undone = 0");
+    counts["queries"] = scalar("SELECT count(*) FROM queries");
+    counts["clips"] = scalar("SELECT count(*) FROM segments");
+    // Query selection may pick a pair again in a later round (uninterrupted runs do too): only a
+    // difference from --against counts as a problem.
+    counts["pairs asked twice"] =
+        scalar("SELECT count(*) FROM (SELECT 1 FROM queries GROUP BY left_id, right_id HAVING count(*) > 1)");
+    const int64_t over = scalar("SELECT count(*) FROM queries q WHERE (SELECT count(*) FROM labels l WHERE "
+                                "l.query_id = q.id AND l.undone = 0) > q.answers_wanted");
+    if (report) {
+      if (over > 0) problem(fmt::format("{} queries have more labels than they asked for", over));
+      std::cout << fmt::format("database: integrity_check {}; {} labels, {} queries, {} clips; {} queries over-answered, "
+                               "{} pairs asked twice\n", integrity, counts["labels"], counts["queries"], counts["clips"],
+                               over, counts["pairs asked twice"]);
+    }
+    return counts;
+  };
+  const std::string db_path = info.path + "/prefs.db";
+  std::map<std::string, int64_t> counts;
+  if (!std::filesystem::exists(db_path)) problem("no preference database " + db_path);
+  else counts = db_counts(db_path, true);
+  // Metric steps: one charts/SPS line per training iteration, every num_envs x num_steps steps.
+  const MetricSeries series = read_metrics(info.path + "/metrics.jsonl");
+  const auto it = series.find("charts/SPS");
+  const int64_t every = static_cast<int64_t>(cfg.env.num_envs) * cfg.ppo.num_steps;
+  if (it == series.end() || it->second.empty()) {
+    problem("metrics.jsonl has no training iterations");
+  } else {
+    const auto& pts = it->second;
+    int64_t bad = 0;
+    for (size_t k = 1; k < pts.size(); ++k) {
+      if (pts[k].step - pts[k - 1].step != every) {
+        if (bad++ == 0)
+          problem(fmt::format("metric steps jump from {} to {} (iterations are {} steps apart)", pts[k - 1].step,
+                              pts[k].step, every));
+      }
+    }
+    std::cout << fmt::format("metrics: {} iterations at steps {}..{}, every {} steps: {}\n", pts.size(),
+                             pts.front().step, pts.back().step, every, bad == 0 ? "continuous" : "NOT continuous");
+  }
+  if (!against.empty()) {
+    const RunInfo ref = resolve_run(against, root);
+    const MetricsComparison c = compare_metrics(ref.path + "/metrics.jsonl", info.path + "/metrics.jsonl");
+    if (std::filesystem::exists(ref.path + "/prefs.db") && !counts.empty()) {
+      const auto theirs = db_counts(ref.path + "/prefs.db", false);
+      for (const auto& [what, n] : counts) {
+        if (theirs.at(what) != n) problem(fmt::format("{} {}, {} has {}", n, what, ref.path, theirs.at(what)));
+      }
+      if (theirs == counts) std::cout << fmt::format("against {}: the same numbers of labels, queries and clips\n", ref.path);
+    }
+    if (c.agree) {
+      std::cout << fmt::format("against {}: metrics agree: all {} lines identical (wall-clock fields and "
+                               "machine-measuring series excluded)\n", ref.path, c.lines_a);
+    } else {
+      problem(fmt::format("metrics differ from {} at line {} of {} / {}:\n  {}\n  {}", ref.path,
+                          c.first_difference + 1, c.lines_a, c.lines_b, c.line_a, c.line_b));
+    }
+  }
+  std::cout << (problems == 0 ? "verify: ok\n" : fmt::format("verify: {} problems\n", problems));
+  return problems == 0 ? 0 : 1;
 }
 
 // Blocks SIGINT and SIGTERM (call before any thread starts) => the set, for wait_for_stop.
@@ -493,6 +719,20 @@ int cli_main(int argc, char** argv) {
   auto* rd = train_cmd->add_option("--run-dir", run_dir, "directory for this run (must not hold a run)");
   auto* rr = train_cmd->add_option("--runs-root", runs_root, "parent of a new, named run directory (default: runs)");
   rd->excludes(rr);
+  train_cmd->footer(
+      "Ctrl-C (SIGINT) or SIGTERM: the run checkpoints at the end of its iteration, says where, and exits 130 / 143; "
+      "a second signal ends it at once. Killed runs (SIGKILL, power loss) continue from their newest good "
+      "checkpoint: prefrl train --resume RUN_DIR. Checkpoints: run.checkpoint_every_s (120), run.checkpoint_every, "
+      "run.checkpoint_keep (2).");
+  std::string resume_dir;
+  bool resume_override = false;
+  auto* rs = train_cmd->add_option("--resume", resume_dir,
+                                   "continue a stopped, killed or failed run from its newest good checkpoint, with "
+                                   "its archived config (checkpoints: docs/run_dir.md)");
+  rs->excludes(rd)->excludes(rr);
+  train_cmd->add_flag("--override", resume_override,
+                      "with --resume: let --set, --config and the dedicated flags change the archived config "
+                      "(recorded in resumes.jsonl)");
 
   std::string eval_run;
   int eval_episodes = 20;
@@ -535,6 +775,14 @@ int cli_main(int argc, char** argv) {
   runs_compare->add_option("RUNS", compare_runs, "two or more run directories (or names under --root)")->required()->expected(2, -1);
   runs_compare->add_option("--root", compare_root, "where to look for runs by name (default: runs)");
   runs_compare->add_flag("--diff", compare_diff, "only the keys that differ");
+
+  std::string verify_run, verify_against;
+  auto* runs_verify = runs_cmd->add_subcommand(
+      "verify", "check what a crash could break: every checkpoint loads, the database is intact with no label "
+                "stored twice, metric steps are continuous; --against REF: metrics equal REF's");
+  runs_verify->add_option("RUN", verify_run, "run directory (or its name under --root)")->required();
+  runs_verify->add_option("--against", verify_against, "a run whose metrics this one's must equal (same seed, uninterrupted)");
+  runs_verify->add_option("--root", runs_list_root, "where to look for runs by name (default: runs)");
 
   std::string serve_root = "runs", serve_host, serve_port, serve_token;
   auto* runs_serve = runs_cmd->add_subcommand("serve", "serve the run dashboard (/runs: live reports of every run and sweep)");
@@ -605,6 +853,8 @@ int cli_main(int argc, char** argv) {
   }
 
   try {
+    if (*train_cmd && !resume_dir.empty()) return cmd_resume(train_flags, resume_dir, resume_override, quote_args(argc, argv));
+    if (*train_cmd && resume_override) throw UsageError("--override applies only with --resume RUN_DIR");
     if (*train_cmd) return cmd_train(train_flags, run_dir, runs_root, argc, argv);
     if (*eval_cmd) return cmd_eval(eval_run, eval_episodes, eval_seed, eval_json, eval_stochastic);
     if (*presets_cmd) return cmd_presets();
@@ -618,6 +868,7 @@ int cli_main(int argc, char** argv) {
       std::cout << runs_compare_text(runs, compare_diff, stdout_is_terminal());
       return 0;
     }
+    if (*runs_verify) return cmd_runs_verify(verify_run, runs_list_root, verify_against);
     if (*runs_serve) return cmd_runs_serve(serve_root, serve_host, serve_port, serve_token);
     if (*repro_cmd) return cmd_reproduce(repro_run, repro_root, repro_dir, argc, argv);
     if (*report_cmd) return cmd_report(report_target, report_root, report_out);

@@ -44,7 +44,9 @@ struct RunConfig {
   int threads = 1;                // LibTorch intra-op threads
   std::string policy_reward = "learned";  // what the policy learns from: r̂, or the true reward (baseline)
   int eval_episodes = 20;         // deterministic episodes evaluated at the end (summary.json)
-  int checkpoint_every = 0;       // also checkpoint every N policy updates (0: only at the end)
+  int checkpoint_every = 0;       // also checkpoint every N training iterations (0: by time only)
+  double checkpoint_every_s = 120;  // also checkpoint when this many seconds passed since the last (0: off)
+  int checkpoint_keep = 2;        // checkpoints kept (the newest; older ones are the fallback)
   double progress_every_s = 2.0;  // seconds between progress lines (display only)
   bool tensorboard = true;        // also write every metric to a TensorBoard event file
   double heartbeat_s = 2.0;       // seconds between rewrites of the "running" summary.json
@@ -58,7 +60,12 @@ struct RunConfig {
            "reward the policy learns from: learned (from preferences) or true (baseline: no labels used)",
            {"learned", "true"});
     v.num("eval_episodes", eval_episodes, "deterministic evaluation episodes at the end (0: none)", 0, 100000);
-    v.num("checkpoint_every", checkpoint_every, "checkpoint every N policy updates (0: only at the end)", 0, 1e9);
+    v.num("checkpoint_every", checkpoint_every,
+          "resumable checkpoint every N training iterations (0: by time only); one is always written at the end "
+          "of training and on SIGINT/SIGTERM", 0, 1e9);
+    v.num("checkpoint_every_s", checkpoint_every_s,
+          "resumable checkpoint when this many seconds passed since the last one (0: off)", 0.0, 1e9);
+    v.num("checkpoint_keep", checkpoint_keep, "checkpoints kept: the newest, and older ones to fall back on", 1, 1000);
     v.num("progress_every_s", progress_every_s, "seconds between progress lines", 0.0, 1e6);
     v.flag("tensorboard", tensorboard, "also write every metric to a TensorBoard event file in the run directory");
     v.num("heartbeat_s", heartbeat_s,

@@ -6,8 +6,12 @@
 //   checkpoints => evaluation => summary.json
 #include "prefrl/app/trainer.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <algorithm>
 #include <chrono>
+#include <climits>
+#include <csignal>
+#include <map>
 #include <cmath>
 #include <deque>
 #include <filesystem>
@@ -18,6 +22,7 @@
 #include <thread>
 #include <torch/torch.h>
 
+#include "prefrl/app/checkpoint.h"
 #include "prefrl/app/evaluate.h"
 #include "prefrl/core/error.h"
 #include "prefrl/core/rng.h"
@@ -36,6 +41,8 @@
 namespace prefrl {
 
 namespace {
+
+volatile std::sig_atomic_t g_stop_signal = 0;  // set by request_stop (a signal handler)
 
 // Random streams of a run: each component draws from its own, derived from the run seed.
 enum Stream : uint64_t { kEnvStream = 1, kPolicyStream, kRewardStream, kSegmentStream, kQueryStream,
@@ -143,11 +150,108 @@ class SegmentHistory {
   }
   const Trajectory& at(int i) const { return trajs_[i]; }
   int size() const { return static_cast<int>(trajs_.size()); }
+  // Checkpoints: every env's kept steps.
+  void save(ArchiveWriter& w) const {
+    for (const Trajectory& tr : trajs_) {
+      w.vec(tr.obs); w.vec(tr.actions); w.vec(tr.final_obs); w.vec(tr.states); w.vec(tr.final_states);
+      w.vec(tr.true_rewards); w.vec(tr.terminated); w.vec(tr.truncated); w.i64(tr.start_env_step);
+    }
+  }
+  void load(ArchiveReader& r) {
+    for (Trajectory& tr : trajs_) {
+      tr.obs = r.vec<float>(); tr.actions = r.vec<float>(); tr.final_obs = r.vec<float>();
+      tr.states = r.vec<float>(); tr.final_states = r.vec<float>(); tr.true_rewards = r.vec<float>();
+      tr.terminated = r.vec<uint8_t>(); tr.truncated = r.vec<uint8_t>(); tr.start_env_step = r.i64();
+    }
+  }
 
  private:
   int keep_;
   std::vector<Trajectory> trajs_;
 };
+
+void save_segment(ArchiveWriter& w, const Segment& s) {
+  w.i64(s.id); w.i64(s.length); w.i64(s.obs_size); w.i64(s.act_size); w.vec(s.obs); w.vec(s.actions);
+  w.vec(s.true_rewards); w.vec(s.absorbing); w.i64(s.state_size); w.vec(s.states); w.i64(s.env_step);
+  w.i64(s.env_index);
+}
+Segment load_segment(ArchiveReader& r) {
+  Segment s;
+  s.id = r.i64(); s.length = static_cast<int>(r.i64()); s.obs_size = r.i64(); s.act_size = r.i64();
+  s.obs = r.vec<float>(); s.actions = r.vec<float>(); s.true_rewards = r.vec<float>(); s.absorbing = r.vec<uint8_t>();
+  s.state_size = r.i64(); s.states = r.vec<float>(); s.env_step = r.i64(); s.env_index = static_cast<int>(r.i64());
+  return s;
+}
+
+// Doubles in a checkpoint's JSON: exact, with non-finite values as strings.
+nlohmann::json exact(double x) {
+  if (std::isfinite(x)) return x;
+  return std::isnan(x) ? "nan" : (x > 0 ? "inf" : "-inf");
+}
+double from_exact(const nlohmann::json& j) {
+  if (j.is_number()) return j.get<double>();
+  const std::string t = j.get<std::string>();
+  return t == "inf" ? kInf : t == "-inf" ? -kInf : std::nan("");
+}
+
+// Sizes of the run's TensorBoard event files (a checkpoint's position in each).
+nlohmann::json event_file_sizes(const std::string& run_dir) {
+  nlohmann::json out = nlohmann::json::object();
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(run_dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("events.out.tfevents.", 0) == 0) out[name] = static_cast<int64_t>(e.file_size(ec));
+  }
+  return out;
+}
+
+// The trainer's own state in a checkpoint's trainer.bin (the rest is in policy.pt, reward.pt
+// and the manifest's info).
+constexpr uint64_t kTrainerStateMagic = 0x50524546434b5054ULL;  // "PREFCKPT"
+struct LoopState {
+  std::vector<std::vector<double>> env_state;   // (N) each env's physical state
+  std::vector<std::vector<uint64_t>> env_rng;   // (N) each env's RNG
+  std::vector<int64_t> env_elapsed;             // (N) steps into the current episode
+  std::vector<uint8_t> task_over;               // (N) penalty mode: the task's episode already ended
+  std::vector<float> policy_obs, policy_states; // (N x D), (N x S) what the policy sees next
+  std::vector<double> ep_true, ep_pred;         // (N) running episode sums
+  std::vector<int> ep_len;                      // (N)
+  std::vector<Segment> pool;                    // candidate clips, oldest first
+  std::vector<uint64_t> segment_rng, query_rng, teacher_rng;
+  std::vector<uint8_t> torch_rng;               // LibTorch's default CPU generator
+};
+
+// Reads trainer.bin; `history` receives the segment history. Throws RuntimeError naming the
+// file when it is malformed or does not fit N environments of D floats.
+LoopState read_loop_state(const std::string& path, int N, int64_t D, SegmentHistory& history) {
+  ArchiveReader r(read_file_bytes(path), path);
+  LoopState st;
+  if (r.u64() != kTrainerStateMagic) r.fail("it does not start with PREFCKPT");
+  const uint64_t n = r.u64();
+  if (n != static_cast<uint64_t>(N))
+    r.fail("it holds " + std::to_string(n) + " environments, the config has env.num_envs = " + std::to_string(N));
+  for (int i = 0; i < N; ++i) {
+    st.env_state.push_back(r.vec<double>());
+    st.env_rng.push_back(r.vec<uint64_t>());
+    st.env_elapsed.push_back(r.i64());
+    if (st.env_rng.back().size() != 6) r.fail("environment " + std::to_string(i) + " has a malformed RNG state");
+  }
+  st.task_over = r.vec<uint8_t>();
+  if (st.task_over.size() != static_cast<size_t>(N)) r.fail("its per-environment task flags do not fit N environments");
+  st.policy_obs = r.vec<float>(); st.policy_states = r.vec<float>();
+  st.ep_true = r.vec<double>(); st.ep_pred = r.vec<double>(); st.ep_len = r.vec<int>();
+  history.load(r);
+  const uint64_t pool_n = r.u64();
+  for (uint64_t k = 0; k < pool_n; ++k) st.pool.push_back(load_segment(r));
+  st.segment_rng = r.vec<uint64_t>(); st.query_rng = r.vec<uint64_t>(); st.teacher_rng = r.vec<uint64_t>();
+  st.torch_rng = r.vec<uint8_t>();
+  if (!r.at_end()) r.fail("it has bytes after the end of the state");
+  if (st.policy_obs.size() != static_cast<size_t>(N) * D || st.ep_len.size() != static_cast<size_t>(N) ||
+      st.ep_true.size() != static_cast<size_t>(N) || st.ep_pred.size() != static_cast<size_t>(N))
+    r.fail("its observations or episode sums do not fit " + std::to_string(N) + " environments");
+  if (st.segment_rng.size() != 6 || st.query_rng.size() != 6) r.fail("a malformed RNG state");
+  return st;
+}
 
 bool all_finite(const float* x, int64_t n) {
   for (int64_t k = 0; k < n; ++k) if (!std::isfinite(x[k])) return false;
@@ -183,6 +287,36 @@ double heldout_correlation(RewardModel& reward, const PrefDB& db) {
 
 }  // namespace
 
+void request_stop(int signal_number) { g_stop_signal = signal_number; }
+
+void check_checkpoint(const TrainConfig& cfg, const Checkpoint& c) {
+  const int N = cfg.env.num_envs;
+  VecEnv envs(cfg.env.name, N, 0);
+  const EnvSpec spec = envs.spec();
+  const int64_t D = envs.obs_size(), A = envs.act_size();
+  const int64_t S = spec.obs_determines_state ? 0 : spec.state_size;
+  PPOAgent agent(cfg.ppo, spec, N, 0);
+  agent.load(c.file("policy.pt"));
+  const bool penalty = cfg.env.termination == "penalty" && spec.can_terminate;  // as train() builds it
+  RewardModel reward(cfg.reward, spec.observation.shape, A, spec.action.discrete, spec.action.n,
+                     spec.can_terminate && !penalty, 0);
+  reward.load(c.file("reward.pt"));
+  SegmentHistory history(N, D, A, S, std::max(0, cfg.segment_steps() - 1));
+  LoopState st = read_loop_state(c.file("trainer.bin"), N, D, history);
+  std::vector<float> scratch(static_cast<size_t>(D));
+  for (int i = 0; i < N; ++i) envs.env(i).set_state(st.env_state[i], scratch.data());
+  HealthMonitor health(cfg.health, !spec.action.discrete, static_cast<int>(spec.action.discrete ? 1 : A));
+  try {
+    health.set_state(c.info.at("health"));
+    for (const char* key : {"step", "iterations", "updates", "labels_requested", "last_label_id", "labels_used",
+                            "metrics_bytes", "health_bytes"})
+      (void)c.info.at(key).get<int64_t>();
+  } catch (const std::exception& e) {
+    throw RuntimeError("checkpoint '" + c.dir + "/manifest.json' has a malformed info: " + e.what());
+  }
+}
+int stop_requested() { return g_stop_signal; }
+
 nlohmann::json TrainResult::to_json() const {
   auto num = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); };
   const double final_return = eval_episodes > 0 && std::isfinite(eval_mean_return) ? eval_mean_return : train_return;
@@ -202,9 +336,34 @@ nlohmann::json TrainResult::to_json() const {
           {"nonfinite", nonfinite}};
 }
 
-TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
+TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool resume) {
   const auto t_start = Clock::now();
+  double wall_before = 0;  // seconds the run trained before it was resumed
   TrainResult result;
+
+  // ---- Resuming: the newest good checkpoint; the append-only files cut back to it ---------
+  const std::string ckpt_dir = run.file("checkpoints");
+  std::optional<Checkpoint> ckpt;
+  if (resume) {
+    std::vector<std::string> problems;
+    ckpt = find_checkpoint(ckpt_dir, &problems);
+    for (const auto& p : problems) log.line("resume: checkpoint skipped: " + p);
+    std::vector<std::string> moved;
+    set_aside_newer(ckpt_dir, ckpt ? ckpt->step : -1, &moved);
+    for (const auto& m : moved) log.line("resume: the damaged checkpoint is kept as " + m + " (never loaded)");
+    const nlohmann::json none = {{"metrics_bytes", 0}, {"health_bytes", 0}, {"event_files", nlohmann::json::object()}};
+    const nlohmann::json& at = ckpt ? ckpt->info : none;
+    truncate_file(run.file("metrics.jsonl"), at.at("metrics_bytes").get<int64_t>());
+    truncate_file(run.file("health.jsonl"), at.at("health_bytes").get<int64_t>());
+    const nlohmann::json kept = at.at("event_files");
+    const nlohmann::json present = event_file_sizes(run.path());
+    for (const auto& [name, size] : present.items()) {
+      if (kept.contains(name)) truncate_file(run.file(name), kept.at(name).get<int64_t>());
+      else std::filesystem::remove(run.file(name));  // written after the checkpoint
+    }
+    if (ckpt) log.line(fmt::format("resume: from {} (step {})", ckpt->dir, ckpt->step));
+    else log.line("resume: no good checkpoint; starting over, reusing the labels in prefs.db");
+  }
 
   // ---- Seeding: every random stream derives from run.seed --------------------------------
   const uint64_t seed = static_cast<uint64_t>(cfg.run.seed);
@@ -268,6 +427,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   std::vector<float> act_buf(static_cast<size_t>(N) * A);
 
   int64_t global_step = 0;
+  int64_t iterations = 0;         // training iterations done (pre-training excluded)
   int64_t labels_requested = 0;   // queries asked (each wants one answer)
   int64_t last_label_id = 0;      // labels up to here are in the reward model
   int64_t labels_used = 0;        // labeled pairs the reward model has
@@ -359,6 +519,20 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     return fresh;
   };
 
+  // ---- A resumed run replays what the stopped one asked after its checkpoint --------------
+  // With a scripted teacher and one thread the resumed run chooses the same pairs again;
+  // their clips, queries and answers are taken from prefs.db instead of being stored twice.
+  std::vector<Query> replay;                          // queries after the checkpoint, oldest first
+  size_t replay_pos = 0;                              // next one to be chosen again
+  std::map<int64_t, std::pair<int64_t, Choice>> replay_answers;  // query id => (label id, answer)
+  int64_t label_bound = INT64_MAX;                    // labels beyond this are not "given yet" while replaying
+  auto same_segment = [&](const Segment& s, int64_t id) {
+    if (s.id >= 0) return s.id == id;
+    const std::optional<Segment> stored = db.get_segment(id);
+    return stored && stored->env_step == s.env_step && stored->env_index == s.env_index && stored->obs == s.obs &&
+           stored->actions == s.actions;
+  };
+
   // ---- Ask `count` queries, have the teacher answer them, commit the labels ---------------
   double last_disagreement = std::nan("");
   std::vector<LabeledPair> claimed;  // labels claimed by ask_and_label, not yet in the reward model
@@ -378,6 +552,49 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     auto chosen = select_pairs(pool, count, method, cfg.prefs.oversample, score, query_rng);
     t_query += seconds_since(tq);
     const auto td = Clock::now();
+    if (replay_pos < replay.size()) {
+      bool same = replay.size() - replay_pos >= chosen.size();
+      for (size_t k = 0; same && k < chosen.size(); ++k) {
+        const Query& rq = replay[replay_pos + k];
+        same = same_segment(pool.at(chosen[k].left), rq.left_id) && same_segment(pool.at(chosen[k].right), rq.right_id);
+        const auto it = replay_answers.find(rq.id);
+        same = same && it != replay_answers.end() &&
+               teacher->answer(pool.at(chosen[k].left), pool.at(chosen[k].right)) == it->second.second;
+        if (same) {
+          if (pool.at(chosen[k].left).id < 0) pool.set_id(chosen[k].left, rq.left_id);
+          if (pool.at(chosen[k].right).id < 0) pool.set_id(chosen[k].right, rq.right_id);
+        }
+      }
+      if (same) {
+        for (size_t k = 0; k < chosen.size(); ++k) {
+          label_bound = std::max(label_bound, replay_answers.at(replay[replay_pos + k].id).first);
+          ++labels_requested;
+        }
+        replay_pos += chosen.size();
+        std::vector<LabeledPair> now = db.claim_labels(last_label_id, kInf, &last_label_id, label_bound);
+        claimed.insert(claimed.end(), std::make_move_iterator(now.begin()), std::make_move_iterator(now.end()));
+        if (replay_pos == replay.size()) {
+          label_bound = INT64_MAX;
+          log.line(fmt::format("resume: the {} queries asked after the checkpoint were chosen again; their labels "
+                               "came from prefs.db", replay.size()));
+        }
+        if (method == "disagreement") {
+          std::vector<double> scores;
+          for (const auto& c : chosen) scores.push_back(c.score);
+          last_disagreement = mean_of(scores);
+        }
+        t_db += seconds_since(td);
+        return;
+      }
+      // Another choice than the stopped run's (e.g. more than one thread): its remaining
+      // labels stay in the database as given, and the reward model trains on them.
+      log.line(fmt::format("resume: the run chose other pairs than the stopped run at its query {}; the {} labels "
+                           "it was given after that are kept and used", replay[replay_pos].id,
+                           replay.size() - replay_pos));
+      labels_requested += static_cast<int64_t>(replay.size() - replay_pos);
+      replay_pos = replay.size();
+      label_bound = INT64_MAX;
+    }
     // Store the chosen clips (each once, in one transaction), then the queries.
     std::vector<Segment> to_store;
     std::vector<size_t> to_store_index;
@@ -437,7 +654,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     const double before = human ? unix_now() - cfg.server.undo_window_s : kInf;
     std::vector<LabeledPair> fresh = std::move(claimed);
     claimed.clear();
-    std::vector<LabeledPair> more = db.claim_labels(last_label_id, before, &last_label_id);
+    std::vector<LabeledPair> more = db.claim_labels(last_label_id, before, &last_label_id, label_bound);
     fresh.insert(fresh.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
     labels_used += static_cast<int64_t>(fresh.size());
     t_db += seconds_since(td);
@@ -477,7 +694,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     const double recent = mean_of(rr);
     run.write_json("summary.json", {{"status", "running"}, {"env_steps", global_step},
                                     {"total_steps", cfg.run.total_steps}, {"labels", labels_used},
-                                    {"wall_s", seconds_since(t_start)},
+                                    {"wall_s", wall_before + seconds_since(t_start)},
                                     {"train_return", std::isfinite(recent) ? nlohmann::json(recent) : nlohmann::json(nullptr)},
                                     {"heartbeat_s", cfg.run.heartbeat_s}, {"process", process}},
                    /*durable=*/false);  // a heartbeat lost to a power cut still reads as crashed
@@ -507,7 +724,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   auto wait_for_labels = [&](int64_t want, bool say_every_10s) {
     const auto t0 = Clock::now();
     auto last_line = Clock::now() - std::chrono::hours(1);
-    for (int64_t have = db.count_labels(); have < want; have = db.count_labels()) {
+    for (int64_t have = db.count_labels(); have < want && !stop_requested(); have = db.count_labels()) {
       publish("waiting", have, want);
       if (say_every_10s && seconds_since(last_line) >= 10.0) {
         log.line(fmt::format("waiting for the first labels: {} of {} given; label at {}", have, want, server->url()));
@@ -522,6 +739,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   auto wait_for_first_labels = [&](int64_t need) {
     need = std::min(need, labels_requested);
     wait_for_labels(need, true);
+    if (stop_requested()) return;
     metrics.log(metric::kTimeLabelWait, t_wait, global_step);
     publish("waiting", need, need);
     log.line(fmt::format("the first {} labels are in; training starts in {:g} s (the undo window)", need,
@@ -533,9 +751,155 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
                        cfg.env.name, cfg.teacher.kind, schedule.total_labels, cfg.run.total_steps,
                        cfg.run.seed, run.path()));
 
+  // ---- Checkpoints: everything the loop carries from one iteration to the next -----------
+  // At an iteration boundary (after the PPO update and the reward round), so that a resumed
+  // run continues exactly as the uninterrupted one would.
+  auto last_checkpoint = Clock::now();
+  std::string last_checkpoint_dir;
+  TrainConfig cfg_copy = cfg;  // config_to_json visits (non-const)
+  auto save_checkpoint = [&]() {
+    metrics.flush();
+    const PrefDB::HighWater hw = db.high_water();
+    nlohmann::json rs = {{"train_loss", exact(rstats.train_loss)}, {"val_loss", exact(rstats.val_loss)},
+                         {"train_accuracy", exact(rstats.train_accuracy)}, {"val_accuracy", exact(rstats.val_accuracy)},
+                         {"l2", exact(rstats.l2)}, {"n_train", rstats.n_train}, {"n_val", rstats.n_val},
+                         {"updates", rstats.updates}, {"fit_loss", exact(rstats.fit_loss)}, {"diverged", rstats.diverged}};
+    nlohmann::json returns = nlohmann::json::array(), curve = nlohmann::json::array();
+    for (double r : recent_returns) returns.push_back(exact(r));
+    for (const auto& [st, r] : return_curve) curve.push_back({st, exact(r)});
+    std::error_code ec;
+    const auto health_bytes = std::filesystem::file_size(run.file("health.jsonl"), ec);
+    const nlohmann::json info = {
+        {"step", global_step}, {"iterations", iterations}, {"updates", updates},
+        {"labels_requested", labels_requested}, {"last_label_id", last_label_id}, {"labels_used", labels_used},
+        {"db", {{"segment", hw.segment}, {"query", hw.query}, {"label", hw.label}}},
+        {"skipped_minibatches", total_skipped_minibatches}, {"discarded_rollouts", total_discarded_rollouts},
+        {"diverged_rounds", total_diverged_rounds}, {"last_disagreement", exact(last_disagreement)},
+        {"rstats", rs}, {"recent_returns", returns}, {"return_curve", curve}, {"health", health.state()},
+        {"wall_s", wall_before + seconds_since(t_start)}, {"metrics_bytes", metrics.bytes()},
+        {"health_bytes", ec ? 0 : static_cast<int64_t>(health_bytes)}, {"event_files", event_file_sizes(run.path())},
+        {"config", config_to_json(cfg_copy)}};
+    ArchiveWriter w;
+    w.u64(kTrainerStateMagic);
+    w.u64(static_cast<uint64_t>(N));
+    for (int i = 0; i < N; ++i) {
+      Env& env = envs.env(i);
+      w.vec(env.get_state());
+      w.vec(env.rng().state());
+      w.i64(env.elapsed_steps());
+    }
+    w.vec(envs.task_over());
+    w.vec(policy_obs); w.vec(policy_states); w.vec(ep_true); w.vec(ep_pred); w.vec(ep_len);
+    history.save(w);
+    w.u64(pool.size());
+    for (size_t k = 0; k < pool.size(); ++k) save_segment(w, pool.at(k));
+    w.vec(segment_rng.state()); w.vec(query_rng.state());
+    w.vec(teacher ? teacher->rng_state() : std::vector<uint64_t>{});
+    {
+      at::Generator gen = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      const at::Tensor st = gen.get_state().contiguous();
+      w.vec(std::vector<uint8_t>(st.data_ptr<uint8_t>(), st.data_ptr<uint8_t>() + st.numel()));
+    }
+    last_checkpoint_dir = write_checkpoint(ckpt_dir, global_step, info, [&](const std::string& dir) {
+      agent.save(dir + "/policy.pt");
+      reward.save(dir + "/reward.pt");
+      write_file_synced(dir + "/trainer.bin", w.data());
+    }, cfg.run.checkpoint_keep);
+    last_checkpoint = Clock::now();
+  };
+
+  // ---- Resuming: restore the checkpoint; line up the database with it --------------------
+  if (resume) {
+    nlohmann::json info = {{"last_label_id", 0}, {"labels_requested", 0}, {"db", {{"query", 0}}}};
+    if (ckpt) {
+      info = ckpt->info;
+      agent.load(ckpt->file("policy.pt"));
+      reward.load(ckpt->file("reward.pt"));
+      LoopState st = read_loop_state(ckpt->file("trainer.bin"), N, D, history);
+      std::vector<float> scratch(static_cast<size_t>(D));
+      for (int i = 0; i < N; ++i) {
+        Env& env = envs.env(i);
+        env.set_state(st.env_state[i], scratch.data());
+        env.rng().set_state(st.env_rng[i]);
+        env.set_elapsed_steps(static_cast<int>(st.env_elapsed[i]));
+        envs.set_task_over(i, st.task_over[i] != 0);
+      }
+      policy_obs = std::move(st.policy_obs);
+      policy_states = std::move(st.policy_states);
+      ep_true = std::move(st.ep_true);
+      ep_pred = std::move(st.ep_pred);
+      ep_len = std::move(st.ep_len);
+      pool.clear();
+      for (Segment& seg : st.pool) pool.add(std::move(seg));
+      segment_rng.set_state(st.segment_rng);
+      query_rng.set_state(st.query_rng);
+      if (teacher && !st.teacher_rng.empty()) teacher->set_rng_state(st.teacher_rng);
+      {
+        at::Generator gen = at::detail::getDefaultCPUGenerator();
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        gen.set_state(torch::from_blob(st.torch_rng.data(), {static_cast<int64_t>(st.torch_rng.size())}, torch::kUInt8).clone());
+      }
+      global_step = info.at("step").get<int64_t>();
+      iterations = info.at("iterations").get<int64_t>();
+      updates = info.at("updates").get<int64_t>();
+      labels_used = info.at("labels_used").get<int64_t>();
+      total_skipped_minibatches = info.at("skipped_minibatches").get<int64_t>();
+      total_discarded_rollouts = info.at("discarded_rollouts").get<int64_t>();
+      total_diverged_rounds = info.at("diverged_rounds").get<int64_t>();
+      last_disagreement = from_exact(info.at("last_disagreement"));
+      const nlohmann::json& rs = info.at("rstats");
+      rstats.train_loss = from_exact(rs.at("train_loss"));
+      rstats.val_loss = from_exact(rs.at("val_loss"));
+      rstats.train_accuracy = from_exact(rs.at("train_accuracy"));
+      rstats.val_accuracy = from_exact(rs.at("val_accuracy"));
+      rstats.l2 = from_exact(rs.at("l2"));
+      rstats.n_train = rs.at("n_train").get<int64_t>();
+      rstats.n_val = rs.at("n_val").get<int64_t>();
+      rstats.updates = rs.at("updates").get<int64_t>();
+      rstats.fit_loss = from_exact(rs.at("fit_loss"));
+      rstats.diverged = rs.at("diverged").get<bool>();
+      for (const auto& x : info.at("recent_returns")) recent_returns.push_back(from_exact(x));
+      for (const auto& x : info.at("return_curve")) return_curve.emplace_back(x.at(0).get<int64_t>(), from_exact(x.at(1)));
+      health.set_state(info.at("health"));
+      wall_before = info.at("wall_s").get<double>();
+      metrics.set_elapsed_offset(wall_before);
+    }
+    // The labels the restored reward model was trained on, in the order it got them.
+    last_label_id = info.at("last_label_id").get<int64_t>();
+    labels_requested = info.at("labels_requested").get<int64_t>();
+    std::vector<LabeledPair> had;
+    for (LabeledPair& p : db.labeled_pairs(0)) if (p.label_id <= last_label_id) had.push_back(std::move(p));
+    if (ckpt && !had.empty()) reward.add_pairs(had);
+    // Labels claimed after the checkpoint are claimed again (the restored model lacks them).
+    db.unclaim_labels_after(last_label_id);
+    std::vector<Query> after = db.queries_after(info.at("db").at("query").get<int64_t>());
+    if (human) {
+      labels_requested += static_cast<int64_t>(after.size());  // asked; people's answers arrive through the db
+      // Clips of the pool stored after the checkpoint keep their ids (they are not stored twice).
+      for (const Query& q : after) {
+        for (int64_t id : {q.left_id, q.right_id}) {
+          const std::optional<Segment> stored = db.get_segment(id);
+          for (size_t k = 0; stored && k < pool.size(); ++k) {
+            const Segment& p = pool.at(k);
+            if (p.id < 0 && p.env_step == stored->env_step && p.env_index == stored->env_index && p.obs == stored->obs)
+              pool.set_id(k, id);
+          }
+        }
+      }
+    } else if (!after.empty()) {
+      replay = std::move(after);
+      for (const Label& l : db.labels()) replay_answers[l.query_id] = {l.id, l.choice};
+      label_bound = last_label_id;
+    }
+    log.line(fmt::format("resume: at step {} with {} labels trained on; {} queries asked after the checkpoint are "
+                         "in prefs.db ({})", global_step, labels_used, replay.size() + (human ? after.size() : 0),
+                         human ? "people's answers to them are used as they come" : "reused, not asked again"));
+  }
+
   // ---- Pre-training: clips of the untrained policy, the first labels, the first r̂ --------
   const int initial = schedule.initial_labels();
-  if (initial > 0) {
+  if (!ckpt && initial > 0) {
     const size_t want_segments = std::min<size_t>(static_cast<size_t>(cfg.prefs.pool_capacity),
                                                   std::max<size_t>(2, 2 * static_cast<size_t>(initial)));
     do {
@@ -544,6 +908,20 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     } while (pool.size() < want_segments && global_step < cfg.run.total_steps);
     ask_and_label(initial, "initial");
     if (human) wait_for_first_labels(initial);
+    if (stop_requested()) {  // still waiting for people's first labels: nothing to checkpoint yet
+      result.status = "stopped";
+      result.total_steps = cfg.run.total_steps;
+      result.env_steps = global_step;
+      result.labels = db.count_labels();
+      nlohmann::json summary = result.to_json();
+      summary["process"] = identity;
+      summary["process"]["heartbeat"] = unix_time_now();
+      run.write_json("summary.json", summary);
+      log.line(fmt::format("stopped during pre-training, before the first checkpoint; the {} labels given are in "
+                           "prefs.db; `prefrl train --resume {}` starts over and reuses them", result.labels, run.path()));
+      if (server) server->stop();
+      return result;
+    }
     train_reward(cfg.prefs.initial_epoch_multiplier);
     log.line(fmt::format("pre-training: {} labels from the untrained policy over {} steps; reward model "
                          "val accuracy {:.3f}", db.count_labels(), global_step, rstats.val_accuracy));
@@ -556,7 +934,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
   while (global_step < cfg.run.total_steps) {
     const auto t_iter = Clock::now();
     t_env = t_inf = t_rpred = t_ppo = t_rtrain = t_query = t_db = t_wait = 0;
-    const int64_t labels_before = db.count_labels();
+    const int64_t labels_before = db.count_labels(label_bound);
 
     // Rollout with the current policy, scored by the current reward model. A rollout with a
     // non-finite observation or reward (true, or learned) is not learned from.
@@ -633,13 +1011,10 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
     }
     const bool reward_round = train_reward(1);
 
-    if (learnable && cfg.run.checkpoint_every > 0 && updates % cfg.run.checkpoint_every == 0) {
-      agent.save(run.file("checkpoints/policy.pt"));
-      reward.save(run.file("checkpoints/reward.pt"));
-    }
+    ++iterations;
 
     // ---- Metrics, against environment steps ----
-    const int64_t labels_now = db.count_labels();
+    const int64_t labels_now = db.count_labels(label_bound);
     const double iter_s = seconds_since(t_iter);
     auto log_m = [&](const char* name, double v) { metrics.log(name, v, global_step); };
     if (!finished_true.empty()) {
@@ -741,6 +1116,31 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
       time_at_last_progress = last_progress;
     }
     if (seconds_since(last_heartbeat) >= cfg.run.heartbeat_s) write_running_summary();
+
+    // ---- Checkpoint: on schedule, at the end of training, and when asked to stop ----
+    const bool stop = stop_requested() != 0;
+    if (stop || global_step >= cfg.run.total_steps ||
+        (cfg.run.checkpoint_every > 0 && iterations % cfg.run.checkpoint_every == 0) ||
+        (cfg.run.checkpoint_every_s > 0 && seconds_since(last_checkpoint) >= cfg.run.checkpoint_every_s)) {
+      save_checkpoint();
+    }
+    if (stop && global_step < cfg.run.total_steps) {
+      result.status = "stopped";
+      result.env_steps = global_step;
+      result.total_steps = cfg.run.total_steps;
+      result.labels = db.count_labels();
+      result.wall_s = wall_before + seconds_since(t_start);
+      nlohmann::json summary = result.to_json();
+      summary["checkpoint"] = last_checkpoint_dir;
+      summary["process"] = identity;
+      summary["process"]["heartbeat"] = unix_time_now();
+      run.write_json("summary.json", summary);
+      log.line(fmt::format("stopped by {} at step {} of {}; everything is saved in {}; continue with: prefrl train "
+                           "--resume {}", stop_requested() == SIGTERM ? "SIGTERM" : "SIGINT", global_step,
+                           cfg.run.total_steps, last_checkpoint_dir, run.path()));
+      if (server) server->stop();
+      return result;
+    }
   }
 
   // ---- Checkpoints, evaluation, summary -------------------------------------------------
@@ -758,7 +1158,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log) {
                       {"diverged_reward_rounds", total_diverged_rounds},
                       {"discarded_rollouts", total_discarded_rollouts}};
   result.val_accuracy = reward.validation_accuracy();
-  result.wall_s = seconds_since(t_start);
+  result.wall_s = wall_before + seconds_since(t_start);
 
   const uint64_t eval_seed = derive_seed(seed, kEvalStream);
   result.final_true_corr = reward_true_correlation(agent, reward, cfg.env.name, N, L, 256, eval_seed,

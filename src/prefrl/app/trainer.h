@@ -7,13 +7,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "prefrl/app/checkpoint.h"
 #include "prefrl/app/train_config.h"
 #include "prefrl/tracking/run_dir.h"
 
 namespace prefrl {
 
 struct TrainResult {
-  std::string status = "finished";   // "finished" | "failed"
+  std::string status = "finished";   // "finished" | "failed" | "stopped" (SIGINT/SIGTERM; resumable)
   int64_t env_steps = 0;
   int64_t total_steps = 0;            // the budget (run.total_steps)
   int64_t labels = 0;
@@ -33,6 +34,24 @@ struct TrainResult {
 // Writes metrics.jsonl, health.jsonl, prefs.db, checkpoints/ and summary.json (status
 // "running" with the process's identity at start and every run.heartbeat_s; the result at
 // the end).
-TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log);
+//
+// resume: continue the run in `run` from its newest good checkpoint (checkpoints/, format in
+// docs/run_dir.md): metrics.jsonl, health.jsonl and TensorBoard files are cut back to the
+// checkpoint, and what the stopped run asked and was answered after it is taken from
+// prefs.db rather than asked again (no label is ever stored twice). A run with no good
+// checkpoint starts over, reusing its database in the same way. Damaged checkpoints are
+// reported in the log and skipped.
+TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool resume = false);
+
+// Loads every part of a verified checkpoint as a resume would (policy, reward model, trainer
+// state, environment states, health monitor) into throwaway components built from cfg.
+// Throws RuntimeError naming the file that does not load.
+void check_checkpoint(const TrainConfig& cfg, const Checkpoint& c);
+
+// Asks a running train() to stop at the end of its iteration, checkpoint and return with
+// status "stopped" (async-signal-safe: a SIGINT/SIGTERM handler may call it).
+void request_stop(int signal_number);
+// The signal that asked for the stop, or 0.
+int stop_requested();
 
 }  // namespace prefrl

@@ -51,7 +51,7 @@ std::vector<int> parse_int_list(const std::string& key, const std::string& text)
   std::string item;
   while (std::getline(ss, item, ',')) {
     double v = parse_number(key, item);
-    if (v != static_cast<int>(v)) throw UsageError("config key '" + key + "': expected integers, got '" + text + "'");
+    if (!(std::fabs(v) < 2147483648.0) || v != std::floor(v)) throw UsageError("config key '" + key + "': expected integers, got '" + text + "'");
     out.push_back(static_cast<int>(v));
   }
   return out;
@@ -82,8 +82,11 @@ nlohmann::json read_config_file(const std::string& path) {
   if (!f) throw UsageError("cannot read config file '" + path + "'");
   std::stringstream ss;
   ss << f.rdbuf();
-  const std::string text = ss.str();
-  if (path.size() >= 5 && path.substr(path.size() - 5) == ".json") {
+  return parse_config_text(ss.str(), path, path.size() >= 5 && path.substr(path.size() - 5) == ".json");
+}
+
+nlohmann::json parse_config_text(const std::string& text, const std::string& path, bool json) {
+  if (json) {
     try {
       return nlohmann::json::parse(text);
     } catch (const std::exception& e) {

@@ -48,6 +48,11 @@ void assign_number(const std::string& key, T& field, double value, double lo, do
     if (value != std::floor(value)) {
       throw UsageError("config key '" + key + "': expected an integer, got " + format_number(value));
     }
+    // Representable (a range of +-inf, or one wider than T, must not make the cast undefined).
+    const double end = std::ldexp(1.0, std::numeric_limits<T>::digits);  // 2^31 for int, 2^63 for int64_t
+    if (value < (std::is_signed_v<T> ? -end : 0.0) || value >= end) {
+      throw UsageError("config key '" + key + "': value " + format_number(value) + " is out of range for an integer");
+    }
   }
   field = static_cast<T>(value);
 }
@@ -259,5 +264,8 @@ std::vector<config_detail::Lister::Entry> config_list(C& cfg) {
 
 // Reads a TOML or JSON file (by extension: .json is JSON, anything else TOML) into JSON.
 nlohmann::json read_config_file(const std::string& path);
+// The same for text already read: TOML, or JSON when `json`; `name` appears in messages.
+// Throws UsageError (never anything else) for text that is not a table of values.
+nlohmann::json parse_config_text(const std::string& text, const std::string& name, bool json);
 
 }  // namespace prefrl

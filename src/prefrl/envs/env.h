@@ -163,6 +163,10 @@ class VecEnv {
   // episode is the task's return, comparable with Gymnasium's). Equal to rewards() when
   // terminations are not replaced.
   const std::vector<float>& task_rewards() const { return task_rewards_; }  // (num_envs)
+  // Penalty mode: whether env i's task episode has already ended inside the current episode
+  // (its task rewards are 0 until the episode ends). For checkpoints.
+  const std::vector<uint8_t>& task_over() const { return task_over_; }  // (num_envs)
+  void set_task_over(int i, bool over) { task_over_[i] = over ? 1 : 0; }
 
   // Keeps every env's physical state (Env::get_state(), as floats) beside its observation from
   // now on: states() matches obs(), final_states() matches final_obs().

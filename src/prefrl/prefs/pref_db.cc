@@ -88,8 +88,13 @@ double now_unix() {
 
 // Throws RuntimeError describing the connection's last SQLite error.
 [[noreturn]] void fail(sqlite3* db, const std::string& path, const std::string& what) {
+  // An I/O error says what the system said (e.g. "No space left on device", "File too large").
+  const int code = sqlite3_extended_errcode(db);
+  const int sys = sqlite3_system_errno(db);
+  const bool io = (code & 0xff) == SQLITE_IOERR || (code & 0xff) == SQLITE_FULL;
   throw RuntimeError("preference database '" + path + "': " + what + ": " + sqlite3_errmsg(db) +
-                     " (SQLite code " + std::to_string(sqlite3_extended_errcode(db)) + ")");
+                     (io && sys != 0 ? std::string(": ") + std::strerror(sys) : std::string()) + " (SQLite code " +
+                     std::to_string(code) + ")");
 }
 
 // A prepared statement (RAII). Binds are 1-based; columns 0-based, as in SQLite.
@@ -693,8 +698,9 @@ std::vector<Label> PrefDB::labels() const {
   return out;
 }
 
-int64_t PrefDB::count_labels() const {
-  Stmt st(db_, path_, "SELECT count(*) FROM labels WHERE undone = 0");
+int64_t PrefDB::count_labels(int64_t max_label_id) const {
+  Stmt st(db_, path_, "SELECT count(*) FROM labels WHERE undone = 0 AND id <= ?");
+  st.bind(1, max_label_id);
   st.step();
   return st.i64(0);
 }
@@ -786,13 +792,14 @@ int64_t PrefDB::count_labels_by(const std::string& labeler) const {
   return st.i64(0);
 }
 
-std::vector<LabeledPair> PrefDB::claim_labels(int64_t after_label_id, double created_before, int64_t* last_id) {
+std::vector<LabeledPair> PrefDB::claim_labels(int64_t after_label_id, double created_before, int64_t* last_id,
+                                              int64_t max_label_id) {
   Txn txn(db_, path_);
   std::vector<int64_t> ids;
   {
     Stmt sel(db_, path_,
-             "SELECT id, created_at FROM labels WHERE id > ? AND undone = 0 AND used = 0 ORDER BY id");
-    sel.bind(1, after_label_id);
+             "SELECT id, created_at FROM labels WHERE id > ? AND id <= ? AND undone = 0 AND used = 0 ORDER BY id");
+    sel.bind(1, after_label_id).bind(2, max_label_id);
     while (sel.step()) {
       if (sel.dbl(1) > created_before) break;  // younger labels wait (they may still be undone)
       ids.push_back(sel.i64(0));
@@ -823,6 +830,36 @@ std::vector<LabeledPair> PrefDB::claim_labels(int64_t after_label_id, double cre
   txn.commit();
   *last_id = ids.back();
   return out;
+}
+
+int64_t PrefDB::unclaim_labels_after(int64_t label_id) {
+  Txn txn(db_, path_);
+  Stmt up(db_, path_, "UPDATE labels SET used = 0 WHERE id > ? AND used = 1");
+  up.bind(1, label_id).run();
+  const int64_t n = sqlite3_changes(db_);
+  txn.commit();
+  return n;
+}
+
+std::vector<Query> PrefDB::queries_after(int64_t query_id) const {
+  Stmt st(db_, path_, "SELECT " PREFRL_QUERY_COLS " FROM queries WHERE id > ? ORDER BY id");
+  st.bind(1, query_id);
+  std::vector<Query> out;
+  while (st.step()) out.push_back(read_query(st));
+  return out;
+}
+
+PrefDB::HighWater PrefDB::high_water() const {
+  HighWater h;
+  auto max_id = [&](const char* sql) {
+    Stmt st(db_, path_, sql);
+    st.step();
+    return st.i64(0);
+  };
+  h.segment = max_id("SELECT coalesce(max(id), 0) FROM segments");
+  h.query = max_id("SELECT coalesce(max(id), 0) FROM queries");
+  h.label = max_id("SELECT coalesce(max(id), 0) FROM labels");
+  return h;
 }
 
 }  // namespace prefrl

@@ -105,7 +105,7 @@ class PrefDB {
   // returns their ids. All or none are stored (a failed check stores none).
   std::vector<int64_t> add_labels(const std::vector<NewLabel>& labels);
   std::vector<Label> labels() const;           // all labels, not undone, oldest first
-  int64_t count_labels() const;                // labels not undone, skips included
+  int64_t count_labels(int64_t max_label_id = INT64_MAX) const;  // labels not undone (id <= max_label_id), skips included
   int64_t count_segments() const;              // stored segments
   // The newest label (not undone) by `labeler`, if any: what "undo" in the web UI reverts.
   std::optional<Label> last_label_by(const std::string& labeler) const;
@@ -124,7 +124,20 @@ class PrefDB {
   // before `created_before` (unix seconds), stopping at the first younger one: marks them used
   // in one transaction (so none can be undone afterwards) and returns the labeled pairs among
   // them (skips excluded). *last_id receives the newest claimed label id (unchanged if none).
-  std::vector<LabeledPair> claim_labels(int64_t after_label_id, double created_before, int64_t* last_id);
+  // max_label_id bounds the claim (a resumed trainer replays the claims of the stopped run).
+  std::vector<LabeledPair> claim_labels(int64_t after_label_id, double created_before, int64_t* last_id,
+                                        int64_t max_label_id = INT64_MAX);
+  // Returns every label with id > label_id to unused, in one transaction => how many: a
+  // trainer resumed from a checkpoint taken at label_id claims them again (its restored
+  // reward model has not trained on them). Undone labels stay undone.
+  int64_t unclaim_labels_after(int64_t label_id);
+  // Queries with id > query_id, oldest first (what a stopped run asked after its checkpoint).
+  std::vector<Query> queries_after(int64_t query_id) const;
+  // The newest id of each table (0 when empty): a checkpoint's position in the database.
+  struct HighWater {
+    int64_t segment = 0, query = 0, label = 0;
+  };
+  HighWater high_water() const;
   // Labeled pairs (skips excluded, undone excluded) with id > after_label_id, in order.
   std::vector<LabeledPair> labeled_pairs(int64_t after_label_id = 0) const;
 

@@ -2,6 +2,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "prefrl/core/rng.h"
 #include "prefrl/core/segment.h"
@@ -13,6 +14,9 @@ class Teacher {
   virtual ~Teacher() = default;
   virtual std::string name() const = 0;  // stored with each label ("oracle", ...)
   virtual Choice answer(const Segment& left, const Segment& right) = 0;
+  // Random state, for checkpoints (empty for a deterministic teacher).
+  virtual std::vector<uint64_t> rng_state() const { return {}; }
+  virtual void set_rng_state(const std::vector<uint64_t>& state) {}
 };
 
 // Prefers the segment with the higher true return; "equal" when the returns are equal
@@ -35,6 +39,8 @@ class NoisyTeacher : public Teacher {
   NoisyTeacher(double error_rate, uint64_t seed, double tie_tolerance = 0.0);
   std::string name() const override { return "noisy"; }
   Choice answer(const Segment& left, const Segment& right) override;
+  std::vector<uint64_t> rng_state() const override { return rng_.state(); }
+  void set_rng_state(const std::vector<uint64_t>& state) override { rng_.set_state(state); }
  private:
   OracleTeacher oracle_;
   double error_rate_;

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <fmt/format.h>
 
+#include "prefrl/core/error.h"
+
 
 namespace prefrl {
 
@@ -233,6 +235,65 @@ void HealthMonitor::wait_over() { wait_fired_ = false; }
 double HealthMonitor::value(Check c) const {
   if (c == kNonFinite) return static_cast<double>(nonfinite_now_);
   return failing_[c] ? 1.0 : 0.0;
+}
+
+nlohmann::json HealthMonitor::state() const {
+  auto arr = [](const auto& a, int n) {
+    nlohmann::json j = nlohmann::json::array();
+    for (int i = 0; i < n; ++i) j.push_back(a[i]);
+    return j;
+  };
+  auto num = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); };
+  auto trend = [&](const Trend& t) {
+    nlohmann::json v = nlohmann::json::array(), m = nlohmann::json::array();
+    for (double x : t.values) v.push_back(num(x));
+    for (double x : t.medians) m.push_back(num(x));
+    return nlohmann::json{{"values", v}, {"windows_seen", t.windows_seen}, {"medians", m}};
+  };
+  nlohmann::json corr = nlohmann::json::array();
+  for (double x : corr_recent_) corr.push_back(num(x));
+  return {{"failing", arr(failing_, kNumChecks)}, {"clear_streak", arr(clear_streak_, kNumChecks)},
+          {"fired", arr(fired_, kNumChecks)}, {"nonfinite_now", nonfinite_now_},
+          {"wait_fired", wait_fired_}, {"wait_fired_since_sample", wait_fired_since_sample_},
+          {"updates", updates_}, {"entropy0", num(entropy0_)}, {"entropy_min", num(entropy_min_)},
+          {"entropy_max", num(entropy_max_)}, {"sps", trend(sps_)}, {"rss", trend(rss_)},
+          {"loss_streak", loss_streak_}, {"acc_streak", acc_streak_}, {"corr_streak", corr_streak_},
+          {"corr_recent", corr}, {"corr_best", num(corr_best_)}};
+}
+
+void HealthMonitor::set_state(const nlohmann::json& j) {
+  auto num = [](const nlohmann::json& x) { return x.is_null() ? std::nan("") : x.get<double>(); };
+  try {
+    for (int i = 0; i < kNumChecks; ++i) {
+      failing_[i] = j.at("failing").at(i).get<bool>();
+      clear_streak_[i] = j.at("clear_streak").at(i).get<int>();
+      fired_[i] = j.at("fired").at(i).get<int64_t>();
+    }
+    nonfinite_now_ = j.at("nonfinite_now").get<int64_t>();
+    wait_fired_ = j.at("wait_fired").get<bool>();
+    wait_fired_since_sample_ = j.at("wait_fired_since_sample").get<bool>();
+    updates_ = j.at("updates").get<int64_t>();
+    entropy0_ = num(j.at("entropy0"));
+    entropy_min_ = num(j.at("entropy_min"));
+    entropy_max_ = num(j.at("entropy_max"));
+    auto trend = [&](const nlohmann::json& t, Trend& out) {
+      out.values.clear();
+      out.medians.clear();
+      for (const auto& x : t.at("values")) out.values.push_back(num(x));
+      for (const auto& x : t.at("medians")) out.medians.push_back(num(x));
+      out.windows_seen = t.at("windows_seen").get<int>();
+    };
+    trend(j.at("sps"), sps_);
+    trend(j.at("rss"), rss_);
+    loss_streak_ = j.at("loss_streak").get<int>();
+    acc_streak_ = j.at("acc_streak").get<int>();
+    corr_streak_ = j.at("corr_streak").get<int>();
+    corr_recent_.clear();
+    for (const auto& x : j.at("corr_recent")) corr_recent_.push_back(num(x));
+    corr_best_ = num(j.at("corr_best"));
+  } catch (const nlohmann::json::exception& e) {
+    throw RuntimeError(std::string("health monitor state is malformed: ") + e.what());
+  }
 }
 
 }  // namespace prefrl

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "prefrl/core/config.h"
 
 namespace prefrl {
@@ -112,6 +114,12 @@ class HealthMonitor {
   double value(Check c) const;
   bool failing(Check c) const { return failing_[c]; }
   int64_t fired(Check c) const { return fired_[c]; }  // warnings so far
+
+  // Everything the monitor has seen, for checkpoints: set_state(state()) continues exactly
+  // (doubles round-trip through JSON exactly; non-finite ones are not kept by the monitor).
+  nlohmann::json state() const;
+  // Restores a state() of a monitor built with the same config; throws RuntimeError if malformed.
+  void set_state(const nlohmann::json& j);
 
   static const char* name(Check c);        // e.g. "entropy_collapsed"
   static const char* metric_name(Check c);  // e.g. "health/entropy_collapsed"

@@ -1,8 +1,11 @@
 #include "prefrl/tracking/metrics.h"
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "prefrl/core/error.h"
@@ -12,7 +15,7 @@
 namespace prefrl {
 
 MetricWriter::MetricWriter(const std::string& path, const std::string& tensorboard_dir)
-    : start_(std::chrono::steady_clock::now()),
+    : path_(path), start_(std::chrono::steady_clock::now()),
       start_unix_(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()) {
   f_ = std::fopen(path.c_str(), "a");
   if (!f_) throw RuntimeError("cannot open metrics file '" + path + "' for writing");
@@ -24,7 +27,7 @@ MetricWriter::~MetricWriter() {
 }
 
 double MetricWriter::elapsed_s() const {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  return offset_s_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }
 
 void MetricWriter::log(const char* name, double value, int64_t step) {
@@ -44,9 +47,22 @@ void MetricWriter::log(const char* name, double value, int64_t step) {
 }
 
 void MetricWriter::flush() {
-  std::fflush(f_);
+  if (std::fflush(f_) != 0 || std::ferror(f_)) {
+    const int err = errno;
+    std::clearerr(f_);
+    throw RuntimeError("cannot write metrics file '" + path_ + "': " + std::strerror(err));
+  }
   if (tb_) tb_->flush();
 }
+
+int64_t MetricWriter::bytes() const {
+  struct stat st {};
+  return ::fstat(fileno(f_), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
+}
+
+std::string MetricWriter::tensorboard_path() const { return tb_ ? tb_->path() : std::string(); }
+
+int64_t MetricWriter::tensorboard_bytes() const { return tb_ ? tb_->bytes() : 0; }
 
 double resident_memory_mb() {
   std::ifstream f("/proc/self/statm");
@@ -58,6 +74,9 @@ double resident_memory_mb() {
 bool measures_machine(std::string_view name) {
   if (name.rfind("time/", 0) == 0 || name.rfind("sys/", 0) == 0) return true;
   if (name == metric::kSPS || name == metric::kRolloutSPS) return true;
+  // The database file's size depends on its history, not only on the learning: a resumed
+  // run's file already holds the labels it replays.
+  if (name == metric::kDbBytes) return true;
   for (int c = 0; c < HealthMonitor::kNumChecks; ++c) {
     const auto check = static_cast<HealthMonitor::Check>(c);
     if (name == HealthMonitor::metric_name(check)) return HealthMonitor::measures_machine(check);

@@ -29,10 +29,21 @@ class MetricWriter {
 
   // Records one scalar against environment step `step`.
   void log(const char* name, double value, int64_t step);
+  // Writes buffered lines out; throws RuntimeError naming the file and the reason if they
+  // cannot be written (a full disk, a file-size limit).
   void flush();
   double elapsed_s() const;
+  // Adds `seconds` to every later wall_time (a resumed run continues its clock).
+  void set_elapsed_offset(double seconds) { offset_s_ = seconds; }
+  // Bytes of metrics.jsonl written so far (after flush()): a checkpoint's position in it.
+  int64_t bytes() const;
+  // The TensorBoard event file ("" without one) and its size after flush().
+  std::string tensorboard_path() const;
+  int64_t tensorboard_bytes() const;
 
  private:
+  std::string path_;
+  double offset_s_ = 0;
   std::FILE* f_ = nullptr;
   std::unique_ptr<TensorBoardWriter> tb_;
   std::chrono::steady_clock::time_point start_;

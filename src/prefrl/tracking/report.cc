@@ -449,7 +449,9 @@ std::string sweep_report_html(const SweepInfo& sw, const ReportOptions& opt) {
     for (const auto& sd : sw.seeds) {
       if (sd.info.config.empty()) continue;
       const auto other = flatten_config(sd.info.config);
-      for (const auto& [k, v] : base) {
+      for (const auto& entry : base) {
+        const std::string& k = entry.first;  // (not a structured binding: clang 14 cannot capture those)
+        const auto& v = entry.second;
         auto it = std::find_if(other.begin(), other.end(), [&](const auto& kv) { return kv.first == k; });
         if ((it == other.end() || it->second != v) && std::find(differ.begin(), differ.end(), k) == differ.end())
           differ.push_back(k);

@@ -88,6 +88,11 @@ bool process_alive(const json& id, double heartbeat_unix, double stale_after_s) 
   if (!here) return std::isfinite(heartbeat_unix) && unix_time_now() - heartbeat_unix < stale_after_s;
   const int64_t pid = id["pid"].get<int64_t>();
   if (pid <= 0 || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)) return false;
+  // A killed process stays a zombie until its parent reaps it: it is not running.
+  const std::string stat = read_first_line("/proc/" + std::to_string(pid) + "/stat");
+  const size_t close = stat.rfind(')');
+  if (close != std::string::npos && close + 2 < stat.size() && (stat[close + 2] == 'Z' || stat[close + 2] == 'X'))
+    return false;
   return start_ticks(pid) == id.value("start_ticks", int64_t{-2});  // not a later process with the same pid
 }
 

@@ -28,7 +28,7 @@ struct RunInfo {
   std::string name;   // path relative to the root it was found under (or the path given)
   nlohmann::json config = nlohmann::json::object(), meta = nlohmann::json::object(),
                  summary = nlohmann::json::object();
-  std::string status;         // running | finished | failed | crashed
+  std::string status;         // running | finished | failed | stopped | crashed
   std::string status_detail;  // why (error message, "process 123 is gone", ...) or ""
   bool is_sweep_member = false;  // found inside a sweep directory
 

@@ -1,8 +1,10 @@
 #include "prefrl/tracking/tensorboard.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 
@@ -116,6 +118,17 @@ void TensorBoardWriter::add_scalar(const std::string& tag, double value, int64_t
   write_record(event);
 }
 
-void TensorBoardWriter::flush() { std::fflush(f_); }
+void TensorBoardWriter::flush() {
+  if (std::fflush(f_) != 0 || std::ferror(f_)) {
+    const int err = errno;
+    std::clearerr(f_);
+    throw RuntimeError("cannot write TensorBoard event file '" + path_ + "': " + std::strerror(err));
+  }
+}
+
+int64_t TensorBoardWriter::bytes() const {
+  struct stat st {};
+  return ::fstat(fileno(f_), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
+}
 
 }  // namespace prefrl

@@ -34,8 +34,10 @@ class TensorBoardWriter {
   // One scalar: tag, value (stored as float, as TensorBoard's simple_value), step, and
   // wall_time in unix seconds.
   void add_scalar(const std::string& tag, double value, int64_t step, double wall_time);
+  // Throws RuntimeError naming the file if buffered records cannot be written.
   void flush();
   const std::string& path() const { return path_; }
+  int64_t bytes() const;  // written so far (after flush())
 
  private:
   void write_record(const std::string& data);
