@@ -13,7 +13,7 @@
 #
 #   bench/instrumentation_overhead.sh callgrind [SEED=1]
 #     Instruction counts (valgrind's callgrind: exact and repeatable on a noisy machine; slow,
-#     ~20 minutes). One run; prints the instructions spent inside each instrumentation function
+#     about 25 CPU-minutes: give it a free core). One run; prints the instructions spent inside each instrumentation function
 #     (inclusive) and their share of the whole run: writing metrics.jsonl and TensorBoard, the
 #     health checks, the phase timers, resident memory, database size and counts, summary.json
 #     heartbeats, progress lines, and the predicted-vs-true correlations (one of DESIGN.md's
