@@ -8,12 +8,14 @@
 #   e.g. bench/mujoco_seeds.sh "hopper walker2d" 3 2
 # Prints one line per run, then per task: each seed's evaluation return, true and learned,
 # and learned / true (of the means). Runs already finished under ROOT are not run again.
+# KINDS="learned true" (the default) chooses which of the two presets run (e.g. KINDS=true).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ALL="hopper halfcheetah walker2d swimmer reacher inverted_pendulum inverted_double_pendulum"
 TASKS=${1:-$ALL}
 SEEDS=${2:-3}
 JOBS=${3:-2}
+KINDS=${KINDS:-learned true}
 shift $(( $# >= 3 ? 3 : $# ))
 BIN=${PREFRL:-build/prefrl}
 ROOT=${ROOT:-runs/mujoco-$(date -u +%Y%m%d-%H%M%S)}
@@ -30,8 +32,13 @@ export -f run_one
 export BIN ROOT
 for task in $TASKS; do
   for s in $(seq 1 "$SEEDS"); do
-    echo "$task $task $s"
-    echo "$task-true $task $s"
+    for kind in $KINDS; do
+      case $kind in
+        learned) echo "$task $task $s" ;;
+        true) echo "$task-true $task $s" ;;
+        *) echo "KINDS: unknown kind '$kind' (expected learned, true)" >&2; exit 2 ;;
+      esac
+    done
   done
 done | xargs -P "$JOBS" -L 1 bash -c 'run_one "$@"' _ "$@"
 python3 - "$ROOT" "$SEEDS" "$TASKS" <<'PY'

@@ -4,17 +4,20 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "prefrl/app/evaluate.h"
 #include "prefrl/app/render_video.h"
 #include "prefrl/app/train_config.h"
 #include "prefrl/app/video.h"
 #include "prefrl/core/error.h"
 #include "prefrl/envs/env.h"
 #include "prefrl/prefs/pref_db.h"
+#include "prefrl/rl/ppo.h"
 #include "prefrl/server/clip_media.h"
 #include "test_util.h"
 
@@ -187,31 +190,27 @@ TEST(MujocoCli, SegmentSecondsBecomeStepsAtTheEnvsFrameRate) {
   EXPECT_EQ(cfg.segment_steps(), 1);
 }
 
-TEST(MujocoCli, HopperPresetReplacesTerminationsByAPenalty) {
-  // The hopper preset (the paper's settings): 1.5 s clips, a fall costs a penalty of 100 and
-  // a fresh start instead of ending the episode. A random hopper falls within a few dozen
-  // steps, so its clips hold penalised steps but never an absorbing one, while
-  // charts/episodic_return stays the task's own return (a random hopper's is small and
-  // positive; the penalised sum over 1000 steps is far below zero).
-  const std::string dir = temp_path("mj_hopper_penalty");
-  auto r = run_prefrl("train --env hopper --steps 4096 --labels 8 --seed 3 --set run.eval_episodes=1 "
-                      "--set run.progress_every_s=0 --run-dir " + dir);
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  const nlohmann::json cfg = nlohmann::json::parse(read_file(dir + "/config.json"));
-  EXPECT_EQ(cfg["env"]["termination"], "penalty");
-  PrefDB db(dir + "/prefs.db");
-  ASSERT_GT(db.count_segments(), 2);
-  int penalised = 0;
+// Reads every clip of a run's database.
+std::vector<Segment> all_segments(const std::string& db_path) {
+  PrefDB db(db_path);
+  std::vector<Segment> out;
   for (int64_t id = 1; id <= db.count_segments(); ++id) {
     const std::optional<Segment> seg = db.get_segment(id);
-    ASSERT_TRUE(seg.has_value());
-    EXPECT_EQ(seg->length, 188);
-    for (int t = 0; t < seg->length; ++t) {
-      EXPECT_FALSE(seg->absorbing[t]) << "segment " << id << " step " << t;
-      penalised += seg->true_rewards[t] == -100.0f;
-    }
+    if (seg) out.push_back(*seg);
   }
-  EXPECT_GT(penalised, 0);
+  return out;
+}
+
+// A tiny hopper run of the default preset (4096 steps, 8 labels, seed 3) with extra flags.
+void run_tiny_hopper(const std::string& dir, const std::string& extra) {
+  auto r = run_prefrl("train --env hopper --steps 4096 --labels 8 --seed 3 --set run.eval_episodes=1 "
+                      "--set run.progress_every_s=0 " + extra + " --run-dir " + dir);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+}
+
+// charts/episodic_return of a random hopper's run, the task's own return per episode: small
+// and positive, whatever the termination mode (the penalised sum would be far below zero).
+void expect_random_hopper_task_returns(const std::string& dir) {
   int episodes = 0;
   std::istringstream metrics(read_file(dir + "/metrics.jsonl"));
   for (std::string line; std::getline(metrics, line);) {
@@ -222,7 +221,72 @@ TEST(MujocoCli, HopperPresetReplacesTerminationsByAPenalty) {
     EXPECT_LT(m["value"].get<double>(), 200.0) << line;
   }
   EXPECT_GT(episodes, 0);
+}
+
+TEST(MujocoCli, HopperPresetEndsEpisodesAndPadsClipsWithTheAbsorbingState) {
+  // The hopper preset: 1.5 s clips (188 steps); a fall ends the episode as in Gymnasium, and a
+  // clip that runs past it is padded with absorbing steps of true reward 0. A random hopper
+  // falls within a few dozen steps, so its clips hold absorbing steps and no penalty.
+  const std::string dir = temp_path("mj_hopper_end");
+  ASSERT_NO_FATAL_FAILURE(run_tiny_hopper(dir, ""));
+  const nlohmann::json cfg = nlohmann::json::parse(read_file(dir + "/config.json"));
+  EXPECT_EQ(cfg["env"]["termination"], "end");
+  const std::vector<Segment> segs = all_segments(dir + "/prefs.db");
+  ASSERT_GT(segs.size(), 2u);
+  int absorbing = 0;
+  for (const Segment& seg : segs) {
+    EXPECT_EQ(seg.length, 188);
+    for (int t = 0; t < seg.length; ++t) {
+      absorbing += seg.absorbing[t];
+      if (seg.absorbing[t]) EXPECT_EQ(seg.true_rewards[t], 0.0f);
+      EXPECT_GT(seg.true_rewards[t], -50.0f);
+    }
+  }
+  EXPECT_GT(absorbing, 0);
+  expect_random_hopper_task_returns(dir);
   fs::remove_all(dir);
+}
+
+TEST(MujocoCli, HopperWithTerminationsReplacedByAPenalty) {
+  // env.termination=penalty (the paper's setting): a fall costs 100 on the step after it, whose
+  // observation still shows the fallen body, then a fresh start inside the same 1000-step
+  // episode; no clip holds an absorbing step, and charts/episodic_return stays the task's own
+  // return (a random hopper's is small and positive; the penalised sum is far below zero).
+  const std::string dir = temp_path("mj_hopper_penalty");
+  ASSERT_NO_FATAL_FAILURE(run_tiny_hopper(dir, "--set env.termination=penalty"));
+  const std::vector<Segment> segs = all_segments(dir + "/prefs.db");
+  ASSERT_GT(segs.size(), 2u);
+  int penalised = 0;
+  for (const Segment& seg : segs) {
+    EXPECT_EQ(seg.length, 188);
+    for (int t = 0; t < seg.length; ++t) {
+      EXPECT_FALSE(seg.absorbing[t]) << "step " << t;
+      if (seg.true_rewards[t] != -100.0f) continue;
+      ++penalised;
+      // Hopper's observation starts with the torso's height and angle: not healthy here.
+      const float z = seg.obs[t * seg.obs_size], angle = seg.obs[t * seg.obs_size + 1];
+      EXPECT_FALSE(z > 0.7f && std::fabs(angle) < 0.2f) << "the penalised step shows a standing body: z " << z
+                                                         << ", angle " << angle;
+    }
+  }
+  EXPECT_GT(penalised, 0);
+  expect_random_hopper_task_returns(dir);
+  fs::remove_all(dir);
+}
+
+TEST(MujocoCli, EvaluationExecutesTheClippedActionsTrainingExecutes) {
+  // halfcheetah charges 0.1 |a|^2 per step on the action it is given: a policy whose samples
+  // fall far outside [-1, 1] (std e^3 = 20) would score about -240,000 per episode unclipped;
+  // clipped, as in training, the control cost is at most 0.6 per step.
+  PPOConfig cfg;
+  cfg.init_log_std = 3.0;
+  PPOAgent agent(cfg, env_spec("halfcheetah"), 1, 5);
+  const EvalResult r = evaluate_policy(agent, "halfcheetah", 2, 11, /*deterministic=*/false);
+  ASSERT_EQ(r.episodes, 2);
+  for (double x : r.returns) {
+    EXPECT_GT(x, -2000.0);
+    EXPECT_LT(x, 2000.0);
+  }
 }
 
 TEST(MujocoCli, ParseSize) {

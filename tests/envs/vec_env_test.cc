@@ -159,8 +159,9 @@ TEST(VecEnv, KeepsStatesBesideObservationsAndFinalObservations) {
 
 
 // termination=penalty: episodes run to the time limit; a step on which the task would have
-// ended earns -penalty and the body starts afresh (a new initial state, the episode's clock
-// running on); task_rewards() keeps the task's own rewards (0 after its first end).
+// ended keeps its reward and shows the ended state; the next step earns -penalty and the body
+// starts afresh (a new initial state, the episode's clock running on); task_rewards() keeps the
+// task's own rewards (0 after its first end).
 TEST(VecEnv, TerminationReplacedByAPenaltyRunsToTheTimeLimit) {
   for (const char* name : {"cartpole", "hopper"}) {
     SCOPED_TRACE(name);
@@ -169,12 +170,14 @@ TEST(VecEnv, TerminationReplacedByAPenaltyRunsToTheTimeLimit) {
     EXPECT_TRUE(goes_on.termination_replaced());
     EXPECT_FALSE(ends.termination_replaced());
     EXPECT_THROW(goes_on.replace_termination(std::nanf("")), UsageError);
+    EXPECT_THROW(goes_on.set_task_over(0, 3), UsageError);
     ends.reset();
     goes_on.reset();
     const int limit = ends.spec().max_episode_steps;
     const std::vector<float> push(ends.act_size(), name == std::string("cartpole") ? 1.0f : 0.0f);  // falls over
     int ended_at = -1, later_falls = 0;
     double task_return = 0, end_return = 0;
+    std::vector<float> fresh_start;  // the ending env's next episode
     for (int t = 1; t <= limit; ++t) {
       if (ended_at < 0) {
         ends.step(push.data());
@@ -186,18 +189,25 @@ TEST(VecEnv, TerminationReplacedByAPenaltyRunsToTheTimeLimit) {
       EXPECT_FALSE(goes_on.terminated()[0]) << "step " << t;
       EXPECT_EQ(goes_on.truncated()[0] != 0, t == limit) << "step " << t;
       if (ended_at < 0) {
+        EXPECT_EQ(goes_on.rewards()[0], ends.rewards()[0]) << "step " << t;
         if (!ends.terminated()[0]) {
-          EXPECT_EQ(goes_on.rewards()[0], ends.rewards()[0]) << "step " << t;
           EXPECT_EQ(row(goes_on.obs(), 0, goes_on.obs_size()), row(ends.obs(), 0, ends.obs_size())) << "step " << t;
+          EXPECT_EQ(goes_on.task_over()[0], VecEnv::kTaskRunning);
         } else {
           ended_at = t;
-          EXPECT_EQ(goes_on.rewards()[0], -2.5f);
           EXPECT_EQ(goes_on.task_rewards()[0], ends.rewards()[0]) << "the task's last reward counts";
-          // A fresh start, as the ending env's next episode (both RNGs drew the same so far).
-          EXPECT_EQ(row(goes_on.obs(), 0, goes_on.obs_size()), row(ends.obs(), 0, ends.obs_size()));
-          EXPECT_NE(row(goes_on.obs(), 0, goes_on.obs_size()), row(ends.final_obs(), 0, ends.obs_size()));
-          EXPECT_EQ(goes_on.env(0).elapsed_steps(), t) << "the episode's clock runs on";
+          // The ended state is shown; the penalty comes with the next step.
+          EXPECT_EQ(row(goes_on.obs(), 0, goes_on.obs_size()), row(ends.final_obs(), 0, ends.obs_size()));
+          EXPECT_EQ(goes_on.task_over()[0], VecEnv::kFallenShown);
+          fresh_start = row(ends.obs(), 0, ends.obs_size());
         }
+      } else if (t == ended_at + 1) {
+        EXPECT_EQ(goes_on.rewards()[0], -2.5f);
+        EXPECT_EQ(goes_on.task_rewards()[0], 0.0f);
+        // A fresh start, as the ending env's next episode (both RNGs drew the same so far).
+        EXPECT_EQ(row(goes_on.obs(), 0, goes_on.obs_size()), fresh_start);
+        EXPECT_EQ(goes_on.env(0).elapsed_steps(), t) << "the episode's clock runs on";
+        EXPECT_EQ(goes_on.task_over()[0], VecEnv::kTaskOver);
       } else {
         EXPECT_EQ(goes_on.task_rewards()[0], 0.0f) << "step " << t;
         if (goes_on.rewards()[0] == -2.5f) ++later_falls;

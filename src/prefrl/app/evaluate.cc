@@ -41,6 +41,7 @@ EvalResult evaluate_policy(PPOAgent& agent, const std::string& env_name, int epi
   envs.reset();
   while (remaining > 0) {
     agent.act(envs.obs().data(), n, actions.data(), deterministic);
+    clip_actions(envs.spec().action, actions.data(), n);  // what training executes (and is rewarded for)
     envs.step(actions.data());
     for (int i = 0; i < n; ++i) {
       running[i] += envs.rewards()[i];

@@ -56,6 +56,7 @@ RenderVideoResult render_video(const RenderVideoOptions& opts) {
   for (int t = 0; t < opts.steps; ++t) {
     if (agent) {
       agent->act(obs.data(), 1, action.data(), /*deterministic=*/true);
+      clip_actions(spec.action, action.data(), 1);  // as in training and evaluation
     } else if (spec.action.discrete) {
       action[0] = static_cast<float>(rng.integer(spec.action.n));
     } else {

@@ -20,7 +20,7 @@ struct EnvConfig {
   std::string name = "cartpole";  // environment (prefrl env list)
   int num_envs = 8;               // environments stepped together
   std::string termination = "end";   // end: episodes end as the task says | penalty: they run to the time limit
-  double termination_penalty = 100.0;  // penalty mode: a would-be termination earns -this
+  double termination_penalty = 100.0;  // penalty mode: the step after a would-be termination earns -this
 
   template <class V>
   void visit(V& v) {
@@ -28,13 +28,13 @@ struct EnvConfig {
     v.num("num_envs", num_envs, "environments stepped together", 1, 4096);
     v.text("termination", termination,
            "while training: end (episodes end where the task ends them) or penalty (the paper's MuJoCo setting: "
-           "episodes run to the time limit; a step on which the task would have ended earns "
-           "-termination_penalty instead of its reward and the body starts afresh within the episode, so "
-           "episode length carries no signal; true returns are still reported by the task's rules, and "
-           "evaluation always uses them)",
+           "episodes run to the time limit; a step on which the task would have ended shows the ended state, "
+           "the next step earns -termination_penalty whatever its action and the body starts afresh within the "
+           "episode, so episode length carries no signal; true returns are still reported by the task's rules, "
+           "and evaluation always uses them)",
            {"end", "penalty"});
     v.num("termination_penalty", termination_penalty,
-          "termination=penalty: the reward of a step on which the task would have ended (its negative)", -1e9, 1e9);
+          "termination=penalty: the reward of the step after a would-be termination (its negative)", -1e9, 1e9);
   }
 };
 
@@ -50,6 +50,8 @@ struct RunConfig {
   double progress_every_s = 2.0;  // seconds between progress lines (display only)
   bool tensorboard = true;        // also write every metric to a TensorBoard event file
   double heartbeat_s = 2.0;       // seconds between rewrites of the "running" summary.json
+  int true_corr_clips = 8;        // fresh clips scored per iteration for reward/true_corr
+  int true_corr_window = 32;      // reward/true_corr: over the latest this many scored clips
 
   template <class V>
   void visit(V& v) {
@@ -71,6 +73,12 @@ struct RunConfig {
     v.num("heartbeat_s", heartbeat_s,
           "seconds between rewrites of summary.json while running (progress and heartbeat; shows crashed runs)",
           0.1, 86400.0);
+    v.num("true_corr_clips", true_corr_clips,
+          "fresh clips (evenly spread over the new ones) the reward model scores each iteration for the "
+          "predicted-vs-true correlation reward/true_corr", 1, 1000000);
+    v.num("true_corr_window", true_corr_window,
+          "reward/true_corr is the Pearson correlation over the latest this many scored clips (each scored by the "
+          "model of its iteration, before any label on it)", 2, 1000000);
   }
 };
 

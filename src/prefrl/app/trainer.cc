@@ -219,6 +219,7 @@ struct LoopState {
   std::vector<Segment> pool;                    // candidate clips, oldest first
   std::vector<uint64_t> segment_rng, query_rng, teacher_rng;
   std::vector<uint8_t> torch_rng;               // LibTorch's default CPU generator
+  std::vector<double> corr_pred, corr_truth;    // the reward/true_corr window, oldest first
 };
 
 // Reads trainer.bin; `history` receives the segment history. Throws RuntimeError naming the
@@ -245,6 +246,8 @@ LoopState read_loop_state(const std::string& path, int N, int64_t D, SegmentHist
   for (uint64_t k = 0; k < pool_n; ++k) st.pool.push_back(load_segment(r));
   st.segment_rng = r.vec<uint64_t>(); st.query_rng = r.vec<uint64_t>(); st.teacher_rng = r.vec<uint64_t>();
   st.torch_rng = r.vec<uint8_t>();
+  st.corr_pred = r.vec<double>(); st.corr_truth = r.vec<double>();
+  if (st.corr_pred.size() != st.corr_truth.size()) r.fail("its correlation window is malformed");
   if (!r.at_end()) r.fail("it has bytes after the end of the state");
   if (st.policy_obs.size() != static_cast<size_t>(N) * D || st.ep_len.size() != static_cast<size_t>(N) ||
       st.ep_true.size() != static_cast<size_t>(N) || st.ep_pred.size() != static_cast<size_t>(N))
@@ -435,6 +438,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool r
 
   // Per-env running episode sums, for charts/episodic_return and charts/predicted_return.
   std::vector<double> ep_true(N, 0.0), ep_pred(N, 0.0);
+  std::vector<double> corr_pred, corr_truth;  // reward/true_corr: the latest scored fresh clips
   std::vector<int> ep_len(N, 0);
 
   // Phase timers of the current iteration (seconds).
@@ -801,6 +805,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool r
       const at::Tensor st = gen.get_state().contiguous();
       w.vec(std::vector<uint8_t>(st.data_ptr<uint8_t>(), st.data_ptr<uint8_t>() + st.numel()));
     }
+    w.vec(corr_pred); w.vec(corr_truth);
     last_checkpoint_dir = write_checkpoint(ckpt_dir, global_step, info, [&](const std::string& dir) {
       agent.save(dir + "/policy.pt");
       reward.save(dir + "/reward.pt");
@@ -823,13 +828,15 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool r
         env.set_state(st.env_state[i], scratch.data());
         env.rng().set_state(st.env_rng[i]);
         env.set_elapsed_steps(static_cast<int>(st.env_elapsed[i]));
-        envs.set_task_over(i, st.task_over[i] != 0);
+        envs.set_task_over(i, st.task_over[i]);
       }
       policy_obs = std::move(st.policy_obs);
       policy_states = std::move(st.policy_states);
       ep_true = std::move(st.ep_true);
       ep_pred = std::move(st.ep_pred);
       ep_len = std::move(st.ep_len);
+      corr_pred = std::move(st.corr_pred);
+      corr_truth = std::move(st.corr_truth);
       pool.clear();
       for (Segment& seg : st.pool) pool.add(std::move(seg));
       segment_rng.set_state(st.segment_rng);
@@ -983,19 +990,27 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool r
     }
     t_ppo += seconds_since(tu);
 
-    // New candidate clips; the reward model's view of them before any label (held out).
+    // New candidate clips; the reward model's view of a few of them before any label (held
+    // out), pooled over the latest iterations (run.true_corr_clips, run.true_corr_window).
     const auto tc = Clock::now();
     std::vector<Segment> fresh = cut_into_pool();
-    double true_corr = std::nan("");
-    if (fresh.size() >= 2) {
+    if (!fresh.empty()) {
+      const size_t k = std::min(fresh.size(), static_cast<size_t>(cfg.run.true_corr_clips));
       std::vector<const Segment*> ptrs;
-      std::vector<double> truth, pred;
-      for (const auto& s : fresh) { ptrs.push_back(&s); truth.push_back(s.true_return()); }
-      torch::Tensor r = reward.segment_returns(ptrs).mean(0).contiguous();  // (S)
+      for (size_t j = 0; j < k; ++j) ptrs.push_back(&fresh[j * fresh.size() / k]);
+      torch::Tensor r = reward.segment_returns(ptrs).mean(0).contiguous();  // (k)
       auto acc = r.accessor<float, 1>();
-      for (int64_t j = 0; j < r.size(0); ++j) pred.push_back(acc[j]);
-      true_corr = pearson(pred, truth);
+      for (size_t j = 0; j < k; ++j) {
+        corr_pred.push_back(acc[static_cast<int64_t>(j)]);
+        corr_truth.push_back(ptrs[j]->true_return());
+      }
+      const size_t w = static_cast<size_t>(cfg.run.true_corr_window);
+      if (corr_pred.size() > w) {
+        corr_pred.erase(corr_pred.begin(), corr_pred.end() - w);
+        corr_truth.erase(corr_truth.begin(), corr_truth.end() - w);
+      }
     }
+    const double true_corr = corr_pred.size() >= 2 ? pearson(corr_pred, corr_truth) : std::nan("");
     t_query += seconds_since(tc);
 
     // Labels due by now, then a reward-model round on them.

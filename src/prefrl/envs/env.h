@@ -151,11 +151,14 @@ class VecEnv {
 
   // Terminations replaced by a penalty (the paper's MuJoCo setting, so that how long an
   // episode lasts tells the learner nothing): episodes last to the time limit. A step on which
-  // the task would end the episode earns -penalty in rewards() in place of the env's reward,
-  // terminated() stays false, and the env starts afresh from a new initial state inside the
-  // same episode (whose step count runs on), so that the data stays on the task's states
-  // (a fallen hopper left lying for the rest of the episode would fill it with the floor).
-  // Call before reset().
+  // the task would end the episode earns the env's reward as usual and leaves its ended state
+  // (a fallen body) in obs(), but terminated() stays false; the next step, whatever its action,
+  // earns -penalty in rewards() and the env starts afresh from a new initial state inside the
+  // same episode (whose step count runs on). The penalty thus belongs to an observation that
+  // shows the end, so a reward model can tell it apart from the healthy state before it, and
+  // the data stays on the task's states (a fallen hopper left lying for the rest of the
+  // episode would fill it with the floor). Should the time limit come on the ending step, that
+  // step carries the penalty itself. Call before reset().
   void replace_termination(float penalty);
   bool termination_replaced() const { return replace_termination_; }
   // Rewards under the task's own rules, whatever the mode: the env's reward up to and
@@ -164,9 +167,12 @@ class VecEnv {
   // terminations are not replaced.
   const std::vector<float>& task_rewards() const { return task_rewards_; }  // (num_envs)
   // Penalty mode: whether env i's task episode has already ended inside the current episode
-  // (its task rewards are 0 until the episode ends). For checkpoints.
+  // (its task rewards are 0 until the episode ends): kTaskRunning, kFallenShown (it ended on
+  // the last step; its ended state is in obs() and the next step carries the penalty) or
+  // kTaskOver. For checkpoints.
+  static constexpr uint8_t kTaskRunning = 0, kTaskOver = 1, kFallenShown = 2;
   const std::vector<uint8_t>& task_over() const { return task_over_; }  // (num_envs)
-  void set_task_over(int i, bool over) { task_over_[i] = over ? 1 : 0; }
+  void set_task_over(int i, uint8_t phase);
 
   // Keeps every env's physical state (Env::get_state(), as floats) beside its observation from
   // now on: states() matches obs(), final_states() matches final_obs().

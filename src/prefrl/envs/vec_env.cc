@@ -60,18 +60,30 @@ void VecEnv::step(const float* actions) {
   for (int i = 0; i < num_envs(); ++i) {
     Env& env = *envs_[i];
     float* obs = obs_.data() + i * obs_size_;
-    StepResult r = env.step(actions + i * act_size_, obs);
-    task_rewards_[i] = task_over_[i] ? 0.0f : r.reward;
-    if (replace_termination_ && r.terminated) {
-      // The body starts afresh inside the same episode, whose clock runs on.
-      task_over_[i] = 1;
+    const int limit = spec().max_episode_steps;
+    StepResult r;
+    if (task_over_[i] == kFallenShown) {
+      // Penalty mode, the step after a would-be termination: the ended body was shown for one
+      // step; it earns -penalty (whatever the action) and starts afresh inside the same
+      // episode, whose clock runs on.
+      task_over_[i] = kTaskOver;
+      task_rewards_[i] = 0.0f;
       r.reward = -termination_penalty_;
-      r.terminated = false;
-      const int elapsed = env.elapsed_steps();
+      const int elapsed = env.elapsed_steps() + 1;
       env.reset(obs);
       env.set_elapsed_steps(elapsed);
-      const int limit = spec().max_episode_steps;
       r.truncated = limit > 0 && elapsed >= limit;
+    } else {
+      r = env.step(actions + i * act_size_, obs);
+      task_rewards_[i] = task_over_[i] ? 0.0f : r.reward;
+      if (replace_termination_ && r.terminated) {
+        // The ended state stays in obs for one more step, which carries the penalty, so that
+        // the penalty belongs to a state that shows the end (a fallen body), not to the state
+        // before it. If the episode's clock runs out now, the penalty comes with this step.
+        task_over_[i] = kFallenShown;
+        r.terminated = false;
+        if (r.truncated) r.reward -= termination_penalty_;
+      }
     }
     rewards_[i] = r.reward;
     terminated_[i] = r.terminated;
@@ -81,13 +93,21 @@ void VecEnv::step(const float* actions) {
       std::copy(obs, obs + obs_size_, final_obs_.data() + i * obs_size_);
       if (keep_states_) store_state(i, &final_states_);
       success_[i] = env.success();
-      task_over_[i] = 0;
+      task_over_[i] = kTaskRunning;
       env.reset(obs);
     } else {
       success_[i] = 0;
     }
     if (keep_states_) store_state(i, &states_);
   }
+}
+
+void VecEnv::set_task_over(int i, uint8_t phase) {
+  if (phase > kFallenShown) {
+    throw UsageError("VecEnv: task phase " + std::to_string(phase) + " of env " + std::to_string(i) +
+                     " is not one of 0 (running), 1 (over), 2 (ended state shown)");
+  }
+  task_over_.at(i) = phase;
 }
 
 void VecEnv::replace_termination(float penalty) {
