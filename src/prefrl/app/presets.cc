@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <utility>
 
 #include "prefrl/core/error.h"
 #include "prefrl/envs/env.h"
@@ -92,9 +91,12 @@ std::vector<std::string> mujoco_ppo() {
           "ppo.clip_coef=0.2", "ppo.hidden=64,64", "ppo.activation=tanh", "ppo.norm_obs=true",
           "ppo.norm_reward=true", "ppo.init_log_std=0.0"};
 }
-std::vector<std::string> mujoco_learned(const std::string& ent_coef) {
+// segment_seconds: 1.5 (the paper's), except halfcheetah's 3: its 1.5 s clips are only 30
+// steps (dt 0.05 s); from 700 labels they reached 1105-1529, 3 s clips 1713-4816 (seeds 1-3, README).
+std::vector<std::string> mujoco_learned(const std::string& ent_coef, const std::string& segment_seconds) {
   std::vector<std::string> v = mujoco_ppo();
-  for (const std::string s : {"env.termination=end", "prefs.segment_seconds=1.5",
+  v.push_back("prefs.segment_seconds=" + segment_seconds);
+  for (const std::string s : {"env.termination=end",
                               "reward.hidden=64,64", "reward.activation=leaky_relu", "reward.use_action=true",
                               "reward.ensemble_size=3", "reward.epochs_per_round=5", "prefs.total_labels=700",
                               "prefs.initial_fraction=0.25", "prefs.schedule=hyperbolic",
@@ -103,17 +105,11 @@ std::vector<std::string> mujoco_learned(const std::string& ent_coef) {
   v.push_back("ppo.ent_coef=" + ent_coef);
   return v;
 }
-// Swimmer's progress builds up over hundreds of steps; with gamma 0.99 PPO settles on a slow
-// local optimum (returns about 40), so its presets look further ahead (as RL Zoo's do).
+// Swimmer's progress builds up over hundreds of steps, so its presets look further ahead
+// (gamma 0.9999, as RL Zoo's swimmer settings do).
 std::vector<std::string> mujoco_task(const std::string& task, std::vector<std::string> v) {
   if (task == "swimmer") v.push_back("ppo.gamma=0.9999");
   return v;
-}
-// halfcheetah's 1.5 s clips are only 30 steps (dt 0.05 s): from 700 labels its policies reached
-// 1105-1529; 3 s clips reached 1713-4816 (seeds 1-3, README).
-std::vector<std::string> mujoco_learned_task(const std::string& task, std::vector<std::string> v) {
-  if (task == "halfcheetah") v.push_back("prefs.segment_seconds=3");
-  return mujoco_task(task, std::move(v));
 }
 std::vector<std::string> mujoco_true() {
   std::vector<std::string> v = mujoco_ppo();
@@ -130,7 +126,7 @@ const std::vector<Preset>& presets() {
                              "inverted_double_pendulum"}) {
       const std::string t = task;
       all.push_back({t, t, "MuJoCo " + t + " from 700 oracle preferences with the paper's settings, 1M steps",
-                     mujoco_learned_task(t, mujoco_learned(t == "swimmer" ? "0.0001" : "0.001"))});
+                     mujoco_task(t, mujoco_learned(t == "swimmer" ? "0.0001" : "0.001", t == "halfcheetah" ? "3" : "1.5"))});
       all.push_back({t + "-true", t, "MuJoCo " + t + ": PPO on the true reward (baseline for the learned one), 1M steps",
                      mujoco_task(t, mujoco_true())});
     }
