@@ -40,7 +40,7 @@ for task in $TASKS; do
       esac
     done
   done
-done | xargs -P "$JOBS" -L 1 bash -c 'run_one "$@"' _ "$@"
+done | xargs -P "$JOBS" -L 1 bash -c 'run_one "${@: -3}" "${@:1:$#-3}"' _ "$@"  # xargs appends the line's 3 words
 python3 - "$ROOT" "$SEEDS" "$TASKS" <<'PY'
 import json, os, statistics, sys
 root, seeds, tasks = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()

@@ -369,6 +369,77 @@ TEST(RewardModelCheckpoint, MismatchedOrMissingCheckpointIsAnError) {
   EXPECT_THROW(a.save("/nonexistent/dir/reward.pt"), RuntimeError);
 }
 
+// standardise_inputs: the net sees (x - mean) / std of the first labeled batch, so rescaling any
+// input leaves what the model learns unchanged (up to float rounding); without it,
+// the same rescaling changes the model. The statistics come back from a checkpoint, not from
+// the pairs re-added after it.
+TEST(RewardModelInputs, StandardisedInputsMakeLearningInvariantToEachInputsScale) {
+  Rng rng(41);
+  const std::vector<LabeledPair> pairs = pairs_of(rng, 80);
+  // Power-of-two scales keep the rescaled inputs exact in float (a shift would round them, and
+  // training amplifies that rounding to a few per cent), so only the statistics round.
+  const float scale[kD + kA] = {1024.0f, 0.0078125f, 4.0f, 0.0625f};
+  auto transform = [&](std::vector<float>* obs, std::vector<float>* act) {
+    for (size_t i = 0; i < obs->size(); ++i) (*obs)[i] *= scale[i % kD];
+    for (float& a : *act) a *= scale[kD];
+  };
+  std::vector<LabeledPair> moved = pairs;
+  for (LabeledPair& p : moved) {
+    for (Segment* s : {&p.left, &p.right}) transform(&s->obs, &s->actions);
+  }
+  const int64_t n = 256;
+  std::vector<float> obs(n * kD), act(n * kA);
+  for (float& x : obs) x = static_cast<float>(rng.normal());
+  for (float& x : act) x = static_cast<float>(rng.normal());
+  std::vector<float> obs_moved = obs, act_moved = act;
+  transform(&obs_moved, &act_moved);
+
+  RewardConfig cfg = small_config();
+  cfg.standardise_inputs = true;
+  RewardModel a(cfg, {kD}, kA, false, 0, false, 42), b(cfg, {kD}, kA, false, 0, false, 42);
+  a.add_pairs(pairs);
+  b.add_pairs(moved);
+  a.train_round();
+  b.train_round();
+  std::vector<float> pa(n), pb(n);
+  a.predict(obs.data(), act.data(), n, pa.data());
+  b.predict(obs_moved.data(), act_moved.data(), n, pb.data());
+  double spread = 0, worst = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    spread = std::max(spread, std::abs(static_cast<double>(pa[i])));
+    worst = std::max(worst, std::abs(static_cast<double>(pa[i]) - pb[i]));
+  }
+  ASSERT_GT(spread, 0.1);  // the model learned something
+  EXPECT_LT(worst, 1e-3 * spread) << "spread " << spread;
+
+  cfg.standardise_inputs = false;
+  RewardModel raw(cfg, {kD}, kA, false, 0, false, 42);
+  raw.add_pairs(moved);
+  raw.train_round();
+  std::vector<float> pr(n);
+  raw.predict(obs_moved.data(), act_moved.data(), n, pr.data());
+  double off = 0;
+  for (int64_t i = 0; i < n; ++i) off = std::max(off, std::abs(static_cast<double>(pa[i]) - pr[i]));
+  EXPECT_GT(off, 0.1 * spread) << "spread " << spread << ", worst " << worst;
+
+  TempPath file;
+  b.save(file.path);
+  cfg.standardise_inputs = true;
+  RewardModel c(cfg, {kD}, kA, false, 0, false, 7);
+  c.load(file.path);
+  std::vector<LabeledPair> all = moved;
+  for (LabeledPair& p : pairs_of(rng, 20, 500)) {  // a later batch from elsewhere: stats stay
+    for (Segment* s : {&p.left, &p.right}) {
+      for (float& x : s->obs) x = 50.0f * x - 7.0f;
+    }
+    all.push_back(std::move(p));
+  }
+  c.add_pairs(all);
+  std::vector<float> pc(n);
+  c.predict(obs_moved.data(), act_moved.data(), n, pc.data());
+  EXPECT_EQ(0, std::memcmp(pb.data(), pc.data(), sizeof(float) * n));
+}
+
 TEST(RewardModelInputs, BadPairsAreRejectedWithoutStoringAnything) {
   RewardModel model(small_config(), {kD}, kA, false, 0, false, 31);
   Rng rng(32);

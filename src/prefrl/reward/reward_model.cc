@@ -101,6 +101,9 @@ struct RewardModel::Impl {
   double l2 = 0;
   torch::Tensor norm_mean;  // (M) raw-output mean per member
   torch::Tensor norm_std;   // (M) raw-output std per member (floored)
+  // standardise_inputs: per-input mean and 1/std of observation and action values (D + A'),
+  // set from the first labeled batch; empty until then (inputs enter unscaled).
+  std::vector<float> in_mean, in_inv_std;
 
   // Stored pairs, in order added; capacity grows by doubling.
   int64_t seg_len = 0;      // L shared by every stored clip
@@ -128,7 +131,7 @@ struct RewardModel::Impl {
       return;
     }
     std::memcpy(row, obs, sizeof(float) * obs_size);
-    if (act_width == 0) return;
+    if (act_width == 0) { standardise(row); return; }
     if (act == nullptr) throw UsageError("reward model uses actions (use_action=true) but no actions were given");
     float* a = row + obs_size;
     if (discrete) {
@@ -140,6 +143,38 @@ struct RewardModel::Impl {
       a[static_cast<int64_t>(v)] = 1.0f;
     } else {
       std::memcpy(a, act, sizeof(float) * act_size);
+    }
+    standardise(row);
+  }
+  void standardise(float* row) const {
+    if (in_mean.empty()) return;
+    for (size_t j = 0; j < in_mean.size(); ++j) row[j] = (row[j] - in_mean[j]) * in_inv_std[j];
+  }
+  // Input statistics from the real steps of `pairs` (standardise_inputs; first batch only).
+  // Inputs that do not vary (std < 1e-6) are centred but not scaled.
+  void set_input_stats(const std::vector<LabeledPair>& pairs) {
+    const int64_t W = row_width - 1;
+    std::vector<double> sum(W, 0.0), sq(W, 0.0);
+    std::vector<float> row(row_width);
+    int64_t n = 0;
+    for (const LabeledPair& p : pairs) {
+      for (const Segment* s : {&p.left, &p.right}) {
+        for (int t = 0; t < s->length; ++t) {
+          if (!s->absorbing.empty() && s->absorbing[t]) continue;
+          encode_step(s->obs.data() + t * obs_size, act_width ? s->actions.data() + t * act_size : nullptr, false,
+                      row.data());
+          for (int64_t j = 0; j < W; ++j) { sum[j] += row[j]; sq[j] += double(row[j]) * row[j]; }
+          ++n;
+        }
+      }
+    }
+    if (n == 0) return;  // only absorbing steps so far: wait for a batch with real ones
+    in_mean.assign(W, 0.0f);
+    in_inv_std.assign(W, 1.0f);
+    for (int64_t j = 0; j < W; ++j) {
+      const double mean = sum[j] / n, var = std::max(0.0, sq[j] / n - mean * mean), sd = std::sqrt(var);
+      in_mean[j] = static_cast<float>(mean);
+      in_inv_std[j] = sd < 1e-6 ? 1.0f : static_cast<float>(1.0 / sd);
     }
   }
 
@@ -429,6 +464,7 @@ void RewardModel::add_pairs(const std::vector<LabeledPair>& pairs) {
     }
   }
   m.seg_len = L;
+  if (m.cfg.standardise_inputs && m.in_mean.empty()) m.set_input_stats(pairs);
   m.reserve(m.n_pairs + static_cast<int64_t>(pairs.size()));
   const int64_t clip_floats = L * m.row_width;
   float* rows = m.rows.data_ptr<float>();
@@ -732,6 +768,8 @@ void RewardModel::save(const std::string& path) const {
   ar.write("pair_positions", index_tensor(positions));
   ar.write("pair_is_val", index_tensor(val));
   ar.write("pair_weights", torch::tensor(w, torch::kFloat32).view({K, m.M}));
+  ar.write("input_mean", torch::tensor(m.in_mean, torch::kFloat32));
+  ar.write("input_inv_std", torch::tensor(m.in_inv_std, torch::kFloat32));
   try {
     ar.save_to(path);
   } catch (const c10::Error& e) {
@@ -749,7 +787,7 @@ void RewardModel::load(const std::string& path) {
     return t;
   };
   torch::Tensor arch, params, adam_m, adam_v, adam_steps, norm_mean, norm_std, l2, split_rng, train_rng, labels,
-      positions, val, w;
+      positions, val, w, in_mean, in_inv_std;
   try {
     ar.load_from(path);
     arch = get("architecture");
@@ -766,6 +804,8 @@ void RewardModel::load(const std::string& path) {
     positions = get("pair_positions");
     val = get("pair_is_val");
     w = get("pair_weights");
+    in_mean = get("input_mean");
+    in_inv_std = get("input_inv_std");
   } catch (const c10::Error& e) {
     throw RuntimeError("cannot read reward model checkpoint '" + path + "': " + e.what_without_backtrace());
   }
@@ -792,6 +832,15 @@ void RewardModel::load(const std::string& path) {
   m.norm_mean = norm_mean.clone();
   m.norm_std = norm_std.clone();
   m.l2 = l2.item<double>();
+  {
+    const torch::Tensor mc = in_mean.to(torch::kFloat32).contiguous(), sc = in_inv_std.to(torch::kFloat32).contiguous();
+    if (mc.numel() != sc.numel() || (mc.numel() != 0 && mc.numel() != m.row_width - 1)) {
+      throw RuntimeError("reward model checkpoint '" + path + "' has input statistics of " + std::to_string(mc.numel()) +
+                         " and " + std::to_string(sc.numel()) + " values, expected 0 or " + std::to_string(m.row_width - 1));
+    }
+    m.in_mean.assign(mc.data_ptr<float>(), mc.data_ptr<float>() + mc.numel());
+    m.in_inv_std.assign(sc.data_ptr<float>(), sc.data_ptr<float>() + sc.numel());
+  }
   rng_from_tensor(split_rng, &m.split_rng);
   rng_from_tensor(train_rng, &m.train_rng);
 

@@ -57,6 +57,7 @@ struct RewardConfig {
   std::string discrete_action = "input";  // discrete actions: input (one-hot into the net) | select (one output per action)
   std::string form = "direct";        // direct: r̂ = net(o[, a]) | potential: r̂ = phi(newest frame) - phi(previous frame)
   bool fast_mlp = true;               // plain MLP nets: hand-written forward/backward and Adam (false: LibTorch autograd)
+  bool standardise_inputs = false;    // flat observations: inputs scaled by the first labeled clips' mean/std
 
   template <class V>
   void visit(V& v) {
@@ -105,6 +106,10 @@ struct RewardConfig {
     v.flag("fast_mlp", fast_mlp,
            "plain MLP reward nets (no conv trunk, no per-action outputs, relu or leaky_relu): hand-written "
            "forward/backward and Adam instead of LibTorch autograd (same results up to float rounding)");
+    v.flag("standardise_inputs", standardise_inputs,
+           "flat observations: each observation and action input enters the net as (x - mean) / std, with mean "
+           "and std of the real steps of the first labeled batch (fixed from then on, saved in checkpoints), so "
+           "small-scale features (e.g. reacher's fingertip-to-target vector) are not drowned by large ones");
   }
 };
 
