@@ -93,6 +93,36 @@ TEST(TrainE2E, RunDirectoryHoldsEverythingAndRewardBeatsChance) {
   EXPECT_TRUE(j["std_return"].is_number());
   auto ev2 = run_prefrl("eval " + dir + " --episodes 3 --json");
   EXPECT_EQ(ev.out, ev2.out);  // fixed evaluation seed => same figures
+
+  // --trace writes every counted step; its rewards add up to the returns, its steps to the
+  // lengths (pendulum's episodes all last its 200-step limit), and it changes nothing.
+  const std::string trace = dir + "/trace.jsonl";
+  auto ev3 = run_prefrl("eval " + dir + " --episodes 3 --json --trace " + trace);
+  ASSERT_EQ(ev3.exit_code, 0) << ev3.out;
+  EXPECT_EQ(ev.out, ev3.out);
+  ASSERT_EQ(j["lengths"].size(), 3u);
+  std::vector<double> sums(3, 0.0);
+  std::vector<int> counts(3, 0);
+  std::ifstream tin(trace);
+  std::string tl;
+  while (std::getline(tin, tl)) {
+    auto step = nlohmann::json::parse(tl);
+    const int e = step["episode"].get<int>();
+    ASSERT_TRUE(e >= 0 && e < 3) << tl;
+    EXPECT_EQ(step["t"].get<int>(), counts[e]) << tl;
+    EXPECT_EQ(step["obs"].size(), 3u);
+    EXPECT_EQ(step["action"].size(), 1u);
+    EXPECT_TRUE(step["predicted"].is_number()) << tl;  // the run learned its reward: r̂ per step
+    const bool last = counts[e] + 1 == j["lengths"][e].get<int>();
+    EXPECT_EQ(step["terminated"].get<bool>() || step["truncated"].get<bool>(), last) << tl;
+    sums[e] += step["reward"].get<double>();
+    ++counts[e];
+  }
+  for (int e = 0; e < 3; ++e) {
+    EXPECT_EQ(counts[e], j["lengths"][e].get<int>());
+    EXPECT_NEAR(sums[e], j["returns"][e].get<double>(), 1e-6);
+    EXPECT_EQ(counts[e], 200);
+  }
   fs::remove_all(dir);
 }
 

@@ -440,6 +440,13 @@ TEST(RewardModelInputs, StandardisedInputsMakeLearningInvariantToEachInputsScale
   EXPECT_EQ(0, std::memcmp(pb.data(), pc.data(), sizeof(float) * n));
 }
 
+TEST(RewardModelInputs, StandardisingIsRefusedForPixelObservations) {
+  RewardConfig cfg = small_config();
+  cfg.standardise_inputs = true;
+  EXPECT_THROW(RewardModel(cfg, {1, 16, 16}, 1, false, 0, false, 1), UsageError);
+  EXPECT_NO_THROW(RewardModel(cfg, {kD}, kA, false, 0, false, 1));
+}
+
 TEST(RewardModelInputs, BadPairsAreRejectedWithoutStoringAnything) {
   RewardModel model(small_config(), {kD}, kA, false, 0, false, 31);
   Rng rng(32);

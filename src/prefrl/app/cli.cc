@@ -422,18 +422,35 @@ TrainConfig load_run_config(const RunDir& run) {
   return cfg;
 }
 
-int cmd_eval(const std::string& run_path, int episodes, int64_t seed, bool json, bool stochastic) {
+int cmd_eval(const std::string& run_path, int episodes, int64_t seed, bool json, bool stochastic,
+             const std::string& trace_path) {
   TrainConfig cfg;
   std::unique_ptr<PPOAgent> agent = load_run_policy(run_path, std::min(episodes, 8), &cfg);
-  EvalResult r = evaluate_policy(*agent, cfg.env.name, episodes, static_cast<uint64_t>(seed), !stochastic);
+  std::ofstream trace;
+  if (!trace_path.empty()) {
+    trace.open(trace_path);
+    if (!trace) throw UsageError("cannot write trace file '" + trace_path + "'");
+  }
+  std::unique_ptr<RewardModel> reward = trace_path.empty() ? nullptr : load_run_reward(run_path, cfg);
+  EvalResult r = evaluate_policy(*agent, cfg.env.name, episodes, static_cast<uint64_t>(seed), !stochastic,
+                                 trace_path.empty() ? nullptr : &trace, reward.get());
+  if (!trace_path.empty()) {
+    trace.close();
+    if (!trace) throw UsageError("writing trace file '" + trace_path + "' failed");
+  }
+  double mean_length = 0;
+  for (int l : r.lengths) mean_length += l;
+  if (!r.lengths.empty()) mean_length /= static_cast<double>(r.lengths.size());
   if (json) {
-    nlohmann::json j = {{"mean_return", r.mean_return}, {"std_return", r.std_return}, {"episodes", r.episodes}};
+    nlohmann::json j = {{"mean_return", r.mean_return}, {"std_return", r.std_return}, {"episodes", r.episodes},
+                        {"mean_length", mean_length}};
     if (r.has_success) j["success_rate"] = r.success_rate;
     j["returns"] = r.returns;
+    j["lengths"] = r.lengths;
     std::cout << j.dump() << "\n";
   } else {
-    std::cout << fmt::format("{}: {} episodes, return {:.2f} ± {:.2f}", cfg.env.name, r.episodes, r.mean_return,
-                             r.std_return);
+    std::cout << fmt::format("{}: {} episodes, return {:.2f} ± {:.2f}, mean length {:.1f}", cfg.env.name, r.episodes,
+                             r.mean_return, r.std_return, mean_length);
     if (r.has_success) std::cout << fmt::format(", success rate {:.2f}", r.success_rate);
     std::cout << "\n";
   }
@@ -744,6 +761,10 @@ int cli_main(int argc, char** argv) {
   eval_cmd->add_option("--seed", eval_seed, "seed of the evaluation environments")->check(CLI::NonNegativeNumber);
   eval_cmd->add_flag("--json", eval_json, "print {\"mean_return\", \"std_return\", \"episodes\", ...} as JSON");
   eval_cmd->add_flag("--stochastic", eval_stochastic, "sample actions instead of acting deterministically");
+  std::string eval_trace;
+  eval_cmd->add_option("--trace", eval_trace,
+                       "write one JSON line per step to this file: episode, t, obs, action (as executed), reward, "
+                       "terminated, truncated, and predicted (the run's learned reward r̂ for the step, if it has one)");
 
   auto* presets_cmd = app.add_subcommand("presets", "list the tuned presets and their settings");
 
@@ -856,7 +877,7 @@ int cli_main(int argc, char** argv) {
     if (*train_cmd && !resume_dir.empty()) return cmd_resume(train_flags, resume_dir, resume_override, quote_args(argc, argv));
     if (*train_cmd && resume_override) throw UsageError("--override applies only with --resume RUN_DIR");
     if (*train_cmd) return cmd_train(train_flags, run_dir, runs_root, argc, argv);
-    if (*eval_cmd) return cmd_eval(eval_run, eval_episodes, eval_seed, eval_json, eval_stochastic);
+    if (*eval_cmd) return cmd_eval(eval_run, eval_episodes, eval_seed, eval_json, eval_stochastic, eval_trace);
     if (*presets_cmd) return cmd_presets();
     if (*label_cmd) return cmd_label(label_run, label_host, label_port, label_token, label_exit_when_done);
     if (*config_cmd) { print_config(config_flags.resolve(), std::cout); return 0; }

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+
 #include "prefrl/app/train_config.h"
 #include "prefrl/core/error.h"
 #include "prefrl/envs/env.h"
@@ -22,8 +24,25 @@ std::unique_ptr<PPOAgent> load_run_policy(const std::string& run_path, int num_e
   return agent;
 }
 
+std::unique_ptr<RewardModel> load_reward_model(const TrainConfig& cfg, const std::string& file) {
+  const EnvSpec& spec = env_spec(cfg.env.name);
+  const bool penalty = cfg.env.termination == "penalty" && spec.can_terminate;  // as train() builds it
+  const int64_t A = spec.action.numel();
+  auto reward = std::make_unique<RewardModel>(cfg.reward, spec.observation.shape, A, spec.action.discrete,
+                                              spec.action.n, spec.can_terminate && !penalty, 0);
+  reward->load(file);
+  return reward;
+}
+
+std::unique_ptr<RewardModel> load_run_reward(const std::string& run_path, const TrainConfig& cfg) {
+  if (cfg.run.policy_reward != "learned") return nullptr;
+  const std::string file = RunDir::open(run_path).file("checkpoints/reward.pt");
+  if (!std::filesystem::exists(file)) return nullptr;
+  return load_reward_model(cfg, file);
+}
+
 EvalResult evaluate_policy(PPOAgent& agent, const std::string& env_name, int episodes, uint64_t seed,
-                           bool deterministic) {
+                           bool deterministic, std::ostream* trace, RewardModel* reward) {
   EvalResult res;
   if (episodes <= 0) return res;
   // Up to 8 environments side by side; env i runs a fixed quota of episodes (so short
@@ -36,27 +55,50 @@ EvalResult evaluate_policy(PPOAgent& agent, const std::string& env_name, int epi
   std::vector<int> quota(n), done(n, 0);
   for (int i = 0; i < n; ++i) quota[i] = episodes / n + (i < episodes % n ? 1 : 0);
   std::vector<std::vector<double>> per_env(n);
+  std::vector<std::vector<int>> per_env_lengths(n);
   std::vector<double> running(n, 0.0);
+  std::vector<int> steps(n, 0), first_episode(n, 0);
+  for (int i = 1; i < n; ++i) first_episode[i] = first_episode[i - 1] + quota[i - 1];
+  const int64_t D = envs.obs_size();
+  std::vector<float> obs, predicted(n);
   int successes = 0, remaining = episodes;
   envs.reset();
   while (remaining > 0) {
+    if (trace) obs.assign(envs.obs().begin(), envs.obs().end());
     agent.act(envs.obs().data(), n, actions.data(), deterministic);
     clip_actions(envs.spec().action, actions.data(), n);  // what training executes (and is rewarded for)
+    if (trace && reward) reward->predict(obs.data(), actions.data(), n, predicted.data());
     envs.step(actions.data());
     for (int i = 0; i < n; ++i) {
       running[i] += envs.rewards()[i];
-      if (envs.terminated()[i] || envs.truncated()[i]) {
+      const bool end = envs.terminated()[i] || envs.truncated()[i];
+      if (trace && done[i] < quota[i]) {
+        nlohmann::json j = {{"episode", first_episode[i] + done[i]},
+                            {"t", steps[i]},
+                            {"obs", std::vector<float>(obs.begin() + i * D, obs.begin() + (i + 1) * D)},
+                            {"action", std::vector<float>(actions.begin() + i * A, actions.begin() + (i + 1) * A)},
+                            {"reward", envs.rewards()[i]},
+                            {"terminated", static_cast<bool>(envs.terminated()[i])},
+                            {"truncated", static_cast<bool>(envs.truncated()[i])}};
+        if (reward) j["predicted"] = predicted[i];
+        *trace << j.dump() << "\n";
+      }
+      ++steps[i];
+      if (end) {
         if (done[i] < quota[i]) {
           per_env[i].push_back(running[i]);
+          per_env_lengths[i].push_back(steps[i]);
           successes += envs.success()[i] ? 1 : 0;
           ++done[i];
           --remaining;
         }
         running[i] = 0.0;
+        steps[i] = 0;
       }
     }
   }
   for (const auto& v : per_env) res.returns.insert(res.returns.end(), v.begin(), v.end());
+  for (const auto& v : per_env_lengths) res.lengths.insert(res.lengths.end(), v.begin(), v.end());
   res.episodes = static_cast<int>(res.returns.size());
   double s = 0, ss = 0;
   for (double r : res.returns) s += r;

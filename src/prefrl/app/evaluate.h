@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@ struct EvalResult {
   double success_rate = 0;          // envs with a success criterion (spec.has_success)
   bool has_success = false;
   std::vector<double> returns;
+  std::vector<int> lengths;         // steps of each episode, in the order of `returns`
 };
 
 struct TrainConfig;
@@ -25,9 +27,21 @@ struct TrainConfig;
 // the run's config into *cfg. Throws UsageError if the run or its final policy is missing.
 std::unique_ptr<PPOAgent> load_run_policy(const std::string& run_path, int num_envs, TrainConfig* cfg);
 
+// The reward model a run's policy was trained on (RUN_DIR/checkpoints/reward.pt), built as
+// training builds it from the run's config; nullptr if the run trained on the true reward or
+// has no final reward model.
+std::unique_ptr<RewardModel> load_run_reward(const std::string& run_path, const TrainConfig& cfg);
+
+// A reward model shaped for `cfg`'s environment, as training builds it, loaded from `file`.
+std::unique_ptr<RewardModel> load_reward_model(const TrainConfig& cfg, const std::string& file);
+
 // Runs `episodes` episodes of `env_name` with the agent acting (deterministic: its mode).
+// trace: if given, one JSON line per counted step: {"episode", "t", "obs", "action", "reward",
+// "terminated", "truncated"[, "predicted"]}; "episode" indexes `returns`, "obs" is what the agent
+// acted on, "action" what the environment executed (clipped), "predicted" the reward model's
+// r̂ for that step as the policy was given it (when `reward` is given).
 EvalResult evaluate_policy(PPOAgent& agent, const std::string& env_name, int episodes, uint64_t seed,
-                           bool deterministic = true);
+                           bool deterministic = true, std::ostream* trace = nullptr, RewardModel* reward = nullptr);
 
 // Pearson correlation; NaN when either side has no variance or fewer than 2 points.
 double pearson(const std::vector<double>& a, const std::vector<double>& b);

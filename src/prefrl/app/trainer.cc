@@ -300,10 +300,7 @@ void check_checkpoint(const TrainConfig& cfg, const Checkpoint& c) {
   const int64_t S = spec.obs_determines_state ? 0 : spec.state_size;
   PPOAgent agent(cfg.ppo, spec, N, 0);
   agent.load(c.file("policy.pt"));
-  const bool penalty = cfg.env.termination == "penalty" && spec.can_terminate;  // as train() builds it
-  RewardModel reward(cfg.reward, spec.observation.shape, A, spec.action.discrete, spec.action.n,
-                     spec.can_terminate && !penalty, 0);
-  reward.load(c.file("reward.pt"));
+  (void)load_reward_model(cfg, c.file("reward.pt"));
   SegmentHistory history(N, D, A, S, std::max(0, cfg.segment_steps() - 1));
   LoopState st = read_loop_state(c.file("trainer.bin"), N, D, history);
   std::vector<float> scratch(static_cast<size_t>(D));

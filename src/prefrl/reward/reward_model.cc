@@ -387,6 +387,10 @@ RewardModel::RewardModel(const RewardConfig& cfg, std::vector<int64_t> obs_shape
   if (!discrete_actions && cfg.use_action && act_size < 0) {
     throw UsageError("reward model: act_size must be >= 0, got " + std::to_string(act_size));
   }
+  if (cfg.standardise_inputs && obs_shape.size() != 1) {
+    throw UsageError("reward.standardise_inputs is for flat observations; these have " + std::to_string(obs_shape.size()) +
+                     " dimensions (pixels would be standardised one by one)");
+  }
   m.obs_shape = std::move(obs_shape);
   m.act_size = act_size;
   m.discrete = discrete_actions;
