@@ -369,6 +369,38 @@ TEST(RewardModelCheckpoint, MismatchedOrMissingCheckpointIsAnError) {
   EXPECT_THROW(a.save("/nonexistent/dir/reward.pt"), RuntimeError);
 }
 
+// Checkpoints written before reward.standardise_inputs existed have no input statistics; they
+// load as a model without them (their runs could not have used it) and predict as saved.
+TEST(RewardModelCheckpoint, CheckpointsWithoutInputStatisticsStillLoad) {
+  Rng rng(43);
+  RewardModel a(small_config(), {kD}, kA, false, 0, false, 30);
+  a.add_pairs(pairs_of(rng, 40));
+  a.train_round();
+  TempPath full, old;
+  a.save(full.path);
+  torch::serialize::InputArchive in;
+  in.load_from(full.path);
+  torch::serialize::OutputArchive out;
+  int kept = 0;
+  for (const std::string& key : in.keys()) {
+    if (key == "input_mean" || key == "input_inv_std") continue;
+    torch::Tensor t;
+    in.read(key, t);
+    out.write(key, t);
+    ++kept;
+  }
+  ASSERT_EQ(kept + 2, static_cast<int>(in.keys().size()));
+  out.save_to(old.path);
+  RewardModel b(small_config(), {kD}, kA, false, 0, false, 31);
+  ASSERT_NO_THROW(b.load(old.path));
+  std::vector<float> obs(16 * kD), act(16 * kA), pa(16), pb(16);
+  for (float& x : obs) x = static_cast<float>(rng.normal());
+  for (float& x : act) x = static_cast<float>(rng.normal());
+  a.predict(obs.data(), act.data(), 16, pa.data());
+  b.predict(obs.data(), act.data(), 16, pb.data());
+  for (int i = 0; i < 16; ++i) EXPECT_FLOAT_EQ(pa[i], pb[i]);
+}
+
 // standardise_inputs: the net sees (x - mean) / std of the first labeled batch, so rescaling any
 // input leaves what the model learns unchanged (up to float rounding); without it,
 // the same rescaling changes the model. The statistics come back from a checkpoint, not from

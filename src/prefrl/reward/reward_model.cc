@@ -808,8 +808,9 @@ void RewardModel::load(const std::string& path) {
     positions = get("pair_positions");
     val = get("pair_is_val");
     w = get("pair_weights");
-    in_mean = get("input_mean");
-    in_inv_std = get("input_inv_std");
+    // Absent from checkpoints written before reward.standardise_inputs existed: no statistics.
+    if (!ar.try_read("input_mean", in_mean)) in_mean = torch::empty({0});
+    if (!ar.try_read("input_inv_std", in_inv_std)) in_inv_std = torch::empty({0});
   } catch (const c10::Error& e) {
     throw RuntimeError("cannot read reward model checkpoint '" + path + "': " + e.what_without_backtrace());
   }
