@@ -1,11 +1,19 @@
-// Scripted teachers: the oracle compares true returns; the noisy teacher sometimes guesses.
+// Teachers: the oracle compares true returns; the noisy teacher sometimes guesses; people
+// answer later, through the store, and make the trainer wait only as their settings say.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <thread>
 #include <vector>
 
 #include "prefrl/core/error.h"
 #include "prefrl/core/rng.h"
+#include "prefrl/prefs/pref_db.h"
 #include "prefrl/teachers/teacher.h"
 
 namespace prefrl {
@@ -35,32 +43,32 @@ std::vector<std::pair<Segment, Segment>> random_pairs(int n, uint64_t seed) {
 TEST(OracleTeacher, HigherTrueReturnWins) {
   OracleTeacher oracle;
   EXPECT_EQ(oracle.name(), "oracle");
-  EXPECT_EQ(oracle.answer(with_return(4), with_return(2)), Choice::kLeft);
-  EXPECT_EQ(oracle.answer(with_return(-4), with_return(2)), Choice::kRight);
-  EXPECT_EQ(oracle.answer(with_return(2), with_return(2)), Choice::kEqual);
+  EXPECT_EQ(oracle.judge(with_return(4), with_return(2)), Choice::kLeft);
+  EXPECT_EQ(oracle.judge(with_return(-4), with_return(2)), Choice::kRight);
+  EXPECT_EQ(oracle.judge(with_return(2), with_return(2)), Choice::kEqual);
 }
 
 TEST(OracleTeacher, TieTolerance) {
   OracleTeacher oracle(0.5);
-  EXPECT_EQ(oracle.answer(with_return(2.4), with_return(2)), Choice::kEqual);
-  EXPECT_EQ(oracle.answer(with_return(2), with_return(2.4)), Choice::kEqual);
-  EXPECT_EQ(oracle.answer(with_return(3), with_return(2)), Choice::kLeft);
-  EXPECT_EQ(oracle.answer(with_return(1), with_return(2)), Choice::kRight);
+  EXPECT_EQ(oracle.judge(with_return(2.4), with_return(2)), Choice::kEqual);
+  EXPECT_EQ(oracle.judge(with_return(2), with_return(2.4)), Choice::kEqual);
+  EXPECT_EQ(oracle.judge(with_return(3), with_return(2)), Choice::kLeft);
+  EXPECT_EQ(oracle.judge(with_return(1), with_return(2)), Choice::kRight);
   EXPECT_THROW(OracleTeacher(-0.1), UsageError);
   EXPECT_THROW(OracleTeacher(std::nan("")), UsageError);
 }
 
 TEST(OracleTeacher, NaNReturnIsAnError) {
   OracleTeacher oracle;
-  EXPECT_THROW(oracle.answer(with_return(std::nan("")), with_return(1)), RuntimeError);
+  EXPECT_THROW(oracle.judge(with_return(std::nan("")), with_return(1)), RuntimeError);
 }
 
 TEST(NoisyTeacher, ZeroErrorIsTheOracle) {
   OracleTeacher oracle(0.1);
   NoisyTeacher noisy(0.0, 123, 0.1);
   EXPECT_EQ(noisy.name(), "noisy");
-  for (const auto& [l, r] : random_pairs(500, 1)) EXPECT_EQ(noisy.answer(l, r), oracle.answer(l, r));
-  EXPECT_EQ(noisy.answer(with_return(1), with_return(1.05)), Choice::kEqual);
+  for (const auto& [l, r] : random_pairs(500, 1)) EXPECT_EQ(noisy.judge(l, r), oracle.judge(l, r));
+  EXPECT_EQ(noisy.judge(with_return(1), with_return(1.05)), Choice::kEqual);
 }
 
 TEST(NoisyTeacher, FullErrorIsACoinFlip) {
@@ -69,9 +77,9 @@ TEST(NoisyTeacher, FullErrorIsACoinFlip) {
   int agree = 0, lefts = 0;
   const auto pairs = random_pairs(4000, 2);
   for (const auto& [l, r] : pairs) {
-    const Choice c = noisy.answer(l, r);
+    const Choice c = noisy.judge(l, r);
     ASSERT_TRUE(c == Choice::kLeft || c == Choice::kRight);
-    agree += c == oracle.answer(l, r);
+    agree += c == oracle.judge(l, r);
     lefts += c == Choice::kLeft;
   }
   EXPECT_NEAR(agree / 4000.0, 0.5, 0.04);
@@ -84,13 +92,155 @@ TEST(NoisyTeacher, PartialErrorAndDeterminism) {
   int agree = 0;
   const auto pairs = random_pairs(4000, 3);
   for (const auto& [l, r] : pairs) {
-    const Choice c = a.answer(l, r);
-    EXPECT_EQ(c, b.answer(l, r));
-    agree += c == oracle.answer(l, r);
+    const Choice c = a.judge(l, r);
+    EXPECT_EQ(c, b.judge(l, r));
+    agree += c == oracle.judge(l, r);
   }
   EXPECT_NEAR(agree / 4000.0, 0.9, 0.03);  // 80% truthful + half of the 20% guesses
   EXPECT_THROW(NoisyTeacher(1.5, 1), UsageError);
   EXPECT_THROW(NoisyTeacher(-0.1, 1), UsageError);
+}
+
+// A store in a fresh file with `queries` pending queries between two stored clips.
+struct Store {
+  explicit Store(int queries)
+      : path((std::filesystem::temp_directory_path() /
+              ("prefrl_test_teacher_" + std::to_string(::getpid()) + "_" +
+               ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".db")).string()) {
+    std::filesystem::remove(path);
+    db = std::make_unique<PrefDB>(path);
+    std::vector<Segment> segs = {with_return(1), with_return(2)};
+    for (Segment& s : segs) { s.obs_size = 1; s.act_size = 1; s.obs.assign(4, 0.f); s.actions.assign(4, 0.f); }
+    db->add_segments(segs);
+    std::vector<Query> qs(queries);
+    for (Query& q : qs) { q.left_id = segs[0].id; q.right_id = segs[1].id; q.source = "uniform"; }
+    ids = db->add_queries(qs);
+  }
+  ~Store() { db.reset(); std::filesystem::remove(path); }
+  void answer(size_t k) { db->add_labels({{ids[k], Choice::kLeft, "human", "ada"}}); }
+  std::string path;
+  std::unique_ptr<PrefDB> db;
+  std::vector<int64_t> ids;
+};
+
+// Hooks that count what the teacher did.
+struct Recorder {
+  std::atomic<bool> stop{false};
+  int shows = 0, overs = 0, firsts = 0;
+  int64_t last_have = -1, last_want = -1;
+  std::vector<std::string> lines;
+  WaitHooks hooks() {
+    WaitHooks h;
+    h.stop = [this] { return stop.load(); };
+    h.show = [this](int64_t have, int64_t want) { ++shows; last_have = have; last_want = want; };
+    h.waited = [](double) {};
+    h.over = [this](double) { ++overs; };
+    h.say = [this](const std::string& l) { lines.push_back(l); };
+    h.first_labels_in = [this](int64_t) { ++firsts; };
+    return h;
+  }
+};
+
+TEST(MakeTeacher, EveryKindThroughOneFactory) {
+  Store store(0);
+  PeopleSettings people;
+  TeacherConfig cfg;
+  cfg.kind = "oracle";
+  auto oracle = make_teacher(cfg, 0.0, 1, people, *store.db);
+  EXPECT_EQ(oracle->name(), "oracle");
+  EXPECT_TRUE(oracle->repeatable());
+  EXPECT_EQ(oracle->answer(with_return(3), with_return(1)), Choice::kLeft);
+  cfg.kind = "noisy";
+  EXPECT_EQ(make_teacher(cfg, 0.0, 1, people, *store.db)->name(), "noisy");
+  cfg.kind = "human";
+  auto human = make_teacher(cfg, 0.0, 1, people, *store.db);
+  EXPECT_EQ(human->name(), "human");
+  EXPECT_FALSE(human->repeatable());
+  EXPECT_FALSE(human->answer(with_return(3), with_return(1)).has_value());  // answered later, in the store
+  cfg.kind = "ghost";
+  EXPECT_THROW(make_teacher(cfg, 0.0, 1, people, *store.db), UsageError);
+  EXPECT_TRUE(teacher_needs_people(TeacherConfig{"human"}));
+  EXPECT_FALSE(teacher_needs_people(TeacherConfig{"noisy"}));
+}
+
+TEST(ScriptedTeacher, NeverMakesTheTrainerWait) {
+  OracleTeacher oracle;
+  Recorder rec;
+  EXPECT_EQ(oracle.room(12, false), 12);
+  EXPECT_EQ(oracle.answers_wanted(), 1);
+  EXPECT_TRUE(std::isinf(oracle.final_before()));
+  EXPECT_EQ(oracle.wait_for_first_labels(5, rec.hooks()), 0.0);
+  EXPECT_EQ(oracle.pace(5, rec.hooks()), 0.0);
+  EXPECT_EQ(rec.shows + rec.overs + rec.firsts, 0);
+}
+
+TEST(PeopleTeacher, NeverMoreThanMaxPendingAheadExceptTheFirstBatch) {
+  Store store(2);
+  PeopleSettings s;
+  s.max_pending = 3;
+  s.answers_per_query = 2;
+  PeopleTeacher people(s, *store.db);
+  EXPECT_EQ(people.room(10, /*initial=*/false), 1);  // 2 pending of 3
+  EXPECT_EQ(people.room(10, /*initial=*/true), 10);
+  EXPECT_EQ(people.answers_wanted(), 2);
+  store.answer(0);
+  store.answer(0);  // the query has both its answers: one pending left
+  EXPECT_EQ(people.room(10, false), 2);
+}
+
+TEST(PeopleTeacher, LabelsAreFinalAfterTheUndoWindow) {
+  Store store(0);
+  PeopleSettings s;
+  s.undo_window_s = 30;
+  PeopleTeacher people(s, *store.db);
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  EXPECT_NEAR(people.final_before(), now - 30, 5);
+}
+
+TEST(PeopleTeacher, PacingWaitsForTheAnswersOnlyWhenAskedTo) {
+  Store store(3);
+  Recorder rec;
+  PeopleSettings s;
+  s.undo_window_s = 0;
+  s.max_label_lag = -1;
+  EXPECT_EQ(PeopleTeacher(s, *store.db).pace(3, rec.hooks()), 0.0);  // never waits
+  EXPECT_EQ(rec.shows + rec.overs, 0);
+  s.max_label_lag = 1;  // at most one of the 3 asked unanswered
+  PeopleTeacher people(s, *store.db);
+  std::thread labeler([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    PrefDB other(store.path);  // people answer through the server's own connection
+    other.add_labels({{store.ids[0], Choice::kRight, "human", "bo"}, {store.ids[1], Choice::kEqual, "human", "bo"}});
+  });
+  const double waited = people.pace(3, rec.hooks());
+  labeler.join();
+  EXPECT_GE(waited, 0.1);
+  EXPECT_GE(rec.shows, 1);
+  EXPECT_EQ(rec.last_have, 0);
+  EXPECT_EQ(rec.last_want, 2);
+  EXPECT_EQ(rec.overs, 1);
+  EXPECT_EQ(store.db->count_labels(), 2);
+}
+
+TEST(PeopleTeacher, FirstLabelsAreAwaitedAndAStopEndsTheWait) {
+  Store store(2);
+  PeopleSettings s;
+  s.undo_window_s = 0;
+  s.url = "http://127.0.0.1:1/";
+  PeopleTeacher people(s, *store.db);
+  Recorder stopped;
+  stopped.stop = true;
+  people.wait_for_first_labels(2, stopped.hooks());
+  EXPECT_EQ(stopped.firsts, 0);  // stopped before they were in
+  EXPECT_EQ(stopped.overs, 1);
+  Recorder rec;
+  store.answer(0);
+  store.answer(1);
+  people.wait_for_first_labels(2, rec.hooks());
+  EXPECT_EQ(rec.firsts, 1);
+  EXPECT_EQ(rec.shows, 0);  // already in: no poll
+  ASSERT_FALSE(rec.lines.empty());
+  EXPECT_NE(rec.lines.back().find("the first 2 labels are in"), std::string::npos);
 }
 
 }  // namespace

@@ -4,8 +4,10 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -723,147 +725,224 @@ int cmd_presets() {
 
 }  // namespace
 
+namespace {
+
+// A subcommand's action, run when the command line chose it.
+using Commands = std::vector<std::pair<CLI::App*, std::function<int()>>>;
+
+// `train` (and `train --resume`).
+void add_train_command(CLI::App& app, Commands& cmds, int argc, char** argv) {
+  struct State {
+    ConfigFlags flags;
+    std::string run_dir, runs_root = "runs", resume_dir;
+    bool resume_override = false;
+  };
+  auto st = std::make_shared<State>();
+  auto* cmd = app.add_subcommand("train", "train a policy from preferences (scripted teacher or people in a browser)");
+  st->flags.add_to(cmd, ConfigFlags::kTrain);
+  auto* rd = cmd->add_option("--run-dir", st->run_dir, "directory for this run (must not hold a run)");
+  auto* rr = cmd->add_option("--runs-root", st->runs_root, "parent of a new, named run directory (default: runs)");
+  rd->excludes(rr);
+  cmd->footer(
+      "Ctrl-C (SIGINT) or SIGTERM: the run checkpoints at the end of its iteration, says where, and exits 130 / 143; "
+      "a second signal ends it at once. Killed runs (SIGKILL, power loss) continue from their newest good "
+      "checkpoint: prefrl train --resume RUN_DIR. Checkpoints: run.checkpoint_every_s (120), run.checkpoint_every, "
+      "run.checkpoint_keep (2).");
+  auto* rs = cmd->add_option("--resume", st->resume_dir,
+                             "continue a stopped, killed or failed run from its newest good checkpoint, with "
+                             "its archived config (checkpoints: docs/run_dir.md)");
+  rs->excludes(rd)->excludes(rr);
+  cmd->add_flag("--override", st->resume_override,
+                "with --resume: let --set, --config and the dedicated flags change the archived config "
+                "(recorded in resumes.jsonl)");
+  cmds.emplace_back(cmd, [st, argc, argv] {
+    if (!st->resume_dir.empty()) return cmd_resume(st->flags, st->resume_dir, st->resume_override, quote_args(argc, argv));
+    if (st->resume_override) throw UsageError("--override applies only with --resume RUN_DIR");
+    return cmd_train(st->flags, st->run_dir, st->runs_root, argc, argv);
+  });
+}
+
+// `eval`, `presets`, `label`, `config`.
+void add_run_commands(CLI::App& app, Commands& cmds) {
+  struct State {
+    std::string eval_run, eval_trace;
+    int eval_episodes = 20;
+    int64_t eval_seed = 1000;
+    bool eval_json = false, eval_stochastic = false;
+    std::string label_run, label_host, label_port, label_token;
+    bool label_exit_when_done = false;
+    ConfigFlags config_flags;
+  };
+  auto st = std::make_shared<State>();
+  auto* eval_cmd = app.add_subcommand("eval", "evaluate a run's final policy on fresh episodes");
+  eval_cmd->add_option("RUN_DIR", st->eval_run, "run directory")->required();
+  eval_cmd->add_option("--episodes", st->eval_episodes, "episodes")->check(CLI::Range(1, 1000000));
+  eval_cmd->add_option("--seed", st->eval_seed, "seed of the evaluation environments")->check(CLI::NonNegativeNumber);
+  eval_cmd->add_flag("--json", st->eval_json, "print {\"mean_return\", \"std_return\", \"episodes\", ...} as JSON");
+  eval_cmd->add_flag("--stochastic", st->eval_stochastic, "sample actions instead of acting deterministically");
+  eval_cmd->add_option("--trace", st->eval_trace,
+                       "write one JSON line per step to this file: episode, t, obs, action (as executed), reward, "
+                       "terminated, truncated, and predicted (the run's learned reward r̂ for the step, if it has one)");
+  cmds.emplace_back(eval_cmd, [st] {
+    return cmd_eval(st->eval_run, st->eval_episodes, st->eval_seed, st->eval_json, st->eval_stochastic, st->eval_trace);
+  });
+
+  cmds.emplace_back(app.add_subcommand("presets", "list the tuned presets and their settings"), [] { return cmd_presets(); });
+
+  auto* label_cmd = app.add_subcommand("label", "serve a run's pending queries to people in a browser, without training");
+  label_cmd->add_option("RUN_DIR", st->label_run, "run directory")->required();
+  label_cmd->add_option("--host", st->label_host, "address to bind (default: the run's server.host)");
+  label_cmd->add_option("--port", st->label_port, "port (default: the run's server.port; 0 = any free port)");
+  label_cmd->add_option("--token", st->label_token, "access token (generated when the host is not loopback)");
+  label_cmd->add_flag("--exit-when-done", st->label_exit_when_done, "stop when no query is pending");
+  cmds.emplace_back(label_cmd, [st] {
+    return cmd_label(st->label_run, st->label_host, st->label_port, st->label_token, st->label_exit_when_done);
+  });
+
+  auto* config_cmd = app.add_subcommand("config", "print every config key: resolved value, doc, range");
+  st->config_flags.add_to(config_cmd, ConfigFlags::kTrain);
+  cmds.emplace_back(config_cmd, [st] {
+    print_config(st->config_flags.resolve(), std::cout);
+    return 0;
+  });
+}
+
+// `runs list|show|compare|verify|serve`, `reproduce`, `report`: the run archive.
+void add_archive_commands(CLI::App& app, Commands& cmds, int argc, char** argv) {
+  struct State {
+    std::string list_root = "runs", show_run, compare_root = "runs", verify_run, verify_against;
+    std::vector<std::string> compare_runs;
+    bool compare_diff = false;
+    std::string serve_root = "runs", serve_host, serve_port, serve_token;
+    std::string repro_run, repro_root = "runs", repro_dir;
+    std::string report_target, report_root = "runs", report_out;
+  };
+  auto st = std::make_shared<State>();
+  auto* runs_cmd = app.add_subcommand("runs", "archived runs: list, show, compare");
+  runs_cmd->require_subcommand(1);
+  auto* runs_list = runs_cmd->add_subcommand("list", "table of runs: run, env, teacher, seed, steps, labels, final return, status");
+  runs_list->add_option("--root", st->list_root, "directory holding runs and sweeps (default: runs)");
+  cmds.emplace_back(runs_list, [st] {
+    std::cout << runs_list_text(find_runs(st->list_root));
+    return 0;
+  });
+  auto* runs_show = runs_cmd->add_subcommand("show", "everything about one run: command, build, machine, result, health");
+  runs_show->add_option("RUN", st->show_run, "run directory (or its name under --root)")->required();
+  runs_show->add_option("--root", st->list_root, "where to look for RUN by name (default: runs)");
+  cmds.emplace_back(runs_show, [st] {
+    std::cout << run_show_text(resolve_run(st->show_run, st->list_root));
+    return 0;
+  });
+  auto* runs_compare = runs_cmd->add_subcommand("compare", "configs side by side (differing keys marked) and final figures");
+  runs_compare->add_option("RUNS", st->compare_runs, "two or more run directories (or names under --root)")->required()->expected(2, -1);
+  runs_compare->add_option("--root", st->compare_root, "where to look for runs by name (default: runs)");
+  runs_compare->add_flag("--diff", st->compare_diff, "only the keys that differ");
+  cmds.emplace_back(runs_compare, [st] {
+    std::vector<RunInfo> runs;
+    for (const auto& r : st->compare_runs) runs.push_back(resolve_run(r, st->compare_root));
+    std::cout << runs_compare_text(runs, st->compare_diff, stdout_is_terminal());
+    return 0;
+  });
+  auto* runs_verify = runs_cmd->add_subcommand(
+      "verify", "check what a crash could break: every checkpoint loads, the database is intact with no label "
+                "stored twice, metric steps are continuous; --against REF: metrics equal REF's");
+  runs_verify->add_option("RUN", st->verify_run, "run directory (or its name under --root)")->required();
+  runs_verify->add_option("--against", st->verify_against, "a run whose metrics this one's must equal (same seed, uninterrupted)");
+  runs_verify->add_option("--root", st->list_root, "where to look for runs by name (default: runs)");
+  cmds.emplace_back(runs_verify, [st] { return cmd_runs_verify(st->verify_run, st->list_root, st->verify_against); });
+  auto* runs_serve = runs_cmd->add_subcommand("serve", "serve the run dashboard (/runs: live reports of every run and sweep)");
+  runs_serve->add_option("--root", st->serve_root, "directory holding runs and sweeps (default: runs)");
+  runs_serve->add_option("--host", st->serve_host, "address to bind (default 127.0.0.1; others need a token)");
+  runs_serve->add_option("--port", st->serve_port, "port (default 8765; 0 = any free port)");
+  runs_serve->add_option("--token", st->serve_token, "access token (generated when the host is not loopback)");
+  cmds.emplace_back(runs_serve, [st] { return cmd_runs_serve(st->serve_root, st->serve_host, st->serve_port, st->serve_token); });
+
+  auto* repro_cmd = app.add_subcommand("reproduce", "re-run an archived run (same config and seed) and check the metrics agree");
+  repro_cmd->add_option("RUN", st->repro_run, "run directory (or its name under --root)")->required();
+  repro_cmd->add_option("--root", st->repro_root, "where to look for RUN by name (default: runs)");
+  repro_cmd->add_option("--run-dir", st->repro_dir, "directory of the new run (default: RUN-repro-<time> beside RUN)");
+  cmds.emplace_back(repro_cmd, [st, argc, argv] { return cmd_reproduce(st->repro_run, st->repro_root, st->repro_dir, argc, argv); });
+
+  auto* report_cmd = app.add_subcommand("report", "write a self-contained HTML report of a run or a sweep");
+  report_cmd->add_option("RUN_OR_SWEEP", st->report_target, "run or sweep directory (or its name under --root)")->required();
+  report_cmd->add_option("--out", st->report_out, "HTML file to write (default: RUN_OR_SWEEP/report.html)");
+  report_cmd->add_option("--root", st->report_root, "where to look by name (default: runs)");
+  cmds.emplace_back(report_cmd, [st] { return cmd_report(st->report_target, st->report_root, st->report_out); });
+}
+
+// `sweep`.
+void add_sweep_command(CLI::App& app, Commands& cmds, int argc, char** argv) {
+  struct State {
+    ConfigFlags flags;
+    int seeds = 5, jobs = 1;
+    int64_t seed_start = 1;
+    double threshold = std::nan("");
+    std::string dir, root = "runs";
+  };
+  auto st = std::make_shared<State>();
+  auto* cmd = app.add_subcommand("sweep", "train several seeds (separate processes) and aggregate them into one report");
+  st->flags.add_to(cmd, ConfigFlags::kSweep);
+  cmd->add_option("--seeds", st->seeds, "number of seeds")->required()->check(CLI::Range(1, 10000));
+  cmd->add_option("--seed-start", st->seed_start, "first seed (default 1); seeds are consecutive")
+      ->check(CLI::Range(int64_t{0}, int64_t{9000000000000000}));
+  cmd->add_option("--jobs", st->jobs, "seeds run at once (default 1)")->check(CLI::Range(1, 256));
+  cmd->add_option("--threshold", st->threshold,
+                  "a seed passes when its final return reaches this (default: the environment's, e.g. cartpole 475)");
+  auto* sd = cmd->add_option("--sweep-dir", st->dir, "directory of the sweep (must not hold one)");
+  auto* sr = cmd->add_option("--runs-root", st->root, "parent of a new, named sweep directory (default: runs)");
+  sd->excludes(sr);
+  cmds.emplace_back(cmd, [st, argc, argv] {
+    return cmd_sweep(st->flags, st->seeds, st->seed_start, st->jobs, st->threshold, st->dir, st->root, argc, argv);
+  });
+}
+
+// `env list|replay|render`.
+void add_env_commands(CLI::App& app, Commands& cmds) {
+  struct State {
+    std::string replay_env, replay_state, replay_actions;
+    int replay_elapsed = 0;
+    RenderVideoOptions render_opts;
+    std::string render_size = "128x128";
+  };
+  auto st = std::make_shared<State>();
+  auto* env_cmd = app.add_subcommand("env", "environments");
+  env_cmd->require_subcommand(1);
+  cmds.emplace_back(env_cmd->add_subcommand("list", "list environments with their spaces"), [] { return cmd_env_list(); });
+  auto* env_replay = env_cmd->add_subcommand("replay", "set a physical state, apply actions, print one JSON line per step");
+  env_replay->add_option("--env", st->replay_env, "environment")->required();
+  env_replay->add_option("--state", st->replay_state,
+                         "physical state as a JSON array (MuJoCo environments: qpos ++ qvel)")->required();
+  env_replay->add_option("--actions", st->replay_actions, "file holding a JSON array of actions")->required();
+  env_replay->add_option("--elapsed", st->replay_elapsed, "steps already taken in the episode (for the time limit)")
+      ->check(CLI::NonNegativeNumber);
+  cmds.emplace_back(env_replay, [st] {
+    return cmd_env_replay(st->replay_env, st->replay_state, st->replay_actions, st->replay_elapsed);
+  });
+  RenderVideoOptions& ro = st->render_opts;
+  auto* env_render = env_cmd->add_subcommand("render", "write a video of an environment (a run's policy acting, or random actions)");
+  env_render->add_option("--env", ro.env, "environment")->required();
+  env_render->add_option("--policy", ro.policy_run, "run directory whose final policy acts (default: random actions)");
+  env_render->add_option("--steps", ro.steps, "environment steps; the video has steps + 1 frames")
+      ->required()->check(CLI::Range(0, 1000000));
+  env_render->add_option("--out", ro.out, "video file: .webm (VP8) or .mp4 (H.264)")->required();
+  env_render->add_option("--size", st->render_size, "frame size WIDTHxHEIGHT, even numbers (default 128x128)");
+  env_render->add_option("--seed", ro.seed, "seed of the environment and the random actions (default 0)");
+  cmds.emplace_back(env_render, [st] { return cmd_env_render(st->render_opts, st->render_size); });
+}
+
+}  // namespace
+
 int cli_main(int argc, char** argv) {
   torch::set_num_threads(1);
   CLI::App app{"prefrl: reinforcement learning from pairwise preferences (Christiano et al. 2017)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(PREFRL_VERSION) + " (" + PREFRL_GIT_COMMIT + ")");
-
-  ConfigFlags train_flags;
-  std::string run_dir, runs_root = "runs";
-  auto* train_cmd = app.add_subcommand("train", "train a policy from preferences (scripted teacher or people in a browser)");
-  train_flags.add_to(train_cmd, ConfigFlags::kTrain);
-  auto* rd = train_cmd->add_option("--run-dir", run_dir, "directory for this run (must not hold a run)");
-  auto* rr = train_cmd->add_option("--runs-root", runs_root, "parent of a new, named run directory (default: runs)");
-  rd->excludes(rr);
-  train_cmd->footer(
-      "Ctrl-C (SIGINT) or SIGTERM: the run checkpoints at the end of its iteration, says where, and exits 130 / 143; "
-      "a second signal ends it at once. Killed runs (SIGKILL, power loss) continue from their newest good "
-      "checkpoint: prefrl train --resume RUN_DIR. Checkpoints: run.checkpoint_every_s (120), run.checkpoint_every, "
-      "run.checkpoint_keep (2).");
-  std::string resume_dir;
-  bool resume_override = false;
-  auto* rs = train_cmd->add_option("--resume", resume_dir,
-                                   "continue a stopped, killed or failed run from its newest good checkpoint, with "
-                                   "its archived config (checkpoints: docs/run_dir.md)");
-  rs->excludes(rd)->excludes(rr);
-  train_cmd->add_flag("--override", resume_override,
-                      "with --resume: let --set, --config and the dedicated flags change the archived config "
-                      "(recorded in resumes.jsonl)");
-
-  std::string eval_run;
-  int eval_episodes = 20;
-  int64_t eval_seed = 1000;
-  bool eval_json = false, eval_stochastic = false;
-  auto* eval_cmd = app.add_subcommand("eval", "evaluate a run's final policy on fresh episodes");
-  eval_cmd->add_option("RUN_DIR", eval_run, "run directory")->required();
-  eval_cmd->add_option("--episodes", eval_episodes, "episodes")->check(CLI::Range(1, 1000000));
-  eval_cmd->add_option("--seed", eval_seed, "seed of the evaluation environments")->check(CLI::NonNegativeNumber);
-  eval_cmd->add_flag("--json", eval_json, "print {\"mean_return\", \"std_return\", \"episodes\", ...} as JSON");
-  eval_cmd->add_flag("--stochastic", eval_stochastic, "sample actions instead of acting deterministically");
-  std::string eval_trace;
-  eval_cmd->add_option("--trace", eval_trace,
-                       "write one JSON line per step to this file: episode, t, obs, action (as executed), reward, "
-                       "terminated, truncated, and predicted (the run's learned reward r̂ for the step, if it has one)");
-
-  auto* presets_cmd = app.add_subcommand("presets", "list the tuned presets and their settings");
-
-  std::string label_run, label_host, label_port, label_token;
-  bool label_exit_when_done = false;
-  auto* label_cmd = app.add_subcommand("label", "serve a run's pending queries to people in a browser, without training");
-  label_cmd->add_option("RUN_DIR", label_run, "run directory")->required();
-  label_cmd->add_option("--host", label_host, "address to bind (default: the run's server.host)");
-  label_cmd->add_option("--port", label_port, "port (default: the run's server.port; 0 = any free port)");
-  label_cmd->add_option("--token", label_token, "access token (generated when the host is not loopback)");
-  label_cmd->add_flag("--exit-when-done", label_exit_when_done, "stop when no query is pending");
-
-  ConfigFlags config_flags;
-  auto* config_cmd = app.add_subcommand("config", "print every config key: resolved value, doc, range");
-  config_flags.add_to(config_cmd, ConfigFlags::kTrain);
-
-  // The run archive.
-  auto* runs_cmd = app.add_subcommand("runs", "archived runs: list, show, compare");
-  runs_cmd->require_subcommand(1);
-  std::string runs_list_root = "runs", show_run, compare_root = "runs";
-  std::vector<std::string> compare_runs;
-  bool compare_diff = false;
-  auto* runs_list = runs_cmd->add_subcommand("list", "table of runs: run, env, teacher, seed, steps, labels, final return, status");
-  runs_list->add_option("--root", runs_list_root, "directory holding runs and sweeps (default: runs)");
-  auto* runs_show = runs_cmd->add_subcommand("show", "everything about one run: command, build, machine, result, health");
-  runs_show->add_option("RUN", show_run, "run directory (or its name under --root)")->required();
-  runs_show->add_option("--root", runs_list_root, "where to look for RUN by name (default: runs)");
-  auto* runs_compare = runs_cmd->add_subcommand("compare", "configs side by side (differing keys marked) and final figures");
-  runs_compare->add_option("RUNS", compare_runs, "two or more run directories (or names under --root)")->required()->expected(2, -1);
-  runs_compare->add_option("--root", compare_root, "where to look for runs by name (default: runs)");
-  runs_compare->add_flag("--diff", compare_diff, "only the keys that differ");
-
-  std::string verify_run, verify_against;
-  auto* runs_verify = runs_cmd->add_subcommand(
-      "verify", "check what a crash could break: every checkpoint loads, the database is intact with no label "
-                "stored twice, metric steps are continuous; --against REF: metrics equal REF's");
-  runs_verify->add_option("RUN", verify_run, "run directory (or its name under --root)")->required();
-  runs_verify->add_option("--against", verify_against, "a run whose metrics this one's must equal (same seed, uninterrupted)");
-  runs_verify->add_option("--root", runs_list_root, "where to look for runs by name (default: runs)");
-
-  std::string serve_root = "runs", serve_host, serve_port, serve_token;
-  auto* runs_serve = runs_cmd->add_subcommand("serve", "serve the run dashboard (/runs: live reports of every run and sweep)");
-  runs_serve->add_option("--root", serve_root, "directory holding runs and sweeps (default: runs)");
-  runs_serve->add_option("--host", serve_host, "address to bind (default 127.0.0.1; others need a token)");
-  runs_serve->add_option("--port", serve_port, "port (default 8765; 0 = any free port)");
-  runs_serve->add_option("--token", serve_token, "access token (generated when the host is not loopback)");
-
-  std::string repro_run, repro_root = "runs", repro_dir;
-  auto* repro_cmd = app.add_subcommand("reproduce", "re-run an archived run (same config and seed) and check the metrics agree");
-  repro_cmd->add_option("RUN", repro_run, "run directory (or its name under --root)")->required();
-  repro_cmd->add_option("--root", repro_root, "where to look for RUN by name (default: runs)");
-  repro_cmd->add_option("--run-dir", repro_dir, "directory of the new run (default: RUN-repro-<time> beside RUN)");
-
-  std::string report_target, report_root = "runs", report_out;
-  auto* report_cmd = app.add_subcommand("report", "write a self-contained HTML report of a run or a sweep");
-  report_cmd->add_option("RUN_OR_SWEEP", report_target, "run or sweep directory (or its name under --root)")->required();
-  report_cmd->add_option("--out", report_out, "HTML file to write (default: RUN_OR_SWEEP/report.html)");
-  report_cmd->add_option("--root", report_root, "where to look by name (default: runs)");
-
-  ConfigFlags sweep_flags;
-  int sweep_seeds = 5, sweep_jobs = 1;
-  int64_t sweep_seed_start = 1;
-  double sweep_threshold = std::nan("");
-  std::string sweep_dir, sweep_root = "runs";
-  auto* sweep_cmd = app.add_subcommand("sweep", "train several seeds (separate processes) and aggregate them into one report");
-  sweep_flags.add_to(sweep_cmd, ConfigFlags::kSweep);
-  sweep_cmd->add_option("--seeds", sweep_seeds, "number of seeds")->required()->check(CLI::Range(1, 10000));
-  sweep_cmd->add_option("--seed-start", sweep_seed_start, "first seed (default 1); seeds are consecutive")
-      ->check(CLI::Range(int64_t{0}, int64_t{9000000000000000}));
-  sweep_cmd->add_option("--jobs", sweep_jobs, "seeds run at once (default 1)")->check(CLI::Range(1, 256));
-  sweep_cmd->add_option("--threshold", sweep_threshold,
-                        "a seed passes when its final return reaches this (default: the environment's, e.g. cartpole 475)");
-  auto* sd = sweep_cmd->add_option("--sweep-dir", sweep_dir, "directory of the sweep (must not hold one)");
-  auto* sr = sweep_cmd->add_option("--runs-root", sweep_root, "parent of a new, named sweep directory (default: runs)");
-  sd->excludes(sr);
-
-  auto* env_cmd = app.add_subcommand("env", "environments");
-  env_cmd->require_subcommand(1);
-  auto* env_list = env_cmd->add_subcommand("list", "list environments with their spaces");
-  std::string replay_env, replay_state, replay_actions;
-  auto* env_replay = env_cmd->add_subcommand("replay", "set a physical state, apply actions, print one JSON line per step");
-  env_replay->add_option("--env", replay_env, "environment")->required();
-  env_replay->add_option("--state", replay_state,
-                         "physical state as a JSON array (MuJoCo environments: qpos ++ qvel)")->required();
-  env_replay->add_option("--actions", replay_actions, "file holding a JSON array of actions")->required();
-  int replay_elapsed = 0;
-  env_replay->add_option("--elapsed", replay_elapsed, "steps already taken in the episode (for the time limit)")
-      ->check(CLI::NonNegativeNumber);
-
-  RenderVideoOptions render_opts;
-  std::string render_size = "128x128";
-  auto* env_render = env_cmd->add_subcommand("render", "write a video of an environment (a run's policy acting, or random actions)");
-  env_render->add_option("--env", render_opts.env, "environment")->required();
-  env_render->add_option("--policy", render_opts.policy_run, "run directory whose final policy acts (default: random actions)");
-  env_render->add_option("--steps", render_opts.steps, "environment steps; the video has steps + 1 frames")
-      ->required()->check(CLI::Range(0, 1000000));
-  env_render->add_option("--out", render_opts.out, "video file: .webm (VP8) or .mp4 (H.264)")->required();
-  env_render->add_option("--size", render_size, "frame size WIDTHxHEIGHT, even numbers (default 128x128)");
-  env_render->add_option("--seed", render_opts.seed, "seed of the environment and the random actions (default 0)");
+  Commands cmds;
+  add_train_command(app, cmds, argc, argv);
+  add_run_commands(app, cmds);
+  add_archive_commands(app, cmds, argc, argv);
+  add_sweep_command(app, cmds, argc, argv);
+  add_env_commands(app, cmds);
 
   try {
     app.parse(argc, argv);
@@ -874,31 +953,9 @@ int cli_main(int argc, char** argv) {
   }
 
   try {
-    if (*train_cmd && !resume_dir.empty()) return cmd_resume(train_flags, resume_dir, resume_override, quote_args(argc, argv));
-    if (*train_cmd && resume_override) throw UsageError("--override applies only with --resume RUN_DIR");
-    if (*train_cmd) return cmd_train(train_flags, run_dir, runs_root, argc, argv);
-    if (*eval_cmd) return cmd_eval(eval_run, eval_episodes, eval_seed, eval_json, eval_stochastic, eval_trace);
-    if (*presets_cmd) return cmd_presets();
-    if (*label_cmd) return cmd_label(label_run, label_host, label_port, label_token, label_exit_when_done);
-    if (*config_cmd) { print_config(config_flags.resolve(), std::cout); return 0; }
-    if (*runs_list) { std::cout << runs_list_text(find_runs(runs_list_root)); return 0; }
-    if (*runs_show) { std::cout << run_show_text(resolve_run(show_run, runs_list_root)); return 0; }
-    if (*runs_compare) {
-      std::vector<RunInfo> runs;
-      for (const auto& r : compare_runs) runs.push_back(resolve_run(r, compare_root));
-      std::cout << runs_compare_text(runs, compare_diff, stdout_is_terminal());
-      return 0;
+    for (const auto& [cmd, run] : cmds) {
+      if (*cmd) return run();
     }
-    if (*runs_verify) return cmd_runs_verify(verify_run, runs_list_root, verify_against);
-    if (*runs_serve) return cmd_runs_serve(serve_root, serve_host, serve_port, serve_token);
-    if (*repro_cmd) return cmd_reproduce(repro_run, repro_root, repro_dir, argc, argv);
-    if (*report_cmd) return cmd_report(report_target, report_root, report_out);
-    if (*sweep_cmd)
-      return cmd_sweep(sweep_flags, sweep_seeds, sweep_seed_start, sweep_jobs, sweep_threshold, sweep_dir, sweep_root,
-                       argc, argv);
-    if (*env_list) return cmd_env_list();
-    if (*env_replay) return cmd_env_replay(replay_env, replay_state, replay_actions, replay_elapsed);
-    if (*env_render) return cmd_env_render(render_opts, render_size);
   } catch (const UsageError& e) {
     std::cerr << "prefrl: " << e.what() << "\n";
     return 2;

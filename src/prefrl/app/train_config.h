@@ -12,6 +12,7 @@
 #include "prefrl/envs/env.h"
 #include "prefrl/reward/reward_model.h"
 #include "prefrl/rl/ppo.h"
+#include "prefrl/teachers/teacher.h"
 #include "prefrl/tracking/health.h"
 
 namespace prefrl {
@@ -115,18 +116,6 @@ struct PrefsConfig {
     v.num("query_batch", query_batch, "ask for labels once at least this many are due (fewer reward rounds)", 1, 100000);
     v.num("initial_epoch_multiplier", initial_epoch_multiplier, "reward training rounds after the initial labels", 1, 1000);
     v.num("tie_tolerance", tie_tolerance, "scripted teachers answer equal within this return difference", 0.0, 1e12);
-  }
-};
-
-struct TeacherConfig {
-  std::string kind = "oracle";  // who answers queries
-  double error_rate = 0.1;      // noisy teacher: probability of a random answer
-
-  template <class V>
-  void visit(V& v) {
-    v.text("kind", kind, "who answers queries: oracle (true return), noisy (oracle with random errors), "
-           "human (people in a browser; see server.*)", {"oracle", "noisy", "human"});
-    v.num("error_rate", error_rate, "noisy teacher: probability of a random answer", 0.0, 1.0);
   }
 };
 
