@@ -26,7 +26,7 @@
 #include "prefrl/app/evaluate.h"
 #include "prefrl/core/error.h"
 #include "prefrl/core/rng.h"
-#include "prefrl/prefs/pref_db.h"
+#include "prefrl/prefs/pref_store.h"
 #include "prefrl/prefs/query_selection.h"
 #include "prefrl/prefs/segments.h"
 #include "prefrl/reward/reward_model.h"
@@ -270,7 +270,7 @@ double mean_of(const std::vector<double>& v) {
 
 // Predicted vs true returns of the clips in held-out (validation) pairs: labels the reward
 // model never trained on, from every stage of training.
-double heldout_correlation(RewardModel& reward, const PrefDB& db) {
+double heldout_correlation(RewardModel& reward, const PrefStore& db) {
   const std::vector<uint8_t> val = reward.validation_flags();
   const std::vector<LabeledPair> pairs = db.labeled_pairs(0);
   std::vector<const Segment*> segs;
@@ -389,14 +389,15 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool r
   PPOAgent agent(cfg.ppo, spec, N, derive_seed(seed, kPolicyStream));
   RewardModel reward(cfg.reward, spec.observation.shape, A, spec.action.discrete, spec.action.n,
                      learner_sees_terminations, derive_seed(seed, kRewardStream));
-  PrefDB db(run.file("prefs.db"));
+  const std::unique_ptr<PrefStore> store = open_pref_store(sqlite_store_url(run.file("prefs.db")));
+  PrefStore& db = *store;
   std::unique_ptr<Teacher> teacher = make_teacher(cfg);
   // People answer through the labeling server, which has its own database connection.
   const bool human = teacher == nullptr;
   std::unique_ptr<LabelServer> server;
   if (human) {
     const std::filesystem::path run_path = std::filesystem::absolute(run.path());
-    server = std::make_unique<LabelServer>(cfg.server, run.file("prefs.db"), cfg.env.name, run_path.filename().string(),
+    server = std::make_unique<LabelServer>(cfg.server, sqlite_store_url(run.file("prefs.db")), cfg.env.name, run_path.filename().string(),
                                            run_path.parent_path().string());
     server->start();
     log.line(fmt::format("labeling page: {}  (open it in a browser; several people may label at once); runs: {}",
@@ -607,7 +608,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool r
         to_store_index.push_back(idx);
       }
     }
-    PrefDB::Batch batch(db);  // clips, queries and a scripted teacher's answers: one transaction
+    PrefStore::Batch batch(db);  // clips, queries and a scripted teacher's answers: one transaction
     db.add_segments(to_store);
     for (size_t k = 0; k < to_store.size(); ++k) pool.set_id(to_store_index[k], to_store[k].id);
     std::vector<Query> queries;
@@ -626,7 +627,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool r
     db.add_queries(queries);
     // A scripted teacher answers at once (its answers committed together, in one transaction);
     // people answer through the server, later. Either way each label is committed before it is used.
-    std::vector<PrefDB::NewLabel> answers;
+    std::vector<PrefStore::NewLabel> answers;
     for (size_t k = 0; k < chosen.size(); ++k) {
       if (!human) {
         const Choice answer = teacher->answer(pool.at(chosen[k].left), pool.at(chosen[k].right));
@@ -760,7 +761,7 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool r
   TrainConfig cfg_copy = cfg;  // config_to_json visits (non-const)
   auto save_checkpoint = [&]() {
     metrics.flush();
-    const PrefDB::HighWater hw = db.high_water();
+    const PrefStore::HighWater hw = db.high_water();
     nlohmann::json rs = {{"train_loss", exact(rstats.train_loss)}, {"val_loss", exact(rstats.val_loss)},
                          {"train_accuracy", exact(rstats.train_accuracy)}, {"val_accuracy", exact(rstats.val_accuracy)},
                          {"l2", exact(rstats.l2)}, {"n_train", rstats.n_train}, {"n_val", rstats.n_val},
