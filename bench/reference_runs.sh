@@ -27,7 +27,7 @@ declare -A ARGS=(
   [cartpole]="--env cartpole"
   [pendulum]="--env pendulum --steps 100000"
   [pendulum_peer]="--env pendulum --preset pendulum-peer"
-  [movingdot]="--env movingdot --steps 40960"
+  [movingdot]="--env movingdot --steps 12288 --labels 40"
   [hopper]="--env hopper --steps 200000"
   [human]="--env pendulum --teacher human --steps 20480 --labels 40 --set server.max_label_lag=0 --set server.undo_window_s=0 --set prefs.query_batch=5"
   [cartpole_resumed]="--env cartpole --steps 40960 --labels 80 --set run.checkpoint_every=2"
