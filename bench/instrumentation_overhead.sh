@@ -104,7 +104,7 @@ parts = {
     "health checks": cost("prefrl::HealthMonitor::observe"),
     "phase timers (steady_clock::now)": cost("std::chrono::_V2::steady_clock::now"),
     "resident memory": cost("prefrl::resident_memory_mb"),
-    "database size and counts": cost("prefrl::PrefDB::file_size") + cost("prefrl::PrefDB::count_pending") + cost("prefrl::PrefDB::count_labels"),
+    "database size and counts": cost("prefrl::SqlitePrefStore::file_size") + cost("prefrl::SqlitePrefStore::count_pending") + cost("prefrl::SqlitePrefStore::count_labels"),
     "summary.json heartbeats": cost("prefrl::RunDir::write_json"),
     "progress lines": cost("prefrl::RunLog::progress"),
     "predicted-vs-true correlation (fresh clips)": edge_from_train("prefrl::RewardModel::segment_returns") + cost("prefrl::pearson"),

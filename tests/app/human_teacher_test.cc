@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "prefrl/prefs/pref_db.h"
+#include "prefrl/prefs/sqlite_pref_store.h"
 #include "test_util.h"
 
 namespace prefrl {
@@ -113,7 +113,7 @@ TEST(HumanTeacher, PreTrainingWaitsForPeopleAndPrefrlLabelServesTheRest) {
 
   int64_t pending = 0;
   {
-    PrefDB db(dir + "/prefs.db");
+    SqlitePrefStore db(dir + "/prefs.db");
     pending = db.count_pending();
     EXPECT_EQ(db.count_labels(), given);
     for (const Label& l : db.labels()) {
@@ -129,7 +129,7 @@ TEST(HumanTeacher, PreTrainingWaitsForPeopleAndPrefrlLabelServesTheRest) {
   httplib::Client c2("127.0.0.1", std::stoi(port2));
   EXPECT_EQ(answer_all(c2, "bea"), pending);
   ASSERT_EQ(label.finish(), 0) << label.out();
-  PrefDB db(dir + "/prefs.db");
+  SqlitePrefStore db(dir + "/prefs.db");
   EXPECT_EQ(db.count_pending(), 0);
   EXPECT_EQ(db.count_labels(), given + pending);
   EXPECT_EQ(db.integrity_check(), "ok");

@@ -16,7 +16,7 @@
 #include "prefrl/app/video.h"
 #include "prefrl/core/error.h"
 #include "prefrl/envs/env.h"
-#include "prefrl/prefs/pref_db.h"
+#include "prefrl/prefs/sqlite_pref_store.h"
 #include "prefrl/rl/ppo.h"
 #include "prefrl/server/clip_media.h"
 #include "test_util.h"
@@ -150,7 +150,7 @@ TEST(MujocoCli, TinyHopperRunKeepsClipStatesAndItsPolicyRenders) {
                       "--set run.eval_episodes=1 --set run.progress_every_s=0 --run-dir " + dir);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   {
-    PrefDB db(dir + "/prefs.db");
+    SqlitePrefStore db(dir + "/prefs.db");
     ASSERT_GT(db.count_segments(), 2);
     const std::optional<Segment> seg = db.get_segment(1);
     ASSERT_TRUE(seg.has_value());
@@ -192,7 +192,7 @@ TEST(MujocoCli, SegmentSecondsBecomeStepsAtTheEnvsFrameRate) {
 
 // Reads every clip of a run's database.
 std::vector<Segment> all_segments(const std::string& db_path) {
-  PrefDB db(db_path);
+  SqlitePrefStore db(db_path);
   std::vector<Segment> out;
   for (int64_t id = 1; id <= db.count_segments(); ++id) {
     const std::optional<Segment> seg = db.get_segment(id);

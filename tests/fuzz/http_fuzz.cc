@@ -22,7 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "prefrl/prefs/pref_db.h"
+#include "prefrl/prefs/pref_store.h"
 #include "prefrl/server/label_server.h"
 
 namespace {
@@ -30,7 +30,7 @@ namespace {
 struct Fixture {
   std::string dir, db_path;
   std::unique_ptr<prefrl::LabelServer> server;
-  std::unique_ptr<prefrl::PrefDB> db;  // the checker's own connection
+  std::unique_ptr<prefrl::PrefStore> db;  // the checker's own connection
   int64_t inputs = 0;
 
   Fixture() {
@@ -39,7 +39,7 @@ struct Fixture {
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
     db_path = dir + "/prefs.db";
-    db = std::make_unique<prefrl::PrefDB>(db_path);
+    db = prefrl::open_pref_store(db_path);
     std::vector<prefrl::Segment> segs;
     for (int k = 0; k < 8; ++k) {
       prefrl::Segment s;

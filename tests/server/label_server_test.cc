@@ -15,7 +15,7 @@
 
 #include "prefrl/core/error.h"
 #include "prefrl/envs/env.h"
-#include "prefrl/prefs/pref_db.h"
+#include "prefrl/prefs/sqlite_pref_store.h"
 #include "prefrl/server/clip_media.h"
 #include "prefrl/server/label_server.h"
 
@@ -92,7 +92,7 @@ class LabelServerTest : public ::testing::Test {
   // A database with `n` pending queries over 2n pendulum clips; starts a server on it.
   void start(int n, ServerConfig cfg = {}, int answers = 1) {
     {
-      PrefDB db(db_path_);
+      SqlitePrefStore db(db_path_);
       std::vector<Segment> segs = pendulum_segments(2 * n, 12, 5);
       db.add_segments(segs);
       std::vector<Query> qs;
@@ -150,7 +150,7 @@ TEST_F(LabelServerTest, LabelsAreCommittedBeforeTheReply) {
   EXPECT_EQ(j["labels"], 1);
   EXPECT_EQ(j["your_labels"], 1);
   EXPECT_EQ(j["pending"], 2);
-  PrefDB db(db_path_);  // another connection sees it at once
+  SqlitePrefStore db(db_path_);  // another connection sees it at once
   std::vector<Label> labels = db.labels();
   ASSERT_EQ(labels.size(), 1u);
   EXPECT_EQ(labels[0].query_id, id);
@@ -197,7 +197,7 @@ TEST_F(LabelServerTest, KAnswersFromDifferentLabelers) {
   expect_refused(post("/api/label", json{{"query_id", id}, {"choice", "left"}, {"labeler", "ada"}}.dump()), 409,
                  "already answered", before);
   ASSERT_EQ(post("/api/label", json{{"query_id", id}, {"choice", "equal"}, {"labeler", "bob"}, {"client", "pb"}}.dump())->status, 200);
-  PrefDB db(db_path_);
+  SqlitePrefStore db(db_path_);
   EXPECT_EQ(db.count_pending(), 0);
   EXPECT_EQ(db.count_labels(), 2);
   const std::string done = fingerprint(db_path_);
@@ -218,7 +218,7 @@ TEST_F(LabelServerTest, UndoReturnsTheQueryToTheSamePageUntilItIsUsed) {
   EXPECT_EQ(next("ada", "pa")["query"]["id"], id);  // shown again
   EXPECT_NE(other["query"]["id"], id);
   {
-    PrefDB db(db_path_);
+    SqlitePrefStore db(db_path_);
     EXPECT_EQ(db.count_labels(), 0);
     EXPECT_EQ(db.count_pending(), 3);
   }
@@ -228,7 +228,7 @@ TEST_F(LabelServerTest, UndoReturnsTheQueryToTheSamePageUntilItIsUsed) {
   // A label training has claimed cannot be undone.
   ASSERT_EQ(post("/api/label", json{{"query_id", id}, {"choice", "right"}, {"labeler", "ada"}, {"client", "pa"}}.dump())->status, 200);
   {
-    PrefDB db(db_path_);
+    SqlitePrefStore db(db_path_);
     int64_t last = 0;
     EXPECT_EQ(db.claim_labels(0, 1e300, &last).size(), 1u);
   }
@@ -268,7 +268,7 @@ TEST_F(LabelServerTest, BadInputGets4xxAndChangesNothing) {
   ASSERT_EQ(next(sql_name, "pa")["query"]["id"], id);
   ASSERT_EQ(post("/api/label", json{{"query_id", id}, {"choice", "left"}, {"labeler", sql_name}, {"client", "pa"}}.dump())->status, 200);
   {
-    PrefDB db(db_path_);
+    SqlitePrefStore db(db_path_);
     ASSERT_EQ(db.labels().size(), 1u);
     EXPECT_EQ(db.labels()[0].labeler, sql_name);
   }
@@ -359,7 +359,7 @@ TEST_F(LabelServerTest, MujocoClipsRenderFromTheirStoredStates) {
     segs.push_back(s);
   }
   {
-    PrefDB db(db_path_);
+    SqlitePrefStore db(db_path_);
     db.add_segments(segs);
   }
   ServerConfig cfg;

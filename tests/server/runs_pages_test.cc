@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "prefrl/prefs/pref_db.h"
+#include "prefrl/prefs/sqlite_pref_store.h"
 #include "prefrl/server/label_server.h"
 
 namespace prefrl {
@@ -36,7 +36,7 @@ class RunsPagesTest : public ::testing::Test {
                .dump();
     fs::create_directories(dir_ / "secret");
     std::ofstream(dir_ / "secret" / "config.json") << "{\"outside\": true}";
-    { PrefDB db((dir_ / "prefs.db").string()); }
+    { SqlitePrefStore db((dir_ / "prefs.db").string()); }
   }
   void TearDown() override {
     server_.reset();

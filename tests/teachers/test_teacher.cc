@@ -13,7 +13,7 @@
 
 #include "prefrl/core/error.h"
 #include "prefrl/core/rng.h"
-#include "prefrl/prefs/pref_db.h"
+#include "prefrl/prefs/pref_store.h"
 #include "prefrl/teachers/teacher.h"
 
 namespace prefrl {
@@ -108,7 +108,7 @@ struct Store {
               ("prefrl_test_teacher_" + std::to_string(::getpid()) + "_" +
                ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".db")).string()) {
     std::filesystem::remove(path);
-    db = std::make_unique<PrefDB>(path);
+    db = open_pref_store(sqlite_store_url(path));
     std::vector<Segment> segs = {with_return(1), with_return(2)};
     for (Segment& s : segs) { s.obs_size = 1; s.act_size = 1; s.obs.assign(4, 0.f); s.actions.assign(4, 0.f); }
     db->add_segments(segs);
@@ -119,7 +119,7 @@ struct Store {
   ~Store() { db.reset(); std::filesystem::remove(path); }
   void answer(size_t k) { db->add_labels({{ids[k], Choice::kLeft, "human", "ada"}}); }
   std::string path;
-  std::unique_ptr<PrefDB> db;
+  std::unique_ptr<PrefStore> db;
   std::vector<int64_t> ids;
 };
 
@@ -209,8 +209,8 @@ TEST(PeopleTeacher, PacingWaitsForTheAnswersOnlyWhenAskedTo) {
   PeopleTeacher people(s, *store.db);
   std::thread labeler([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(150));
-    PrefDB other(store.path);  // people answer through the server's own connection
-    other.add_labels({{store.ids[0], Choice::kRight, "human", "bo"}, {store.ids[1], Choice::kEqual, "human", "bo"}});
+    auto other = open_pref_store(sqlite_store_url(store.path));  // people answer through the server's own connection
+    other->add_labels({{store.ids[0], Choice::kRight, "human", "bo"}, {store.ids[1], Choice::kEqual, "human", "bo"}});
   });
   const double waited = people.pace(3, rec.hooks());
   labeler.join();

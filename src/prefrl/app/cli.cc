@@ -16,7 +16,6 @@
 #include <csignal>
 #include <mujoco/mujoco.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <unistd.h>
 
 #include "prefrl/app/checkpoint.h"
@@ -26,7 +25,7 @@
 #include "prefrl/app/trainer.h"
 #include "prefrl/core/error.h"
 #include "prefrl/envs/env.h"
-#include "prefrl/prefs/pref_db.h"
+#include "prefrl/prefs/pref_store.h"
 #include "prefrl/server/label_server.h"
 #include "prefrl/tracking/metrics.h"
 #include "prefrl/tracking/progress.h"
@@ -286,11 +285,10 @@ int cmd_resume(const ConfigFlags& flags, const std::string& dir, bool override_c
     throw UsageError("--resume: run '" + dir + "' has finished; nothing to resume (a larger budget needs --steps N "
                      "--override)");
   if (std::filesystem::exists(run.file("prefs.db"))) {
-    // A foreign file is refused by PrefDB (UsageError); a damaged one here, before any write.
+    // A foreign file is refused by the store (UsageError); a damaged one here, before any write.
     std::string verdict;
     try {
-      PrefDB check(run.file("prefs.db"));
-      verdict = check.integrity_check();
+      verdict = open_pref_store(sqlite_store_url(run.file("prefs.db")))->integrity_check();
     } catch (const RuntimeError& e) {
       verdict = e.what();
     }
@@ -490,31 +488,25 @@ int cmd_runs_verify(const std::string& run_arg, const std::string& root, const s
   std::cout << "\n";
   // The database.
   auto db_counts = [&](const std::string& db_path, bool report) {
+    const std::unique_ptr<PrefStore> db = open_pref_store(sqlite_store_url(db_path));
+    // The run's store: every problem verify() finds; the reference's: only a damaged file.
+    if (report) {
+      for (const std::string& p : db->verify()) problem(p);
+    } else if (const std::string integrity = db->integrity_check(); integrity != "ok") {
+      problem("PRAGMA integrity_check of " + db_path + ": " + integrity);
+    }
+    const PrefStore::Counts c = db->counts();
     std::map<std::string, int64_t> counts;
-    PrefDB db(db_path);
-    const std::string integrity = db.integrity_check();
-    if (integrity != "ok") problem("PRAGMA integrity_check of " + db_path + ": " + integrity);
-    auto scalar = [&](const char* sql) {
-      sqlite3_stmt* st = nullptr;
-      if (sqlite3_prepare_v2(db.handle(), sql, -1, &st, nullptr) != SQLITE_OK) throw RuntimeError(sqlite3_errmsg(db.handle()));
-      int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-      sqlite3_finalize(st);
-      return v;
-    };
-    counts["labels"] = scalar("SELECT count(*) FROM labels WHERE undone = 0");
-    counts["queries"] = scalar("SELECT count(*) FROM queries");
-    counts["clips"] = scalar("SELECT count(*) FROM segments");
+    counts["labels"] = c.labels;
+    counts["queries"] = c.queries;
+    counts["clips"] = c.segments;
     // Query selection may pick a pair again in a later round (uninterrupted runs do too): only a
     // difference from --against counts as a problem.
-    counts["pairs asked twice"] =
-        scalar("SELECT count(*) FROM (SELECT 1 FROM queries GROUP BY left_id, right_id HAVING count(*) > 1)");
-    const int64_t over = scalar("SELECT count(*) FROM queries q WHERE (SELECT count(*) FROM labels l WHERE "
-                                "l.query_id = q.id AND l.undone = 0) > q.answers_wanted");
+    counts["pairs asked twice"] = c.pairs_asked_twice;
     if (report) {
-      if (over > 0) problem(fmt::format("{} queries have more labels than they asked for", over));
       std::cout << fmt::format("database: integrity_check {}; {} labels, {} queries, {} clips; {} queries over-answered, "
-                               "{} pairs asked twice\n", integrity, counts["labels"], counts["queries"], counts["clips"],
-                               over, counts["pairs asked twice"]);
+                               "{} pairs asked twice\n", db->integrity_check(), counts["labels"], counts["queries"],
+                               counts["clips"], c.over_answered, counts["pairs asked twice"]);
     }
     return counts;
   };
@@ -609,9 +601,10 @@ int cmd_label(const std::string& run_path, const std::string& host, const std::s
   if (!std::filesystem::exists(db_path)) throw UsageError("run '" + run_path + "' has no preference database (" + db_path + ")");
   const sigset_t stop = block_stop_signals();  // before any thread starts
   const std::filesystem::path run_abs = std::filesystem::absolute(run.path());
-  LabelServer server(cfg.server, db_path, cfg.env.name, run_abs.filename().string(), run_abs.parent_path().string());
+  LabelServer server(cfg.server, sqlite_store_url(db_path), cfg.env.name, run_abs.filename().string(), run_abs.parent_path().string());
   server.start();
-  PrefDB db(db_path);
+  const std::unique_ptr<PrefStore> store = open_pref_store(sqlite_store_url(db_path));
+  PrefStore& db = *store;
   server.publish({{"phase", "labeling only"}});
   std::cout << fmt::format("prefrl label: {} pending queries of run {} ({}); labeling page: {}", db.count_pending(),
                            run.path(), cfg.env.name, server.url())

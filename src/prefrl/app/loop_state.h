@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "prefrl/core/segment.h"
-#include "prefrl/prefs/pref_db.h"
+#include "prefrl/prefs/pref_store.h"
 #include "prefrl/prefs/segments.h"
 #include "prefrl/reward/reward_model.h"
 
@@ -57,7 +57,7 @@ struct LoopState {
 
   // ---- manifest info ----
   LoopCounters counters;
-  PrefDB::HighWater db;                         // the store's highest ids at the checkpoint
+  PrefStore::HighWater db;                         // the store's highest ids at the checkpoint
   double last_disagreement = 0;
   RewardTrainStats rstats;                      // the latest reward round's
   std::vector<double> recent_returns;           // true returns of the last 20 episodes

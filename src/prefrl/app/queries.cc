@@ -27,7 +27,7 @@ double mean_of(const std::vector<double>& v) {
 }
 }  // namespace
 
-Queries::Queries(const PrefsConfig& cfg, int segment_steps, uint64_t segment_seed, uint64_t query_seed, PrefDB& db,
+Queries::Queries(const PrefsConfig& cfg, int segment_steps, uint64_t segment_seed, uint64_t query_seed, PrefStore& db,
                  Teacher& teacher, RewardModel& reward, RunLog& log)
     : cfg_(cfg),
       L_(segment_steps),
@@ -131,7 +131,7 @@ void Queries::ask(int count, bool initial, int64_t step, PhaseTimes* times) {
       to_store_index.push_back(idx);
     }
   }
-  PrefDB::Batch batch(db_);  // clips, queries and the answers given now: one transaction
+  PrefStore::Batch batch(db_);  // clips, queries and the answers given now: one transaction
   db_.add_segments(to_store);
   for (size_t k = 0; k < to_store.size(); ++k) pool_.set_id(to_store_index[k], to_store[k].id);
   std::vector<Query> queries;
@@ -150,7 +150,7 @@ void Queries::ask(int count, bool initial, int64_t step, PhaseTimes* times) {
   db_.add_queries(queries);
   // A scripted teacher answers at once (its answers committed together, in one transaction);
   // people answer through the server, later. Either way each label is committed before it is used.
-  std::vector<PrefDB::NewLabel> answers;
+  std::vector<PrefStore::NewLabel> answers;
   for (size_t k = 0; k < chosen.size(); ++k) {
     if (const std::optional<Choice> answer = teacher_.answer(pool_.at(chosen[k].left), pool_.at(chosen[k].right)))
       answers.push_back({queries[k].id, *answer, teacher_.name(), teacher_.name()});

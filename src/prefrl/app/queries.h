@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "prefrl/core/rng.h"
-#include "prefrl/prefs/pref_db.h"
+#include "prefrl/prefs/pref_store.h"
 #include "prefrl/prefs/query_selection.h"
 #include "prefrl/prefs/segments.h"
 #include "prefrl/tracking/run_dir.h"
@@ -30,7 +30,7 @@ struct PrefsConfig;
 
 class Queries {
  public:
-  Queries(const PrefsConfig& cfg, int segment_steps, uint64_t segment_seed, uint64_t query_seed, PrefDB& db,
+  Queries(const PrefsConfig& cfg, int segment_steps, uint64_t segment_seed, uint64_t query_seed, PrefStore& db,
           Teacher& teacher, RewardModel& reward, RunLog& log);
 
   // Cuts prefs.segments_per_rollout clips from every env's recent history into the pool => the new clips.
@@ -66,7 +66,7 @@ class Queries {
 
   const PrefsConfig& cfg_;
   int L_;
-  PrefDB& db_;
+  PrefStore& db_;
   Teacher& teacher_;
   RewardModel& reward_;
   RunLog& log_;

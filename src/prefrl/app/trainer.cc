@@ -32,7 +32,7 @@
 #include "prefrl/app/rollout.h"
 #include "prefrl/core/error.h"
 #include "prefrl/core/rng.h"
-#include "prefrl/prefs/pref_db.h"
+#include "prefrl/prefs/pref_store.h"
 #include "prefrl/prefs/query_selection.h"
 #include "prefrl/reward/reward_model.h"
 #include "prefrl/rl/ppo.h"
@@ -84,7 +84,7 @@ nlohmann::json num_or_null(double x) { return std::isfinite(x) ? nlohmann::json(
 
 // Predicted vs true returns of the clips in held-out (validation) pairs: labels the reward
 // model never trained on, from every stage of training.
-double heldout_correlation(RewardModel& reward, const PrefDB& db) {
+double heldout_correlation(RewardModel& reward, const PrefStore& db) {
   const std::vector<uint8_t> val = reward.validation_flags();
   const std::vector<LabeledPair> pairs = db.labeled_pairs(0);
   std::vector<const Segment*> segs;
@@ -199,7 +199,8 @@ class Trainer {
   const EnvSpec spec_;
   PPOAgent agent_;
   RewardModel reward_;
-  PrefDB db_;
+  std::unique_ptr<PrefStore> store_;
+  PrefStore& db_;
   std::unique_ptr<LabelServer> server_;  // the labeling page, when people answer
   std::unique_ptr<Teacher> teacher_;
   Queries queries_;
@@ -245,9 +246,10 @@ Trainer::Trainer(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool re
       reward_(cfg.reward, spec_.observation.shape, collector_.act_size(), spec_.action.discrete, spec_.action.n,
               spec_.can_terminate && !collector_.envs().termination_replaced(),
               derive_seed(seeding_.seed, kRewardStream)),
-      db_(run.file("prefs.db")),
+      store_(open_pref_store(sqlite_store_url(run.file("prefs.db")))),
+      db_(*store_),
       server_(teacher_needs_people(cfg.teacher)
-                  ? std::make_unique<LabelServer>(cfg.server, run.file("prefs.db"), cfg.env.name,
+                  ? std::make_unique<LabelServer>(cfg.server, sqlite_store_url(run.file("prefs.db")), cfg.env.name,
                                                   std::filesystem::absolute(run.path()).filename().string(),
                                                   std::filesystem::absolute(run.path()).parent_path().string())
                   : nullptr),

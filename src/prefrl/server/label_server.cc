@@ -14,7 +14,7 @@
 
 #include "prefrl/core/error.h"
 #include "prefrl/envs/env.h"
-#include "prefrl/prefs/pref_db.h"
+#include "prefrl/prefs/pref_store.h"
 #include "prefrl/server/clip_media.h"
 #include "prefrl/server/runs_pages.h"
 #include "prefrl/server/web_assets.h"
@@ -84,7 +84,7 @@ struct LabelServer::Impl {
   int port = -1;
 
   std::mutex db_mu;              // guards db and leases
-  std::unique_ptr<PrefDB> db;
+  std::unique_ptr<PrefStore> db;
   struct Lease { std::string client, labeler; Clock::time_point expires; };
   std::map<int64_t, Lease> leases;  // query id => page holding it
 
@@ -382,7 +382,7 @@ LabelServer::LabelServer(ServerConfig cfg, const std::string& db_path, const std
   if (!m.cfg.token.empty() && (m.cfg.token.size() < 8 || m.cfg.token.find_first_of(" ;,&=?#\"") != std::string::npos))
     throw UsageError("server token must be at least 8 characters without spaces or ;,&=?#\"");
   m.token_required = !m.cfg.token.empty();
-  if (!db_path.empty()) m.db = std::make_unique<PrefDB>(db_path);
+  if (!db_path.empty()) m.db = open_pref_store(db_path);
   m.routes();
 }
 

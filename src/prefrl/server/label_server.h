@@ -48,11 +48,11 @@ bool is_loopback_host(const std::string& host);
 
 class LabelServer {
  public:
-  // Opens its own connection to the database at db_path (which must exist). env_name decides
-  // how clips render; run_name is shown on the page. With a runs_root, the reports of every
-  // run and sweep under it are served at /runs (server/runs_pages.h). An empty db_path serves
-  // the run dashboard alone (`prefrl runs serve`; / redirects to /runs). Throws UsageError for
-  // a bad config.
+  // Opens its own connection to the store at db_path (which must exist; a path or a store URL,
+  // see open_pref_store). env_name decides how clips render; run_name is shown on the page.
+  // With a runs_root, the reports of every run and sweep under it are served at /runs
+  // (server/runs_pages.h). An empty db_path serves the run dashboard alone (`prefrl runs
+  // serve`; / redirects to /runs). Throws UsageError for a bad config.
   LabelServer(ServerConfig cfg, const std::string& db_path, const std::string& env_name,
               const std::string& run_name, const std::string& runs_root = "");
   ~LabelServer();  // stops the server

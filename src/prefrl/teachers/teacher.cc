@@ -10,7 +10,7 @@
 #include <string>
 
 #include "prefrl/core/error.h"
-#include "prefrl/prefs/pref_db.h"
+#include "prefrl/prefs/pref_store.h"
 
 namespace prefrl {
 
@@ -42,7 +42,7 @@ Choice NoisyTeacher::judge(const Segment& left, const Segment& right) {
   return rng_.integer(2) == 0 ? Choice::kLeft : Choice::kRight;
 }
 
-PeopleTeacher::PeopleTeacher(const PeopleSettings& settings, const PrefDB& store) : s_(settings), store_(store) {}
+PeopleTeacher::PeopleTeacher(const PeopleSettings& settings, const PrefStore& store) : s_(settings), store_(store) {}
 
 int64_t PeopleTeacher::room(int64_t due, bool initial) const {
   // Never more than max_pending unanswered queries ahead of the people (the first batch, which
@@ -97,7 +97,7 @@ double PeopleTeacher::pace(int64_t asked, const WaitHooks& hooks) {
 bool teacher_needs_people(const TeacherConfig& cfg) { return cfg.kind == "human"; }
 
 std::unique_ptr<Teacher> make_teacher(const TeacherConfig& cfg, double tie_tolerance, uint64_t seed,
-                                      const PeopleSettings& people, const PrefDB& store) {
+                                      const PeopleSettings& people, const PrefStore& store) {
   if (cfg.kind == "human") return std::make_unique<PeopleTeacher>(people, store);
   if (cfg.kind == "oracle") return std::make_unique<OracleTeacher>(tie_tolerance);
   if (cfg.kind == "noisy") return std::make_unique<NoisyTeacher>(cfg.error_rate, seed, tie_tolerance);

@@ -22,7 +22,7 @@
 
 namespace prefrl {
 
-class PrefDB;
+class PrefStore;
 
 // What the trainer does while a teacher makes it wait (see PeopleTeacher).
 struct WaitHooks {
@@ -110,7 +110,7 @@ struct PeopleSettings {
 // page; the trainer polls the answers. Reads the store through the trainer's connection.
 class PeopleTeacher : public Teacher {
  public:
-  PeopleTeacher(const PeopleSettings& settings, const PrefDB& store);
+  PeopleTeacher(const PeopleSettings& settings, const PrefStore& store);
   std::string name() const override { return "human"; }
   int64_t room(int64_t due, bool initial) const override;
   int answers_wanted() const override { return s_.answers_per_query; }
@@ -123,7 +123,7 @@ class PeopleTeacher : public Teacher {
   // Blocks until the store holds `want` labels (or hooks.stop()); says so every 10 s if asked.
   double wait_for(int64_t want, bool say_every_10s, const WaitHooks& hooks);
   PeopleSettings s_;
-  const PrefDB& store_;
+  const PrefStore& store_;
 };
 
 struct TeacherConfig {
@@ -144,6 +144,6 @@ bool teacher_needs_people(const TeacherConfig& cfg);
 // The teacher of a run: scripted ones from `cfg` (`seed` for the noisy one's RNG), people with
 // `people` reading `store`.
 std::unique_ptr<Teacher> make_teacher(const TeacherConfig& cfg, double tie_tolerance, uint64_t seed,
-                                      const PeopleSettings& people, const PrefDB& store);
+                                      const PeopleSettings& people, const PrefStore& store);
 
 }  // namespace prefrl

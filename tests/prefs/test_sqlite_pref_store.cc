@@ -1,4 +1,4 @@
-// PrefDB: round trips, label bookkeeping, refusal of foreign files, undo rules, durability
+// SqlitePrefStore (and open_pref_store): round trips, label bookkeeping, refusal of foreign files, undo rules, durability
 // across reopen, two connections, and a writer killed with SIGKILL.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -12,15 +12,23 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "prefrl/core/error.h"
 #include "prefrl/core/rng.h"
-#include "prefrl/prefs/pref_db.h"
+#include "prefrl/prefs/pref_store.h"
+#include "prefrl/prefs/sqlite_pref_store.h"
 
 namespace prefrl {
+
+// The store's connection, for checking its per-connection settings (a friend of the class).
+struct SqlitePrefStoreTestAccess {
+  static sqlite3* handle(SqlitePrefStore& s) { return s.db_; }
+};
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -98,7 +106,7 @@ std::string read_bytes(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// Runs SQL on a raw SQLite connection (outside PrefDB), failing the test on error.
+// Runs SQL on a raw SQLite connection (outside the store), failing the test on error.
 void raw_exec(const std::string& path, const std::string& sql) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
@@ -110,12 +118,26 @@ void raw_exec(const std::string& path, const std::string& sql) {
   ASSERT_EQ(rc, SQLITE_OK) << msg;
 }
 
+// The first column of the first row of `sql` on a raw SQLite connection, as text.
+std::string raw_one(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  EXPECT_EQ(sqlite3_step(st), SQLITE_ROW) << sql;
+  const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+  std::string v = t ? t : "";
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
 // Expects opening `path` to throw UsageError mentioning the path and `reason`, and the file's
 // bytes to be unchanged.
 void expect_refused(const std::string& path, const std::string& reason) {
   const std::string before = read_bytes(path);
   try {
-    PrefDB db(path);
+    SqlitePrefStore db(path);
     ADD_FAILURE() << "opened " << path;
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
@@ -125,7 +147,7 @@ void expect_refused(const std::string& path, const std::string& reason) {
 }
 
 // Stores two segments and `n` queries between them.
-std::vector<int64_t> add_pair_queries(PrefDB& db, int n, int answers_wanted = 1) {
+std::vector<int64_t> add_pair_queries(PrefStore& db, int n, int answers_wanted = 1) {
   Segment a = make_segment(3, 2, 1, 1), b = make_segment(3, 2, 1, 2);
   db.add_segment(a);
   db.add_segment(b);
@@ -141,7 +163,7 @@ std::vector<int64_t> add_pair_queries(PrefDB& db, int n, int answers_wanted = 1)
 }
 
 TEST_F(PrefDBTest, SegmentsRoundTripBitExact) {
-  PrefDB db(file("p.db"));
+  SqlitePrefStore db(file("p.db"));
   std::vector<Segment> segs = {make_segment(5, 3, 2, 11), make_segment(25, 4, 1, 12, 20),
                                make_segment(1, 1, 0, 13, 0), make_segment(7, 6, 3, 14, 3),
                                with_states(make_segment(6, 11, 3, 15, 4), 12, 15)};
@@ -166,7 +188,7 @@ TEST_F(PrefDBTest, SegmentsRoundTripBitExact) {
 }
 
 TEST_F(PrefDBTest, BadSegmentShapeIsRefusedAndBatchIsAllOrNothing) {
-  PrefDB db(file("p.db"));
+  SqlitePrefStore db(file("p.db"));
   Segment bad = make_segment(4, 2, 1, 1);
   bad.obs.pop_back();
   EXPECT_THROW(db.add_segment(bad), UsageError);
@@ -188,7 +210,7 @@ TEST_F(PrefDBTest, BadSegmentShapeIsRefusedAndBatchIsAllOrNothing) {
 }
 
 TEST_F(PrefDBTest, QueriesRoundTripAndPendingOldestFirst) {
-  PrefDB db(file("p.db"));
+  SqlitePrefStore db(file("p.db"));
   Segment a = make_segment(3, 2, 1, 1), b = make_segment(3, 2, 1, 2), c = make_segment(3, 2, 1, 3);
   db.add_segment(a);
   db.add_segment(b);
@@ -231,7 +253,7 @@ TEST_F(PrefDBTest, QueriesRoundTripAndPendingOldestFirst) {
 }
 
 TEST_F(PrefDBTest, BadQueriesAreRefused) {
-  PrefDB db(file("p.db"));
+  SqlitePrefStore db(file("p.db"));
   Segment a = make_segment(3, 2, 1, 1);
   db.add_segment(a);
   Query same{-1, a.id, a.id, 0, "uniform", 0.0, "", 1};
@@ -256,7 +278,7 @@ TEST_F(PrefDBTest, BadQueriesAreRefused) {
 }
 
 TEST_F(PrefDBTest, LabelsAndLabeledPairs) {
-  PrefDB db(file("p.db"));
+  SqlitePrefStore db(file("p.db"));
   auto qids = add_pair_queries(db, 5);
   const int64_t l1 = db.add_label(qids[0], Choice::kLeft, "oracle", "o");
   const int64_t l2 = db.add_label(qids[1], Choice::kRight, "oracle", "o");
@@ -298,7 +320,7 @@ TEST_F(PrefDBTest, LabelsAndLabeledPairs) {
 }
 
 TEST_F(PrefDBTest, AnswersWantedTwoCollectsTwoLabels) {
-  PrefDB db(file("p.db"));
+  SqlitePrefStore db(file("p.db"));
   auto qids = add_pair_queries(db, 1, 2);
   db.add_label(qids[0], Choice::kLeft, "human", "ann");
   EXPECT_EQ(db.get_query(qids[0])->status, "pending");
@@ -317,7 +339,7 @@ TEST_F(PrefDBTest, AnswersWantedTwoCollectsTwoLabels) {
 }
 
 TEST_F(PrefDBTest, AddLabelsCommitsABatchAllOrNothing) {
-  PrefDB db(file("p.db"));
+  SqlitePrefStore db(file("p.db"));
   auto qids = add_pair_queries(db, 4);
   const std::vector<int64_t> ids = db.add_labels({{qids[0], Choice::kLeft, "oracle", "oracle"},
                                                   {qids[1], Choice::kRight, "oracle", "oracle"},
@@ -345,11 +367,11 @@ TEST_F(PrefDBTest, AddLabelsCommitsABatchAllOrNothing) {
 }
 
 TEST_F(PrefDBTest, BatchCommitsSeveralCallsTogetherOrNothing) {
-  PrefDB db(file("p.db"));
-  PrefDB other(file("p.db"));  // a second connection sees only committed data
+  SqlitePrefStore db(file("p.db"));
+  SqlitePrefStore other(file("p.db"));  // a second connection sees only committed data
   std::vector<int64_t> qids;
   {
-    PrefDB::Batch batch(db);
+    PrefStore::Batch batch(db);
     qids = add_pair_queries(db, 3);
     db.add_labels({{qids[0], Choice::kLeft, "oracle", "oracle"}});
     // A failing call inside the batch undoes only itself.
@@ -363,7 +385,7 @@ TEST_F(PrefDBTest, BatchCommitsSeveralCallsTogetherOrNothing) {
   EXPECT_EQ(other.count_pending(), 2);
   EXPECT_EQ(other.count_labels(), 1);
   {
-    PrefDB::Batch batch(db);
+    PrefStore::Batch batch(db);
     db.add_label(qids[1], Choice::kRight, "oracle", "oracle");
     EXPECT_EQ(db.count_labels(), 2);
   }  // not committed: rolled back
@@ -374,7 +396,7 @@ TEST_F(PrefDBTest, BatchCommitsSeveralCallsTogetherOrNothing) {
 }
 
 TEST_F(PrefDBTest, UnknownQueryIdIsAUsageError) {
-  PrefDB db(file("p.db"));
+  SqlitePrefStore db(file("p.db"));
   add_pair_queries(db, 1);
   try {
     db.add_label(12345, Choice::kLeft, "oracle", "o");
@@ -386,7 +408,7 @@ TEST_F(PrefDBTest, UnknownQueryIdIsAUsageError) {
 }
 
 TEST_F(PrefDBTest, ClaimLabelsMarksThemUsedOldestFirstAndStopsAtYoungOnes) {
-  PrefDB db(file("p.db"));
+  SqlitePrefStore db(file("p.db"));
   auto qids = add_pair_queries(db, 4);
   const int64_t l1 = db.add_label(qids[0], Choice::kLeft, "human", "ann");
   const int64_t l2 = db.add_label(qids[1], Choice::kSkip, "human", "ann");
@@ -416,7 +438,7 @@ TEST_F(PrefDBTest, ClaimLabelsMarksThemUsedOldestFirstAndStopsAtYoungOnes) {
 }
 
 TEST_F(PrefDBTest, ALabelerAnswersAQueryOnce) {
-  PrefDB db(file("p.db"));
+  SqlitePrefStore db(file("p.db"));
   Segment a = make_segment(3, 2, 1, 1), b = make_segment(3, 2, 1, 2);
   db.add_segment(a);
   db.add_segment(b);
@@ -444,7 +466,7 @@ TEST_F(PrefDBTest, ALabelerAnswersAQueryOnce) {
 }
 
 TEST_F(PrefDBTest, UndoRules) {
-  PrefDB db(file("p.db"));
+  SqlitePrefStore db(file("p.db"));
   auto qids = add_pair_queries(db, 3);
   const int64_t l1 = db.add_label(qids[0], Choice::kLeft, "human", "ann");
   const int64_t l2 = db.add_label(qids[1], Choice::kRight, "human", "ann");
@@ -503,7 +525,7 @@ TEST_F(PrefDBTest, SurvivesCloseAndReopen) {
   std::vector<Segment> segs = {make_segment(4, 3, 2, 5, 2), make_segment(4, 3, 2, 6)};
   std::vector<int64_t> qids;
   {
-    PrefDB db(path);
+    SqlitePrefStore db(path);
     db.add_segments(segs);
     Query q{-1, segs[0].id, segs[1].id, 42, "initial", 0.0, "", 1};
     qids.push_back(db.add_query(q));
@@ -511,7 +533,7 @@ TEST_F(PrefDBTest, SurvivesCloseAndReopen) {
     qids.push_back(db.add_query(q2));
     db.add_label(qids[0], Choice::kEqual, "oracle", "o");
   }
-  PrefDB db(path);
+  SqlitePrefStore db(path);
   EXPECT_EQ(db.integrity_check(), "ok");
   expect_same_segment(*db.get_segment(segs[0].id), segs[0]);
   expect_same_segment(*db.get_segment(segs[1].id), segs[1]);
@@ -526,11 +548,11 @@ TEST_F(PrefDBTest, SurvivesCloseAndReopen) {
 
 TEST_F(PrefDBTest, FileIsIdentifiedAndConfigured) {
   const std::string path = file("p.db");
-  { PrefDB db(path); }
-  PrefDB db(path);
+  { SqlitePrefStore db(path); }
+  SqlitePrefStore db(path);
   auto one = [&](const char* sql) {
     sqlite3_stmt* st = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db.handle(), sql, -1, &st, nullptr), SQLITE_OK);
+    EXPECT_EQ(sqlite3_prepare_v2(SqlitePrefStoreTestAccess::handle(db), sql, -1, &st, nullptr), SQLITE_OK);
     EXPECT_EQ(sqlite3_step(st), SQLITE_ROW);
     std::string v = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
@@ -550,7 +572,7 @@ TEST_F(PrefDBTest, EmptyExistingFileGetsTheSchema) {
   const std::string path = file("empty.db");
   { std::ofstream(path, std::ios::binary); }
   ASSERT_EQ(fs::file_size(path), 0u);
-  PrefDB db(path);
+  SqlitePrefStore db(path);
   EXPECT_EQ(db.integrity_check(), "ok");
   add_pair_queries(db, 1);
   EXPECT_EQ(db.count_pending(), 1);
@@ -589,20 +611,20 @@ TEST_F(PrefDBTest, RefusesNonSQLiteFiles) {
     for (int i = 0; i < 4096; ++i) out.put(static_cast<char>(rng.integer(256)));
   }
   const std::string before = read_bytes(fake);
-  EXPECT_THROW(PrefDB db(fake), UsageError);
+  EXPECT_THROW(SqlitePrefStore db(fake), UsageError);
   EXPECT_EQ(read_bytes(fake), before);
 }
 
 TEST_F(PrefDBTest, RefusesFutureSchemaVersion) {
   const std::string path = file("future.db");
   {
-    PrefDB db(path);
+    SqlitePrefStore db(path);
     add_pair_queries(db, 2);
   }
   raw_exec(path, "PRAGMA user_version = 3;");
   expect_refused(path, "unknown schema version 3");
   raw_exec(path, "PRAGMA user_version = 2;");
-  PrefDB db(path);
+  SqlitePrefStore db(path);
   EXPECT_EQ(db.count_pending(), 2);
 }
 
@@ -614,7 +636,7 @@ TEST_F(PrefDBTest, UpgradesAVersionOneFileInPlace) {
   int64_t old_id = -1;
   Segment old_seg = make_segment(5, 3, 2, 31);
   {
-    PrefDB db(path);
+    SqlitePrefStore db(path);
     old_id = db.add_segment(old_seg);
     add_pair_queries(db, 2);
     db.add_label(db.pending_queries()[0].id, Choice::kLeft, "oracle", "o");
@@ -623,7 +645,7 @@ TEST_F(PrefDBTest, UpgradesAVersionOneFileInPlace) {
            "ALTER TABLE segments DROP COLUMN states; ALTER TABLE segments DROP COLUMN state_size;"
            "UPDATE meta SET value = '1' WHERE key = 'schema_version'; PRAGMA user_version = 1;");
   {
-    PrefDB db(path);
+    SqlitePrefStore db(path);
     EXPECT_EQ(db.integrity_check(), "ok");
     expect_same_segment(*db.get_segment(old_id), old_seg);
     EXPECT_EQ(db.count_segments(), 3);
@@ -650,15 +672,10 @@ TEST_F(PrefDBTest, UpgradesAVersionOneFileInPlace) {
 }
 
 TEST_F(PrefDBTest, CorruptRowNamesTheSegment) {
-  PrefDB db(file("p.db"));
+  SqlitePrefStore db(file("p.db"));
   Segment a = make_segment(4, 2, 1, 1);
   db.add_segment(a);
-  sqlite3_stmt* st = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db.handle(), "UPDATE segments SET obs = x'0102' WHERE id = ?", -1, &st, nullptr),
-            SQLITE_OK);
-  sqlite3_bind_int64(st, 1, a.id);
-  ASSERT_EQ(sqlite3_step(st), SQLITE_DONE);
-  sqlite3_finalize(st);
+  raw_exec(file("p.db"), "UPDATE segments SET obs = x'0102' WHERE id = " + std::to_string(a.id));
   try {
     db.get_segment(a.id);
     ADD_FAILURE();
@@ -670,8 +687,8 @@ TEST_F(PrefDBTest, CorruptRowNamesTheSegment) {
 
 TEST_F(PrefDBTest, TwoConnectionsSeeEachOthersCommits) {
   const std::string path = file("p.db");
-  PrefDB trainer(path);
-  PrefDB server(path);
+  SqlitePrefStore trainer(path);
+  SqlitePrefStore server(path);
   auto qids = add_pair_queries(trainer, 4);
   EXPECT_EQ(server.count_pending(), 4);
   server.add_label(qids[0], Choice::kLeft, "human", "ann");
@@ -690,18 +707,18 @@ TEST_F(PrefDBTest, ConcurrentWritersLoseNothing) {
   const std::string path = file("p.db");
   std::vector<int64_t> qids;
   {
-    PrefDB db(path);
+    SqlitePrefStore db(path);
     qids = add_pair_queries(db, 80);
   }
   // Two threads, each with its own connection, label disjoint halves at the same time.
   auto writer = [&](int parity, const char* who) {
-    PrefDB db(path);
+    SqlitePrefStore db(path);
     for (size_t i = parity; i < qids.size(); i += 2) db.add_label(qids[i], Choice::kLeft, "human", who);
   };
   std::thread a(writer, 0, "ann"), b(writer, 1, "bob");
   a.join();
   b.join();
-  PrefDB db(path);
+  SqlitePrefStore db(path);
   EXPECT_EQ(db.count_labels(), 80);
   EXPECT_EQ(db.count_pending(), 0);
   EXPECT_EQ(db.integrity_check(), "ok");
@@ -714,7 +731,7 @@ TEST_F(PrefDBTest, KilledWriterLeavesAConsistentPrefix) {
   constexpr int kQueries = 20000;
   std::vector<int64_t> qids;
   {
-    PrefDB db(path);
+    SqlitePrefStore db(path);
     qids = add_pair_queries(db, kQueries);
   }
   int fds[2];
@@ -724,7 +741,7 @@ TEST_F(PrefDBTest, KilledWriterLeavesAConsistentPrefix) {
   if (pid == 0) {
     ::close(fds[0]);
     try {
-      PrefDB db(path);
+      SqlitePrefStore db(path);
       for (int i = 0; i < kQueries; ++i) {
         db.add_label(qids[i], i % 3 == 0 ? Choice::kLeft : Choice::kRight, "oracle", "crash");
         if (i == 24) (void)!::write(fds[1], "x", 1);
@@ -744,7 +761,7 @@ TEST_F(PrefDBTest, KilledWriterLeavesAConsistentPrefix) {
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
 
-  PrefDB db(path);
+  SqlitePrefStore db(path);
   EXPECT_EQ(db.integrity_check(), "ok");
   const auto labels = db.labels();
   const int64_t n = static_cast<int64_t>(labels.size());
@@ -767,6 +784,106 @@ TEST_F(PrefDBTest, KilledWriterLeavesAConsistentPrefix) {
   // The database keeps working after recovery.
   if (n < kQueries) db.add_label(qids[n], Choice::kEqual, "oracle", "after");
   EXPECT_EQ(db.integrity_check(), "ok");
+}
+
+TEST_F(PrefDBTest, CountsAreWhatRunsVerifyCompares) {
+  SqlitePrefStore db(file("p.db"));
+  EXPECT_EQ(db.counts().segments, 0);
+  const auto qids = add_pair_queries(db, 3);  // the same pair, three times
+  Segment c = make_segment(3, 2, 1, 3);
+  db.add_segment(c);
+  Query q;
+  q.left_id = 1;
+  q.right_id = c.id;
+  q.source = "uniform";
+  db.add_query(q);
+  db.add_label(qids[0], Choice::kLeft, "human", "ann");
+  db.add_label(qids[1], Choice::kSkip, "human", "ann");
+  db.add_label(qids[2], Choice::kRight, "human", "ann");
+  db.undo_label(db.last_label_by("ann")->id);
+  const PrefStore::Counts n = db.counts();
+  EXPECT_EQ(n.segments, 3);
+  EXPECT_EQ(n.queries, 4);
+  EXPECT_EQ(n.labels, 2);  // the skip counts, the undone one does not
+  EXPECT_EQ(n.pairs_asked_twice, 1);
+  EXPECT_EQ(n.over_answered, 0);
+  EXPECT_TRUE(db.verify().empty());
+}
+
+TEST_F(PrefDBTest, VerifyFindsAnOverAnsweredQuery) {
+  const std::string path = file("p.db");
+  SqlitePrefStore db(path);
+  const auto qids = add_pair_queries(db, 2);
+  db.add_label(qids[0], Choice::kLeft, "human", "ann");
+  EXPECT_TRUE(db.verify().empty());
+  // Written by hand, past add_label's checks: a second answer to a query that wanted one.
+  raw_exec(path, "INSERT INTO labels (query_id, choice, teacher, labeler, created_at) VALUES (" +
+                     std::to_string(qids[0]) + ", 'right', 'human', 'bob', 0)");
+  EXPECT_EQ(raw_one(path, "SELECT count(*) FROM labels"), "2");
+  EXPECT_EQ(db.counts().over_answered, 1);
+  const std::vector<std::string> problems = db.verify();
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0], "1 queries have more labels than they asked for");
+  // Undone, the extra answer no longer counts.
+  raw_exec(path, "UPDATE labels SET undone = 1 WHERE labeler = 'bob'");
+  EXPECT_TRUE(db.verify().empty());
+}
+
+TEST_F(PrefDBTest, StoresOpenByUrl) {
+  const std::string path = file("p.db");
+  {
+    std::unique_ptr<PrefStore> db = open_pref_store("sqlite:" + path);
+    EXPECT_EQ(db->path(), path);
+    PrefStore::Batch batch(*db);  // a batch through the interface
+    add_pair_queries(*db, 2);
+    batch.commit();
+  }
+  EXPECT_TRUE(fs::exists(path));
+  EXPECT_EQ(raw_one(path, "PRAGMA application_id"), std::to_string(kPrefDBApplicationId));
+  // A plain path is an SQLite file too (run directories name prefs.db so).
+  EXPECT_EQ(open_pref_store(path)->count_pending(), 2);
+  // A relative sqlite: URL, and a path with a ':' after a '/' (no scheme).
+  fs::create_directories(dir_ / "a:b");
+  {
+    const fs::path cwd = fs::current_path();
+    fs::current_path(dir_);
+    EXPECT_EQ(open_pref_store("sqlite:p.db")->count_pending(), 2);
+    EXPECT_EQ(open_pref_store("./a:b/q.db")->count_pending(), 0);
+    fs::current_path(cwd);
+  }
+  EXPECT_TRUE(fs::exists(dir_ / "a:b" / "q.db"));
+  {
+    const fs::path cwd = fs::current_path();
+    fs::current_path(dir_);
+    EXPECT_THROW(open_pref_store("a:b/r.db"), UsageError);  // reads as scheme "a"
+    EXPECT_EQ(open_pref_store(sqlite_store_url("a:b/r.db"))->count_pending(), 0);  // any path
+    fs::current_path(cwd);
+  }
+  EXPECT_TRUE(fs::exists(dir_ / "a:b" / "r.db"));
+  // A batch rolled back through the interface stores nothing.
+  {
+    std::unique_ptr<PrefStore> db = open_pref_store(path);
+    PrefStore::Batch batch(*db);
+    add_pair_queries(*db, 5);
+  }
+  EXPECT_EQ(open_pref_store(path)->count_pending(), 2);
+  // Unknown schemes are refused, naming the URL and the schemes allowed; nothing is created.
+  for (const std::string url : {std::string("postgresql://localhost/prefs"), std::string("mysql:") + path,
+                                std::string("file:") + file("x.db")}) {
+    try {
+      open_pref_store(url);
+      ADD_FAILURE() << "opened " << url;
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("'" + url + "'"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("sqlite:PATH"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_FALSE(fs::exists(file("x.db")));
+  EXPECT_THROW(open_pref_store("sqlite:"), UsageError);
+  EXPECT_THROW(open_pref_store("sqlite://" + path), UsageError);
+  // The backend's own refusals come through unchanged.
+  std::ofstream(file("not.db")) << "not a database";
+  EXPECT_THROW(open_pref_store("sqlite:" + file("not.db")), UsageError);
 }
 
 }  // namespace

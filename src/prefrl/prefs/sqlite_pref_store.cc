@@ -1,12 +1,12 @@
-// The preference database on SQLite's C API. File format: docs/database.md.
+// The preference store on SQLite's C API (SqlitePrefStore). File format: docs/database.md.
 //
 // Opening is careful never to modify a file that is not a prefrl database: a non-empty file
 // is first identified through a read-only connection (magic header bytes, application_id,
 // user_version, schema objects), and only then opened for writing. Every write runs in a
 // BEGIN IMMEDIATE transaction (so a writer never fails mid-way on a lock upgrade), in WAL
 // mode with synchronous=FULL (a commit is on disk before the call returns) — or, while a
-// PrefDB::Batch is open, in a savepoint of the batch's transaction (on disk at its commit).
-#include "prefrl/prefs/pref_db.h"
+// PrefStore::Batch is open, in a savepoint of the batch's transaction (on disk at its commit).
+#include "prefrl/prefs/sqlite_pref_store.h"
 
 #include <sqlite3.h>
 
@@ -158,7 +158,7 @@ class Stmt {
 };
 
 // Opens a write transaction (BEGIN IMMEDIATE: takes the write lock up front, waiting up to
-// the busy timeout) or, inside one already open (a PrefDB::Batch), a savepoint => nested.
+// the busy timeout) or, inside one already open (a SqlitePrefStore::Batch), a savepoint => nested.
 bool begin_write(sqlite3* db, const std::string& path) {
   const bool nested = sqlite3_get_autocommit(db) == 0;
   Stmt(db, path, nested ? "SAVEPOINT prefrl_write" : "BEGIN IMMEDIATE").run();
@@ -181,7 +181,7 @@ void rollback_write(sqlite3* db, bool nested) noexcept {
   }
 }
 
-// A write transaction of one PrefDB call (a savepoint when a Batch is open). Rolled back
+// A write transaction of one SqlitePrefStore call (a savepoint when a Batch is open). Rolled back
 // unless commit() is reached.
 class Txn {
  public:
@@ -489,7 +489,7 @@ int64_t insert_query(sqlite3* db, const std::string& path, Query& q) {
 
 }  // namespace
 
-PrefDB::PrefDB(const std::string& path) : path_(path) {
+SqlitePrefStore::SqlitePrefStore(const std::string& path) : path_(path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const auto st = fs::status(path_, ec);
@@ -551,28 +551,22 @@ PrefDB::PrefDB(const std::string& path) : path_(path) {
   }
 }
 
-PrefDB::~PrefDB() { sqlite3_close_v2(db_); }
+SqlitePrefStore::~SqlitePrefStore() { sqlite3_close_v2(db_); }
 
-PrefDB::Batch::Batch(PrefDB& db) : db_(db), nested_(begin_write(db.db_, db.path_)) {}
+bool SqlitePrefStore::begin_batch() { return begin_write(db_, path_); }
 
-PrefDB::Batch::~Batch() {
-  if (open_) rollback_write(db_.db_, nested_);
-}
+void SqlitePrefStore::commit_batch(bool nested) { commit_write(db_, path_, nested); }
 
-void PrefDB::Batch::commit() {
-  if (!open_) return;
-  commit_write(db_.db_, db_.path_, nested_);
-  open_ = false;
-}
+void SqlitePrefStore::rollback_batch(bool nested) noexcept { rollback_write(db_, nested); }
 
-int64_t PrefDB::add_segment(Segment& seg) {
+int64_t SqlitePrefStore::add_segment(Segment& seg) {
   Txn txn(db_, path_);
   const int64_t id = insert_segment(db_, path_, seg);
   txn.commit();
   return id;
 }
 
-std::vector<int64_t> PrefDB::add_segments(std::vector<Segment>& segs) {
+std::vector<int64_t> SqlitePrefStore::add_segments(std::vector<Segment>& segs) {
   for (const Segment& s : segs) check_segment(s);  // fail before writing anything
   std::vector<int64_t> ids;
   ids.reserve(segs.size());
@@ -589,27 +583,27 @@ std::vector<int64_t> PrefDB::add_segments(std::vector<Segment>& segs) {
   return ids;
 }
 
-std::optional<Segment> PrefDB::get_segment(int64_t id) const {
+std::optional<Segment> SqlitePrefStore::get_segment(int64_t id) const {
   Stmt st(db_, path_, "SELECT " PREFRL_SEGMENT_COLS("s") " FROM segments s WHERE s.id = ?");
   st.bind(1, id);
   if (!st.step()) return std::nullopt;
   return read_segment(st, 0);
 }
 
-int64_t PrefDB::count_segments() const {
+int64_t SqlitePrefStore::count_segments() const {
   Stmt st(db_, path_, "SELECT count(*) FROM segments");
   st.step();
   return st.i64(0);
 }
 
-int64_t PrefDB::add_query(Query& q) {
+int64_t SqlitePrefStore::add_query(Query& q) {
   Txn txn(db_, path_);
   const int64_t id = insert_query(db_, path_, q);
   txn.commit();
   return id;
 }
 
-std::vector<int64_t> PrefDB::add_queries(std::vector<Query>& qs) {
+std::vector<int64_t> SqlitePrefStore::add_queries(std::vector<Query>& qs) {
   std::vector<Query> copy = qs;  // ids/status are written back only if all are stored
   std::vector<int64_t> ids;
   ids.reserve(qs.size());
@@ -620,14 +614,14 @@ std::vector<int64_t> PrefDB::add_queries(std::vector<Query>& qs) {
   return ids;
 }
 
-std::optional<Query> PrefDB::get_query(int64_t id) const {
+std::optional<Query> SqlitePrefStore::get_query(int64_t id) const {
   Stmt st(db_, path_, "SELECT " PREFRL_QUERY_COLS " FROM queries WHERE id = ?");
   st.bind(1, id);
   if (!st.step()) return std::nullopt;
   return read_query(st);
 }
 
-std::vector<Query> PrefDB::pending_queries(int limit) const {
+std::vector<Query> SqlitePrefStore::pending_queries(int limit) const {
   Stmt st(db_, path_, "SELECT " PREFRL_QUERY_COLS " FROM queries WHERE status = 'pending' ORDER BY id LIMIT ?");
   st.bind(1, limit < 0 ? int64_t{-1} : int64_t{limit});  // LIMIT -1: no limit
   std::vector<Query> out;
@@ -635,7 +629,7 @@ std::vector<Query> PrefDB::pending_queries(int limit) const {
   return out;
 }
 
-int64_t PrefDB::count_pending() const {
+int64_t SqlitePrefStore::count_pending() const {
   Stmt st(db_, path_, "SELECT count(*) FROM queries WHERE status = 'pending'");
   st.step();
   return st.i64(0);
@@ -674,7 +668,7 @@ int64_t insert_label(sqlite3* db, const std::string& path, int64_t query_id, Cho
 }
 }  // namespace
 
-int64_t PrefDB::add_label(int64_t query_id, Choice choice, const std::string& teacher,
+int64_t SqlitePrefStore::add_label(int64_t query_id, Choice choice, const std::string& teacher,
                           const std::string& labeler) {
   Txn txn(db_, path_);
   const int64_t id = insert_label(db_, path_, query_id, choice, teacher, labeler);
@@ -682,7 +676,7 @@ int64_t PrefDB::add_label(int64_t query_id, Choice choice, const std::string& te
   return id;
 }
 
-std::vector<int64_t> PrefDB::add_labels(const std::vector<NewLabel>& labels) {
+std::vector<int64_t> SqlitePrefStore::add_labels(const std::vector<NewLabel>& labels) {
   std::vector<int64_t> ids;
   if (labels.empty()) return ids;
   Txn txn(db_, path_);
@@ -691,21 +685,21 @@ std::vector<int64_t> PrefDB::add_labels(const std::vector<NewLabel>& labels) {
   return ids;
 }
 
-std::vector<Label> PrefDB::labels() const {
+std::vector<Label> SqlitePrefStore::labels() const {
   Stmt st(db_, path_, "SELECT " PREFRL_LABEL_COLS " FROM labels WHERE undone = 0 ORDER BY id");
   std::vector<Label> out;
   while (st.step()) out.push_back(read_label(st));
   return out;
 }
 
-int64_t PrefDB::count_labels(int64_t max_label_id) const {
+int64_t SqlitePrefStore::count_labels(int64_t max_label_id) const {
   Stmt st(db_, path_, "SELECT count(*) FROM labels WHERE undone = 0 AND id <= ?");
   st.bind(1, max_label_id);
   st.step();
   return st.i64(0);
 }
 
-std::optional<Label> PrefDB::last_label_by(const std::string& labeler) const {
+std::optional<Label> SqlitePrefStore::last_label_by(const std::string& labeler) const {
   Stmt st(db_, path_,
           "SELECT " PREFRL_LABEL_COLS " FROM labels WHERE labeler = ? AND undone = 0 ORDER BY id DESC LIMIT 1");
   st.bind(1, labeler);
@@ -713,7 +707,7 @@ std::optional<Label> PrefDB::last_label_by(const std::string& labeler) const {
   return read_label(st);
 }
 
-void PrefDB::mark_used(const std::vector<int64_t>& label_ids) {
+void SqlitePrefStore::mark_used(const std::vector<int64_t>& label_ids) {
   if (label_ids.empty()) return;
   Txn txn(db_, path_);
   Stmt up(db_, path_, "UPDATE labels SET used = 1 WHERE id = ?");
@@ -725,7 +719,7 @@ void PrefDB::mark_used(const std::vector<int64_t>& label_ids) {
   txn.commit();
 }
 
-bool PrefDB::undo_label(int64_t label_id) {
+bool SqlitePrefStore::undo_label(int64_t label_id) {
   Txn txn(db_, path_);
   Stmt sel(db_, path_, "SELECT query_id, undone, used FROM labels WHERE id = ?");
   sel.bind(1, label_id);
@@ -741,7 +735,7 @@ bool PrefDB::undo_label(int64_t label_id) {
   return true;
 }
 
-std::vector<LabeledPair> PrefDB::labeled_pairs(int64_t after_label_id) const {
+std::vector<LabeledPair> SqlitePrefStore::labeled_pairs(int64_t after_label_id) const {
   Stmt st(db_, path_,
           "SELECT l.id, l.query_id, l.choice, " PREFRL_SEGMENT_COLS("a") ", " PREFRL_SEGMENT_COLS("b")
           " FROM labels l JOIN queries q ON q.id = l.query_id"
@@ -761,7 +755,32 @@ std::vector<LabeledPair> PrefDB::labeled_pairs(int64_t after_label_id) const {
   return out;
 }
 
-std::string PrefDB::integrity_check() const {
+PrefStore::Counts SqlitePrefStore::counts() const {
+  auto scalar = [&](const char* sql) {
+    Stmt st(db_, path_, sql);
+    return st.step() ? st.i64(0) : int64_t{-1};
+  };
+  Counts c;
+  c.labels = scalar("SELECT count(*) FROM labels WHERE undone = 0");
+  c.queries = scalar("SELECT count(*) FROM queries");
+  c.segments = scalar("SELECT count(*) FROM segments");
+  c.pairs_asked_twice =
+      scalar("SELECT count(*) FROM (SELECT 1 FROM queries GROUP BY left_id, right_id HAVING count(*) > 1)");
+  c.over_answered = scalar("SELECT count(*) FROM queries q WHERE (SELECT count(*) FROM labels l WHERE "
+                           "l.query_id = q.id AND l.undone = 0) > q.answers_wanted");
+  return c;
+}
+
+std::vector<std::string> SqlitePrefStore::verify() const {
+  std::vector<std::string> problems;
+  const std::string integrity = integrity_check();
+  if (integrity != "ok") problems.push_back("PRAGMA integrity_check of " + path_ + ": " + integrity);
+  const int64_t over = counts().over_answered;
+  if (over > 0) problems.push_back(std::to_string(over) + " queries have more labels than they asked for");
+  return problems;
+}
+
+std::string SqlitePrefStore::integrity_check() const {
   Stmt st(db_, path_, "PRAGMA integrity_check");
   std::string out;
   while (st.step()) {
@@ -771,7 +790,7 @@ std::string PrefDB::integrity_check() const {
   return out;
 }
 
-int64_t PrefDB::file_size() const {
+int64_t SqlitePrefStore::file_size() const {
   Stmt pc(db_, path_, "PRAGMA page_count");
   Stmt ps(db_, path_, "PRAGMA page_size");
   pc.step();
@@ -779,20 +798,20 @@ int64_t PrefDB::file_size() const {
   return pc.i64(0) * ps.i64(0);
 }
 
-bool PrefDB::has_answered(int64_t query_id, const std::string& labeler) const {
+bool SqlitePrefStore::has_answered(int64_t query_id, const std::string& labeler) const {
   Stmt st(db_, path_, "SELECT 1 FROM labels WHERE query_id = ? AND labeler = ? AND undone = 0");
   st.bind(1, query_id).bind(2, labeler);
   return st.step();
 }
 
-int64_t PrefDB::count_labels_by(const std::string& labeler) const {
+int64_t SqlitePrefStore::count_labels_by(const std::string& labeler) const {
   Stmt st(db_, path_, "SELECT count(*) FROM labels WHERE labeler = ? AND undone = 0");
   st.bind(1, labeler);
   st.step();
   return st.i64(0);
 }
 
-std::vector<LabeledPair> PrefDB::claim_labels(int64_t after_label_id, double created_before, int64_t* last_id,
+std::vector<LabeledPair> SqlitePrefStore::claim_labels(int64_t after_label_id, double created_before, int64_t* last_id,
                                               int64_t max_label_id) {
   Txn txn(db_, path_);
   std::vector<int64_t> ids;
@@ -832,7 +851,7 @@ std::vector<LabeledPair> PrefDB::claim_labels(int64_t after_label_id, double cre
   return out;
 }
 
-int64_t PrefDB::unclaim_labels_after(int64_t label_id) {
+int64_t SqlitePrefStore::unclaim_labels_after(int64_t label_id) {
   Txn txn(db_, path_);
   Stmt up(db_, path_, "UPDATE labels SET used = 0 WHERE id > ? AND used = 1");
   up.bind(1, label_id).run();
@@ -841,7 +860,7 @@ int64_t PrefDB::unclaim_labels_after(int64_t label_id) {
   return n;
 }
 
-std::vector<Query> PrefDB::queries_after(int64_t query_id) const {
+std::vector<Query> SqlitePrefStore::queries_after(int64_t query_id) const {
   Stmt st(db_, path_, "SELECT " PREFRL_QUERY_COLS " FROM queries WHERE id > ? ORDER BY id");
   st.bind(1, query_id);
   std::vector<Query> out;
@@ -849,7 +868,7 @@ std::vector<Query> PrefDB::queries_after(int64_t query_id) const {
   return out;
 }
 
-PrefDB::HighWater PrefDB::high_water() const {
+PrefStore::HighWater SqlitePrefStore::high_water() const {
   HighWater h;
   auto max_id = [&](const char* sql) {
     Stmt st(db_, path_, sql);

@@ -1,0 +1,2 @@
+#pragma once
+#include "prefrl/core/error.h"
