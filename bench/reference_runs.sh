@@ -11,7 +11,11 @@
 #          temporary directory, removed afterwards unless KEEP=1)
 # `human` is a --teacher human run answered through the HTTP API by bench/human_driver.py;
 # `cartpole_resumed` is killed (SIGKILL) at a random moment and resumed, and must equal the
-# uninterrupted run. Takes about 4 minutes for every case on this machine.
+# uninterrupted run. Takes about 2 minutes for every case on this machine.
+# The hashes hold on the processor they were recorded on (its model and vector extensions are
+# stored beside them: BLAS and the SIMD kernels choose code paths by them). On another
+# processor `check` exits 77 (skipped) saying so: record the hashes there with the binary of the
+# commit that recorded them (git log tests/data/reference_runs.json), then check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:?usage: bench/reference_runs.sh check|record [CASE...]}
@@ -35,6 +39,23 @@ declare -A ARGS=(
 ORDER=(cartpole pendulum pendulum_peer movingdot hopper human cartpole_resumed)
 CASES=("$@")
 [[ ${#CASES[@]} -gt 0 ]] || CASES=("${ORDER[@]}")
+
+# The processor, as far as it decides floating-point results: model and vector extensions.
+machine() {
+  local model flags
+  model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+  flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx|avx2|fma|avx512[a-z]*)$' | sort | tr '\n' ' ')
+  echo "$model; ${flags% }"
+}
+MACHINE=$(machine)
+if [[ $MODE == check ]]; then
+  RECORDED=$($PY -c "import json,sys; print(json.load(open('$STORE')).get('_machine', ''))")
+  if [[ $RECORDED != "$MACHINE" ]]; then
+    echo "reference hashes were recorded on '$RECORDED'; this machine is '$MACHINE': they need not apply here."
+    echo "Record them with the binary of the commit that recorded them (git log $STORE), then check. Skipped."
+    exit 77
+  fi
+fi
 
 free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -101,11 +122,12 @@ done
 if [[ $MODE == record ]]; then
   args=()
   for name in "${!GOT[@]}"; do args+=("$name" "${GOT[$name]}"); done
-  $PY - "$STORE" "${args[@]}" <<'PY'
+  $PY - "$STORE" "$MACHINE" "${args[@]}" <<'PY'
 import json, os, sys
 store = sys.argv[1]
 data = json.load(open(store)) if os.path.exists(store) else {}
-it = iter(sys.argv[2:])
+data["_machine"] = sys.argv[2]
+it = iter(sys.argv[3:])
 for name, fp in zip(it, it):
     data[name] = json.loads(fp)
 with open(store, "w") as f:
