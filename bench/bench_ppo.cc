@@ -13,7 +13,7 @@
 
 #include "prefrl/core/rng.h"
 #include "prefrl/envs/env.h"
-#include "prefrl/rl/optim.h"
+#include "prefrl/nn/adam.h"
 #include "prefrl/rl/policy.h"
 #include "prefrl/rl/ppo.h"
 
@@ -81,7 +81,7 @@ void BM_MinibatchStep(benchmark::State& state) {
   init_params(L, 0.0, rng, params.data());
   auto policy = cfg.fast_mlp ? make_fast_mlp_policy(L, cfg, params.data(), 64)
                              : make_autograd_policy(L, cfg, params.data());
-  FlatAdam adam(L.num_params);
+  nn::FlatAdam adam(L.num_params);
   const int B = 64;
   std::vector<float> obs(B * 3), actions(B), logp(B), values(B), adv(B), ret(B);
   for (auto& x : obs) x = static_cast<float>(rng.normal());
@@ -97,8 +97,8 @@ void BM_MinibatchStep(benchmark::State& state) {
   mb.values = values.data(); mb.advantages = adv.data(); mb.returns = ret.data();
   for (auto _ : state) {
     const LossTerms l = policy->loss_and_grad(mb, grad.data());
-    const double norm = grad_norm(grad.data(), L.num_params);
-    adam.step(params.data(), grad.data(), 1e-5, clip_factor(norm, cfg.max_grad_norm));
+    const double norm = nn::grad_norm(grad.data(), L.num_params);
+    adam.step(params.data(), grad.data(), 1e-5, nn::clip_factor(norm, cfg.max_grad_norm));
     benchmark::DoNotOptimize(l.loss);
   }
 }

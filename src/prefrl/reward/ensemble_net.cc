@@ -30,7 +30,8 @@ int EnsembleNet::add_block(std::vector<int64_t> shape, int64_t* cursor) {
   return static_cast<int>(blocks_.size()) - 1;
 }
 
-EnsembleNet::EnsembleNet(NetShape shape, Rng& init_rng) : shape_(std::move(shape)) {
+EnsembleNet::EnsembleNet(NetShape shape, Rng& init_rng)
+    : shape_(std::move(shape)), adam_(0, kBeta1, kBeta2, kAdamEps) {
   const int64_t M = shape_.members;
   if (M < 1) throw UsageError("reward ensemble_size must be >= 1, got " + std::to_string(M));
   const bool conv = !shape_.image.empty() && !shape_.conv_channels.empty();
@@ -142,8 +143,7 @@ EnsembleNet::EnsembleNet(NetShape shape, Rng& init_rng) : shape_(std::move(shape
   }
   flat_ = torch::from_blob(init.data(), {cursor}, torch::kFloat32).clone();
   flat_.set_requires_grad(true);
-  adam_m_ = torch::zeros({cursor}, torch::kFloat32);
-  adam_v_ = torch::zeros({cursor}, torch::kFloat32);
+  adam_ = nn::FlatAdam(cursor, kBeta1, kBeta2, kAdamEps);
 }
 
 torch::Tensor EnsembleNet::view(int i) const {
@@ -228,19 +228,6 @@ torch::Tensor EnsembleNet::forward(const torch::Tensor& rows, const std::vector<
   return h.squeeze(2);  // (M x N)
 }
 
-void EnsembleNet::adam_step(double lr, double l2) {
-  torch::NoGradGuard no_grad;
-  torch::Tensor g = flat_.mutable_grad();  // (P)
-  if (!g.defined()) return;
-  if (l2 > 0) g.narrow(0, 0, n_weights_).add_(flat_.narrow(0, 0, n_weights_), l2);
-  ++adam_steps_;
-  adam_m_.mul_(kBeta1).add_(g, 1.0 - kBeta1);
-  adam_v_.mul_(kBeta2).addcmul_(g, g, 1.0 - kBeta2);
-  const double bc1 = 1.0 - std::pow(kBeta1, static_cast<double>(adam_steps_));
-  const double bc2 = 1.0 - std::pow(kBeta2, static_cast<double>(adam_steps_));
-  torch::Tensor denom = (adam_v_.sqrt() / std::sqrt(bc2)).add_(kAdamEps);
-  flat_.addcdiv_(adam_m_, denom, -lr / bc1);
-  g.zero_();
-}
+void EnsembleNet::adam_step(double lr, double l2) { adam_.step_tensor(flat_, lr, l2, n_weights_); }
 
 }  // namespace prefrl::reward_detail

@@ -2,8 +2,8 @@
 // ONE flat tensor, laid out as all weights first, then all biases, so that
 //   - a layer of the whole ensemble is one batched matmul (MLP: W (M x in x out) with
 //     torch::baddbmm) or one (grouped) convolution (CNN trunk), and
-//   - Adam and L2 are a handful of element-wise ops on one tensor (L2 touches the weight
-//     prefix only, never biases).
+//   - Adam and L2 are one nn::FlatAdam on that tensor (L2 touches the weight prefix only,
+//     never biases).
 //
 // Input rows (N x F) are the encoded steps built by RewardModel:
 //   MLP:  [obs (D), action encoding (A'), absorbing flag (1)]            F = D + A' + 1
@@ -44,6 +44,7 @@
 #include <torch/torch.h>
 
 #include "prefrl/core/rng.h"
+#include "prefrl/nn/adam.h"
 
 namespace prefrl::reward_detail {
 
@@ -76,6 +77,7 @@ class EnsembleNet {
 
   // One Adam step (PyTorch's formula, betas 0.9/0.999, eps 1e-8) from params().grad(), with
   // L2 added to the weights' gradient as coupled weight decay (g += l2 * w); clears the grad.
+  // LibTorch ops (nn::FlatAdam::step_tensor).
   void adam_step(double lr, double l2);
 
   // Floats of activations per input row in a forward pass (to size inference chunks).
@@ -84,9 +86,9 @@ class EnsembleNet {
   const NetShape& shape() const { return shape_; }
   torch::Tensor& params() { return flat_; }
   const torch::Tensor& params() const { return flat_; }
-  torch::Tensor& adam_m() { return adam_m_; }
-  torch::Tensor& adam_v() { return adam_v_; }
-  int64_t& adam_steps() { return adam_steps_; }
+  // The Adam state (P floats of moments and the step count), shared with the fast path.
+  nn::FlatAdam& adam() { return adam_; }
+  const nn::FlatAdam& adam() const { return adam_; }
   int64_t num_params() const { return flat_.numel(); }
 
   // The head's linear layers in forward order, as offsets into params() of the weight block
@@ -126,9 +128,7 @@ class EnsembleNet {
   std::vector<int64_t> kernels_;          // kernel size of each conv (padding kernel / 2)
   std::vector<int64_t> conv_out_hw_;      // spatial size (H*W) after each conv
   torch::Tensor flat_;    // (P) every parameter of every member; requires grad
-  torch::Tensor adam_m_;  // (P) Adam first moment
-  torch::Tensor adam_v_;  // (P) Adam second moment
-  int64_t adam_steps_ = 0;
+  nn::FlatAdam adam_;     // (P) moments and step count of flat_'s Adam
 };
 
 }  // namespace prefrl::reward_detail

@@ -44,7 +44,8 @@ class FastEnsembleMlp {
                      double* loss);
 
   // One Adam step from grad() as EnsembleNet::adam_step does from params().grad(): PyTorch's
-  // formula (betas 0.9/0.999, eps 1e-8), L2 as coupled weight decay on the weights only.
+  // formula (betas 0.9/0.999, eps 1e-8), L2 as coupled weight decay on the weights only
+  // (nn::FlatAdam::step_l2 on the net's Adam state; grad() then includes the L2 term).
   void adam_step(double lr, double l2);
 
   // The gradient of the last loss_and_grad (P floats, the layout of params()).
@@ -55,8 +56,6 @@ class FastEnsembleMlp {
   void forward_member(int64_t m, int64_t Bp, const std::vector<const float*>* masks);
   // Backpropagates delta_.back() (set by the loss) of member m into grad_.
   void backward_member(int64_t m, int64_t Bp, const std::vector<const float*>* masks);
-  // x_ (F x Bp) = rows (n x F) transposed, columns n..Bp-1 zero.
-  void load_input(const float* rows, int64_t n, int64_t Bp);
   // Makes room for tiles of Bp columns.
   void reserve(int64_t Bp);
 

@@ -501,8 +501,8 @@ RewardTrainStats RewardModel::train_round() {
   reward_detail::EnsembleNet& net = *m.net;
   // Snapshot for rollback if the parameters diverge.
   const torch::Tensor saved_params = net.params().detach().clone();
-  const torch::Tensor saved_m = net.adam_m().clone(), saved_v = net.adam_v().clone();
-  const int64_t saved_steps = net.adam_steps();
+  const torch::Tensor saved_m = net.adam().exp_avg().clone(), saved_v = net.adam().exp_avg_sq().clone();
+  const int64_t saved_steps = net.adam().steps();
 
   const int64_t L = m.seg_len, F = m.row_width, M = m.M;
   std::vector<int64_t> order = m.train_idx;
@@ -573,9 +573,7 @@ RewardTrainStats RewardModel::train_round() {
   torch::NoGradGuard no_grad;
   if (!torch::isfinite(net.params()).all().item<bool>()) {
     net.params().copy_(saved_params);
-    net.adam_m().copy_(saved_m);
-    net.adam_v().copy_(saved_v);
-    net.adam_steps() = saved_steps;
+    net.adam().set_state(saved_steps, saved_m, saved_v);
     st.diverged = true;
   }
 
@@ -760,9 +758,9 @@ void RewardModel::save(const std::string& path) const {
   torch::serialize::OutputArchive ar;
   ar.write("architecture", torch::tensor(std::vector<int64_t>{m.M, m.row_width, net.num_params(), m.obs_size, m.act_width}));
   ar.write("params", net.params().detach());
-  ar.write("adam_m", net.adam_m());
-  ar.write("adam_v", net.adam_v());
-  ar.write("adam_steps", torch::tensor(std::vector<int64_t>{net.adam_steps()}));
+  ar.write("adam_m", net.adam().exp_avg());
+  ar.write("adam_v", net.adam().exp_avg_sq());
+  ar.write("adam_steps", torch::tensor(std::vector<int64_t>{net.adam().steps()}));
   ar.write("norm_mean", m.norm_mean);
   ar.write("norm_std", m.norm_std);
   ar.write("l2", torch::tensor(std::vector<double>{m.l2}, torch::kFloat64));
@@ -831,9 +829,7 @@ void RewardModel::load(const std::string& path) {
   }
   m.labeled_raw = torch::Tensor();
   m.labeled_raw_pairs = -1;
-  net.adam_m().copy_(adam_m);
-  net.adam_v().copy_(adam_v);
-  net.adam_steps() = adam_steps.item<int64_t>();
+  net.adam().set_state(adam_steps.item<int64_t>(), adam_m, adam_v);
   m.norm_mean = norm_mean.clone();
   m.norm_std = norm_std.clone();
   m.l2 = l2.item<double>();

@@ -3,9 +3,8 @@
 // LibTorch spends 3-10 µs per op (more under autograd), which dominates on the 64 x 32
 // matrices of a PPO minibatch. Here the whole minibatch step is a handful of plain loops:
 // activations are stored feature-major, (features x batch) with the batch padded to a
-// multiple of 8, so every kernel runs along the batch in 8-float vectors (GCC vector
-// extensions; an AVX2+FMA clone is picked at load time where the CPU has it). Padded batch
-// columns carry zero gradients, so they never reach the parameter gradients.
+// multiple of 8, so every kernel runs along the batch in 8-float vectors (nn/kernels.h). Padded
+// batch columns carry zero gradients, so they never reach the parameter gradients.
 //
 // Layer l computes  H_l = act(W_l H_{l-1} + b_l)  (H_0 = the observations), and backward
 //   dW_l = D_l H_{l-1}^T,  db_l = D_l 1,  D_{l-1} = (W_l^T D_l) * act'(H_{l-1}),
@@ -14,181 +13,23 @@
 // version term by term, including torch's conventions at ties (max and clamp).
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
 #include "prefrl/core/error.h"
+#include "prefrl/nn/kernels.h"
 #include "prefrl/rl/policy.h"
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define PREFRL_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define PREFRL_SIMD_CLONES
-#endif
-#define PREFRL_INLINE inline __attribute__((always_inline))
-// The 32-byte vector helpers are always inlined, so the ABI note about passing them by value is moot.
-#pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace prefrl {
 namespace {
 
-typedef float v8 __attribute__((vector_size(32)));  // 8 floats: one AVX register or two SSE ones
+using nn::matmul;
+using nn::relu_backward;
+using nn::relu_inplace;
+using nn::tanh_backward;
+using nn::tanh_inplace;
+using nn::transpose_in;
+using nn::transpose_out;
 
-PREFRL_INLINE v8 load8(const float* p) { v8 v; std::memcpy(&v, p, sizeof v); return v; }
-PREFRL_INLINE void store8(float* p, v8 v) { std::memcpy(p, &v, sizeof v); }
-// A broadcast written as a scalar-vector operation, expanded inside each SIMD clone (a helper
-// function building {x, x, ...} gets lowered for the baseline target before inlining: slow).
-#define SPLAT(x) (v8{} + (x))
-PREFRL_INLINE float hsum(v8 v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
-
-int round8(int n) { return (n + 7) & ~7; }
-
-// Rows [m, m+R) of y (M x Bp) = A (M x K) x (K x Bp) + bias, with A(i, k) = a[i * sm + k * sk].
-template <int R>
-PREFRL_INLINE void matmul_rows(const float* a, int64_t sm, int64_t sk, const float* bias, const float* x,
-                               float* y, int m, int K, int Bp) {
-  int n = 0;
-  for (; n + 16 <= Bp; n += 16) {
-    v8 c[R][2];
-    for (int r = 0; r < R; ++r) c[r][0] = c[r][1] = SPLAT(bias ? bias[m + r] : 0.0f);
-    for (int k = 0; k < K; ++k) {
-      const v8 x0 = load8(x + static_cast<int64_t>(k) * Bp + n), x1 = load8(x + static_cast<int64_t>(k) * Bp + n + 8);
-      for (int r = 0; r < R; ++r) {
-        const float w = a[(m + r) * sm + k * sk];
-        c[r][0] += w * x0;
-        c[r][1] += w * x1;
-      }
-    }
-    for (int r = 0; r < R; ++r) {
-      store8(y + static_cast<int64_t>(m + r) * Bp + n, c[r][0]);
-      store8(y + static_cast<int64_t>(m + r) * Bp + n + 8, c[r][1]);
-    }
-  }
-  for (; n < Bp; n += 8) {
-    v8 c[R];
-    for (int r = 0; r < R; ++r) c[r] = SPLAT(bias ? bias[m + r] : 0.0f);
-    for (int k = 0; k < K; ++k) {
-      const v8 x0 = load8(x + static_cast<int64_t>(k) * Bp + n);
-      for (int r = 0; r < R; ++r) c[r] += a[(m + r) * sm + k * sk] * x0;
-    }
-    for (int r = 0; r < R; ++r) store8(y + static_cast<int64_t>(m + r) * Bp + n, c[r]);
-  }
-}
-
-// y (M x Bp) = A (M x K) x (K x Bp) + bias (M, or null for none); A(i, k) = a[i * sm + k * sk],
-// so A can be W (sm = K) or W^T (sm = 1).
-PREFRL_SIMD_CLONES void matmul(const float* a, int64_t sm, int64_t sk, const float* bias, const float* x, float* y,
-                               int M, int K, int Bp) {
-  int m = 0;
-  for (; m + 4 <= M; m += 4) matmul_rows<4>(a, sm, sk, bias, x, y, m, K, Bp);
-  for (; m < M; ++m) matmul_rows<1>(a, sm, sk, bias, x, y, m, K, Bp);
-}
-
-// Block [j, j+R) x [k, k+C) of out (M x K) = d (M x Bp) x (K x Bp)^T.
-template <int R, int C>
-PREFRL_INLINE void matmul_nt_block(const float* d, const float* x, float* out, int j, int k, int K, int Bp) {
-  v8 acc[R][C];
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) acc[r][c] = SPLAT(0.0f);
-  for (int n = 0; n < Bp; n += 8) {
-    v8 dv[R], xv[C];
-    for (int r = 0; r < R; ++r) dv[r] = load8(d + static_cast<int64_t>(j + r) * Bp + n);
-    for (int c = 0; c < C; ++c) xv[c] = load8(x + static_cast<int64_t>(k + c) * Bp + n);
-    for (int r = 0; r < R; ++r)
-      for (int c = 0; c < C; ++c) acc[r][c] += dv[r] * xv[c];
-  }
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) out[static_cast<int64_t>(j + r) * K + k + c] = hsum(acc[r][c]);
-}
-
-// out (M x K) = d (M x Bp) x (K x Bp)^T: the weight gradient D_l H_{l-1}^T.
-PREFRL_SIMD_CLONES void matmul_nt(const float* d, const float* x, float* out, int M, int K, int Bp) {
-  int j = 0;
-  for (; j + 2 <= M; j += 2) {
-    int k = 0;
-    for (; k + 4 <= K; k += 4) matmul_nt_block<2, 4>(d, x, out, j, k, K, Bp);
-    for (; k < K; ++k) matmul_nt_block<2, 1>(d, x, out, j, k, K, Bp);
-  }
-  for (; j < M; ++j) {
-    int k = 0;
-    for (; k + 4 <= K; k += 4) matmul_nt_block<1, 4>(d, x, out, j, k, K, Bp);
-    for (; k < K; ++k) matmul_nt_block<1, 1>(d, x, out, j, k, K, Bp);
-  }
-}
-
-// out (M) = row sums of d (M x Bp): the bias gradient.
-PREFRL_SIMD_CLONES void row_sums(const float* d, float* out, int M, int Bp) {
-  for (int j = 0; j < M; ++j) {
-    v8 s = SPLAT(0.0f);
-    for (int n = 0; n < Bp; n += 8) s += load8(d + static_cast<int64_t>(j) * Bp + n);
-    out[j] = hsum(s);
-  }
-}
-
-// p (count, a multiple of 8) = tanh(p). Eigen's rational approximation (error < 4e-7 absolute).
-PREFRL_SIMD_CLONES void tanh_inplace(float* p, int64_t count) {
-  const v8 lim = SPLAT(7.99881172180175781f), neg_lim = -lim;
-  for (int64_t i = 0; i < count; i += 8) {
-    v8 x = load8(p + i);
-    x = x > lim ? lim : x;
-    x = x < neg_lim ? neg_lim : x;
-    const v8 x2 = x * x;
-    v8 num = SPLAT(-2.76076847742355e-16f);
-    num = num * x2 + 2.00018790482477e-13f;
-    num = num * x2 + -8.60467152213735e-11f;
-    num = num * x2 + 5.12229709037114e-08f;
-    num = num * x2 + 1.48572235717979e-05f;
-    num = num * x2 + 6.37261928875436e-04f;
-    num = num * x2 + 4.89352455891786e-03f;
-    num = num * x;
-    v8 den = SPLAT(1.19825839466702e-06f);
-    den = den * x2 + 1.18534705686654e-04f;
-    den = den * x2 + 2.26843463243900e-03f;
-    den = den * x2 + 4.89352518554385e-03f;
-    store8(p + i, num / den);
-  }
-}
-
-// p (count, a multiple of 8) = max(p, 0).
-PREFRL_SIMD_CLONES void relu_inplace(float* p, int64_t count) {
-  const v8 zero = SPLAT(0.0f);
-  for (int64_t i = 0; i < count; i += 8) {
-    const v8 x = load8(p + i);
-    store8(p + i, x > zero ? x : zero);
-  }
-}
-
-// d *= tanh'(pre-activation) = 1 - h^2, given h = tanh(pre-activation).
-PREFRL_SIMD_CLONES void tanh_backward(const float* h, float* d, int64_t count) {
-  const v8 one = SPLAT(1.0f);
-  for (int64_t i = 0; i < count; i += 8) {
-    const v8 hv = load8(h + i);
-    store8(d + i, load8(d + i) * (one - hv * hv));
-  }
-}
-
-// d *= relu'(pre-activation), given h = relu(pre-activation).
-PREFRL_SIMD_CLONES void relu_backward(const float* h, float* d, int64_t count) {
-  const v8 zero = SPLAT(0.0f);
-  for (int64_t i = 0; i < count; i += 8) {
-    const v8 hv = load8(h + i), dv = load8(d + i);
-    store8(d + i, hv > zero ? dv : zero);
-  }
-}
-
-// xt (D x Bp) = x (B x D) transposed, columns B..Bp-1 zero.
-void transpose_in(const float* x, int B, int D, int Bp, float* xt) {
-  for (int j = 0; j < D; ++j) {
-    float* row = xt + static_cast<int64_t>(j) * Bp;
-    for (int b = 0; b < B; ++b) row[b] = x[static_cast<int64_t>(b) * D + j];
-    for (int b = B; b < Bp; ++b) row[b] = 0.0f;
-  }
-}
-
-// y (B x D) = the first B columns of yt (D x Bp), transposed.
-void transpose_out(const float* yt, int B, int D, int Bp, float* y) {
-  for (int b = 0; b < B; ++b)
-    for (int j = 0; j < D; ++j) y[static_cast<int64_t>(b) * D + j] = yt[static_cast<int64_t>(j) * Bp + b];
-}
+int round8(int n) { return static_cast<int>(nn::round8(n)); }
 
 class FastMlpPolicy final : public Policy {
  public:
@@ -372,8 +213,8 @@ class FastMlpPolicy final : public Policy {
       const LinearSlot& s = net.layers[l];
       const float* input = l == 0 ? x_.data() : net.out[l - 1].data();
       const float* d = net.delta[l].data();
-      matmul_nt(d, input, grad + s.w, s.out, s.in, Bp);
-      row_sums(d, grad + s.b, s.out, Bp);
+      nn::matmul_nt(d, input, grad + s.w, s.in, 1, s.out, s.in, Bp, nn::Output::kStore);
+      nn::row_sums(d, grad + s.b, s.out, Bp, nn::Output::kStore);
       if (l == 0) break;
       float* d_prev = net.delta[l - 1].data();
       matmul(params_ + s.w, 1, s.in, nullptr, d, d_prev, s.in, s.out, Bp);

@@ -1,5 +1,5 @@
 // PPOAgent: the rollout buffer, action sampling, GAE and CleanRL's PPO update loop, on top of
-// a Policy (policy.h: hand-written fast MLP or LibTorch autograd) and a fused Adam (optim.h).
+// a Policy (policy.h: hand-written fast MLP or LibTorch autograd) and a fused Adam (nn/adam.h).
 //
 // Randomness comes only from prefrl::Rng streams derived from the agent's seed (parameter
 // init, action sampling, minibatch shuffling, evaluation sampling), never from torch's global
@@ -14,9 +14,9 @@
 
 #include "prefrl/core/error.h"
 #include "prefrl/core/rng.h"
+#include "prefrl/nn/adam.h"
 #include "prefrl/rl/gae.h"
 #include "prefrl/rl/normalizers.h"
-#include "prefrl/rl/optim.h"
 #include "prefrl/rl/policy.h"
 
 namespace prefrl {
@@ -64,7 +64,7 @@ struct PPOAgent::Impl {
   bool fast;                 // hand-written MLP path in use
   torch::Tensor params;      // (P) every parameter, flat (the policy reads it in place)
   torch::Tensor grad;        // (P) gradient of the current minibatch
-  FlatAdam adam;
+  nn::FlatAdam adam;
   std::unique_ptr<Policy> policy;
   ObsNormalizer obs_norm;
   RewardScaler reward_scaler;
@@ -258,12 +258,12 @@ struct PPOAgent::Impl {
       for (int64_t start = 0; start < batch; start += minibatch) {
         const Minibatch mb = gather(start, static_cast<int>(std::min<int64_t>(minibatch, batch - start)));
         const LossTerms loss = policy->loss_and_grad(mb, g);
-        const double norm = grad_norm(g, P);
+        const double norm = nn::grad_norm(g, P);
         if (!std::isfinite(loss.loss) || !std::isfinite(norm)) {  // never let NaN/Inf reach the weights
           ++stats.skipped_nonfinite;
           continue;
         }
-        adam.step(p, g, lr_now, clip_factor(norm, cfg.max_grad_norm));
+        adam.step(p, g, lr_now, nn::clip_factor(norm, cfg.max_grad_norm));
 
         ++stats.minibatches;
         stats.policy_loss += loss.policy_loss;

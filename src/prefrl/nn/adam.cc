@@ -1,39 +1,36 @@
-#include "prefrl/rl/optim.h"
+#include "prefrl/nn/adam.h"
 
 #include <cmath>
 #include <cstring>
+#include <string>
 #if defined(__SSE2__)
 #include <immintrin.h>
 #endif
 
 #include "prefrl/core/error.h"
+#include "prefrl/nn/simd.h"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define PREFRL_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define PREFRL_SIMD_CLONES
-#endif
-
-namespace prefrl {
+namespace prefrl::nn {
 
 namespace {
 
 // The element-wise Adam update over n floats. Four at a time with SSE square roots (the
 // compiler will not vectorise std::sqrt, which may set errno), the tail one by one with the
-// same float operations.
-PREFRL_SIMD_CLONES void adam_kernel(float* __restrict p, const float* __restrict g, float* __restrict m,
-                                    float* __restrict v, int64_t n, float scale, float beta1, float one_minus_beta1,
-                                    float beta2, float one_minus_beta2, float sqrt_bc2, float eps, float neg_step) {
+// same float operations. kScale: g = grad * scale first (else g = grad).
+template <bool kScale>
+PREFRL_INLINE void adam_update(float* __restrict p, const float* __restrict g, float* __restrict m,
+                               float* __restrict v, int64_t n, float scale, float beta1, float one_minus_beta1,
+                               float beta2, float one_minus_beta2, float sqrt_bc2, float eps, float neg_step) {
   int64_t i = 0;
 #if defined(__SSE2__)
-  typedef float v4 __attribute__((vector_size(16)));
+  using simd::v4;
   for (; i + 4 <= n; i += 4) {
     v4 pi, gi, mi, vi;
     std::memcpy(&pi, p + i, sizeof pi);
     std::memcpy(&gi, g + i, sizeof gi);
     std::memcpy(&mi, m + i, sizeof mi);
     std::memcpy(&vi, v + i, sizeof vi);
-    gi = gi * scale;
+    if constexpr (kScale) gi = gi * scale;
     mi = mi * beta1 + one_minus_beta1 * gi;
     vi = vi * beta2 + one_minus_beta2 * gi * gi;
     const v4 denom = reinterpret_cast<v4>(_mm_sqrt_ps(reinterpret_cast<__m128>(vi))) / sqrt_bc2 + eps;
@@ -44,12 +41,27 @@ PREFRL_SIMD_CLONES void adam_kernel(float* __restrict p, const float* __restrict
   }
 #endif
   for (; i < n; ++i) {
-    const float gi = g[i] * scale;
+    float gi = g[i];
+    if constexpr (kScale) gi = gi * scale;
     m[i] = m[i] * beta1 + one_minus_beta1 * gi;
     v[i] = v[i] * beta2 + one_minus_beta2 * gi * gi;
     const float denom = std::sqrt(v[i]) / sqrt_bc2 + eps;
     p[i] = p[i] + neg_step * (m[i] / denom);
   }
+}
+
+// FlatAdam::step's update: built twice, FMA contracted in the AVX2+FMA clone.
+PREFRL_SIMD_CLONES void adam_kernel(float* __restrict p, const float* __restrict g, float* __restrict m,
+                                    float* __restrict v, int64_t n, float scale, float beta1, float one_minus_beta1,
+                                    float beta2, float one_minus_beta2, float sqrt_bc2, float eps, float neg_step) {
+  adam_update<true>(p, g, m, v, n, scale, beta1, one_minus_beta1, beta2, one_minus_beta2, sqrt_bc2, eps, neg_step);
+}
+
+// FlatAdam::step_l2's update: baseline x86-64 only, every operation rounded on its own.
+void adam_kernel_baseline(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
+                          int64_t n, float beta1, float one_minus_beta1, float beta2, float one_minus_beta2,
+                          float sqrt_bc2, float eps, float neg_step) {
+  adam_update<false>(p, g, m, v, n, 1.0f, beta1, one_minus_beta1, beta2, one_minus_beta2, sqrt_bc2, eps, neg_step);
 }
 
 }  // namespace
@@ -88,6 +100,35 @@ void FlatAdam::step(float* params, const float* grad, double lr, float grad_scal
               static_cast<float>(-step_size));
 }
 
+void FlatAdam::step_l2(float* params, float* grad, double lr, double l2, int64_t n_l2) {
+  if (l2 > 0) {
+    const float l2f = static_cast<float>(l2);
+    for (int64_t i = 0; i < n_l2; ++i) grad[i] += l2f * params[i];
+  }
+  ++step_;
+  const double bias_correction1 = 1.0 - std::pow(beta1_, static_cast<double>(step_));
+  const double bias_correction2 = 1.0 - std::pow(beta2_, static_cast<double>(step_));
+  adam_kernel_baseline(params, grad, m_.data_ptr<float>(), v_.data_ptr<float>(), n_, static_cast<float>(beta1_),
+                       static_cast<float>(1.0 - beta1_), static_cast<float>(beta2_),
+                       static_cast<float>(1.0 - beta2_), static_cast<float>(std::sqrt(bias_correction2)),
+                       static_cast<float>(eps_), static_cast<float>(-lr / bias_correction1));
+}
+
+void FlatAdam::step_tensor(torch::Tensor& params, double lr, double l2, int64_t n_l2) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor g = params.mutable_grad();  // (P)
+  if (!g.defined()) return;
+  if (l2 > 0) g.narrow(0, 0, n_l2).add_(params.narrow(0, 0, n_l2), l2);
+  ++step_;
+  m_.mul_(beta1_).add_(g, 1.0 - beta1_);
+  v_.mul_(beta2_).addcmul_(g, g, 1.0 - beta2_);
+  const double bias_correction1 = 1.0 - std::pow(beta1_, static_cast<double>(step_));
+  const double bias_correction2 = 1.0 - std::pow(beta2_, static_cast<double>(step_));
+  torch::Tensor denom = (v_.sqrt() / std::sqrt(bias_correction2)).add_(eps_);
+  params.addcdiv_(m_, denom, -lr / bias_correction1);
+  g.zero_();
+}
+
 void FlatAdam::set_state(int64_t steps, const torch::Tensor& exp_avg, const torch::Tensor& exp_avg_sq) {
   if (exp_avg.numel() != n_ || exp_avg_sq.numel() != n_)
     throw RuntimeError("Adam state of " + std::to_string(exp_avg.numel()) + " values does not fit " +
@@ -97,4 +138,4 @@ void FlatAdam::set_state(int64_t steps, const torch::Tensor& exp_avg, const torc
   v_.copy_(exp_avg_sq.to(torch::kFloat32).reshape({n_}));
 }
 
-}  // namespace prefrl
+}  // namespace prefrl::nn
