@@ -52,7 +52,7 @@ void BM_EnvStep(benchmark::State& state, const std::string& name) {
 
 void BM_VecEnvStep(benchmark::State& state, const std::string& name) {
   const int n = static_cast<int>(state.range(0));
-  VecEnv vec(name, n, 0);
+  SerialVecEnv vec(name, n, 0);
   const int64_t k = vec.act_size();
   const std::vector<float> actions = random_actions(vec.spec(), n, 1);
   vec.reset();

@@ -92,7 +92,7 @@ Rate raw_steps_per_second(const mjModel* m, const std::vector<float>& actions, d
 
 // VecEnv("hopper", 8) environment steps per second over about `seconds`.
 Rate env_steps_per_second(const std::vector<float>& actions, int nu, double seconds) {
-  VecEnv vec("hopper", kEnvs, 0);
+  SerialVecEnv vec("hopper", kEnvs, 0);
   vec.reset();
   size_t t = 0;
   return steps_per_second(seconds, [&] {

@@ -51,7 +51,7 @@ void collect(PPOAgent& agent, VecEnv& envs, std::vector<float>& act, std::vector
 void BM_PPOUpdate(benchmark::State& state) {
   torch::set_num_threads(1);
   const PPOConfig cfg = peer_config(state.range(0) != 0);
-  VecEnv envs("pendulum", kEnvs, 0);
+  SerialVecEnv envs("pendulum", kEnvs, 0);
   envs.reset();
   PPOAgent agent(cfg, envs.spec(), kEnvs, 0);
   std::vector<float> act(kEnvs * envs.act_size()), rewards(cfg.num_steps * kEnvs);
@@ -123,7 +123,7 @@ BENCHMARK(BM_RolloutAct)->Arg(1)->Arg(0)->ArgName("fast")->Unit(benchmark::kMicr
 void BM_TrainIteration(benchmark::State& state) {
   torch::set_num_threads(1);
   const PPOConfig cfg = peer_config(state.range(0) != 0);
-  VecEnv envs("pendulum", kEnvs, 0);
+  SerialVecEnv envs("pendulum", kEnvs, 0);
   envs.reset();
   PPOAgent agent(cfg, envs.spec(), kEnvs, 0);
   std::vector<float> act(kEnvs * envs.act_size()), rewards(cfg.num_steps * kEnvs);

@@ -440,7 +440,7 @@ TEST(MujocoObservations, ExcludeTheRootPositionAndClipVelocities) {
 
 TEST(MujocoDeterminism, VecEnvSameSeedSameTrajectoryDifferentSeedsDiffer) {
   auto run = [](uint64_t seed) {
-    VecEnv v("walker2d", 3, seed);
+    SerialVecEnv v("walker2d", 3, seed);
     v.reset();
     Rng rng(9);
     std::vector<float> all, actions(3 * 6);

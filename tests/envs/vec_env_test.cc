@@ -15,7 +15,7 @@ std::vector<float> row(const std::vector<float>& v, int i, int64_t n) {
 }
 
 TEST(VecEnv, ShapesAndBadArguments) {
-  VecEnv v("acrobot", 3, 0);
+  SerialVecEnv v("acrobot", 3, 0);
   EXPECT_EQ(v.num_envs(), 3);
   EXPECT_EQ(v.obs_size(), 6);
   EXPECT_EQ(v.act_size(), 1);
@@ -24,12 +24,12 @@ TEST(VecEnv, ShapesAndBadArguments) {
   EXPECT_EQ(v.obs().size(), 18u);
   EXPECT_EQ(v.final_obs().size(), 18u);
   EXPECT_EQ(v.rewards().size(), 3u);
-  EXPECT_THROW(VecEnv("acrobot", 0, 0), UsageError);
-  EXPECT_THROW(VecEnv("nope", 2, 0), UsageError);
+  EXPECT_THROW(SerialVecEnv("acrobot", 0, 0), UsageError);
+  EXPECT_THROW(SerialVecEnv("nope", 2, 0), UsageError);
 }
 
 TEST(VecEnv, EnvIIsSeededSeedPlusI) {
-  VecEnv v("pendulum", 4, 100);
+  SerialVecEnv v("pendulum", 4, 100);
   v.reset();
   for (int i = 0; i < 4; ++i) {
     auto env = make_env("pendulum");
@@ -45,7 +45,7 @@ TEST(VecEnv, MatchesStandaloneEnvsThroughAutoResets) {
   // Cartpole pushed always right terminates quickly; VecEnv must agree step for step with
   // standalone envs that are reset by hand, including final_obs and the next first obs.
   const int n = 3;
-  VecEnv v("cartpole", n, 42);
+  SerialVecEnv v("cartpole", n, 42);
   std::vector<std::unique_ptr<Env>> ref;
   std::vector<std::vector<float>> ref_obs(n, std::vector<float>(4));
   for (int i = 0; i < n; ++i) {
@@ -76,7 +76,7 @@ TEST(VecEnv, MatchesStandaloneEnvsThroughAutoResets) {
 }
 
 TEST(VecEnv, FinalObsDiffersFromTheNextFirstObs) {
-  VecEnv v("cartpole", 1, 0);
+  SerialVecEnv v("cartpole", 1, 0);
   v.reset();
   const float right = 1.0f;
   for (int t = 0; t < 100; ++t) {
@@ -95,7 +95,7 @@ TEST(VecEnv, FinalObsDiffersFromTheNextFirstObs) {
 TEST(VecEnv, TimeLimitTruncationCount) {
   // Pendulum never terminates: 3 limits' worth of steps => exactly 3 truncations per env,
   // each on a step that is a multiple of 200.
-  VecEnv v("pendulum", 2, 9);
+  SerialVecEnv v("pendulum", 2, 9);
   v.reset();
   const std::vector<float> actions = {0.5f, -0.5f};
   std::vector<int> truncations(2, 0);
@@ -113,7 +113,7 @@ TEST(VecEnv, TimeLimitTruncationCount) {
 }
 
 TEST(VecEnv, SuccessFlagsAtEpisodeEnd) {
-  VecEnv v("movingdot", 2, 0);
+  SerialVecEnv v("movingdot", 2, 0);
   v.reset();
   std::vector<float> scratch(2 * 32 * 32);
   v.env(0).set_state({16, 17}, scratch.data());  // distance 1: success
@@ -131,7 +131,7 @@ TEST(VecEnv, SuccessFlagsAtEpisodeEnd) {
 TEST(VecEnv, KeepsStatesBesideObservationsAndFinalObservations) {
   // Hopper observations are qpos[1:6] ++ clipped qvel; the kept states (qpos ++ qvel) must
   // be the states behind obs() and, where an episode ended, behind final_obs().
-  VecEnv v("hopper", 3, 7);
+  SerialVecEnv v("hopper", 3, 7);
   EXPECT_TRUE(v.states().empty());
   v.keep_states(true);
   v.reset();
@@ -165,7 +165,7 @@ TEST(VecEnv, KeepsStatesBesideObservationsAndFinalObservations) {
 TEST(VecEnv, TerminationReplacedByAPenaltyRunsToTheTimeLimit) {
   for (const char* name : {"cartpole", "hopper"}) {
     SCOPED_TRACE(name);
-    VecEnv ends(name, 1, 7), goes_on(name, 1, 7);
+    SerialVecEnv ends(name, 1, 7), goes_on(name, 1, 7);
     goes_on.replace_termination(2.5f);
     EXPECT_TRUE(goes_on.termination_replaced());
     EXPECT_FALSE(ends.termination_replaced());

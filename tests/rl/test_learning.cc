@@ -25,7 +25,7 @@ TEST(PPOAgentLearning, CartPoleReachesReturn150Within50kSteps) {
   cfg.norm_obs = true;
   const int N = 8, updates = 48;  // 48 x 1024 = 49,152 steps
   const uint64_t seed = std::getenv("PREFRL_SEED") ? std::strtoull(std::getenv("PREFRL_SEED"), nullptr, 10) : 1;
-  VecEnv envs("cartpole", N, seed);
+  SerialVecEnv envs("cartpole", N, seed);
   envs.reset();
   PPOAgent agent(cfg, envs.spec(), N, seed);
   const auto t0 = std::chrono::steady_clock::now();
@@ -52,7 +52,7 @@ TEST(PPOAgentLearning, PendulumSwingsUpWithinAbout120kSteps) {
   cfg.anneal_lr = false;
   cfg.hidden = {32, 32};
   const int N = 8, updates = 60;  // 60 x 2048 = 122,880 steps
-  VecEnv envs("pendulum", N, 1);
+  SerialVecEnv envs("pendulum", N, 1);
   envs.reset();
   PPOAgent agent(cfg, envs.spec(), N, 1);
   const auto t0 = std::chrono::steady_clock::now();

@@ -48,7 +48,8 @@ EvalResult evaluate_policy(PPOAgent& agent, const std::string& env_name, int epi
   // Up to 8 environments side by side; env i runs a fixed quota of episodes (so short
   // episodes are not over-represented), and results are ordered by env then episode.
   const int n = std::min(episodes, 8);
-  VecEnv envs(env_name, n, seed);
+  const std::unique_ptr<VecEnv> vec = make_vec_env(env_name, n, seed);
+  VecEnv& envs = *vec;
   res.has_success = envs.spec().has_success;
   const int64_t A = envs.act_size();
   std::vector<float> actions(static_cast<size_t>(n) * A);
@@ -128,7 +129,8 @@ double pearson(const std::vector<double>& a, const std::vector<double>& b) {
 double reward_true_correlation(PPOAgent& agent, RewardModel& reward, const std::string& env_name,
                                int num_envs, int length, int num_segments, uint64_t seed,
                                std::optional<float> termination_penalty) {
-  VecEnv envs(env_name, num_envs, seed);
+  const std::unique_ptr<VecEnv> vec = make_vec_env(env_name, num_envs, seed);
+  VecEnv& envs = *vec;
   if (termination_penalty) envs.replace_termination(*termination_penalty);
   const EnvSpec& spec = envs.spec();
   const int64_t D = envs.obs_size(), A = envs.act_size();

@@ -83,13 +83,13 @@ void SegmentHistory::clear() {
 
 Collector::Collector(const std::string& env_name, int N, int T, uint64_t env_seed,
                      std::optional<float> termination_penalty, int segment_steps)
-    : envs_(env_name, N, env_seed),
-      spec_(envs_.spec()),
+    : envs_(make_vec_env(env_name, N, env_seed)),
+      spec_(envs_->spec()),
       penalty_(spec_.can_terminate ? termination_penalty : std::nullopt),
       N_(N),
       T_(T),
-      D_(envs_.obs_size()),
-      A_(envs_.act_size()),
+      D_(envs_->obs_size()),
+      A_(envs_->act_size()),
       // Clips are rendered for people from stored observations, or, where those do not
       // determine the physical state (MuJoCo), from the states kept beside them.
       S_(spec_.obs_determines_state ? 0 : spec_.state_size),
@@ -100,12 +100,12 @@ Collector::Collector(const std::string& env_name, int N, int T, uint64_t env_see
       ep_true_(N, 0.0),
       ep_pred_(N, 0.0),
       ep_len_(N, 0) {
-  if (penalty_) envs_.replace_termination(*penalty_);
-  envs_.keep_states(S_ > 0);
+  if (penalty_) envs_->replace_termination(*penalty_);
+  envs_->keep_states(S_ > 0);
   roll_.resize(T, N, D_, A_, S_);
-  envs_.reset();
-  policy_obs_ = envs_.obs();
-  policy_states_ = envs_.states();
+  envs_->reset();
+  policy_obs_ = envs_->obs();
+  policy_states_ = envs_->states();
 }
 
 void Collector::collect(PPOAgent& agent, int64_t* global_step, PhaseTimes* times) {
@@ -122,27 +122,27 @@ void Collector::collect(PPOAgent& agent, int64_t* global_step, PhaseTimes* times
     agent.rollout_act(t, policy_obs_.data(), act_buf_.data());
     clip_actions(spec_.action, act_buf_.data(), N);  // store what the environment executes
     const auto t1 = Clock::now();
-    envs_.step(act_buf_.data());
+    envs_->step(act_buf_.data());
     const auto t2 = Clock::now();
-    std::copy(envs_.obs().begin(), envs_.obs().end(), policy_obs_.begin());
-    std::copy(envs_.states().begin(), envs_.states().end(), policy_states_.begin());
+    std::copy(envs_->obs().begin(), envs_->obs().end(), policy_obs_.begin());
+    std::copy(envs_->states().begin(), envs_->states().end(), policy_states_.begin());
     for (int i = 0; i < N; ++i) {
       const size_t k = static_cast<size_t>(t) * N + i;
-      roll.true_rewards[k] = envs_.rewards()[i];
-      roll.task_rewards[k] = envs_.task_rewards()[i];
-      roll.terminated[k] = step_terminated_[i] = envs_.terminated()[i];
-      roll.truncated[k] = step_truncated_[i] = envs_.truncated()[i];
-      roll.success[k] = envs_.success()[i];
+      roll.true_rewards[k] = envs_->rewards()[i];
+      roll.task_rewards[k] = envs_->task_rewards()[i];
+      roll.terminated[k] = step_terminated_[i] = envs_->terminated()[i];
+      roll.truncated[k] = step_truncated_[i] = envs_->truncated()[i];
+      roll.success[k] = envs_->success()[i];
       const bool ended = roll.terminated[k] || roll.truncated[k];
       if (ended) {
-        std::copy(envs_.final_obs().begin() + i * D, envs_.final_obs().begin() + (i + 1) * D,
+        std::copy(envs_->final_obs().begin() + i * D, envs_->final_obs().begin() + (i + 1) * D,
                   roll.final_obs.begin() + k * D);
-        std::copy(envs_.final_states().begin() + i * S, envs_.final_states().begin() + (i + 1) * S,
+        std::copy(envs_->final_states().begin() + i * S, envs_->final_states().begin() + (i + 1) * S,
                   roll.final_states.begin() + k * S);
       }
       if (!std::isfinite(roll.true_rewards[k]) || !all_finite(policy_obs_.data() + i * D, D) ||
-          (ended && !all_finite(envs_.final_obs().data() + i * D, D))) {
-        Env& env = envs_.env(i);
+          (ended && !all_finite(envs_->final_obs().data() + i * D, D))) {
+        Env& env = envs_->env(i);
         env.reset(policy_obs_.data() + i * D);  // a fresh episode; nothing non-finite reaches the policy
         if (S > 0) {
           const std::vector<double> st = env.get_state();
@@ -155,7 +155,7 @@ void Collector::collect(PPOAgent& agent, int64_t* global_step, PhaseTimes* times
         nonfinite_ = true;
       }
     }
-    agent.rollout_record(t, step_terminated_.data(), step_truncated_.data(), envs_.final_obs().data());
+    agent.rollout_record(t, step_terminated_.data(), step_truncated_.data(), envs_->final_obs().data());
     std::copy(act_buf_.begin(), act_buf_.end(), roll.actions.begin() + static_cast<size_t>(t) * N * A);
     times->inference += std::chrono::duration<double>(t1 - t0).count();
     times->env += std::chrono::duration<double>(t2 - t1).count();

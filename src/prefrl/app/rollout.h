@@ -6,6 +6,7 @@
 //   RolloutRecord + r̂ => tally() => finished episodes' true / predicted returns
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -83,7 +84,7 @@ class Collector {
   // The episodes that ended in the newest rollout; roll().learned must hold r̂.
   EpisodeTally tally();
 
-  VecEnv& envs() { return envs_; }
+  VecEnv& envs() { return *envs_; }
   // The penalty that replaces terminations, if it does (the learner then never sees one).
   std::optional<float> termination_penalty() const { return penalty_; }
   const EnvSpec& spec() const { return spec_; }
@@ -103,7 +104,7 @@ class Collector {
   std::vector<int>& episode_length() { return ep_len_; }
 
  private:
-  VecEnv envs_;
+  std::unique_ptr<VecEnv> envs_;
   EnvSpec spec_;
   std::optional<float> penalty_;
   int N_, T_;

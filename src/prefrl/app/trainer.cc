@@ -771,7 +771,8 @@ int stop_requested() { return g_stop_signal; }
 
 void check_checkpoint(const TrainConfig& cfg, const Checkpoint& c) {
   const int N = cfg.env.num_envs;
-  VecEnv envs(cfg.env.name, N, 0);
+  const std::unique_ptr<VecEnv> vec = make_vec_env(cfg.env.name, N, 0);
+  VecEnv& envs = *vec;
   const EnvSpec spec = envs.spec();
   const int64_t D = envs.obs_size(), A = envs.act_size();
   PPOAgent agent(cfg.ppo, spec, N, 0);

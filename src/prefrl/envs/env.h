@@ -3,6 +3,7 @@
 // in a single float. Every environment owns its RNG; VecEnv seeds env i with seed + i.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -117,29 +118,45 @@ class Env {
 // store what was executed, so they call this on sampled actions.
 void clip_actions(const Space& space, float* actions, int n);
 
-// Registry of environment names.
+// ---- The registry: environment names => factories ----------------------------------------
+// Built-in environments register through register_env like any other (at first use of the
+// registry); every name is looked up at run time, so an environment registered before a config
+// is resolved is as good as a built-in one.
+using EnvFactory = std::function<std::unique_ptr<Env>()>;
+// Adds an environment under `name` (lower-case letters, digits and '_', as used in run names).
+// Throws UsageError when the name is malformed or already registered. Thread-safe.
+void register_env(const std::string& name, EnvFactory factory);
+// Registered names, built-in ones first, then in the order they were registered.
 std::vector<std::string> env_names();
+// The factory registered under `name`; throws UsageError listing known names if unknown.
+EnvFactory env_factory(const std::string& name);
 // Creates an environment by name; throws UsageError listing known names if unknown.
 std::unique_ptr<Env> make_env(const std::string& name);
 // The spec of a named environment (creates a throwaway instance).
 EnvSpec env_spec(const std::string& name);
 
-// N environments stepped together with automatic reset. Env i is seeded seed + i.
+// ---- Vectorised environments ---------------------------------------------------------------
+// N environments stepped together with automatic reset, behind one interface (serial now;
+// threaded or remote later): an implementation steps each environment i with step_one(i, ...)
+// and resets it with reset_one(i), in any order or in parallel, so every implementation
+// computes the same thing. Env i is seeded seed + i.
 // On an episode's end, final_obs holds the last observation of the ended episode and obs
 // already holds the first observation of the next one (as Gymnasium's vector envs do).
 class VecEnv {
  public:
-  VecEnv(const std::string& name, int num_envs, uint64_t seed);
+  virtual ~VecEnv() = default;
 
-  const EnvSpec& spec() const { return envs_[0]->spec(); }
-  int num_envs() const { return static_cast<int>(envs_.size()); }
+  const EnvSpec& spec() const { return spec_; }
+  int num_envs() const { return num_envs_; }
   int64_t obs_size() const { return obs_size_; }
   int64_t act_size() const { return act_size_; }
 
   // Resets all environments; obs() then holds (num_envs x obs_size).
-  void reset();
+  virtual void reset() = 0;
   // Steps every env with actions (num_envs x act_size). Ended envs are reset automatically.
-  void step(const float* actions);
+  virtual void step(const float* actions) = 0;
+  // Environment i itself (its state, RNG and clock, for checkpoints).
+  virtual Env& env(int i) = 0;
 
   const std::vector<float>& obs() const { return obs_; }              // (num_envs x obs_size)
   const std::vector<float>& final_obs() const { return final_obs_; }  // (num_envs x obs_size), valid where done
@@ -147,7 +164,6 @@ class VecEnv {
   const std::vector<uint8_t>& terminated() const { return terminated_; }  // (num_envs)
   const std::vector<uint8_t>& truncated() const { return truncated_; }    // (num_envs)
   const std::vector<uint8_t>& success() const { return success_; }        // (num_envs), valid where done
-  Env& env(int i) { return *envs_[i]; }
 
   // Terminations replaced by a penalty (the paper's MuJoCo setting, so that how long an
   // episode lasts tells the learner nothing): episodes last to the time limit. A step on which
@@ -182,9 +198,16 @@ class VecEnv {
   const std::vector<float>& states() const { return states_; }              // (num_envs x S); empty when off
   const std::vector<float>& final_states() const { return final_states_; }  // (num_envs x S), valid where done
 
+ protected:
+  // For implementations: N environments of this spec. Throws UsageError unless N >= 1.
+  VecEnv(const EnvSpec& spec, int num_envs);
+  void reset_one(int i);                        // env i: a new episode into row i of obs()
+  void step_one(int i, const float* actions);   // env i: one step of actions (N x A), row i of every buffer
+
  private:
   void store_state(int i, std::vector<float>* into);  // env i's state into row i
-  std::vector<std::unique_ptr<Env>> envs_;
+  EnvSpec spec_;
+  int num_envs_ = 0;
   int64_t obs_size_ = 0, act_size_ = 0;
   bool keep_states_ = false;
   std::vector<float> states_, final_states_;
@@ -194,5 +217,24 @@ class VecEnv {
   float termination_penalty_ = 0.0f;
   std::vector<uint8_t> task_over_;  // (num_envs) the task's episode would have ended (penalty mode)
 };
+
+// The environments stepped one after another on the calling thread.
+class SerialVecEnv : public VecEnv {
+ public:
+  // N environments from `factory` (all of one spec), env i seeded seed + i.
+  SerialVecEnv(const EnvFactory& factory, int num_envs, uint64_t seed);
+  // N environments of a registered name.
+  SerialVecEnv(const std::string& name, int num_envs, uint64_t seed);
+  void reset() override;
+  void step(const float* actions) override;
+  Env& env(int i) override { return *envs_[i]; }
+
+ private:
+  SerialVecEnv(std::unique_ptr<Env> first, const EnvFactory& factory, int num_envs, uint64_t seed);
+  std::vector<std::unique_ptr<Env>> envs_;
+};
+
+// The VecEnv of N registered environments `name` (serial).
+std::unique_ptr<VecEnv> make_vec_env(const std::string& name, int num_envs, uint64_t seed);
 
 }  // namespace prefrl

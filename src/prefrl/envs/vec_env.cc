@@ -1,4 +1,5 @@
-// VecEnv: N environments stepped in lockstep with Gymnasium-style automatic reset.
+// VecEnv: N environments stepped in lockstep with Gymnasium-style automatic reset; the serial
+// implementation.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -9,16 +10,12 @@
 
 namespace prefrl {
 
-VecEnv::VecEnv(const std::string& name, int num_envs, uint64_t seed) {
+VecEnv::VecEnv(const EnvSpec& spec, int num_envs) : spec_(spec), num_envs_(num_envs) {
   if (num_envs < 1) {
     throw UsageError("VecEnv: num_envs is " + std::to_string(num_envs) + "; expected >= 1");
   }
-  for (int i = 0; i < num_envs; ++i) {
-    envs_.push_back(make_env(name));
-    envs_.back()->seed(seed + static_cast<uint64_t>(i));
-  }
-  obs_size_ = spec().observation.numel();
-  act_size_ = spec().action.numel();
+  obs_size_ = spec_.observation.numel();
+  act_size_ = spec_.action.numel();
   obs_.assign(num_envs * obs_size_, 0.0f);
   final_obs_.assign(num_envs * obs_size_, 0.0f);
   rewards_.assign(num_envs, 0.0f);
@@ -27,6 +24,41 @@ VecEnv::VecEnv(const std::string& name, int num_envs, uint64_t seed) {
   terminated_.assign(num_envs, 0);
   truncated_.assign(num_envs, 0);
   success_.assign(num_envs, 0);
+}
+
+namespace {
+// The first of N environments from `factory` (its spec is the VecEnv's), checked for N >= 1.
+std::unique_ptr<Env> first_env(const EnvFactory& factory, int num_envs) {
+  if (num_envs < 1) {
+    throw UsageError("VecEnv: num_envs is " + std::to_string(num_envs) + "; expected >= 1");
+  }
+  return factory();
+}
+}  // namespace
+
+SerialVecEnv::SerialVecEnv(const EnvFactory& factory, int num_envs, uint64_t seed)
+    : SerialVecEnv(first_env(factory, num_envs), factory, num_envs, seed) {}
+
+SerialVecEnv::SerialVecEnv(std::unique_ptr<Env> first, const EnvFactory& factory, int num_envs, uint64_t seed)
+    : VecEnv(first->spec(), num_envs) {
+  envs_.push_back(std::move(first));
+  for (int i = 1; i < num_envs; ++i) envs_.push_back(factory());
+  for (int i = 0; i < num_envs; ++i) envs_[i]->seed(seed + static_cast<uint64_t>(i));
+}
+
+SerialVecEnv::SerialVecEnv(const std::string& name, int num_envs, uint64_t seed)
+    : SerialVecEnv(env_factory(name), num_envs, seed) {}
+
+std::unique_ptr<VecEnv> make_vec_env(const std::string& name, int num_envs, uint64_t seed) {
+  return std::make_unique<SerialVecEnv>(name, num_envs, seed);
+}
+
+void SerialVecEnv::reset() {
+  for (int i = 0; i < num_envs(); ++i) reset_one(i);
+}
+
+void SerialVecEnv::step(const float* actions) {
+  for (int i = 0; i < num_envs(); ++i) step_one(i, actions);
 }
 
 void VecEnv::keep_states(bool on) {
@@ -39,26 +71,20 @@ void VecEnv::keep_states(bool on) {
 }
 
 void VecEnv::store_state(int i, std::vector<float>* into) {
-  const std::vector<double> s = envs_[i]->get_state();
+  const std::vector<double> s = env(i).get_state();
   std::copy(s.begin(), s.end(), into->begin() + i * state_size());
 }
 
-void VecEnv::reset() {
-  for (int i = 0; i < num_envs(); ++i) {
-    envs_[i]->reset(obs_.data() + i * obs_size_);
-    if (keep_states_) store_state(i, &states_);
-  }
-  std::fill(rewards_.begin(), rewards_.end(), 0.0f);
-  std::fill(task_rewards_.begin(), task_rewards_.end(), 0.0f);
-  std::fill(task_over_.begin(), task_over_.end(), 0);
-  std::fill(terminated_.begin(), terminated_.end(), 0);
-  std::fill(truncated_.begin(), truncated_.end(), 0);
-  std::fill(success_.begin(), success_.end(), 0);
+void VecEnv::reset_one(int i) {
+  env(i).reset(obs_.data() + i * obs_size_);
+  if (keep_states_) store_state(i, &states_);
+  rewards_[i] = task_rewards_[i] = 0.0f;
+  task_over_[i] = terminated_[i] = truncated_[i] = success_[i] = 0;
 }
 
-void VecEnv::step(const float* actions) {
-  for (int i = 0; i < num_envs(); ++i) {
-    Env& env = *envs_[i];
+void VecEnv::step_one(int i, const float* actions) {
+  {
+    Env& env = this->env(i);
     float* obs = obs_.data() + i * obs_size_;
     const int limit = spec().max_episode_steps;
     StepResult r;
