@@ -62,7 +62,7 @@ void BM_PPOUpdate(benchmark::State& state) {
     collect(agent, envs, act, rewards);
     state.ResumeTiming();
     const auto t0 = std::chrono::steady_clock::now();
-    const PPOStats s = agent.update(envs.obs().data(), 0.0);
+    const PPOStats s = agent.ppo_update(envs.obs().data(), 0.0);
     update_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     minibatches += s.minibatches;
   }
@@ -129,7 +129,7 @@ void BM_TrainIteration(benchmark::State& state) {
   std::vector<float> act(kEnvs * envs.act_size()), rewards(cfg.num_steps * kEnvs);
   for (auto _ : state) {
     collect(agent, envs, act, rewards);
-    benchmark::DoNotOptimize(agent.update(envs.obs().data(), 0.0));
+    benchmark::DoNotOptimize(agent.ppo_update(envs.obs().data(), 0.0));
   }
   state.SetItemsProcessed(state.iterations() * cfg.num_steps * kEnvs);  // env steps
 }

@@ -171,6 +171,50 @@ TEST(PPOAgent, PixelPolicyTrainsThroughTheCnn) {
   for (float a : act) EXPECT_TRUE(a == 0.0f || a == 1.0f);
 }
 
+TEST(PPOAgent, ThroughTheAgentInterfaceAndItsFrozenSnapshot) {
+  PPOConfig cfg = small_config();
+  ToyVec<ToyReach> envs(4, 3);
+  envs.reset();
+  AgentConfig which;
+  std::unique_ptr<Agent> agent = make_agent(which, cfg, envs.spec(), 4, 5);
+  EXPECT_EQ(agent->algorithm(), "ppo");
+  PPOAgent twin(cfg, envs.spec(), 4, 5);
+  const std::vector<float> obs = envs.obs();
+  std::vector<float> a(4), b(4), frozen(4);
+  const std::unique_ptr<ActingPolicy> snap = agent->snapshot();
+  agent->act(obs.data(), 4, a.data(), /*deterministic=*/true);
+  snap->act(obs.data(), 4, frozen.data(), true);
+  EXPECT_EQ(a, frozen);  // the snapshot acts as the agent did when it was taken
+  // An update through the interface is PPO's, reported with its losses in order.
+  PPOAgent& ppo = dynamic_cast<PPOAgent&>(*agent);
+  const auto log = train(ppo, envs, 2);
+  ToyVec<ToyReach> envs2(4, 3);
+  envs2.reset();
+  const auto log2 = train(twin, envs2, 2);
+  EXPECT_TRUE(same(ppo.parameters(), twin.parameters()));
+  ToyVec<ToyReach> envs3(4, 3);
+  envs3.reset();
+  PPOAgent third(cfg, envs3.spec(), 4, 5);
+  std::vector<float> acts(4);
+  for (int t = 0; t < cfg.num_steps; ++t) {
+    third.rollout_act(t, envs3.obs().data(), acts.data());
+    envs3.step(acts.data());
+    third.rollout_record(t, envs3.terminated().data(), envs3.truncated().data(), envs3.final_obs().data());
+  }
+  third.set_rewards(std::vector<float>(static_cast<size_t>(cfg.num_steps) * 4, 1.0f).data());
+  const AgentStats st = third.update(envs3.obs().data(), 0.0);
+  ASSERT_EQ(st.metrics.size(), 7u);
+  EXPECT_STREQ(st.metrics[0].first, "charts/learning_rate");
+  EXPECT_STREQ(st.metrics[1].first, "losses/policy_loss");
+  EXPECT_STREQ(st.metrics[3].first, "losses/entropy");
+  EXPECT_EQ(st.metrics[3].second, st.entropy);
+  EXPECT_GT(st.applied, 0);
+  // After training, the agent acts differently; the snapshot taken before does not change.
+  snap->act(obs.data(), 4, b.data(), true);
+  EXPECT_EQ(b, frozen);
+  EXPECT_THROW(make_agent(AgentConfig{"sac"}, cfg, envs.spec(), 4, 5), UsageError);
+}
+
 TEST(PPOAgent, MisuseIsReportedWithAMessage) {
   PPOConfig cfg = small_config();
   ToyVec<ToyReach> envs(2, 0);

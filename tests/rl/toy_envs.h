@@ -216,7 +216,7 @@ TrainLog train(PPOAgent& agent, V& envs, int updates, int first_update = 0, int 
     log.rollout_mean_reward.push_back(sum / (static_cast<double>(T) * N));
     agent.set_rewards(reward_override ? reward_override->data() : rewards.data());
     const double progress = total_updates > 0 ? static_cast<double>(first_update + u) / total_updates : 0.0;
-    log.stats.push_back(agent.update(envs.obs().data(), progress));
+    log.stats.push_back(agent.ppo_update(envs.obs().data(), progress));
   }
   return log;
 }

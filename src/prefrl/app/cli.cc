@@ -425,7 +425,7 @@ TrainConfig load_run_config(const RunDir& run) {
 int cmd_eval(const std::string& run_path, int episodes, int64_t seed, bool json, bool stochastic,
              const std::string& trace_path) {
   TrainConfig cfg;
-  std::unique_ptr<PPOAgent> agent = load_run_policy(run_path, std::min(episodes, 8), &cfg);
+  std::unique_ptr<Agent> agent = load_run_policy(run_path, std::min(episodes, 8), &cfg);
   std::ofstream trace;
   if (!trace_path.empty()) {
     trace.open(trace_path);

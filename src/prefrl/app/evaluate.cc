@@ -13,13 +13,13 @@
 
 namespace prefrl {
 
-std::unique_ptr<PPOAgent> load_run_policy(const std::string& run_path, int num_envs, TrainConfig* cfg) {
+std::unique_ptr<Agent> load_run_policy(const std::string& run_path, int num_envs, TrainConfig* cfg) {
   RunDir run = RunDir::open(run_path);
   *cfg = TrainConfig();
   config_from_json(*cfg, run.read_json("config.json"));
   const std::string policy = run.file("checkpoints/policy.pt");
   if (!std::filesystem::exists(policy)) throw UsageError("run '" + run_path + "' has no final policy (" + policy + ")");
-  auto agent = std::make_unique<PPOAgent>(cfg->ppo, env_spec(cfg->env.name), num_envs, 0);
+  std::unique_ptr<Agent> agent = make_agent(cfg->agent, cfg->ppo, env_spec(cfg->env.name), num_envs, 0);
   agent->load(policy);
   return agent;
 }
@@ -41,7 +41,7 @@ std::unique_ptr<RewardModel> load_run_reward(const std::string& run_path, const 
   return load_reward_model(cfg, file);
 }
 
-EvalResult evaluate_policy(PPOAgent& agent, const std::string& env_name, int episodes, uint64_t seed,
+EvalResult evaluate_policy(ActingPolicy& agent, const std::string& env_name, int episodes, uint64_t seed,
                            bool deterministic, std::ostream* trace, RewardModel* reward) {
   EvalResult res;
   if (episodes <= 0) return res;
@@ -126,7 +126,7 @@ double pearson(const std::vector<double>& a, const std::vector<double>& b) {
   return sab / std::sqrt(saa * sbb);
 }
 
-double reward_true_correlation(PPOAgent& agent, RewardModel& reward, const std::string& env_name,
+double reward_true_correlation(ActingPolicy& agent, RewardModel& reward, const std::string& env_name,
                                int num_envs, int length, int num_segments, uint64_t seed,
                                std::optional<float> termination_penalty) {
   const std::unique_ptr<VecEnv> vec = make_vec_env(env_name, num_envs, seed);

@@ -25,7 +25,7 @@ struct TrainConfig;
 
 // A run's final policy (RUN_DIR/checkpoints/policy.pt), made for num_envs environments, and
 // the run's config into *cfg. Throws UsageError if the run or its final policy is missing.
-std::unique_ptr<PPOAgent> load_run_policy(const std::string& run_path, int num_envs, TrainConfig* cfg);
+std::unique_ptr<Agent> load_run_policy(const std::string& run_path, int num_envs, TrainConfig* cfg);
 
 // The reward model a run's policy was trained on (RUN_DIR/checkpoints/reward.pt), built as
 // training builds it from the run's config; nullptr if the run trained on the true reward or
@@ -40,7 +40,7 @@ std::unique_ptr<RewardModel> load_reward_model(const TrainConfig& cfg, const std
 // "terminated", "truncated"[, "predicted"]}; "episode" indexes `returns`, "obs" is what the agent
 // acted on, "action" what the environment executed (clipped), "predicted" the reward model's
 // r̂ for that step as the policy was given it (when `reward` is given).
-EvalResult evaluate_policy(PPOAgent& agent, const std::string& env_name, int episodes, uint64_t seed,
+EvalResult evaluate_policy(ActingPolicy& agent, const std::string& env_name, int episodes, uint64_t seed,
                            bool deterministic = true, std::ostream* trace = nullptr, RewardModel* reward = nullptr);
 
 // Pearson correlation; NaN when either side has no variance or fewer than 2 points.
@@ -50,7 +50,7 @@ double pearson(const std::vector<double>& a, const std::vector<double>& b);
 // fresh environments, and correlates the reward model's predicted segment returns
 // (ensemble mean) with the true ones. termination_penalty: the environments replace
 // terminations by this penalty, as in training (VecEnv::replace_termination).
-double reward_true_correlation(PPOAgent& agent, RewardModel& reward, const std::string& env_name,
+double reward_true_correlation(ActingPolicy& agent, RewardModel& reward, const std::string& env_name,
                                int num_envs, int length, int num_segments, uint64_t seed,
                                std::optional<float> termination_penalty = std::nullopt);
 

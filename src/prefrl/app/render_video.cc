@@ -29,7 +29,7 @@ RenderVideoResult render_video(const RenderVideoOptions& opts) {
   if (opts.steps < 0) throw UsageError("--steps " + std::to_string(opts.steps) + " must be >= 0");
   std::unique_ptr<Env> env = make_env(opts.env);
   const EnvSpec& spec = env->spec();
-  std::unique_ptr<PPOAgent> agent;
+  std::unique_ptr<Agent> agent;
   if (!opts.policy_run.empty()) {
     TrainConfig cfg;
     agent = load_run_policy(opts.policy_run, 1, &cfg);

@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "prefrl/envs/action_util.h"
-#include "prefrl/rl/ppo.h"
+#include "prefrl/rl/agent.h"
 
 namespace prefrl {
 
@@ -108,7 +108,7 @@ Collector::Collector(const std::string& env_name, int N, int T, uint64_t env_see
   policy_states_ = envs_->states();
 }
 
-void Collector::collect(PPOAgent& agent, int64_t* global_step, PhaseTimes* times) {
+void Collector::collect(Agent& agent, int64_t* global_step, PhaseTimes* times) {
   using Clock = std::chrono::steady_clock;
   const int N = N_, T = T_;
   const int64_t D = D_, A = A_, S = S_;

@@ -15,7 +15,7 @@
 
 namespace prefrl {
 
-class PPOAgent;
+class Agent;
 
 // What one rollout saw, in the environment's own terms (raw observations, executed actions).
 struct RolloutRecord {
@@ -80,7 +80,7 @@ class Collector {
   // One rollout of T steps from every environment with the agent's policy => roll(), history().
   // An environment whose observation or reward is not finite (a diverged simulation) restarts;
   // the rollout is then not learned from (nonfinite()). Advances *global_step by T x N.
-  void collect(PPOAgent& agent, int64_t* global_step, PhaseTimes* times);
+  void collect(Agent& agent, int64_t* global_step, PhaseTimes* times);
   // The episodes that ended in the newest rollout; roll().learned must hold r̂.
   EpisodeTally tally();
 

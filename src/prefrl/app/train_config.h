@@ -122,6 +122,7 @@ struct PrefsConfig {
 struct TrainConfig {
   EnvConfig env;
   RunConfig run;
+  AgentConfig agent;
   PPOConfig ppo;
   RewardConfig reward;
   PrefsConfig prefs;
@@ -133,6 +134,7 @@ struct TrainConfig {
   void visit(V& v) {
     v.group("env", env);
     v.group("run", run);
+    v.group("agent", agent);
     v.group("ppo", ppo);
     v.group("reward", reward);
     v.group("prefs", prefs);

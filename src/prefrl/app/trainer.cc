@@ -39,7 +39,7 @@
 #include "prefrl/server/label_server.h"
 #include "prefrl/teachers/teacher.h"
 #include "prefrl/tracking/health.h"
-#include "prefrl/tracking/metric_names.h"
+#include "prefrl/core/metric_names.h"
 #include "prefrl/tracking/metrics.h"
 #include "prefrl/tracking/runs.h"
 
@@ -153,7 +153,7 @@ struct Seeding {
 struct Iteration {
   PhaseTimes t;
   EpisodeTally episodes;
-  PPOStats pstats;
+  AgentStats pstats;
   int64_t labels_before = 0;
   int64_t discarded_rollouts = 0, diverged_rounds = 0;  // non-finite values met, each skipped
   double true_corr = std::nan("");
@@ -197,7 +197,7 @@ class Trainer {
   const int N_, T_, L_;  // environments, rollout steps, steps per clip
   Collector collector_;
   const EnvSpec spec_;
-  PPOAgent agent_;
+  std::unique_ptr<Agent> agent_;  // the policy's learner (agent.algorithm)
   RewardModel reward_;
   std::unique_ptr<PrefStore> store_;
   PrefStore& db_;
@@ -242,7 +242,7 @@ Trainer::Trainer(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool re
                                                   : std::nullopt,
                  L_),
       spec_(collector_.spec()),
-      agent_(cfg.ppo, spec_, N_, derive_seed(seeding_.seed, kPolicyStream)),
+      agent_(make_agent(cfg.agent, cfg.ppo, spec_, N_, derive_seed(seeding_.seed, kPolicyStream))),
       reward_(cfg.reward, spec_.observation.shape, collector_.act_size(), spec_.action.discrete, spec_.action.n,
               spec_.can_terminate && !collector_.envs().termination_replaced(),
               derive_seed(seeding_.seed, kRewardStream)),
@@ -377,7 +377,7 @@ void Trainer::save_checkpoint() {
   const LoopState st = capture();
   const std::string bin = st.trainer_bin();
   last_checkpoint_dir_ = write_checkpoint(run_.file("checkpoints"), c_.step, st.info(), [&](const std::string& dir) {
-    agent_.save(dir + "/policy.pt");
+    agent_->save(dir + "/policy.pt");
     reward_.save(dir + "/reward.pt");
     write_file_synced(dir + "/trainer.bin", bin);
   }, cfg_.run.checkpoint_keep);
@@ -388,7 +388,7 @@ void Trainer::save_checkpoint() {
 void Trainer::restore() {
   int64_t last_label_id = 0, labels_requested = 0, after_query = 0;
   if (ckpt_) {
-    agent_.load(ckpt_->file("policy.pt"));
+    agent_->load(ckpt_->file("policy.pt"));
     reward_.load(ckpt_->file("reward.pt"));
     LoopState st = LoopState::read(*ckpt_, N_, collector_.obs_size());
     std::vector<float> scratch(static_cast<size_t>(collector_.obs_size()));
@@ -452,7 +452,7 @@ bool Trainer::pretrain() {
   const size_t want_segments = std::min<size_t>(static_cast<size_t>(cfg_.prefs.pool_capacity),
                                                 std::max<size_t>(2, 2 * static_cast<size_t>(initial)));
   do {
-    collector_.collect(agent_, &c_.step, &it.t);
+    collector_.collect(*agent_, &c_.step, &it.t);
     queries_.cut(collector_.history());
   } while (queries_.pool().size() < want_segments && c_.step < cfg_.run.total_steps);
   queries_.ask(initial, /*initial=*/true, c_.step, &it.t);
@@ -474,7 +474,7 @@ void Trainer::score_and_update(Iteration& it) {
   reward_.predict(roll.obs.data(), roll.actions.data(), roll.steps(), roll.learned.data());
   const float* policy_rewards = true_reward_baseline_ ? roll.true_rewards.data() : roll.learned.data();
   const bool learnable = !collector_.nonfinite() && all_finite(policy_rewards, roll.steps());
-  if (learnable) agent_.set_rewards(policy_rewards);
+  if (learnable) agent_->set_rewards(policy_rewards);
   it.t.reward_predict += seconds_since(tp);
 
   it.episodes = collector_.tally();
@@ -482,10 +482,10 @@ void Trainer::score_and_update(Iteration& it) {
   const auto tu = Clock::now();
   const double progress = std::min(1.0, static_cast<double>(c_.step) / cfg_.run.total_steps);
   if (learnable) {
-    it.pstats = agent_.update(collector_.policy_obs().data(), progress);
+    it.pstats = agent_->update(collector_.policy_obs().data(), progress);
     ++c_.updates;
   } else {
-    agent_.discard_rollout();
+    agent_->discard_rollout();
     ++it.discarded_rollouts;
   }
   it.t.ppo += seconds_since(tu);
@@ -567,18 +567,12 @@ void Trainer::log_iteration(Iteration& it) {
   }
   publish("training", labels_now, labels_now);
   const double steps = static_cast<double>(T_) * N_;
-  const PPOStats& p = it.pstats;
+  const AgentStats& p = it.pstats;
   const PhaseTimes& t = it.t;
   log_m(metric::kSPS, steps / std::max(iteration_s_, 1e-9));
   log_m(metric::kRolloutSPS, steps / std::max(t.env + t.inference, 1e-9));
-  if (p.minibatches > 0) {  // an update with no minibatch applied has no losses
-    log_m(metric::kLearningRate, p.lr);
-    log_m(metric::kPolicyLoss, p.policy_loss);
-    log_m(metric::kValueLoss, p.value_loss);
-    log_m(metric::kEntropy, p.entropy);
-    log_m(metric::kApproxKL, p.approx_kl);
-    log_m(metric::kClipFrac, p.clipfrac);
-    log_m(metric::kExplainedVariance, p.explained_variance);
+  if (p.applied > 0) {  // an update with no gradient step applied has no losses
+    for (const auto& [name, value] : p.metrics) log_m(name, value);
   }
   log_m(metric::kSkippedUpdates, static_cast<double>(p.skipped_nonfinite));
   log_m(metric::kRewardTrainLoss, rstats_.train_loss);
@@ -611,10 +605,10 @@ void Trainer::log_iteration(Iteration& it) {
 // ---- Health checks: warnings (log, health.jsonl) and health/<check> metrics -----------------
 void Trainer::check_health(const Iteration& it) {
   if (!cfg_.health.enabled) return;
-  const PPOStats& p = it.pstats;
+  const AgentStats& p = it.pstats;
   HealthSample h;
   h.step = c_.step;
-  h.entropy = p.minibatches > 0 ? p.entropy : std::nan("");
+  h.entropy = p.applied > 0 ? p.entropy : std::nan("");
   h.skipped_minibatches = p.skipped_nonfinite;
   h.diverged_rounds = it.diverged_rounds;
   h.discarded_rollouts = it.discarded_rollouts;
@@ -668,7 +662,7 @@ TrainResult Trainer::stopped(const std::string& line, bool with_checkpoint) {
 // ---- The final models, evaluation, summary ---------------------------------------------------
 TrainResult Trainer::finish() {
   TrainResult result;
-  agent_.save(run_.file("checkpoints/policy.pt"));
+  agent_->save(run_.file("checkpoints/policy.pt"));
   reward_.save(run_.file("checkpoints/reward.pt"));
   result.env_steps = c_.step;
   result.total_steps = cfg_.run.total_steps;
@@ -686,11 +680,11 @@ TrainResult Trainer::finish() {
 
   const uint64_t eval_seed = derive_seed(seeding_.seed, kEvalStream);
   const std::optional<float> penalty = collector_.termination_penalty();
-  result.final_true_corr = reward_true_correlation(agent_, reward_, cfg_.env.name, N_, L_, 256, eval_seed, penalty);
+  result.final_true_corr = reward_true_correlation(*agent_, reward_, cfg_.env.name, N_, L_, 256, eval_seed, penalty);
   result.heldout_true_corr = heldout_correlation(reward_, db_);
   metrics_.log(metric::kRewardTrueCorr, result.final_true_corr, c_.step);
   if (cfg_.run.eval_episodes > 0) {
-    EvalResult ev = evaluate_policy(agent_, cfg_.env.name, cfg_.run.eval_episodes, eval_seed + 1);
+    EvalResult ev = evaluate_policy(*agent_, cfg_.env.name, cfg_.run.eval_episodes, eval_seed + 1);
     result.eval_episodes = ev.episodes;
     result.eval_mean_return = ev.mean_return;
     result.eval_std_return = ev.std_return;
@@ -731,7 +725,7 @@ TrainResult Trainer::run() {
     Iteration it;
     it.diverged_rounds = std::exchange(carried_diverged_, 0);
     it.labels_before = queries_.count_labels();
-    collector_.collect(agent_, &c_.step, &it.t);
+    collector_.collect(*agent_, &c_.step, &it.t);
     score_and_update(it);
     cut_and_score_clips(it);
     ask_due_queries(it);
@@ -775,8 +769,8 @@ void check_checkpoint(const TrainConfig& cfg, const Checkpoint& c) {
   VecEnv& envs = *vec;
   const EnvSpec spec = envs.spec();
   const int64_t D = envs.obs_size(), A = envs.act_size();
-  PPOAgent agent(cfg.ppo, spec, N, 0);
-  agent.load(c.file("policy.pt"));
+  const std::unique_ptr<Agent> agent = make_agent(cfg.agent, cfg.ppo, spec, N, 0);
+  agent->load(c.file("policy.pt"));
   (void)load_reward_model(cfg, c.file("reward.pt"));
   LoopState st = LoopState::read(c, N, D);
   std::vector<float> scratch(static_cast<size_t>(D));

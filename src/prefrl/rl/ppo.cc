@@ -13,6 +13,7 @@
 #include <numeric>
 
 #include "prefrl/core/error.h"
+#include "prefrl/core/metric_names.h"
 #include "prefrl/core/rng.h"
 #include "prefrl/nn/adam.h"
 #include "prefrl/rl/gae.h"
@@ -378,7 +379,40 @@ void PPOAgent::set_rewards(const float* r) {
   m.rewards_set = true;
 }
 
-PPOStats PPOAgent::update(const float* next_obs, double progress) { return impl_->update(next_obs, progress); }
+PPOStats PPOAgent::ppo_update(const float* next_obs, double progress) { return impl_->update(next_obs, progress); }
+
+AgentStats PPOAgent::update(const float* next_obs, double progress) {
+  const PPOStats p = ppo_update(next_obs, progress);
+  AgentStats a;
+  a.metrics = {{metric::kLearningRate, p.lr},           {metric::kPolicyLoss, p.policy_loss},
+               {metric::kValueLoss, p.value_loss},      {metric::kEntropy, p.entropy},
+               {metric::kApproxKL, p.approx_kl},        {metric::kClipFrac, p.clipfrac},
+               {metric::kExplainedVariance, p.explained_variance}};
+  a.entropy = p.entropy;
+  a.applied = p.minibatches;
+  a.skipped_nonfinite = p.skipped_nonfinite;
+  return a;
+}
+
+std::unique_ptr<ActingPolicy> PPOAgent::snapshot() const {
+  const Impl& m = *impl_;
+  auto copy = std::make_unique<PPOAgent>(m.cfg, m.spec, 1, 0);
+  Impl& c = *copy->impl_;
+  {
+    torch::NoGradGuard no_grad;
+    c.params.copy_(m.params);
+  }
+  const auto& o = m.obs_norm.stats();
+  c.obs_norm.set_stats(o.mean(), o.var(), o.count());
+  c.eval_rng.set_state(m.eval_rng.state());
+  return copy;
+}
+
+std::unique_ptr<Agent> make_agent(const AgentConfig& cfg, const PPOConfig& ppo, const EnvSpec& spec, int num_envs,
+                                  uint64_t seed) {
+  if (cfg.algorithm == "ppo") return std::make_unique<PPOAgent>(ppo, spec, num_envs, seed);
+  throw UsageError("agent.algorithm '" + cfg.algorithm + "' is not one of: ppo");
+}
 void PPOAgent::discard_rollout() { impl_->clear_rollout(); }
 
 int PPOAgent::num_steps() const { return impl_->T; }

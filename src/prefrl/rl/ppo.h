@@ -8,7 +8,7 @@
 //                    env.step(actions)
 //                    agent.rollout_record(t, terminated, truncated, final_obs)
 //   agent.set_rewards(rewards)           // (T x N) rewards the policy learns from (learned r̂)
-//   stats = agent.update(next_obs, progress)
+//   stats = agent.ppo_update(next_obs, progress)    // or update(): the same, as the Agent interface reports it
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -19,6 +19,7 @@
 
 #include "prefrl/core/config.h"
 #include "prefrl/envs/env.h"
+#include "prefrl/rl/agent.h"
 
 namespace prefrl {
 
@@ -82,30 +83,36 @@ struct PPOStats {
   int64_t skipped_nonfinite = 0;  // minibatches skipped because a loss was NaN/Inf
 };
 
-class PPOAgent {
+class PPOAgent : public Agent {
  public:
   PPOAgent(const PPOConfig& cfg, const EnvSpec& spec, int num_envs, uint64_t seed);
-  ~PPOAgent();
+  ~PPOAgent() override;
+
+  std::string algorithm() const override { return "ppo"; }
 
   // Acts on raw observations (N x D) => actions (N x A), without storing anything.
   // deterministic: the mode (argmax / mean), else sampled. Used for evaluation.
-  void act(const float* obs, int n, float* actions, bool deterministic);
+  void act(const float* obs, int n, float* actions, bool deterministic) override;
 
   // Rollout step t: updates observation statistics, stores normalised obs, sampled action,
   // log-prob and value; writes actions (N x A) (continuous actions are unclipped samples;
   // the environment clips).
-  void rollout_act(int t, const float* obs, float* actions);
+  void rollout_act(int t, const float* obs, float* actions) override;
   // After env.step: flags (N) and the final observation (N x D) of envs whose episode ended.
-  void rollout_record(int t, const uint8_t* terminated, const uint8_t* truncated, const float* final_obs);
+  void rollout_record(int t, const uint8_t* terminated, const uint8_t* truncated, const float* final_obs) override;
   // Rewards (T x N, row t = step t) the policy learns from for the rollout just collected.
-  void set_rewards(const float* rewards);
+  void set_rewards(const float* rewards) override;
 
   // GAE (bootstrapping from next_obs, and from V(final_obs) at truncations) and PPO epochs.
   // progress in [0, 1]: fraction of training done, for lr annealing.
-  PPOStats update(const float* next_obs, double progress);
+  PPOStats ppo_update(const float* next_obs, double progress);
+  // The same update, reported as any agent's: learning rate and PPO's losses/* in `metrics`.
+  AgentStats update(const float* next_obs, double progress) override;
   // Drops the rollout collected so far without learning from it (a rollout that saw a
   // non-finite observation or reward); the next rollout starts at step 0.
-  void discard_rollout();
+  void discard_rollout() override;
+  // A frozen copy of the acting policy: parameters, observation statistics, evaluation RNG.
+  std::unique_ptr<ActingPolicy> snapshot() const override;
 
   int num_steps() const;
   int num_envs() const;
@@ -113,8 +120,8 @@ class PPOAgent {
   // Checkpoint: parameters, Adam state, normaliser statistics and RNG states. Call between
   // updates (a rollout in progress is not saved). load() accepts a checkpoint from an agent
   // with another env count (the reward scaler's per-env returns then restart at 0).
-  void save(const std::string& path) const;
-  void load(const std::string& path);
+  void save(const std::string& path) const override;
+  void load(const std::string& path) override;
 
   // Added for tests and diagnostics:
   torch::Tensor parameters() const;  // (P) copy of the flat parameter vector

@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "prefrl/tracking/metric_names.h"
+#include "prefrl/core/metric_names.h"
 #include "prefrl/tracking/metrics.h"
 #include "prefrl/tracking/report.h"
 #include "prefrl/tracking/runs.h"

@@ -10,7 +10,7 @@
 
 #include "prefrl/core/error.h"
 #include "prefrl/tracking/health.h"
-#include "prefrl/tracking/metric_names.h"
+#include "prefrl/core/metric_names.h"
 
 namespace prefrl {
 

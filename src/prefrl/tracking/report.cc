@@ -8,7 +8,7 @@
 
 #include "prefrl/core/config.h"
 #include "prefrl/core/error.h"
-#include "prefrl/tracking/metric_names.h"
+#include "prefrl/core/metric_names.h"
 #include "prefrl/tracking/metrics.h"
 #include "prefrl/tracking/run_dir.h"
 

@@ -12,7 +12,7 @@
 
 #include "prefrl/core/config.h"
 #include "prefrl/core/error.h"
-#include "prefrl/tracking/metric_names.h"
+#include "prefrl/core/metric_names.h"
 #include "prefrl/tracking/metrics.h"
 
 namespace fs = std::filesystem;

@@ -1,0 +1,83 @@
+// Agents: what the trainer, evaluation and rendering ask of a learning algorithm, whichever it
+// is. PPO (ppo.h) is the first implementation; `agent.algorithm` chooses one, and each
+// algorithm has its own config group (ppo.*).
+//
+//   rollout:  for t in 0..T-1: rollout_act(t, obs, actions); env.step; rollout_record(t, ...)
+//             set_rewards(r̂ of the rollout)
+//   update(next_obs, progress) => AgentStats      (or discard_rollout() for a rollout not to learn from)
+//   act(obs, n, actions, deterministic)           evaluation; stores nothing
+//   snapshot()                                    a frozen copy of the acting policy
+//   save(path) / load(path)                       checkpoints
+#pragma once
+#include <cstdint>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "prefrl/envs/env.h"
+
+namespace prefrl {
+
+struct PPOConfig;
+
+// What an update reports. `metrics` are the algorithm's own figures (name, value), logged in
+// this order when at least one minibatch was applied; the rest is what the health checks and
+// the progress line read of any algorithm.
+struct AgentStats {
+  std::vector<std::pair<const char*, double>> metrics;
+  double entropy = 0;              // policy entropy (nats) of the update (0 without one)
+  int64_t applied = 0;             // gradient steps applied
+  int64_t skipped_nonfinite = 0;   // gradient steps skipped because a loss was NaN/Inf
+};
+
+// An acting policy: raw observations (n x D) => actions (n x A); deterministic: the mode
+// (argmax / mean), else sampled. Stores nothing.
+class ActingPolicy {
+ public:
+  virtual ~ActingPolicy() = default;
+  virtual void act(const float* obs, int n, float* actions, bool deterministic) = 0;
+};
+
+class Agent : public ActingPolicy {
+ public:
+  virtual std::string algorithm() const = 0;  // "ppo", ...
+
+  // Rollout step t: acts on raw observations (N x D) => actions (N x A), storing what the
+  // update needs (continuous actions are unclipped samples; the environment clips).
+  virtual void rollout_act(int t, const float* obs, float* actions) = 0;
+  // After the environments' step: flags (N) and final observations (N x D) where episodes ended.
+  virtual void rollout_record(int t, const uint8_t* terminated, const uint8_t* truncated, const float* final_obs) = 0;
+  // Rewards (T x N, row t = step t) the policy learns from for the rollout just collected.
+  virtual void set_rewards(const float* rewards) = 0;
+  // Learns from the rollout; progress in [0, 1] is the fraction of training done.
+  virtual AgentStats update(const float* next_obs, double progress) = 0;
+  // Drops the rollout collected so far without learning from it.
+  virtual void discard_rollout() = 0;
+
+  // A frozen copy of the acting policy (parameters and observation statistics as they are now),
+  // unaffected by later updates: for evaluation, export and remote actors.
+  virtual std::unique_ptr<ActingPolicy> snapshot() const = 0;
+
+  // Checkpoints: everything the algorithm needs to continue exactly (parameters, optimiser,
+  // normalisers, RNGs). Call between updates.
+  virtual void save(const std::string& path) const = 0;
+  virtual void load(const std::string& path) = 0;
+};
+
+struct AgentConfig {
+  std::string algorithm = "ppo";  // the learning algorithm; its settings are its own group
+
+  template <class V>
+  void visit(V& v) {
+    v.text("algorithm", algorithm, "the policy's learning algorithm (its settings: the group of the same name)",
+           {"ppo"});
+  }
+};
+
+// The agent of `cfg.algorithm` for N environments of `spec`, seeded with `seed`.
+std::unique_ptr<Agent> make_agent(const AgentConfig& cfg, const PPOConfig& ppo, const EnvSpec& spec, int num_envs,
+                                  uint64_t seed);
+
+}  // namespace prefrl
