@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -213,6 +215,40 @@ TEST(PPOAgent, ThroughTheAgentInterfaceAndItsFrozenSnapshot) {
   snap->act(obs.data(), 4, b.data(), true);
   EXPECT_EQ(b, frozen);
   EXPECT_THROW(make_agent(AgentConfig{"sac"}, cfg, envs.spec(), 4, 5), UsageError);
+}
+
+TEST(PPOAgent, APolicyFileDescribesItselfAndLoadsWithoutAConfig) {
+  PPOConfig cfg = small_config();
+  cfg.hidden = {8, 6};
+  cfg.norm_obs = true;
+  ToyVec<ToyReach> envs(4, 3);
+  envs.reset();
+  PPOAgent agent(cfg, envs.spec(), 4, 9);
+  train(agent, envs, 2);  // moves the parameters and the observation statistics
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("prefrl_test_policy_" + std::to_string(::getpid()) + ".pt")).string();
+  agent.save(path);
+  EXPECT_TRUE(policy_file_describes_itself(path));
+  std::unique_ptr<Agent> loaded = load_agent(path, 2);  // no config: widths, spaces, statistics from the file
+  EXPECT_EQ(loaded->algorithm(), "ppo");
+  std::vector<float> a(4), b(4);
+  agent.act(envs.obs().data(), 4, a.data(), /*deterministic=*/true);
+  loaded->act(envs.obs().data(), 4, b.data(), true);
+  EXPECT_EQ(a, b);
+  EXPECT_TRUE(same(dynamic_cast<PPOAgent&>(*loaded).parameters(), agent.parameters()));
+  // A file from before policy files described themselves is named, with what to do instead.
+  torch::serialize::OutputArchive old;
+  old.write("format", torch::tensor(int64_t{1}));
+  old.save_to(path);
+  EXPECT_FALSE(policy_file_describes_itself(path));
+  EXPECT_FALSE(policy_file_describes_itself(path + ".missing"));
+  try {
+    load_agent(path, 2);
+    FAIL() << "an old policy file loaded without its config";
+  } catch (const RuntimeError& e) {
+    EXPECT_NE(std::string(e.what()).find("does not describe itself"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(path);
 }
 
 TEST(PPOAgent, MisuseIsReportedWithAMessage) {

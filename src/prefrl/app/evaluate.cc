@@ -19,6 +19,8 @@ std::unique_ptr<Agent> load_run_policy(const std::string& run_path, int num_envs
   config_from_json(*cfg, run.read_json("config.json"));
   const std::string policy = run.file("checkpoints/policy.pt");
   if (!std::filesystem::exists(policy)) throw UsageError("run '" + run_path + "' has no final policy (" + policy + ")");
+  if (policy_file_describes_itself(policy)) return load_agent(policy, num_envs);  // the file says what it holds
+  // A policy file from before files described themselves: built from the run's config.
   std::unique_ptr<Agent> agent = make_agent(cfg->agent, cfg->ppo, env_spec(cfg->env.name), num_envs, 0);
   agent->load(policy);
   return agent;

@@ -76,6 +76,14 @@ struct AgentConfig {
   }
 };
 
+// The agent a policy file (Agent::save) describes, for N environments, loaded from it: the file
+// holds its algorithm, settings and spaces, so no config is needed. Throws RuntimeError naming
+// the file when it cannot be read, is malformed, or predates self-describing files.
+std::unique_ptr<Agent> load_agent(const std::string& path, int num_envs);
+// Whether the file at `path` is a policy file that describes itself (false for one written
+// before they did, or for a file that is not a policy file).
+bool policy_file_describes_itself(const std::string& path);
+
 // The agent of `cfg.algorithm` for N environments of `spec`, seeded with `seed`.
 std::unique_ptr<Agent> make_agent(const AgentConfig& cfg, const PPOConfig& ppo, const EnvSpec& spec, int num_envs,
                                   uint64_t seed);

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <numeric>
 
 #include "prefrl/core/error.h"
@@ -51,6 +52,41 @@ torch::Tensor doubles_tensor(const std::vector<double>& v) {
 std::vector<double> tensor_doubles(const torch::Tensor& t) {
   auto c = t.to(torch::kFloat64).contiguous();
   return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+// Text as a (n) uint8 tensor, and back.
+torch::Tensor text_tensor(const std::string& s) {
+  auto t = torch::empty({static_cast<int64_t>(s.size())}, torch::kUInt8);
+  std::memcpy(t.data_ptr<uint8_t>(), s.data(), s.size());
+  return t;
+}
+std::string tensor_text(const torch::Tensor& t) {
+  auto c = t.to(torch::kUInt8).contiguous();
+  return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), static_cast<size_t>(c.numel()));
+}
+
+nlohmann::json space_to_json(const Space& s) {
+  return {{"discrete", s.discrete}, {"shape", s.shape}, {"low", s.low}, {"high", s.high}, {"n", s.n}};
+}
+Space space_from_json(const nlohmann::json& j) {
+  Space s;
+  s.discrete = j.at("discrete").get<bool>();
+  s.shape = j.at("shape").get<std::vector<int64_t>>();
+  s.low = j.at("low").get<std::vector<float>>();
+  s.high = j.at("high").get<std::vector<float>>();
+  s.n = j.at("n").get<int64_t>();
+  return s;
+}
+
+// What a policy file says of itself: the algorithm, every ppo.* setting (the network's layout,
+// widths, activations among them) and the spaces it acts in. Normaliser statistics and
+// parameters are the file's other entries.
+nlohmann::json describe(const PPOConfig& cfg, const EnvSpec& spec) {
+  PPOConfig c = cfg;  // config_to_json visits (non-const)
+  return {{"algorithm", "ppo"},
+          {"ppo", config_to_json(c)},
+          {"env", {{"name", spec.name}, {"observation", space_to_json(spec.observation)},
+                   {"action", space_to_json(spec.action)}, {"pixels", spec.pixels},
+                   {"max_episode_steps", spec.max_episode_steps}, {"fps", spec.fps}}}};
 }
 
 }  // namespace
@@ -408,6 +444,53 @@ std::unique_ptr<ActingPolicy> PPOAgent::snapshot() const {
   return copy;
 }
 
+bool policy_file_describes_itself(const std::string& path) {
+  torch::serialize::InputArchive ar;
+  try {
+    ar.load_from(path);
+  } catch (const c10::Error&) {
+    return false;
+  }
+  torch::Tensor t;
+  return ar.try_read("describe", t);
+}
+
+std::unique_ptr<Agent> load_agent(const std::string& path, int num_envs) {
+  torch::serialize::InputArchive ar;
+  try {
+    ar.load_from(path);
+  } catch (const c10::Error& e) {
+    throw RuntimeError("cannot read policy file '" + path + "': " + e.what_without_backtrace());
+  }
+  torch::Tensor t;
+  if (!ar.try_read("describe", t))
+    throw RuntimeError("policy file '" + path + "' does not describe itself (written before prefrl's policy files "
+                       "did); load it with its run's config (prefrl eval RUN_DIR does)");
+  PPOConfig cfg;
+  EnvSpec spec;
+  try {
+    const nlohmann::json d = nlohmann::json::parse(tensor_text(t));
+    if (d.at("algorithm").get<std::string>() != "ppo")
+      throw RuntimeError("policy file '" + path + "' holds a '" + d.at("algorithm").get<std::string>() +
+                         "' policy; this prefrl loads: ppo");
+    config_from_json(cfg, d.at("ppo"));
+    const nlohmann::json& e = d.at("env");
+    spec.name = e.at("name").get<std::string>();
+    spec.observation = space_from_json(e.at("observation"));
+    spec.action = space_from_json(e.at("action"));
+    spec.pixels = e.at("pixels").get<bool>();
+    spec.max_episode_steps = e.at("max_episode_steps").get<int>();
+    spec.fps = e.at("fps").get<double>();
+  } catch (const RuntimeError&) {
+    throw;
+  } catch (const std::exception& ex) {
+    throw RuntimeError("policy file '" + path + "' has a malformed description: " + ex.what());
+  }
+  auto agent = std::make_unique<PPOAgent>(cfg, spec, num_envs, 0);
+  agent->load(path);
+  return agent;
+}
+
 std::unique_ptr<Agent> make_agent(const AgentConfig& cfg, const PPOConfig& ppo, const EnvSpec& spec, int num_envs,
                                   uint64_t seed) {
   if (cfg.algorithm == "ppo") return std::make_unique<PPOAgent>(ppo, spec, num_envs, seed);
@@ -442,6 +525,7 @@ void PPOAgent::save(const std::string& path) const {
   ar.write("rng/act", u64_tensor(m.act_rng.state()));
   ar.write("rng/shuffle", u64_tensor(m.shuffle_rng.state()));
   ar.write("rng/eval", u64_tensor(m.eval_rng.state()));
+  ar.write("describe", text_tensor(describe(m.cfg, m.spec).dump()));
   const std::string tmp = path + ".tmp";  // written whole, then renamed over the old checkpoint
   try {
     ar.save_to(tmp);

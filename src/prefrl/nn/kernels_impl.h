@@ -1,10 +1,13 @@
-// The feature-major kernels (see kernels.h). The public functions are built twice
-// (PREFRL_SIMD_CLONES); the templates below them are always inlined into each clone.
-#include "prefrl/nn/kernels.h"
-
+// The feature-major kernels' definitions (see kernels.h, which includes this file last). The
+// public functions are built twice (PREFRL_SIMD_CLONES); the templates below them are always
+// inlined into each clone. Internal linkage: each user compiles its own, specialised copy.
+#pragma once
 #include <algorithm>
 
 #include "prefrl/nn/simd.h"
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
 
 namespace prefrl::nn {
 namespace {
@@ -14,6 +17,8 @@ using simd::load8;
 using simd::store8;
 using simd::v8;
 #define SPLAT PREFRL_SPLAT
+
+namespace detail {
 
 // What a matmul does with each output element c (row r) before storing it.
 enum class Epilogue {
@@ -122,7 +127,12 @@ PREFRL_INLINE void row_sums_impl(const float* d, float* out, int64_t O, int64_t 
   }
 }
 
-}  // namespace
+}  // namespace detail
+
+using detail::Epilogue;
+using detail::matmul_impl;
+using detail::matmul_nt_impl;
+using detail::row_sums_impl;
 
 PREFRL_SIMD_CLONES void matmul(const float* a, int64_t sm, int64_t sk, const float* bias, const float* x, float* y,
                                int64_t O, int64_t K, int64_t Bp) {
@@ -215,4 +225,8 @@ void transpose_out(const float* yt, int64_t n, int64_t D, int64_t Bp, float* y) 
     for (int64_t j = 0; j < D; ++j) y[b * D + j] = yt[j * Bp + b];
 }
 
+}  // namespace
 }  // namespace prefrl::nn
+
+#undef SPLAT
+#pragma GCC diagnostic pop
