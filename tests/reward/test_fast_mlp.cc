@@ -104,7 +104,7 @@ TEST_P(FastRewardMlp, LossAndGradientMatchAutograd) {
       for (const torch::Tensor& t : masks) mask_ptrs.push_back(t.data_ptr<float>());
       std::vector<double> loss(M);
       fast.loss_and_grad(pair_rows, L, targets.data(), weights.data(), mask_ptrs, eps, loss.data());
-      const torch::Tensor got_grad = torch::tensor(fast.grad(), torch::kFloat32);
+      const torch::Tensor got_grad = torch::tensor(c10::ArrayRef<float>(fast.grad().data(), fast.grad().size()), torch::kFloat32);
       const std::string what = "eps " + std::to_string(eps) + (dropout ? ", dropout" : "");
       EXPECT_LT(max_rel_diff(torch::tensor(loss, torch::kFloat64), part.detach()), 1e-6) << what;
       const double scale = want_grad.abs().max().item<double>();
@@ -131,7 +131,7 @@ TEST_P(FastRewardMlp, AdamStepMatchesEnsembleNet) {
     fast.loss_and_grad(pair_rows, L, targets.data(), weights.data(), {}, 0.1, loss.data());
     {
       torch::NoGradGuard no_grad;
-      a.params().mutable_grad() = torch::tensor(fast.grad(), torch::kFloat32);
+      a.params().mutable_grad() = torch::tensor(c10::ArrayRef<float>(fast.grad().data(), fast.grad().size()), torch::kFloat32);
     }
     a.adam_step(0.01, 0.05);
     fast.adam_step(0.01, 0.05);

@@ -8,7 +8,8 @@
 #include <iterator>
 
 #include "prefrl/app/rollout.h"
-#include "prefrl/app/train_config.h"
+#include "prefrl/core/config.h"
+#include "prefrl/prefs/prefs_config.h"
 #include "prefrl/prefs/query_selection.h"
 #include "prefrl/reward/reward_model.h"
 #include "prefrl/teachers/teacher.h"

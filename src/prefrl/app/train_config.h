@@ -10,34 +10,14 @@
 #include "prefrl/server/label_server.h"
 #include "prefrl/core/config.h"
 #include "prefrl/envs/env.h"
+#include "prefrl/envs/env_config.h"
+#include "prefrl/prefs/prefs_config.h"
 #include "prefrl/reward/reward_model.h"
 #include "prefrl/rl/ppo.h"
 #include "prefrl/teachers/teacher.h"
 #include "prefrl/tracking/health.h"
 
 namespace prefrl {
-
-struct EnvConfig {
-  std::string name = "cartpole";  // environment (prefrl env list)
-  int num_envs = 8;               // environments stepped together
-  std::string termination = "end";   // end: episodes end as the task says | penalty: they run to the time limit
-  double termination_penalty = 100.0;  // penalty mode: the step after a would-be termination earns -this
-
-  template <class V>
-  void visit(V& v) {
-    v.text("name", name, "environment name", env_names());
-    v.num("num_envs", num_envs, "environments stepped together", 1, 4096);
-    v.text("termination", termination,
-           "while training: end (episodes end where the task ends them) or penalty (the paper's MuJoCo setting: "
-           "episodes run to the time limit; a step on which the task would have ended shows the ended state, "
-           "the next step earns -termination_penalty whatever its action and the body starts afresh within the "
-           "episode, so episode length carries no signal; true returns are still reported by the task's rules, "
-           "and evaluation always uses them)",
-           {"end", "penalty"});
-    v.num("termination_penalty", termination_penalty,
-          "termination=penalty: the reward of the step after a would-be termination (its negative)", -1e9, 1e9);
-  }
-};
 
 struct RunConfig {
   int64_t seed = 1;               // seeds every random stream of the run
@@ -80,42 +60,6 @@ struct RunConfig {
     v.num("true_corr_window", true_corr_window,
           "reward/true_corr is the Pearson correlation over the latest this many scored clips (each scored by the "
           "model of its iteration, before any label on it)", 2, 1000000);
-  }
-};
-
-struct PrefsConfig {
-  int segment_length = 50;          // steps per clip
-  double segment_seconds = 0;       // > 0: clips of this much simulated time instead (overrides segment_length)
-  int total_labels = 200;           // label budget
-  double initial_fraction = 0.25;   // share of labels asked about the untrained policy
-  std::string schedule = "hyperbolic";  // how the remaining labels are spread over training
-  double schedule_horizon = 2e6;    // T0 of the hyperbolic rate ∝ 1/(T + T0)
-  std::string selection = "disagreement";  // how query pairs are chosen
-  double oversample = 10.0;         // candidate pairs sampled per query (disagreement)
-  int pool_capacity = 1000;         // recent segments kept as query candidates
-  int segments_per_rollout = 32;    // segments cut from each rollout into the pool
-  int query_batch = 4;              // labels are asked for once at least this many are due
-  int initial_epoch_multiplier = 4; // reward training rounds after the initial labels
-  double tie_tolerance = 0.0;       // scripted teachers answer "equal" within this return difference
-
-  template <class V>
-  void visit(V& v) {
-    v.num("segment_length", segment_length, "steps per clip", 1, 100000);
-    v.num("segment_seconds", segment_seconds,
-          "if > 0, clips last this many seconds of simulated time (round(seconds x the env's fps) steps, at most "
-          "its time limit) and segment_length is ignored; 0: segment_length steps",
-          0.0, 1e6);
-    v.num("total_labels", total_labels, "label budget", 0, 10000000);
-    v.num("initial_fraction", initial_fraction, "share of labels asked about the untrained policy", 0.0, 1.0);
-    v.text("schedule", schedule, "label schedule", {"hyperbolic", "constant", "all_upfront"});
-    v.num("schedule_horizon", schedule_horizon, "T0 of the hyperbolic label rate 1/(T+T0)", 1.0, 1e15);
-    v.text("selection", selection, "query selection", {"disagreement", "uniform"});
-    v.num("oversample", oversample, "candidate pairs sampled per query for disagreement", 1.0, 1000.0);
-    v.num("pool_capacity", pool_capacity, "recent segments kept as query candidates", 2, 10000000);
-    v.num("segments_per_rollout", segments_per_rollout, "segments cut from each rollout", 1, 1000000);
-    v.num("query_batch", query_batch, "ask for labels once at least this many are due (fewer reward rounds)", 1, 100000);
-    v.num("initial_epoch_multiplier", initial_epoch_multiplier, "reward training rounds after the initial labels", 1, 1000);
-    v.num("tie_tolerance", tie_tolerance, "scripted teachers answer equal within this return difference", 0.0, 1e12);
   }
 };
 

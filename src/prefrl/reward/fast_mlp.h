@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "prefrl/nn/aligned.h"
+
 #include "prefrl/reward/ensemble_net.h"
 
 namespace prefrl::reward_detail {
@@ -49,7 +51,7 @@ class FastEnsembleMlp {
   void adam_step(double lr, double l2);
 
   // The gradient of the last loss_and_grad (P floats, the layout of params()).
-  const std::vector<float>& grad() const { return grad_; }
+  const nn::AlignedFloats& grad() const { return grad_; }
 
  private:
   // Runs member m's layers on x_ (F x Bp), keeping every layer's output in act_.
@@ -64,10 +66,10 @@ class FastEnsembleMlp {
   int64_t M_ = 0, F_ = 0, P_ = 0, n_weights_ = 0;
   bool leaky_ = true;
   int64_t cap_ = 0;                         // columns the buffers hold
-  std::vector<float> x_;                    // (F x cap) input, feature-major
-  std::vector<std::vector<float>> act_;     // per layer: (out x cap) outputs (after activation and mask)
-  std::vector<std::vector<float>> delta_;   // per layer: (out x cap) d loss / d pre-activation
-  std::vector<float> grad_;                 // (P)
+  nn::AlignedFloats x_;                    // (F x cap) input, feature-major
+  std::vector<nn::AlignedFloats> act_;     // per layer: (out x cap) outputs (after activation and mask)
+  std::vector<nn::AlignedFloats> delta_;   // per layer: (out x cap) d loss / d pre-activation
+  nn::AlignedFloats grad_;                 // (P)
 };
 
 }  // namespace prefrl::reward_detail

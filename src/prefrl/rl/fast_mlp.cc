@@ -15,6 +15,7 @@
 #include <cmath>
 
 #include "prefrl/core/error.h"
+#include "prefrl/nn/aligned.h"
 #include "prefrl/nn/kernels.h"
 #include "prefrl/rl/policy.h"
 
@@ -188,8 +189,8 @@ class FastMlpPolicy final : public Policy {
  private:
   struct Net {
     std::vector<LinearSlot> layers;
-    std::vector<std::vector<float>> out;    // per layer: (out_l x cap) outputs, feature-major
-    std::vector<std::vector<float>> delta;  // per layer: (out_l x cap) d loss / d pre-activation
+    std::vector<nn::AlignedFloats> out;    // per layer: (out_l x cap) outputs, feature-major
+    std::vector<nn::AlignedFloats> delta;  // per layer: (out_l x cap) d loss / d pre-activation
   };
 
   // Runs a network on x_ (obs_dim x Bp).
@@ -229,7 +230,7 @@ class FastMlpPolicy final : public Policy {
   float* params_;                // (P) owned by the agent
   int cap_;                      // batch capacity (a multiple of 8)
   Net actor_, critic_;
-  std::vector<float> x_;         // (obs_dim x cap) input, feature-major
+  nn::AlignedFloats x_;         // (obs_dim x cap) input, feature-major
   std::vector<float> logp_row_;  // (H) scratch: log-softmax of one sample
   std::vector<float> prob_row_;  // (H) scratch: logits, then probabilities
   std::vector<double> dlog_std_; // (H) d loss / d log-std, accumulated over the batch

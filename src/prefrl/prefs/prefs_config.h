@@ -1,0 +1,44 @@
+// The prefs.* config group: clips, the label budget and schedule, query selection (see
+// core/config.h for the visitor; app/train_config.h gathers the groups).
+#pragma once
+#include <string>
+
+namespace prefrl {
+
+struct PrefsConfig {
+  int segment_length = 50;          // steps per clip
+  double segment_seconds = 0;       // > 0: clips of this much simulated time instead (overrides segment_length)
+  int total_labels = 200;           // label budget
+  double initial_fraction = 0.25;   // share of labels asked about the untrained policy
+  std::string schedule = "hyperbolic";  // how the remaining labels are spread over training
+  double schedule_horizon = 2e6;    // T0 of the hyperbolic rate ∝ 1/(T + T0)
+  std::string selection = "disagreement";  // how query pairs are chosen
+  double oversample = 10.0;         // candidate pairs sampled per query (disagreement)
+  int pool_capacity = 1000;         // recent segments kept as query candidates
+  int segments_per_rollout = 32;    // segments cut from each rollout into the pool
+  int query_batch = 4;              // labels are asked for once at least this many are due
+  int initial_epoch_multiplier = 4; // reward training rounds after the initial labels
+  double tie_tolerance = 0.0;       // scripted teachers answer "equal" within this return difference
+
+  template <class V>
+  void visit(V& v) {
+    v.num("segment_length", segment_length, "steps per clip", 1, 100000);
+    v.num("segment_seconds", segment_seconds,
+          "if > 0, clips last this many seconds of simulated time (round(seconds x the env's fps) steps, at most "
+          "its time limit) and segment_length is ignored; 0: segment_length steps",
+          0.0, 1e6);
+    v.num("total_labels", total_labels, "label budget", 0, 10000000);
+    v.num("initial_fraction", initial_fraction, "share of labels asked about the untrained policy", 0.0, 1.0);
+    v.text("schedule", schedule, "label schedule", {"hyperbolic", "constant", "all_upfront"});
+    v.num("schedule_horizon", schedule_horizon, "T0 of the hyperbolic label rate 1/(T+T0)", 1.0, 1e15);
+    v.text("selection", selection, "query selection", {"disagreement", "uniform"});
+    v.num("oversample", oversample, "candidate pairs sampled per query for disagreement", 1.0, 1000.0);
+    v.num("pool_capacity", pool_capacity, "recent segments kept as query candidates", 2, 10000000);
+    v.num("segments_per_rollout", segments_per_rollout, "segments cut from each rollout", 1, 1000000);
+    v.num("query_batch", query_batch, "ask for labels once at least this many are due (fewer reward rounds)", 1, 100000);
+    v.num("initial_epoch_multiplier", initial_epoch_multiplier, "reward training rounds after the initial labels", 1, 1000);
+    v.num("tie_tolerance", tie_tolerance, "scripted teachers answer equal within this return difference", 0.0, 1e12);
+  }
+};
+
+}  // namespace prefrl
