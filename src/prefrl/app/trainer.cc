@@ -176,7 +176,7 @@ class Trainer {
   void check_health(const Iteration& it);
   void progress_line(const Iteration& it);
   // ---- around the loop ----
-  WaitHooks wait_hooks(Iteration& it);
+  WaitHooks make_wait_hooks();            // once: they act on *waiting_ (the iteration that waits)
   void report_health(const std::vector<HealthEvent>& events);
   void publish(const char* phase, int64_t have, int64_t need);
   void write_running_summary();
@@ -211,7 +211,7 @@ class Trainer {
   const bool true_reward_baseline_;  // the policy learns from the true reward; no labels are asked
   const nlohmann::json identity_ = process_identity();
 
-  LoopCounters c_;
+  LoopCounters c_;  // labels_requested and last_label_id are Queries' (filled in by capture())
   RewardTrainStats rstats_;
   double wall_before_ = 0;                 // seconds the run trained before it was resumed
   std::vector<double> corr_pred_, corr_truth_;  // reward/true_corr: the latest scored fresh clips
@@ -224,6 +224,8 @@ class Trainer {
   double iteration_s_ = 0;         // wall time of the current iteration (up to its metrics)
   double rss_mb_ = 0;              // resident memory, measured with the iteration's metrics
   int64_t carried_diverged_ = 0;   // pre-training's diverged reward rounds, counted in the first iteration
+  Iteration* waiting_ = nullptr;   // the iteration a teacher's wait is counted in
+  const WaitHooks hooks_ = make_wait_hooks();
 };
 
 Trainer::Trainer(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool resume)
@@ -276,15 +278,15 @@ Trainer::Trainer(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool re
 }
 
 // ---- Waiting for a teacher: the time counts as label wait; past health.label_wait_s, a warning
-WaitHooks Trainer::wait_hooks(Iteration& it) {
+WaitHooks Trainer::make_wait_hooks() {
   WaitHooks h;
   h.stop = [] { return stop_requested() != 0; };
   h.show = [this](int64_t have, int64_t want) { publish("waiting", have, want); };
   h.waited = [this](double s) { if (cfg_.health.enabled) report_health(health_.waiting(s, c_.step)); };
-  h.over = [this, &it](double s) { health_.wait_over(); it.t.wait += s; };
+  h.over = [this](double s) { health_.wait_over(); waiting_->t.wait += s; };
   h.say = [this](const std::string& line) { log_.line(line); };
-  h.first_labels_in = [this, &it](int64_t need) {
-    metrics_.log(metric::kTimeLabelWait, it.t.wait, c_.step);
+  h.first_labels_in = [this](int64_t need) {
+    metrics_.log(metric::kTimeLabelWait, waiting_->t.wait, c_.step);
     publish("waiting", need, need);
   };
   return h;
@@ -436,8 +438,6 @@ void Trainer::restore() {
   std::vector<LabeledPair> had;
   const size_t after = queries_.resume(last_label_id, labels_requested, after_query, ckpt_.has_value(), &had);
   if (!had.empty()) reward_.add_pairs(had);
-  c_.last_label_id = queries_.last_label_id();
-  c_.labels_requested = queries_.labels_requested();
   log_.line(fmt::format("resume: at step {} with {} labels trained on; {} queries asked after the checkpoint are "
                         "in prefs.db ({})", c_.step, c_.labels_used, after,
                         teacher_->repeatable() ? "reused, not asked again"
@@ -456,7 +456,8 @@ bool Trainer::pretrain() {
     queries_.cut(collector_.history());
   } while (queries_.pool().size() < want_segments && c_.step < cfg_.run.total_steps);
   queries_.ask(initial, /*initial=*/true, c_.step, &it.t);
-  teacher_->wait_for_first_labels(std::min<int64_t>(initial, queries_.labels_requested()), wait_hooks(it));
+  waiting_ = &it;
+  teacher_->wait_for_first_labels(std::min<int64_t>(initial, queries_.labels_requested()), hooks_);
   if (stop_requested()) return false;
   train_reward(cfg_.prefs.initial_epoch_multiplier, it);
   carried_diverged_ = it.diverged_rounds;
@@ -521,7 +522,8 @@ void Trainer::ask_due_queries(Iteration& it) {
   const int due = static_cast<int>(schedule_.target_labels(c_.step) - queries_.labels_requested());
   if (due >= cfg_.prefs.query_batch || (due > 0 && c_.step >= cfg_.run.total_steps))
     queries_.ask(due, /*initial=*/false, c_.step, &it.t);
-  teacher_->pace(queries_.labels_requested(), wait_hooks(it));
+  waiting_ = &it;
+  teacher_->pace(queries_.labels_requested(), hooks_);
 }
 
 // ---- Train the reward model on every label final since the last round ---------------------

@@ -487,7 +487,7 @@ std::unique_ptr<Agent> load_agent(const std::string& path, int num_envs) {
     throw RuntimeError("policy file '" + path + "' has a malformed description: " + ex.what());
   }
   auto agent = std::make_unique<PPOAgent>(cfg, spec, num_envs, 0);
-  agent->load(path);
+  agent->load(ar, path);  // the archive read above, not the file again
   return agent;
 }
 
@@ -537,13 +537,17 @@ void PPOAgent::save(const std::string& path) const {
 }
 
 void PPOAgent::load(const std::string& path) {
-  Impl& m = *impl_;
   torch::serialize::InputArchive ar;
   try {
     ar.load_from(path);
   } catch (const c10::Error& e) {
     throw RuntimeError("cannot read PPO checkpoint '" + path + "': " + e.what_without_backtrace());
   }
+  load(ar, path);
+}
+
+void PPOAgent::load(torch::serialize::InputArchive& ar, const std::string& path) {
+  Impl& m = *impl_;
   auto get = [&](const char* key) {
     torch::Tensor t;
     if (!ar.try_read(key, t)) throw RuntimeError("PPO checkpoint '" + path + "' has no '" + key + "'");

@@ -122,6 +122,8 @@ class PPOAgent : public Agent {
   // with another env count (the reward scaler's per-env returns then restart at 0).
   void save(const std::string& path) const override;
   void load(const std::string& path) override;
+  // load() from an archive already read from `path` (named in messages).
+  void load(torch::serialize::InputArchive& ar, const std::string& path);
 
   // Added for tests and diagnostics:
   torch::Tensor parameters() const;  // (P) copy of the flat parameter vector
