@@ -62,7 +62,7 @@ class Env {
   virtual const EnvSpec& spec() const = 0;
 
   // Seeds this environment's RNG (used by later resets).
-  void seed(uint64_t s) { rng_.seed(s); }
+  void seed(uint64_t s) { rng().seed(s); }
 
   // Starts a new episode from a random initial state: writes observation (numel floats).
   void reset(float* obs) {
@@ -100,8 +100,9 @@ class Env {
   virtual bool success() const { return false; }
 
   int elapsed_steps() const { return elapsed_; }
-  Rng& rng() { return rng_; }
-  const Rng& rng() const { return rng_; }
+  // The RNG that draws this environment's initial states (a wrapper's is the wrapped env's).
+  virtual Rng& rng() { return rng_; }
+  virtual const Rng& rng() const { return rng_; }
   void set_elapsed_steps(int e) { elapsed_ = e; }
 
  protected:

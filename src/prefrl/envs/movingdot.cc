@@ -16,38 +16,33 @@ const EnvSpec& MovingDot::spec() const {
     EnvSpec e;
     e.name = "movingdot";
     e.reference = "prefrl MovingDot (pixel sanity task)";
-    const size_t n = 2 * static_cast<size_t>(kSize) * kSize;
+    const size_t n = static_cast<size_t>(kSize) * kSize;
     e.observation =
-        Space::box({2, kSize, kSize}, std::vector<float>(n, 0.0f), std::vector<float>(n, 1.0f));
+        Space::box({1, kSize, kSize}, std::vector<float>(n, 0.0f), std::vector<float>(n, 1.0f));
     e.action = Space::discrete_n(5);
     e.max_episode_steps = kMaxEpisodeSteps;
     e.fps = 10.0;
     e.pixels = true;
     e.can_terminate = false;
-    e.state_size = 4;
+    e.state_size = 2;
     e.has_success = true;
     return e;
   }();
   return s;
 }
 
-std::vector<double> MovingDot::get_state() const {
-  return {double(x_), double(y_), double(prev_x_), double(prev_y_)};
-}
+std::vector<double> MovingDot::get_state() const { return {double(x_), double(y_)}; }
 
 bool MovingDot::state_from_obs(const float* obs, std::vector<double>* state) const {
-  // The centre of the lit 3x3 block of each frame.
+  // The centre of the lit 3x3 block.
   state->clear();
-  for (int c = 0; c < 2; ++c) {
-    const float* frame = obs + c * kSize * kSize;
-    double sx = 0, sy = 0, n = 0;
-    for (int y = 0; y < kSize; ++y)
-      for (int x = 0; x < kSize; ++x)
-        if (frame[y * kSize + x] > 0.5f) { sx += x; sy += y; n += 1; }
-    if (n == 0) return false;
-    state->push_back(std::clamp(std::round(sx / n), double(kMinPos), double(kMaxPos)));
-    state->push_back(std::clamp(std::round(sy / n), double(kMinPos), double(kMaxPos)));
-  }
+  double sx = 0, sy = 0, n = 0;
+  for (int y = 0; y < kSize; ++y)
+    for (int x = 0; x < kSize; ++x)
+      if (obs[y * kSize + x] > 0.5f) { sx += x; sy += y; n += 1; }
+  if (n == 0) return false;
+  state->push_back(std::clamp(std::round(sx / n), double(kMinPos), double(kMaxPos)));
+  state->push_back(std::clamp(std::round(sy / n), double(kMinPos), double(kMaxPos)));
   return true;
 }
 
@@ -56,13 +51,9 @@ int MovingDot::distance() const { return std::abs(x_ - kTargetX) + std::abs(y_ -
 bool MovingDot::success() const { return distance() <= kSuccessDistance; }
 
 void MovingDot::write_obs(float* obs) const {
-  std::fill(obs, obs + 2 * kSize * kSize, 0.0f);
-  const int pos[2][2] = {{x_, y_}, {prev_x_, prev_y_}};
-  for (int c = 0; c < 2; ++c) {
-    float* frame = obs + c * kSize * kSize;
-    for (int y = pos[c][1] - 1; y <= pos[c][1] + 1; ++y)
-      for (int x = pos[c][0] - 1; x <= pos[c][0] + 1; ++x) frame[y * kSize + x] = 1.0f;
-  }
+  std::fill(obs, obs + kSize * kSize, 0.0f);
+  for (int y = y_ - 1; y <= y_ + 1; ++y)
+    for (int x = x_ - 1; x <= x_ + 1; ++x) obs[y * kSize + x] = 1.0f;
 }
 
 void MovingDot::reset_impl(float* obs) {
@@ -71,13 +62,11 @@ void MovingDot::reset_impl(float* obs) {
     x_ = kMinPos + static_cast<int>(rng_.integer(kMaxPos - kMinPos + 1));
     y_ = kMinPos + static_cast<int>(rng_.integer(kMaxPos - kMinPos + 1));
   } while (distance() < kMinStartDistance);
-  prev_x_ = x_;
-  prev_y_ = y_;
   write_obs(obs);
 }
 
 void MovingDot::set_state_impl(const std::vector<double>& state, float* obs) {
-  envs_detail::check_state("movingdot", state, state.size() == 2 ? 2 : 4);
+  envs_detail::check_state("movingdot", state, 2);
   for (double v : state) {
     if (v != std::floor(v) || v < kMinPos || v > kMaxPos) {
       throw UsageError("movingdot: set_state position " + std::to_string(v) +
@@ -87,8 +76,6 @@ void MovingDot::set_state_impl(const std::vector<double>& state, float* obs) {
   }
   x_ = static_cast<int>(state[0]);
   y_ = static_cast<int>(state[1]);
-  prev_x_ = state.size() == 4 ? static_cast<int>(state[2]) : x_;
-  prev_y_ = state.size() == 4 ? static_cast<int>(state[3]) : y_;
   write_obs(obs);
 }
 
@@ -97,8 +84,6 @@ StepResult MovingDot::step_impl(const float* action, float* obs) {
   static constexpr int kDy[5] = {0, -1, 1, 0, 0};
   const int a = envs_detail::discrete_action("movingdot", action[0], 5);
   const int before = distance();
-  prev_x_ = x_;
-  prev_y_ = y_;
   x_ = std::clamp(x_ + kDx[a], kMinPos, kMaxPos);
   y_ = std::clamp(y_ + kDy[a], kMinPos, kMaxPos);
   StepResult r;

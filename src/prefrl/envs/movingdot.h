@@ -1,8 +1,10 @@
 // MovingDot: prefrl's pixel sanity task (from the reproduction of Christiano et al. 2017).
 // A 3x3 dot on a 32x32 canvas must be moved to the centre; the true reward is the decrease of
 // its Manhattan distance to the target, so a learner that reads pixels can solve it quickly.
-// Like the paper's Atari inputs (stacks of recent frames), an observation holds the last two
-// frames, so that a reward model on observations alone can see the move that led to it.
+// Like the paper's Atari inputs (stacks of recent frames), the registered "movingdot" is this
+// single-frame environment inside FrameStack(2) (envs/wrappers.h): an observation holds the
+// current frame and the one before the last action, so that a reward model on observations
+// alone can see the move that led to it.
 #pragma once
 #include "prefrl/envs/env.h"
 
@@ -18,12 +20,12 @@ class MovingDot : public Env {
   static constexpr int kSuccessDistance = 1;   // success() when distance <= 1
   static constexpr int kMaxEpisodeSteps = 50;
 
-  // The spec: obs Box(2, 32, 32) in [0, 1] (row y, column x): channel 0 the current frame,
-  // channel 1 the frame before the last action (after a reset: the current frame again);
+  // The spec: obs Box(1, 32, 32) in [0, 1] (row y, column x), the dot lit with 1;
   // action Discrete(5): 0 no-op, 1 up (y-1), 2 down (y+1), 3 left (x-1), 4 right (x+1).
+  // (Registered as "movingdot" inside FrameStack(2): obs Box(2, 32, 32), state (x, y, previous
+  // x, previous y).)
   const EnvSpec& spec() const override;
-  // State (4): x, y, previous x, previous y (integers in [1, 30]). set_state also takes the
-  // first two alone (the previous position is then the current one).
+  // State (2): x, y (integers in [1, 30]).
   std::vector<double> get_state() const override;
   bool state_from_obs(const float* obs, std::vector<double>* state) const override;
   // The canvas upscaled with nearest neighbour: dot in red, target faintly marked.
@@ -40,9 +42,8 @@ class MovingDot : public Env {
   void set_state_impl(const std::vector<double>& state, float* obs) override;
 
  private:
-  void write_obs(float* obs) const;  // obs (2 x 32 x 32)
+  void write_obs(float* obs) const;  // obs (1 x 32 x 32)
   int x_ = kTargetX, y_ = kTargetY;
-  int prev_x_ = kTargetX, prev_y_ = kTargetY;  // the position the last step started from
 };
 
 }  // namespace prefrl

@@ -12,6 +12,7 @@
 #include "prefrl/envs/movingdot.h"
 #include "prefrl/envs/mujoco_tasks.h"
 #include "prefrl/envs/pendulum.h"
+#include "prefrl/envs/wrappers.h"
 
 namespace prefrl {
 
@@ -43,7 +44,9 @@ void register_builtins(Registry& r) {
   add(r, "pendulum", [] { return std::make_unique<Pendulum>(); });
   add(r, "mountaincar_continuous", [] { return std::make_unique<MountainCarContinuous>(); });
   add(r, "acrobot", [] { return std::make_unique<Acrobot>(); });
-  add(r, "movingdot", [] { return std::make_unique<MovingDot>(); });
+  // Two frames (the current and the one before the last action), as the paper's Atari inputs
+  // are stacks of recent frames.
+  add(r, "movingdot", [] { return std::make_unique<FrameStack>(std::make_unique<MovingDot>(), 2); });
   add(r, "hopper", [] { return std::make_unique<Hopper>(); });
   add(r, "halfcheetah", [] { return std::make_unique<HalfCheetah>(); });
   add(r, "walker2d", [] { return std::make_unique<Walker2d>(); });
