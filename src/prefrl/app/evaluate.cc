@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "prefrl/app/rollout.h"
 #include "prefrl/app/train_config.h"
 #include "prefrl/core/error.h"
 #include "prefrl/envs/env.h"
@@ -49,55 +50,49 @@ EvalResult evaluate_policy(ActingPolicy& agent, const std::string& env_name, int
   if (episodes <= 0) return res;
   // Up to 8 environments side by side; env i runs a fixed quota of episodes (so short
   // episodes are not over-represented), and results are ordered by env then episode.
+  // One step of all of them at a time, through the trainer's own stepping loop.
   const int n = std::min(episodes, 8);
-  const std::unique_ptr<VecEnv> vec = make_vec_env(env_name, n, seed);
-  VecEnv& envs = *vec;
-  res.has_success = envs.spec().has_success;
-  const int64_t A = envs.act_size();
-  std::vector<float> actions(static_cast<size_t>(n) * A);
+  Collector col(env_name, n, /*T=*/1, seed, std::nullopt, /*segment_steps=*/1, /*keep_states=*/false);
+  const TransitionStore& st = col.store();
+  res.has_success = col.spec().has_success;
+  const int64_t D = col.obs_size(), A = col.act_size();
   std::vector<int> quota(n), done(n, 0);
   for (int i = 0; i < n; ++i) quota[i] = episodes / n + (i < episodes % n ? 1 : 0);
   std::vector<std::vector<double>> per_env(n);
   std::vector<std::vector<int>> per_env_lengths(n);
-  std::vector<double> running(n, 0.0);
   std::vector<int> steps(n, 0), first_episode(n, 0);
   for (int i = 1; i < n; ++i) first_episode[i] = first_episode[i - 1] + quota[i - 1];
-  const int64_t D = envs.obs_size();
-  std::vector<float> obs, predicted(n);
   int successes = 0, remaining = episodes;
-  envs.reset();
+  int64_t step = 0;
+  PhaseTimes times;
   while (remaining > 0) {
-    if (trace) obs.assign(envs.obs().begin(), envs.obs().end());
-    agent.act(envs.obs().data(), n, actions.data(), deterministic);
-    clip_actions(envs.spec().action, actions.data(), n);  // what training executes (and is rewarded for)
-    if (trace && reward) reward->predict(obs.data(), actions.data(), n, predicted.data());
-    envs.step(actions.data());
+    col.collect(agent, deterministic, &step, &times);
+    float* predicted = col.store().learned(0);
+    if (trace && reward) reward->predict(st.obs(0), st.actions(0), n, predicted);
     for (int i = 0; i < n; ++i) {
-      running[i] += envs.rewards()[i];
-      const bool end = envs.terminated()[i] || envs.truncated()[i];
       if (trace && done[i] < quota[i]) {
         nlohmann::json j = {{"episode", first_episode[i] + done[i]},
                             {"t", steps[i]},
-                            {"obs", std::vector<float>(obs.begin() + i * D, obs.begin() + (i + 1) * D)},
-                            {"action", std::vector<float>(actions.begin() + i * A, actions.begin() + (i + 1) * A)},
-                            {"reward", envs.rewards()[i]},
-                            {"terminated", static_cast<bool>(envs.terminated()[i])},
-                            {"truncated", static_cast<bool>(envs.truncated()[i])}};
+                            {"obs", std::vector<float>(st.obs(0) + i * D, st.obs(0) + (i + 1) * D)},
+                            {"action", std::vector<float>(st.actions(0) + i * A, st.actions(0) + (i + 1) * A)},
+                            {"reward", st.true_rewards(0)[i]},
+                            {"terminated", static_cast<bool>(st.terminated(0)[i])},
+                            {"truncated", static_cast<bool>(st.truncated(0)[i])}};
         if (reward) j["predicted"] = predicted[i];
         *trace << j.dump() << "\n";
       }
       ++steps[i];
-      if (end) {
-        if (done[i] < quota[i]) {
-          per_env[i].push_back(running[i]);
-          per_env_lengths[i].push_back(steps[i]);
-          successes += envs.success()[i] ? 1 : 0;
-          ++done[i];
-          --remaining;
-        }
-        running[i] = 0.0;
-        steps[i] = 0;
-      }
+      if (st.terminated(0)[i] || st.truncated(0)[i]) steps[i] = 0;
+    }
+    const EpisodeTally ended = col.tally();
+    for (size_t k = 0; k < ended.envs.size(); ++k) {
+      const int i = ended.envs[k];
+      if (done[i] >= quota[i]) continue;
+      per_env[i].push_back(ended.true_returns[k]);
+      per_env_lengths[i].push_back(static_cast<int>(ended.lengths[k]));
+      successes += ended.successes[k] != 0 ? 1 : 0;
+      ++done[i];
+      --remaining;
     }
   }
   for (const auto& v : per_env) res.returns.insert(res.returns.end(), v.begin(), v.end());
@@ -131,39 +126,17 @@ double pearson(const std::vector<double>& a, const std::vector<double>& b) {
 double reward_true_correlation(ActingPolicy& agent, RewardModel& reward, const std::string& env_name,
                                int num_envs, int length, int num_segments, uint64_t seed,
                                std::optional<float> termination_penalty) {
-  const std::unique_ptr<VecEnv> vec = make_vec_env(env_name, num_envs, seed);
-  VecEnv& envs = *vec;
-  if (termination_penalty) envs.replace_termination(*termination_penalty);
-  const EnvSpec& spec = envs.spec();
-  const int64_t D = envs.obs_size(), A = envs.act_size();
-  // Enough steps per env for num_segments windows with little overlap.
+  // Enough steps per env for num_segments windows with little overlap: one rollout of them.
   const int steps = std::max(2 * length, (num_segments / num_envs + 1) * length);
-  std::vector<Trajectory> trajs(num_envs);
-  for (int i = 0; i < num_envs; ++i) {
-    trajs[i].obs_size = D; trajs[i].act_size = A; trajs[i].env_index = i; trajs[i].num_envs = num_envs;
-  }
-  std::vector<float> actions(static_cast<size_t>(num_envs) * A);
-  envs.reset();
-  for (int t = 0; t < steps; ++t) {
-    std::vector<float> obs(envs.obs().begin(), envs.obs().end());
-    agent.act(obs.data(), num_envs, actions.data(), /*deterministic=*/false);
-    clip_actions(spec.action, actions.data(), num_envs);
-    envs.step(actions.data());
-    for (int i = 0; i < num_envs; ++i) {
-      Trajectory& tr = trajs[i];
-      tr.obs.insert(tr.obs.end(), obs.begin() + i * D, obs.begin() + (i + 1) * D);
-      tr.actions.insert(tr.actions.end(), actions.begin() + i * A, actions.begin() + (i + 1) * A);
-      tr.true_rewards.push_back(envs.rewards()[i]);
-      tr.terminated.push_back(envs.terminated()[i]);
-      tr.truncated.push_back(envs.truncated()[i]);
-      tr.final_obs.insert(tr.final_obs.end(), envs.final_obs().begin() + i * D, envs.final_obs().begin() + (i + 1) * D);
-    }
-  }
+  Collector col(env_name, num_envs, steps, seed, termination_penalty, /*segment_steps=*/1, /*keep_states=*/false);
+  int64_t step = 0;
+  PhaseTimes times;
+  col.collect(agent, /*deterministic=*/false, &step, &times);
   Rng rng(seed ^ 0x5eedULL);
   std::vector<Segment> segs;
   const int per_env = std::max(1, num_segments / num_envs);
   for (int i = 0; i < num_envs; ++i)
-    for (auto& s : cut_segments(trajs[i], length, per_env, rng)) segs.push_back(std::move(s));
+    for (auto& s : cut_segments(col.store().trajectory(i), length, per_env, rng)) segs.push_back(std::move(s));
   if (segs.size() < 2) return std::nan("");
   std::vector<const Segment*> ptrs;
   std::vector<double> truth, pred;

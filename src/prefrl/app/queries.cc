@@ -41,12 +41,12 @@ Queries::Queries(const PrefsConfig& cfg, int segment_steps, uint64_t segment_see
       query_rng_(query_seed),
       last_disagreement_(std::nan("")) {}
 
-std::vector<Segment> Queries::cut(const SegmentHistory& history) {
+std::vector<Segment> Queries::cut(const TransitionStore& store) {
   std::vector<Segment> fresh;
-  const int N = history.size();
+  const int N = store.num_envs();
   const int per_env = std::max(1, cfg_.segments_per_rollout / N);
   for (int i = 0; i < N; ++i) {
-    for (auto& s : cut_segments(history.at(i), L_, per_env, segment_rng_)) fresh.push_back(s);
+    for (auto& s : cut_segments(store.trajectory(i), L_, per_env, segment_rng_)) fresh.push_back(s);
   }
   for (const auto& s : fresh) pool_.add(s);
   return fresh;

@@ -1,6 +1,6 @@
 // Queries and labels: the trainer's part between the clips and the reward model.
 //
-//   history => cut() => candidate pool                       (segments of L steps)
+//   store => cut() => candidate pool                          (segments of L steps)
 //   pool + ensemble disagreement => ask() => stored clips and queries, the teacher's answers now
 //   store => take_final() => labels to train on, in order    (each claimed once, committed first)
 //
@@ -23,7 +23,6 @@
 namespace prefrl {
 
 class RewardModel;
-class SegmentHistory;
 class Teacher;
 struct PhaseTimes;
 struct PrefsConfig;
@@ -33,8 +32,9 @@ class Queries {
   Queries(const PrefsConfig& cfg, int segment_steps, uint64_t segment_seed, uint64_t query_seed, PrefStore& db,
           Teacher& teacher, RewardModel& reward, RunLog& log);
 
-  // Cuts prefs.segments_per_rollout clips from every env's recent history into the pool => the new clips.
-  std::vector<Segment> cut(const SegmentHistory& history);
+  // Cuts prefs.segments_per_rollout clips from every env's steps in the store (the rollout and the
+  // history before it) into the pool => the new clips.
+  std::vector<Segment> cut(const TransitionStore& store);
   // Asks up to `count` queries (as many as the teacher has room for), chosen uniformly
   // (`initial`: pre-training) or by prefs.selection, at global step `step`; stores them and the
   // teacher's answers given now in one transaction, and claims those answers.

@@ -347,7 +347,7 @@ LoopState Trainer::capture() {
   st.ep_true = collector_.episode_true();
   st.ep_pred = collector_.episode_predicted();
   st.ep_len = collector_.episode_length();
-  for (int i = 0; i < N_; ++i) st.history.push_back(collector_.history().at(i));
+  for (int i = 0; i < N_; ++i) st.history.push_back(Trajectory::copy_of(collector_.store().trajectory(i)));
   for (size_t k = 0; k < queries_.pool().size(); ++k) st.pool.push_back(queries_.pool().at(k));
   st.segment_rng = queries_.segment_rng().state();
   st.query_rng = queries_.query_rng().state();
@@ -408,12 +408,10 @@ void Trainer::restore() {
     collector_.episode_predicted() = std::move(st.ep_pred);
     collector_.episode_length() = std::move(st.ep_len);
     for (int i = 0; i < N_; ++i) {
-      Trajectory& tr = collector_.history().at(i);
       Trajectory& saved = st.history[i];
-      tr.obs = std::move(saved.obs); tr.actions = std::move(saved.actions); tr.final_obs = std::move(saved.final_obs);
-      tr.states = std::move(saved.states); tr.final_states = std::move(saved.final_states);
-      tr.true_rewards = std::move(saved.true_rewards); tr.terminated = std::move(saved.terminated);
-      tr.truncated = std::move(saved.truncated); tr.start_env_step = saved.start_env_step;
+      saved.obs_size = collector_.obs_size(); saved.act_size = collector_.act_size();
+      saved.state_size = collector_.state_size(); saved.num_envs = N_; saved.env_index = i;
+      collector_.store().set_trajectory(i, saved.view());
     }
     corr_pred_ = std::move(st.corr_pred);
     corr_truth_ = std::move(st.corr_truth);
@@ -453,7 +451,7 @@ bool Trainer::pretrain() {
                                                 std::max<size_t>(2, 2 * static_cast<size_t>(initial)));
   do {
     collector_.collect(*agent_, &c_.step, &it.t);
-    queries_.cut(collector_.history());
+    queries_.cut(collector_.store());
   } while (queries_.pool().size() < want_segments && c_.step < cfg_.run.total_steps);
   queries_.ask(initial, /*initial=*/true, c_.step, &it.t);
   waiting_ = &it;
@@ -470,11 +468,11 @@ bool Trainer::pretrain() {
 // A rollout with a non-finite observation or reward (true, or learned) is not learned from
 // (skipped, and counted).
 void Trainer::score_and_update(Iteration& it) {
-  RolloutRecord& roll = collector_.roll();
+  TransitionStore& st = collector_.store();
   const auto tp = Clock::now();
-  reward_.predict(roll.obs.data(), roll.actions.data(), roll.steps(), roll.learned.data());
-  const float* policy_rewards = true_reward_baseline_ ? roll.true_rewards.data() : roll.learned.data();
-  const bool learnable = !collector_.nonfinite() && all_finite(policy_rewards, roll.steps());
+  reward_.predict(st.obs(0), st.actions(0), st.transitions(), st.learned(0));  // the rollout: (T x N) rows
+  const float* policy_rewards = true_reward_baseline_ ? st.true_rewards(0) : st.learned(0);
+  const bool learnable = !collector_.nonfinite() && all_finite(policy_rewards, st.transitions());
   if (learnable) agent_->set_rewards(policy_rewards);
   it.t.reward_predict += seconds_since(tp);
 
@@ -496,7 +494,7 @@ void Trainer::score_and_update(Iteration& it) {
 // (held out), pooled over the latest iterations (run.true_corr_clips, run.true_corr_window).
 void Trainer::cut_and_score_clips(Iteration& it) {
   const auto tc = Clock::now();
-  std::vector<Segment> fresh = queries_.cut(collector_.history());
+  std::vector<Segment> fresh = queries_.cut(collector_.store());
   if (!fresh.empty()) {
     const size_t k = std::min(fresh.size(), static_cast<size_t>(cfg_.run.true_corr_clips));
     std::vector<const Segment*> ptrs;
@@ -538,9 +536,9 @@ bool Trainer::train_reward(int rounds, Iteration& it) {
     it.diverged_rounds += rstats_.diverged ? 1 : 0;  // rolled back to the round's start
   }
   // Normalise each member's output: over all labeled clips' states, or the newest rollout's.
-  const RolloutRecord& roll = collector_.roll();
+  const TransitionStore& st = collector_.store();
   if (cfg_.reward.normalise_on == "labeled") reward_.update_normalisation_on_labeled();
-  else reward_.update_normalisation(roll.obs.data(), roll.actions.data(), roll.steps());
+  else reward_.update_normalisation(st.obs(0), st.actions(0), st.transitions());
   it.t.reward_train += seconds_since(tr);
   return true;
 }

@@ -9,72 +9,50 @@
 namespace prefrl {
 namespace {
 
-// Throws UsageError unless every per-step array of `traj` has the size its shapes imply.
-void check_trajectory(const Trajectory& traj) {
-  const int64_t T = traj.size();
-  const int64_t D = traj.obs_size, A = traj.act_size;
-  auto expect = [&](const char* name, size_t got, int64_t want) {
-    if (static_cast<int64_t>(got) != want) {
-      throw UsageError("cut_segments: trajectory of env " + std::to_string(traj.env_index) +
-                       " has " + std::to_string(got) + " values in '" + name + "', expected " +
-                       std::to_string(want) + " (T=" + std::to_string(T) + ", obs_size=" +
-                       std::to_string(D) + ", act_size=" + std::to_string(A) + ")");
-    }
-  };
-  if (D <= 0 || A < 0 || traj.state_size < 0) {
-    throw UsageError("cut_segments: trajectory has obs_size " + std::to_string(D) + ", act_size " +
-                     std::to_string(A) + " and state_size " + std::to_string(traj.state_size) +
-                     "; expected obs_size > 0, act_size >= 0 and state_size >= 0");
-  }
-  if (traj.num_envs < 1) {
-    throw UsageError("cut_segments: trajectory has num_envs " + std::to_string(traj.num_envs) +
-                     ", expected >= 1");
-  }
-  expect("obs", traj.obs.size(), T * D);
-  expect("actions", traj.actions.size(), T * A);
-  expect("terminated", traj.terminated.size(), T);
-  expect("truncated", traj.truncated.size(), T);
-  expect("final_obs", traj.final_obs.size(), T * D);
-  expect("states", traj.states.size(), T * traj.state_size);
-  expect("final_states", traj.final_states.size(), T * traj.state_size);
-}
-
 // Number of real (non-padding) steps of the window starting at `s`, or 0 if no valid window
 // of `length` steps starts there: it would cross a truncation or the trajectory's end.
-int real_steps(const Trajectory& traj, int s, int length) {
+int real_steps(const TrajectoryView& traj, int s, int length) {
   const int T = traj.size();
   for (int i = 0; i < length; ++i) {
     const int t = s + i;
-    if (t >= T) return 0;                       // ran off the end without a termination
-    if (traj.terminated[t]) return i + 1;       // the rest is absorbing padding
-    if (traj.truncated[t] && i < length - 1) return 0;  // the next step is another episode
+    if (t >= T) return 0;                          // ran off the end without a termination
+    if (traj.terminated_at(t)) return i + 1;       // the rest is absorbing padding
+    if (traj.truncated_at(t) && i < length - 1) return 0;  // the next step is another episode
   }
   return length;
 }
 
+// Appends steps [s, s + n) of a column of `width` per step (read with the view's stride) to `out`.
+void append_steps(std::vector<float>* out, const float* col, int64_t stride, int s, int n, int64_t width) {
+  for (int t = s; t < s + n; ++t) {
+    const float* p = col + t * stride * width;
+    out->insert(out->end(), p, p + width);
+  }
+}
+
 // Copies the window starting at `s` with `real` real steps into a Segment of `length` steps.
-Segment make_segment(const Trajectory& traj, int s, int length, int real) {
-  const int64_t D = traj.obs_size, A = traj.act_size;
+Segment make_segment(const TrajectoryView& traj, int s, int length, int real) {
+  const int64_t D = traj.D, A = traj.A, S = traj.S;
   Segment seg;
   seg.length = length;
   seg.obs_size = D;
   seg.act_size = A;
   seg.env_step = traj.start_env_step + static_cast<int64_t>(s) * traj.num_envs;
   seg.env_index = traj.env_index;
-  seg.obs.assign(traj.obs.begin() + s * D, traj.obs.begin() + (s + real) * D);
-  seg.actions.assign(traj.actions.begin() + s * A, traj.actions.begin() + (s + real) * A);
-  seg.true_rewards.assign(traj.true_rewards.begin() + s, traj.true_rewards.begin() + s + real);
+  seg.obs.reserve(static_cast<size_t>(length) * D);
+  append_steps(&seg.obs, traj.obs, traj.stride, s, real, D);
+  append_steps(&seg.actions, traj.actions, traj.stride, s, real, A);
+  for (int t = s; t < s + real; ++t) seg.true_rewards.push_back(traj.true_reward(t));
   seg.absorbing.assign(real, 0);
-  const int64_t S = traj.state_size;
   seg.state_size = S;
-  seg.states.assign(traj.states.begin() + s * S, traj.states.begin() + (s + real) * S);
+  append_steps(&seg.states, traj.states, traj.stride, s, real, S);
   if (real < length) {
     // Absorbing padding: the terminal observation (and state) of the last real step, zero
     // action, reward 0.
     const int last = s + real - 1;
-    const auto fin = traj.final_obs.begin() + last * D;
+    const float* fin = traj.final_obs_at(last);
     for (int i = real; i < length; ++i) seg.obs.insert(seg.obs.end(), fin, fin + D);
-    const auto fin_state = traj.final_states.begin() + last * S;
+    const float* fin_state = traj.final_state_at(last);
     for (int i = real; i < length; ++i) seg.states.insert(seg.states.end(), fin_state, fin_state + S);
     seg.actions.resize(static_cast<size_t>(length) * A, 0.0f);
     seg.true_rewards.resize(length, 0.0f);
@@ -85,10 +63,65 @@ Segment make_segment(const Trajectory& traj, int s, int length, int real) {
 
 }  // namespace
 
-std::vector<Segment> cut_segments(const Trajectory& traj, int length, int count, Rng& rng) {
+TrajectoryView Trajectory::view() const {
+  const int64_t T = size();
+  const int64_t D = obs_size, A = act_size;
+  auto expect = [&](const char* name, size_t got, int64_t want) {
+    if (static_cast<int64_t>(got) != want) {
+      throw UsageError("cut_segments: trajectory of env " + std::to_string(env_index) + " has " +
+                       std::to_string(got) + " values in '" + name + "', expected " + std::to_string(want) +
+                       " (T=" + std::to_string(T) + ", obs_size=" + std::to_string(D) + ", act_size=" +
+                       std::to_string(A) + ")");
+    }
+  };
+  expect("obs", obs.size(), T * D);
+  expect("actions", actions.size(), T * A);
+  expect("terminated", terminated.size(), T);
+  expect("truncated", truncated.size(), T);
+  expect("final_obs", final_obs.size(), T * D);
+  expect("states", states.size(), T * state_size);
+  expect("final_states", final_states.size(), T * state_size);
+  TrajectoryView v;
+  v.T = static_cast<int>(T);
+  v.D = D; v.A = A; v.S = state_size;
+  v.stride = 1;
+  v.obs = obs.data(); v.actions = actions.data(); v.true_rewards = true_rewards.data();
+  v.terminated = terminated.data(); v.truncated = truncated.data(); v.final_obs = final_obs.data();
+  v.states = states.data(); v.final_states = final_states.data();
+  v.start_env_step = start_env_step;
+  v.num_envs = num_envs;
+  v.env_index = env_index;
+  return v;
+}
+
+Trajectory Trajectory::copy_of(const TrajectoryView& v) {
+  Trajectory tr;
+  tr.obs_size = v.D; tr.act_size = v.A; tr.state_size = v.S;
+  tr.start_env_step = v.start_env_step; tr.num_envs = v.num_envs; tr.env_index = v.env_index;
+  append_steps(&tr.obs, v.obs, v.stride, 0, v.T, v.D);
+  append_steps(&tr.actions, v.actions, v.stride, 0, v.T, v.A);
+  append_steps(&tr.final_obs, v.final_obs, v.stride, 0, v.T, v.D);
+  append_steps(&tr.states, v.states, v.stride, 0, v.T, v.S);
+  append_steps(&tr.final_states, v.final_states, v.stride, 0, v.T, v.S);
+  for (int t = 0; t < v.T; ++t) {
+    tr.true_rewards.push_back(v.true_reward(t));
+    tr.terminated.push_back(v.terminated[t * v.stride]);
+    tr.truncated.push_back(v.truncated[t * v.stride]);
+  }
+  return tr;
+}
+
+std::vector<Segment> cut_segments(const TrajectoryView& traj, int length, int count, Rng& rng) {
   if (length < 1) throw UsageError("cut_segments: segment length " + std::to_string(length) + " must be >= 1");
   if (count < 0) throw UsageError("cut_segments: count " + std::to_string(count) + " must be >= 0");
-  check_trajectory(traj);
+  if (traj.D <= 0 || traj.A < 0 || traj.S < 0) {
+    throw UsageError("cut_segments: trajectory has obs_size " + std::to_string(traj.D) + ", act_size " +
+                     std::to_string(traj.A) + " and state_size " + std::to_string(traj.S) +
+                     "; expected obs_size > 0, act_size >= 0 and state_size >= 0");
+  }
+  if (traj.num_envs < 1) {
+    throw UsageError("cut_segments: trajectory has num_envs " + std::to_string(traj.num_envs) + ", expected >= 1");
+  }
 
   // Valid start positions and their number of real steps, in trajectory order.
   std::vector<int> starts, reals;

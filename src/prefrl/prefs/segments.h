@@ -6,10 +6,12 @@
 
 #include "prefrl/core/rng.h"
 #include "prefrl/core/segment.h"
+#include "prefrl/core/transitions.h"
 
 namespace prefrl {
 
-// One environment's trajectory over a rollout: T consecutive steps, as the trainer saw them.
+// One environment's trajectory, owning its arrays: T consecutive steps (tests and checkpoints;
+// the trainer cuts clips from TransitionStore::trajectory views in place).
 struct Trajectory {
   int64_t obs_size = 0, act_size = 0;
   std::vector<float> obs;            // (T x D) observation before each action
@@ -26,6 +28,11 @@ struct Trajectory {
   int64_t num_envs = 1;              // global env steps per t: the VecEnv's size N
   int env_index = 0;
   int size() const { return static_cast<int>(true_rewards.size()); }
+  // The arrays read in place (stride 1). Throws UsageError unless they have the sizes T and the
+  // widths imply.
+  TrajectoryView view() const;
+  // A copy of the steps of `v`.
+  static Trajectory copy_of(const TrajectoryView& v);
 };
 
 // Cuts up to `count` segments of `length` steps at random start positions from `traj`.
@@ -37,7 +44,10 @@ struct Trajectory {
 // segments are returned in trajectory order; the result depends only on the inputs and rng.
 // Segment::env_step = start_env_step + start * num_envs: the global step counter (all N envs
 // together, the x-axis of every metric) just before the window's first step was taken.
-std::vector<Segment> cut_segments(const Trajectory& traj, int length, int count, Rng& rng);
+std::vector<Segment> cut_segments(const TrajectoryView& traj, int length, int count, Rng& rng);
+inline std::vector<Segment> cut_segments(const Trajectory& traj, int length, int count, Rng& rng) {
+  return cut_segments(traj.view(), length, count, rng);
+}
 
 // Recent candidate segments for queries, newest kept when full.
 class SegmentPool {

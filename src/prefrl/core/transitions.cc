@@ -1,0 +1,119 @@
+// The transition store (see transitions.h).
+#include "prefrl/core/transitions.h"
+
+#include <algorithm>
+#include <string>
+
+#include "prefrl/core/error.h"
+
+namespace prefrl {
+
+TransitionStore::TransitionStore(int N, int T, int64_t D, int64_t A, int64_t S, int H)
+    : N_(N), T_(T), H_(H), D_(D), A_(A), S_(S) {
+  if (N < 1 || T < 1 || H < 0 || D < 1 || A < 0 || S < 0) {
+    throw UsageError("TransitionStore: N=" + std::to_string(N) + " T=" + std::to_string(T) + " H=" +
+                     std::to_string(H) + " D=" + std::to_string(D) + " A=" + std::to_string(A) + " S=" +
+                     std::to_string(S) + "; expected N, T, D >= 1 and H, A, S >= 0");
+  }
+  const size_t rows = static_cast<size_t>(H + T) * N;
+  obs_.assign(rows * D, 0.f);
+  final_obs_.assign(rows * D, 0.f);
+  actions_.assign(rows * A, 0.f);
+  states_.assign(rows * S, 0.f);
+  final_states_.assign(rows * S, 0.f);
+  true_rewards_.assign(rows, 0.f);
+  task_rewards_.assign(rows, 0.f);
+  learned_.assign(rows, 0.f);
+  terminated_.assign(rows, 0);
+  truncated_.assign(rows, 0);
+  success_.assign(rows, 0);
+  broken_.assign(rows, 0);
+}
+
+namespace {
+// Moves rows [from, from + n) of a column of `width` per transition to rows [to, to + n), to <= from.
+template <class C>
+void move_rows(C& col, int64_t from, int64_t to, int64_t n, int64_t width) {
+  if (n <= 0 || width == 0 || from == to) return;
+  std::copy(col.begin() + from * width, col.begin() + (from + n) * width, col.begin() + to * width);
+}
+}  // namespace
+
+void TransitionStore::begin_rollout(int64_t global_step) {
+  const int end = H_ + T_;
+  const int keep = std::min(H_, valid_);
+  if (valid_ == 0) {
+    first_step_ = global_step;
+  } else {
+    first_step_ += static_cast<int64_t>(valid_ - keep) * N_;
+    const int64_t from = static_cast<int64_t>(end - keep) * N_, to = static_cast<int64_t>(H_ - keep) * N_,
+                  n = static_cast<int64_t>(keep) * N_;
+    move_rows(obs_, from, to, n, D_);
+    move_rows(final_obs_, from, to, n, D_);
+    move_rows(actions_, from, to, n, A_);
+    move_rows(states_, from, to, n, S_);
+    move_rows(final_states_, from, to, n, S_);
+    move_rows(true_rewards_, from, to, n, 1);
+    move_rows(terminated_, from, to, n, 1);
+    move_rows(truncated_, from, to, n, 1);
+  }
+  valid_ = keep + T_;
+  std::fill(broken_.begin() + row(0), broken_.end(), 0);
+}
+
+void TransitionStore::forget() { valid_ = 0; }
+
+TrajectoryView TransitionStore::trajectory(int i) const {
+  TrajectoryView v;
+  const int64_t first = static_cast<int64_t>(H_ + T_ - valid_) * N_ + i;  // transition of the first valid step
+  v.T = valid_;
+  v.D = D_; v.A = A_; v.S = S_;
+  v.stride = N_;
+  v.obs = obs_.data() + first * D_;
+  v.actions = actions_.data() + first * A_;
+  v.final_obs = final_obs_.data() + first * D_;
+  v.states = states_.data() + first * S_;
+  v.final_states = final_states_.data() + first * S_;
+  v.true_rewards = true_rewards_.data() + first;
+  v.terminated = terminated_.data() + first;
+  v.truncated = truncated_.data() + first;
+  v.start_env_step = first_step_;
+  v.num_envs = N_;
+  v.env_index = i;
+  return v;
+}
+
+void TransitionStore::set_trajectory(int i, const TrajectoryView& v) {
+  if (v.D != D_ || v.A != A_ || v.S != S_) {
+    throw RuntimeError("TransitionStore: env " + std::to_string(i) + "'s saved steps have widths (" +
+                       std::to_string(v.D) + ", " + std::to_string(v.A) + ", " + std::to_string(v.S) +
+                       "), the store (" + std::to_string(D_) + ", " + std::to_string(A_) + ", " + std::to_string(S_) +
+                       ")");
+  }
+  const int n = std::min(v.T, H_ + T_);
+  const int skip = v.T - n;
+  const int64_t start = v.start_env_step + static_cast<int64_t>(skip) * N_;
+  if (i > 0 && (n != valid_ || start != first_step_)) {
+    throw RuntimeError("TransitionStore: env " + std::to_string(i) + "'s saved steps (" + std::to_string(n) +
+                       " from step " + std::to_string(start) + ") do not line up with env 0's (" +
+                       std::to_string(valid_) + " from step " + std::to_string(first_step_) + ")");
+  }
+  valid_ = n;
+  first_step_ = start;
+  for (int t = 0; t < n; ++t) {
+    const int src = skip + t;
+    const int64_t k = static_cast<int64_t>(H_ + T_ - n + t) * N_ + i;
+    std::copy(v.obs_at(src), v.obs_at(src) + D_, obs_.begin() + k * D_);
+    std::copy(v.final_obs_at(src), v.final_obs_at(src) + D_, final_obs_.begin() + k * D_);
+    std::copy(v.action_at(src), v.action_at(src) + A_, actions_.begin() + k * A_);
+    if (S_ > 0) {
+      std::copy(v.state_at(src), v.state_at(src) + S_, states_.begin() + k * S_);
+      std::copy(v.final_state_at(src), v.final_state_at(src) + S_, final_states_.begin() + k * S_);
+    }
+    true_rewards_[k] = v.true_reward(src);
+    terminated_[k] = v.terminated[src * v.stride];
+    truncated_[k] = v.truncated[src * v.stride];
+  }
+}
+
+}  // namespace prefrl

@@ -1,0 +1,109 @@
+// The transition store: the steps the trainer collects, kept once, in one allocation per
+// column, and read in place by every consumer. The environments' steps are written into it as
+// they happen; r̂ and the reward model's normaliser read the rollout; the policy learns from
+// the rollout's rewards; queries cut clips from the rollout and the steps before it; checkpoints
+// save those steps. Nothing is copied between rollouts but the few steps a clip may reach back.
+//
+//   rows (time) ->   [ history: H rows, the newest valid_history() of them valid | rollout: T rows ]
+//   row r, env i  => transition r * N + i of every column
+//
+// begin_rollout() slides the newest H steps to the history rows (a move of H rows per column),
+// so the rollout is always rows [H, H + T) and the rollout's columns are (T x N x width) arrays.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace prefrl {
+
+// One environment's consecutive steps, read in place: step t of a column of width w is at
+// column + t * stride * w (stride N for a store, 1 for a per-env array).
+struct TrajectoryView {
+  int T = 0;                          // steps
+  int64_t D = 0, A = 0, S = 0;        // observation, action and state widths (S may be 0)
+  int64_t stride = 1;                 // transitions between consecutive steps
+  const float* obs = nullptr;         // observation before each action
+  const float* actions = nullptr;     // executed actions
+  const float* true_rewards = nullptr;
+  const uint8_t* terminated = nullptr;
+  const uint8_t* truncated = nullptr;
+  const float* final_obs = nullptr;   // terminal observation, valid where an episode ended
+  const float* states = nullptr;      // state behind each observation (S > 0)
+  const float* final_states = nullptr;
+  int64_t start_env_step = 0;         // global env step counter before step 0
+  int64_t num_envs = 1;               // global env steps per step: the VecEnv's size N
+  int env_index = 0;
+
+  int size() const { return T; }
+  const float* obs_at(int t) const { return obs + t * stride * D; }
+  const float* action_at(int t) const { return actions + t * stride * A; }
+  const float* final_obs_at(int t) const { return final_obs + t * stride * D; }
+  const float* state_at(int t) const { return states + t * stride * S; }
+  const float* final_state_at(int t) const { return final_states + t * stride * S; }
+  float true_reward(int t) const { return true_rewards[t * stride]; }
+  bool terminated_at(int t) const { return terminated[t * stride] != 0; }
+  bool truncated_at(int t) const { return truncated[t * stride] != 0; }
+};
+
+class TransitionStore {
+ public:
+  // N environments; observations, actions and states of widths D, A, S (S 0: none kept);
+  // rollouts of T steps; H steps kept from before each rollout (for clips reaching back).
+  TransitionStore(int N, int T, int64_t D, int64_t A, int64_t S, int H);
+
+  int num_envs() const { return N_; }
+  int rollout_steps() const { return T_; }
+  int history_capacity() const { return H_; }
+  int64_t obs_size() const { return D_; }
+  int64_t act_size() const { return A_; }
+  int64_t state_size() const { return S_; }
+  int64_t transitions() const { return static_cast<int64_t>(T_) * N_; }  // per rollout
+
+  // Starts a rollout whose first step is global step `global_step`: the newest H valid steps
+  // become the history; the rollout's broken flags are cleared.
+  void begin_rollout(int64_t global_step);
+  // Forgets every step, the rollout's too: no clip spans what came before (a broken rollout).
+  void forget();
+  // Valid history rows before the rollout (0 after forget()).
+  int valid_history() const { return valid_ > T_ ? valid_ - T_ : 0; }
+
+  // Rollout step t (0 <= t < T): (N x width) rows.
+  float* obs(int t) { return obs_.data() + row(t) * D_; }
+  float* actions(int t) { return actions_.data() + row(t) * A_; }
+  float* final_obs(int t) { return final_obs_.data() + row(t) * D_; }
+  float* states(int t) { return states_.data() + row(t) * S_; }
+  float* final_states(int t) { return final_states_.data() + row(t) * S_; }
+  float* true_rewards(int t) { return true_rewards_.data() + row(t); }   // what the teacher judges
+  float* task_rewards(int t) { return task_rewards_.data() + row(t); }   // by the task's own rules
+  float* learned(int t) { return learned_.data() + row(t); }             // r̂ given to the policy
+  uint8_t* terminated(int t) { return terminated_.data() + row(t); }
+  uint8_t* truncated(int t) { return truncated_.data() + row(t); }
+  uint8_t* success(int t) { return success_.data() + row(t); }            // valid where an episode ended
+  uint8_t* broken(int t) { return broken_.data() + row(t); }              // env restarted (non-finite)
+  const float* obs(int t) const { return obs_.data() + row(t) * D_; }
+  const float* actions(int t) const { return actions_.data() + row(t) * A_; }
+  const float* true_rewards(int t) const { return true_rewards_.data() + row(t); }
+  const float* task_rewards(int t) const { return task_rewards_.data() + row(t); }
+  const float* learned(int t) const { return learned_.data() + row(t); }
+  const uint8_t* terminated(int t) const { return terminated_.data() + row(t); }
+  const uint8_t* truncated(int t) const { return truncated_.data() + row(t); }
+  const uint8_t* success(int t) const { return success_.data() + row(t); }
+  const uint8_t* broken(int t) const { return broken_.data() + row(t); }
+
+  // Env i's valid steps, oldest history step first, up to the rollout's last step written.
+  TrajectoryView trajectory(int i) const;
+  // Checkpoints: env i's valid steps are set from `v` (the newest H + T of them), as if they had
+  // been collected; every env must be given the same number of steps and start step.
+  void set_trajectory(int i, const TrajectoryView& v);
+
+ private:
+  int64_t row(int t) const { return static_cast<int64_t>(H_ + t) * N_; }
+  int N_, T_, H_;
+  int64_t D_, A_, S_;
+  int valid_ = 0;             // valid rows ending at row H + T
+  int64_t first_step_ = 0;    // global step of the first valid row
+  std::vector<float> obs_, actions_, final_obs_, states_, final_states_;
+  std::vector<float> true_rewards_, task_rewards_, learned_;
+  std::vector<uint8_t> terminated_, truncated_, success_, broken_;
+};
+
+}  // namespace prefrl
