@@ -15,7 +15,9 @@ TransitionStore::TransitionStore(int N, int T, int64_t D, int64_t A, int64_t S, 
                      std::to_string(H) + " D=" + std::to_string(D) + " A=" + std::to_string(A) + " S=" +
                      std::to_string(S) + "; expected N, T, D >= 1 and H, A, S >= 0");
   }
-  const size_t rows = static_cast<size_t>(H + T) * N;
+  slots_ = 1 + (H + T - 1) / T;
+  slot_ = slots_ - 1;  // the first rollout goes to slot 0
+  const size_t rows = static_cast<size_t>(slots_) * T * N;
   obs_.assign(rows * D, 0.f);
   final_obs_.assign(rows * D, 0.f);
   actions_.assign(rows * A, 0.f);
@@ -30,53 +32,33 @@ TransitionStore::TransitionStore(int N, int T, int64_t D, int64_t A, int64_t S, 
   broken_.assign(rows, 0);
 }
 
-namespace {
-// Moves rows [from, from + n) of a column of `width` per transition to rows [to, to + n), to <= from.
-template <class C>
-void move_rows(C& col, int64_t from, int64_t to, int64_t n, int64_t width) {
-  if (n <= 0 || width == 0 || from == to) return;
-  std::copy(col.begin() + from * width, col.begin() + (from + n) * width, col.begin() + to * width);
-}
-}  // namespace
-
 void TransitionStore::begin_rollout(int64_t global_step) {
-  const int end = H_ + T_;
   const int keep = std::min(H_, valid_);
-  if (valid_ == 0) {
-    first_step_ = global_step;
-  } else {
-    first_step_ += static_cast<int64_t>(valid_ - keep) * N_;
-    const int64_t from = static_cast<int64_t>(end - keep) * N_, to = static_cast<int64_t>(H_ - keep) * N_,
-                  n = static_cast<int64_t>(keep) * N_;
-    move_rows(obs_, from, to, n, D_);
-    move_rows(final_obs_, from, to, n, D_);
-    move_rows(actions_, from, to, n, A_);
-    move_rows(states_, from, to, n, S_);
-    move_rows(final_states_, from, to, n, S_);
-    move_rows(true_rewards_, from, to, n, 1);
-    move_rows(terminated_, from, to, n, 1);
-    move_rows(truncated_, from, to, n, 1);
-  }
+  if (valid_ == 0) first_step_ = global_step;
+  else first_step_ += static_cast<int64_t>(valid_ - keep) * N_;
+  slot_ = (slot_ + 1) % slots_;
   valid_ = keep + T_;
-  std::fill(broken_.begin() + row(0), broken_.end(), 0);
+  std::fill(broken_.begin() + row(0), broken_.begin() + row(T_), 0);
 }
 
 void TransitionStore::forget() { valid_ = 0; }
 
 TrajectoryView TransitionStore::trajectory(int i) const {
   TrajectoryView v;
-  const int64_t first = static_cast<int64_t>(H_ + T_ - valid_) * N_ + i;  // transition of the first valid step
+  const int64_t ring = static_cast<int64_t>(slots_) * T_;
   v.T = valid_;
   v.D = D_; v.A = A_; v.S = S_;
   v.stride = N_;
-  v.obs = obs_.data() + first * D_;
-  v.actions = actions_.data() + first * A_;
-  v.final_obs = final_obs_.data() + first * D_;
-  v.states = states_.data() + first * S_;
-  v.final_states = final_states_.data() + first * S_;
-  v.true_rewards = true_rewards_.data() + first;
-  v.terminated = terminated_.data() + first;
-  v.truncated = truncated_.data() + first;
+  v.first = (end_row() - valid_ + ring) % ring;
+  v.ring = ring;
+  v.obs = obs_.data() + i * D_;  // env i's column in row 0
+  v.actions = actions_.data() + i * A_;
+  v.final_obs = final_obs_.data() + i * D_;
+  v.states = states_.data() + i * S_;
+  v.final_states = final_states_.data() + i * S_;
+  v.true_rewards = true_rewards_.data() + i;
+  v.terminated = terminated_.data() + i;
+  v.truncated = truncated_.data() + i;
   v.start_env_step = first_step_;
   v.num_envs = N_;
   v.env_index = i;
@@ -100,9 +82,10 @@ void TransitionStore::set_trajectory(int i, const TrajectoryView& v) {
   }
   valid_ = n;
   first_step_ = start;
+  const int64_t ring = static_cast<int64_t>(slots_) * T_;
   for (int t = 0; t < n; ++t) {
     const int src = skip + t;
-    const int64_t k = static_cast<int64_t>(H_ + T_ - n + t) * N_ + i;
+    const int64_t k = ((end_row() - n + t + ring) % ring) * N_ + i;
     std::copy(v.obs_at(src), v.obs_at(src) + D_, obs_.begin() + k * D_);
     std::copy(v.final_obs_at(src), v.final_obs_at(src) + D_, final_obs_.begin() + k * D_);
     std::copy(v.action_at(src), v.action_at(src) + A_, actions_.begin() + k * A_);
@@ -111,8 +94,8 @@ void TransitionStore::set_trajectory(int i, const TrajectoryView& v) {
       std::copy(v.final_state_at(src), v.final_state_at(src) + S_, final_states_.begin() + k * S_);
     }
     true_rewards_[k] = v.true_reward(src);
-    terminated_[k] = v.terminated[src * v.stride];
-    truncated_[k] = v.truncated[src * v.stride];
+    terminated_[k] = v.terminated_at(src);
+    truncated_[k] = v.truncated_at(src);
   }
 }
 

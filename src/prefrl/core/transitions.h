@@ -2,13 +2,15 @@
 // column, and read in place by every consumer. The environments' steps are written into it as
 // they happen; r̂ and the reward model's normaliser read the rollout; the policy learns from
 // the rollout's rewards; queries cut clips from the rollout and the steps before it; checkpoints
-// save those steps. Nothing is copied between rollouts but the few steps a clip may reach back.
+// save those steps. Nothing is ever copied from one place in it to another.
 //
-//   rows (time) ->   [ history: H rows, the newest valid_history() of them valid | rollout: T rows ]
+//   rows (time) form a ring of C = T * ceil((H + T) / T) rows, in slots of T rows:
+//     [ slot 0 | slot 1 | ... ]   each rollout fills the next slot; the H rows before it are the
+//                                  history clips may reach back to
 //   row r, env i  => transition r * N + i of every column
 //
-// begin_rollout() slides the newest H steps to the history rows (a move of H rows per column),
-// so the rollout is always rows [H, H + T) and the rollout's columns are (T x N x width) arrays.
+// A rollout is always one slot, so its columns are contiguous (T x N x width) arrays; a
+// trajectory (history + rollout) may wrap around the ring's end, which TrajectoryView hides.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -16,11 +18,14 @@
 namespace prefrl {
 
 // One environment's consecutive steps, read in place: step t of a column of width w is at
-// column + t * stride * w (stride N for a store, 1 for a per-env array).
+// column + index(t) * w, index(t) = ((first + t) mod ring) * stride (stride N for a store, 1 for
+// a per-env array; ring 0: no wrap).
 struct TrajectoryView {
   int T = 0;                          // steps
   int64_t D = 0, A = 0, S = 0;        // observation, action and state widths (S may be 0)
-  int64_t stride = 1;                 // transitions between consecutive steps
+  int64_t stride = 1;                 // transitions between consecutive rows
+  int64_t first = 0;                  // row of step 0
+  int64_t ring = 0;                   // rows before the rows wrap around to row 0 (0: never)
   const float* obs = nullptr;         // observation before each action
   const float* actions = nullptr;     // executed actions
   const float* true_rewards = nullptr;
@@ -34,14 +39,20 @@ struct TrajectoryView {
   int env_index = 0;
 
   int size() const { return T; }
-  const float* obs_at(int t) const { return obs + t * stride * D; }
-  const float* action_at(int t) const { return actions + t * stride * A; }
-  const float* final_obs_at(int t) const { return final_obs + t * stride * D; }
-  const float* state_at(int t) const { return states + t * stride * S; }
-  const float* final_state_at(int t) const { return final_states + t * stride * S; }
-  float true_reward(int t) const { return true_rewards[t * stride]; }
-  bool terminated_at(int t) const { return terminated[t * stride] != 0; }
-  bool truncated_at(int t) const { return truncated[t * stride] != 0; }
+  // Index of step t (0 <= t < T) in a column of width 1.
+  int64_t index(int t) const {
+    int64_t r = first + t;
+    if (ring > 0 && r >= ring) r -= ring;
+    return r * stride;
+  }
+  const float* obs_at(int t) const { return obs + index(t) * D; }
+  const float* action_at(int t) const { return actions + index(t) * A; }
+  const float* final_obs_at(int t) const { return final_obs + index(t) * D; }
+  const float* state_at(int t) const { return states + index(t) * S; }
+  const float* final_state_at(int t) const { return final_states + index(t) * S; }
+  float true_reward(int t) const { return true_rewards[index(t)]; }
+  bool terminated_at(int t) const { return terminated[index(t)] != 0; }
+  bool truncated_at(int t) const { return truncated[index(t)] != 0; }
 };
 
 class TransitionStore {
@@ -58,8 +69,8 @@ class TransitionStore {
   int64_t state_size() const { return S_; }
   int64_t transitions() const { return static_cast<int64_t>(T_) * N_; }  // per rollout
 
-  // Starts a rollout whose first step is global step `global_step`: the newest H valid steps
-  // become the history; the rollout's broken flags are cleared.
+  // Starts a rollout whose first step is global step `global_step` in the next slot: the newest
+  // H valid steps before it are its history; its broken flags are cleared.
   void begin_rollout(int64_t global_step);
   // Forgets every step, the rollout's too: no clip spans what came before (a broken rollout).
   void forget();
@@ -92,14 +103,18 @@ class TransitionStore {
   // Env i's valid steps, oldest history step first, up to the rollout's last step written.
   TrajectoryView trajectory(int i) const;
   // Checkpoints: env i's valid steps are set from `v` (the newest H + T of them), as if they had
-  // been collected; every env must be given the same number of steps and start step.
+  // been collected up to the current slot's end; every env must be given the same number of
+  // steps and start step.
   void set_trajectory(int i, const TrajectoryView& v);
 
  private:
-  int64_t row(int t) const { return static_cast<int64_t>(H_ + t) * N_; }
+  int64_t row(int t) const { return (static_cast<int64_t>(slot_) * T_ + t) * N_; }  // rollout step t, env 0
+  int64_t end_row() const { return static_cast<int64_t>(slot_ + 1) * T_; }  // after the current slot
   int N_, T_, H_;
   int64_t D_, A_, S_;
-  int valid_ = 0;             // valid rows ending at row H + T
+  int slots_;                 // C / T
+  int slot_;                  // the current rollout's slot
+  int valid_ = 0;             // valid rows, ending at the current slot's end
   int64_t first_step_ = 0;    // global step of the first valid row
   std::vector<float> obs_, actions_, final_obs_, states_, final_states_;
   std::vector<float> true_rewards_, task_rewards_, learned_;

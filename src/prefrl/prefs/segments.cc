@@ -22,10 +22,10 @@ int real_steps(const TrajectoryView& traj, int s, int length) {
   return length;
 }
 
-// Appends steps [s, s + n) of a column of `width` per step (read with the view's stride) to `out`.
-void append_steps(std::vector<float>* out, const float* col, int64_t stride, int s, int n, int64_t width) {
+// Appends steps [s, s + n) of a column of the view of `width` per step to `out`.
+void append_steps(std::vector<float>* out, const TrajectoryView& v, const float* col, int s, int n, int64_t width) {
   for (int t = s; t < s + n; ++t) {
-    const float* p = col + t * stride * width;
+    const float* p = col + v.index(t) * width;
     out->insert(out->end(), p, p + width);
   }
 }
@@ -40,12 +40,12 @@ Segment make_segment(const TrajectoryView& traj, int s, int length, int real) {
   seg.env_step = traj.start_env_step + static_cast<int64_t>(s) * traj.num_envs;
   seg.env_index = traj.env_index;
   seg.obs.reserve(static_cast<size_t>(length) * D);
-  append_steps(&seg.obs, traj.obs, traj.stride, s, real, D);
-  append_steps(&seg.actions, traj.actions, traj.stride, s, real, A);
+  append_steps(&seg.obs, traj, traj.obs, s, real, D);
+  append_steps(&seg.actions, traj, traj.actions, s, real, A);
   for (int t = s; t < s + real; ++t) seg.true_rewards.push_back(traj.true_reward(t));
   seg.absorbing.assign(real, 0);
   seg.state_size = S;
-  append_steps(&seg.states, traj.states, traj.stride, s, real, S);
+  append_steps(&seg.states, traj, traj.states, s, real, S);
   if (real < length) {
     // Absorbing padding: the terminal observation (and state) of the last real step, zero
     // action, reward 0.
@@ -98,15 +98,15 @@ Trajectory Trajectory::copy_of(const TrajectoryView& v) {
   Trajectory tr;
   tr.obs_size = v.D; tr.act_size = v.A; tr.state_size = v.S;
   tr.start_env_step = v.start_env_step; tr.num_envs = v.num_envs; tr.env_index = v.env_index;
-  append_steps(&tr.obs, v.obs, v.stride, 0, v.T, v.D);
-  append_steps(&tr.actions, v.actions, v.stride, 0, v.T, v.A);
-  append_steps(&tr.final_obs, v.final_obs, v.stride, 0, v.T, v.D);
-  append_steps(&tr.states, v.states, v.stride, 0, v.T, v.S);
-  append_steps(&tr.final_states, v.final_states, v.stride, 0, v.T, v.S);
+  append_steps(&tr.obs, v, v.obs, 0, v.T, v.D);
+  append_steps(&tr.actions, v, v.actions, 0, v.T, v.A);
+  append_steps(&tr.final_obs, v, v.final_obs, 0, v.T, v.D);
+  append_steps(&tr.states, v, v.states, 0, v.T, v.S);
+  append_steps(&tr.final_states, v, v.final_states, 0, v.T, v.S);
   for (int t = 0; t < v.T; ++t) {
     tr.true_rewards.push_back(v.true_reward(t));
-    tr.terminated.push_back(v.terminated[t * v.stride]);
-    tr.truncated.push_back(v.truncated[t * v.stride]);
+    tr.terminated.push_back(v.terminated_at(t));
+    tr.truncated.push_back(v.truncated_at(t));
   }
   return tr;
 }
