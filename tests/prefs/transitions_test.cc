@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <string>
 #include <vector>
 
 #include "prefrl/core/error.h"
@@ -183,6 +185,30 @@ TEST(TransitionStore, CheckpointsRoundTrip) {
   TransitionStore wide(N, T, D + 1, A, S, H);
   EXPECT_THROW(wide.set_trajectory(0, saved[0].view()), RuntimeError);
   EXPECT_THROW(TransitionStore(0, T, D, A, S, H), UsageError);
+}
+
+TEST(RolloutColumns, ZeroedAlignedNamedAndStable) {
+  TransitionStore st(3, 4, D, A, S, 2);
+  RolloutColumns& c = st.columns();
+  float* a = c.add_floats("algo/a", 5);
+  uint8_t* b = c.add_bytes("algo/b", 1);
+  for (int k = 0; k < 3 * 4 * 5; ++k) ASSERT_EQ(a[k], 0.0f);
+  for (int k = 0; k < 3 * 4; ++k) ASSERT_EQ(b[k], 0);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(a) % 64, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(b) % 64, 0u);
+  a[59] = 7.0f;
+  for (int k = 0; k < 20; ++k) c.add_floats("more/" + std::to_string(k), 3);  // later columns move nothing
+  EXPECT_EQ(c.floats("algo/a"), a);
+  EXPECT_EQ(c.floats("algo/a")[59], 7.0f);
+  EXPECT_EQ(c.bytes("algo/b"), b);
+  EXPECT_EQ(c.floats("algo/b"), nullptr);
+  EXPECT_EQ(c.floats("none"), nullptr);
+  EXPECT_EQ(c.names().size(), 22u);
+  EXPECT_EQ(c.bytes_held(), 3 * 4 * 5 * 4 + 3 * 4 + 20 * 3 * 4 * 3 * 4);
+  EXPECT_THROW(c.add_floats("algo/a", 1), UsageError);
+  EXPECT_THROW(c.add_floats("algo/z", 0), UsageError);
+  c.clear();
+  EXPECT_TRUE(c.names().empty());
 }
 
 }  // namespace

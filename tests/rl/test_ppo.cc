@@ -48,6 +48,37 @@ bool same(const torch::Tensor& a, const torch::Tensor& b) { return torch::equal(
 
 class BothPaths : public ::testing::TestWithParam<bool> {};
 
+// The rollout buffer kept in the trainer's store's columns computes what it computes in the
+// agent's own, and the columns hold what the agent acted on.
+TEST_P(BothPaths, ARolloutBufferInTheStoresColumnsLearnsTheSame) {
+  PPOConfig cfg = small_config();
+  cfg.fast_mlp = GetParam();
+  ToyVec<ToyPick> e1(4, 10), e2(4, 10);
+  e1.reset();
+  e2.reset();
+  PPOAgent own(cfg, e1.spec(), 4, 42), kept(cfg, e2.spec(), 4, 42);
+  TransitionStore store(4, cfg.num_steps, e2.spec().observation.numel(), e2.act_size(), 0, 3);
+  kept.keep_rollout_in(store.columns());
+  const auto l1 = train(own, e1, 3), l2 = train(kept, e2, 3);
+  EXPECT_EQ(l1.actions, l2.actions);
+  EXPECT_TRUE(same(own.parameters(), kept.parameters()));
+  const std::vector<std::string> names = store.columns().names();
+  EXPECT_EQ(names.front(), "ppo/obs");
+  EXPECT_EQ(names.size(), 10u);
+  // The last rollout's sampled actions (discrete: the indices the env executed), row t = step t.
+  const float* acts = store.columns().floats("ppo/actions");
+  ASSERT_NE(acts, nullptr);
+  const size_t per_rollout = static_cast<size_t>(cfg.num_steps) * 4;
+  ASSERT_GE(l2.actions.size(), per_rollout);
+  for (size_t k = 0; k < per_rollout; ++k) EXPECT_EQ(acts[k], l2.actions[l2.actions.size() - per_rollout + k]) << k;
+  EXPECT_NE(store.columns().floats("ppo/values"), nullptr);
+  EXPECT_EQ(store.columns().floats("ppo/terminated"), nullptr);  // a byte column
+  EXPECT_NE(store.columns().bytes("ppo/terminated"), nullptr);
+  // Columns for another shape are refused with a message.
+  TransitionStore other(4, cfg.num_steps + 1, e2.spec().observation.numel(), e2.act_size(), 0, 0);
+  EXPECT_THROW(kept.keep_rollout_in(other.columns()), UsageError);
+}
+
 TEST_P(BothPaths, SameSeedGivesBitIdenticalActionsAndParameters) {
   PPOConfig cfg = small_config();
   cfg.fast_mlp = GetParam();

@@ -265,6 +265,7 @@ Trainer::Trainer(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool re
       metrics_(run.file("metrics.jsonl"), cfg.run.tensorboard ? run.path() : std::string()),
       health_(cfg.health, !spec_.action.discrete, static_cast<int>(spec_.action.discrete ? 1 : collector_.act_size())),
       true_reward_baseline_(cfg.run.policy_reward == "true") {
+  agent_->keep_rollout_in(collector_.store().columns());  // its rollout buffer: columns of the one store
   if (server_) {
     server_->start();
     log_.line(fmt::format("labeling page: {}  (open it in a browser; several people may label at once); runs: {}",

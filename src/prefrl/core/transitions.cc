@@ -2,14 +2,73 @@
 #include "prefrl/core/transitions.h"
 
 #include <algorithm>
+#include <cstring>
+#include <new>
 #include <string>
 
 #include "prefrl/core/error.h"
 
 namespace prefrl {
 
+// ---- RolloutColumns -------------------------------------------------------------------------
+
+void RolloutColumns::Free::operator()(void* p) const { ::operator delete(p, std::align_val_t{64}); }
+
+void* RolloutColumns::add(const std::string& name, int64_t width, size_t elem, bool floats) {
+  if (width < 1) throw UsageError("RolloutColumns: column '" + name + "' has width " + std::to_string(width));
+  if (find(name)) throw UsageError("RolloutColumns: a column named '" + name + "' exists already");
+  Column c;
+  c.name = name;
+  c.width = width;
+  c.floats = floats;
+  c.bytes = static_cast<size_t>(T_) * N_ * width * elem;
+  const size_t padded = (c.bytes + 63) / 64 * 64;  // a multiple of the alignment
+  c.data.reset(::operator new(padded, std::align_val_t{64}));
+  std::memset(c.data.get(), 0, padded);
+  cols_.push_back(std::move(c));
+  return cols_.back().data.get();
+}
+
+float* RolloutColumns::add_floats(const std::string& name, int64_t width) {
+  return static_cast<float*>(add(name, width, sizeof(float), true));
+}
+
+uint8_t* RolloutColumns::add_bytes(const std::string& name, int64_t width) {
+  return static_cast<uint8_t*>(add(name, width, 1, false));
+}
+
+const RolloutColumns::Column* RolloutColumns::find(const std::string& name) const {
+  for (const Column& c : cols_)
+    if (c.name == name) return &c;
+  return nullptr;
+}
+
+const float* RolloutColumns::floats(const std::string& name) const {
+  const Column* c = find(name);
+  return c && c->floats ? static_cast<const float*>(c->data.get()) : nullptr;
+}
+
+const uint8_t* RolloutColumns::bytes(const std::string& name) const {
+  const Column* c = find(name);
+  return c && !c->floats ? static_cast<const uint8_t*>(c->data.get()) : nullptr;
+}
+
+std::vector<std::string> RolloutColumns::names() const {
+  std::vector<std::string> out;
+  for (const Column& c : cols_) out.push_back(c.name);
+  return out;
+}
+
+int64_t RolloutColumns::bytes_held() const {
+  int64_t n = 0;
+  for (const Column& c : cols_) n += static_cast<int64_t>(c.bytes);
+  return n;
+}
+
+// ---- TransitionStore ------------------------------------------------------------------------
+
 TransitionStore::TransitionStore(int N, int T, int64_t D, int64_t A, int64_t S, int H)
-    : N_(N), T_(T), H_(H), D_(D), A_(A), S_(S) {
+    : N_(N), T_(T), H_(H), D_(D), A_(A), S_(S), columns_(N, T) {
   if (N < 1 || T < 1 || H < 0 || D < 1 || A < 0 || S < 0) {
     throw UsageError("TransitionStore: N=" + std::to_string(N) + " T=" + std::to_string(T) + " H=" +
                      std::to_string(H) + " D=" + std::to_string(D) + " A=" + std::to_string(A) + " S=" +

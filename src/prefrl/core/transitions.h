@@ -13,6 +13,8 @@
 // trajectory (history + rollout) may wrap around the ring's end, which TrajectoryView hides.
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <vector>
 
 namespace prefrl {
@@ -53,6 +55,42 @@ struct TrajectoryView {
   float true_reward(int t) const { return true_rewards[index(t)]; }
   bool terminated_at(int t) const { return terminated[index(t)] != 0; }
   bool truncated_at(int t) const { return truncated[index(t)] != 0; }
+};
+
+// Columns a consumer of the store adds for its own per-step data of the rollout (an agent's
+// observations as its networks saw them, log-probabilities, values, advantages): T x N x width
+// values each, zeroed, starting on a cache line, allocated once and never moved. Row t holds
+// rollout step t of every environment, as the store's rollout columns do.
+class RolloutColumns {
+ public:
+  RolloutColumns(int N, int T) : N_(N), T_(T) {}
+  int num_envs() const { return N_; }
+  int rollout_steps() const { return T_; }
+  // A new column; throws UsageError if `name` is taken or width < 1.
+  float* add_floats(const std::string& name, int64_t width);
+  uint8_t* add_bytes(const std::string& name, int64_t width);
+  // A column by name (for readers that did not add it); nullptr if there is none.
+  const float* floats(const std::string& name) const;
+  const uint8_t* bytes(const std::string& name) const;
+  std::vector<std::string> names() const;
+  // Bytes held by every column.
+  int64_t bytes_held() const;
+  // Drops every column (their pointers become invalid).
+  void clear() { cols_.clear(); }
+
+ private:
+  struct Free { void operator()(void* p) const; };
+  struct Column {
+    std::string name;
+    int64_t width = 0;
+    bool floats = true;
+    size_t bytes = 0;
+    std::unique_ptr<void, Free> data;
+  };
+  void* add(const std::string& name, int64_t width, size_t elem, bool floats);
+  const Column* find(const std::string& name) const;
+  int N_, T_;
+  std::vector<Column> cols_;
 };
 
 class TransitionStore {
@@ -100,6 +138,10 @@ class TransitionStore {
   const uint8_t* success(int t) const { return success_.data() + row(t); }
   const uint8_t* broken(int t) const { return broken_.data() + row(t); }
 
+  // Consumers' own per-step data of the rollout (an agent's, via Agent::keep_rollout_in).
+  RolloutColumns& columns() { return columns_; }
+  const RolloutColumns& columns() const { return columns_; }
+
   // Env i's valid steps, oldest history step first, up to the rollout's last step written.
   TrajectoryView trajectory(int i) const;
   // Checkpoints: env i's valid steps are set from `v` (the newest H + T of them), as if they had
@@ -119,6 +161,7 @@ class TransitionStore {
   std::vector<float> obs_, actions_, final_obs_, states_, final_states_;
   std::vector<float> true_rewards_, task_rewards_, learned_;
   std::vector<uint8_t> terminated_, truncated_, success_, broken_;
+  RolloutColumns columns_;
 };
 
 }  // namespace prefrl

@@ -2,6 +2,7 @@
 // is. PPO (ppo.h) is the first implementation; `agent.algorithm` chooses one, and each
 // algorithm has its own config group (ppo.*).
 //
+//   keep_rollout_in(store.columns())              the agent's per-step data lives in the trainer's store
 //   rollout:  for t in 0..T-1: rollout_act(t, obs, actions); env.step; rollout_record(t, ...)
 //             set_rewards(r̂ of the rollout)
 //   update(next_obs, progress) => AgentStats      (or discard_rollout() for a rollout not to learn from)
@@ -16,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "prefrl/core/transitions.h"
 #include "prefrl/envs/env.h"
 
 namespace prefrl {
@@ -43,6 +45,15 @@ class ActingPolicy {
 class Agent : public ActingPolicy {
  public:
   virtual std::string algorithm() const = 0;  // "ppo", ...
+
+  // The per-step data of each rollout the agent learns from (what it acted on, its own
+  // estimates) is kept in `columns` from now on (the trainer's transition store's), under names
+  // starting with algorithm() + "/"; until called, in columns of the agent's own. `columns` must
+  // be for the agent's N environments and rollout length, and outlive the agent's use of it.
+  // Call before a rollout starts.
+  virtual void keep_rollout_in(RolloutColumns& columns) = 0;
+  // The rollout length the agent learns from (rows of its RolloutColumns).
+  virtual int rollout_steps() const = 0;
 
   // Rollout step t: acts on raw observations (N x D) => actions (N x A), storing what the
   // update needs (continuous actions are unclipped samples; the environment clips).

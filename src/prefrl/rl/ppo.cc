@@ -107,17 +107,19 @@ struct PPOAgent::Impl {
   RewardScaler reward_scaler;
   Rng act_rng, shuffle_rng, eval_rng;
 
-  // Rollout buffer; row t holds step t of every environment.
-  std::vector<float> obs;            // (T x N x D) normalised observations acted on
-  std::vector<float> actions;        // (T x N x A) sampled actions (unclipped)
-  std::vector<float> logprobs;       // (T x N) their log-probabilities
-  std::vector<float> values;         // (T x N) V(obs)
-  std::vector<float> rewards;        // (T x N) rewards learned from (scaled when norm_reward)
-  std::vector<uint8_t> terminated;   // (T x N)
-  std::vector<uint8_t> truncated;    // (T x N)
-  std::vector<float> final_values;   // (T x N) V(final obs) where truncated, else 0
-  std::vector<float> advantages;     // (T x N)
-  std::vector<float> returns;        // (T x N)
+  // Rollout buffer, columns of a RolloutColumns (the trainer's store's, or own_columns); row t
+  // holds step t of every environment.
+  RolloutColumns own_columns;
+  float* obs = nullptr;            // (T x N x D) normalised observations acted on
+  float* actions = nullptr;        // (T x N x A) sampled actions (unclipped)
+  float* logprobs = nullptr;       // (T x N) their log-probabilities
+  float* values = nullptr;         // (T x N) V(obs)
+  float* rewards = nullptr;        // (T x N) rewards learned from (scaled when norm_reward)
+  uint8_t* terminated = nullptr;   // (T x N)
+  uint8_t* truncated = nullptr;    // (T x N)
+  float* final_values = nullptr;   // (T x N) V(final obs) where truncated, else 0
+  float* advantages = nullptr;     // (T x N)
+  float* returns = nullptr;        // (T x N)
   std::vector<uint8_t> acted, recorded;  // (T) which steps of the rollout are filled in
   bool rewards_set = false;
 
@@ -138,7 +140,7 @@ struct PPOAgent::Impl {
         params(torch::zeros({P}, torch::kFloat32)), grad(torch::zeros({P}, torch::kFloat32)), adam(P),
         obs_norm(D, c.norm_obs && !s.pixels, c.obs_clip), reward_scaler(num_envs, c.gamma, c.reward_clip),
         act_rng(derive_seed(seed, kActStream)), shuffle_rng(derive_seed(seed, kShuffleStream)),
-        eval_rng(derive_seed(seed, kEvalStream)) {
+        eval_rng(derive_seed(seed, kEvalStream)), own_columns(num_envs, c.num_steps) {
     if (N < 1) throw UsageError("PPO needs at least one environment, got num_envs = " + std::to_string(N));
     if (T < 1) throw UsageError("ppo.num_steps must be at least 1, got " + std::to_string(T));
     Rng init_rng(derive_seed(seed, kInitStream));
@@ -149,11 +151,7 @@ struct PPOAgent::Impl {
     policy = fast ? make_fast_mlp_policy(layout, cfg, params.data_ptr<float>(), std::max(mb, N))
                   : make_autograd_policy(layout, cfg, params.data_ptr<float>());
 
-    obs.resize(batch * D);
-    actions.resize(batch * A);
-    for (auto* v : {&logprobs, &values, &rewards, &final_values, &advantages, &returns}) v->resize(batch);
-    terminated.resize(batch);
-    truncated.resize(batch);
+    keep_rollout_in(own_columns);
     acted.assign(T, 0);
     recorded.assign(T, 0);
     reserve_rows(N);
@@ -164,6 +162,27 @@ struct PPOAgent::Impl {
     mb_obs.resize(static_cast<size_t>(mb) * D);
     mb_actions.resize(static_cast<size_t>(mb) * A);
     for (auto* v : {&mb_logprobs, &mb_values, &mb_advantages, &mb_returns}) v->resize(mb);
+  }
+
+  // The rollout buffer as columns of `c` (the data of a rollout in progress is not carried over).
+  void keep_rollout_in(RolloutColumns& c) {
+    if (c.num_envs() != N || c.rollout_steps() != T) {
+      throw UsageError("PPO keeps rollouts of " + std::to_string(T) + " steps of " + std::to_string(N) +
+                       " environments; the columns offered are for " + std::to_string(c.rollout_steps()) +
+                       " steps of " + std::to_string(c.num_envs()));
+    }
+    obs = c.add_floats("ppo/obs", D);
+    actions = c.add_floats("ppo/actions", A);
+    logprobs = c.add_floats("ppo/logprobs", 1);
+    values = c.add_floats("ppo/values", 1);
+    rewards = c.add_floats("ppo/rewards", 1);
+    terminated = c.add_bytes("ppo/terminated", 1);
+    truncated = c.add_bytes("ppo/truncated", 1);
+    final_values = c.add_floats("ppo/final_values", 1);
+    advantages = c.add_floats("ppo/advantages", 1);
+    returns = c.add_floats("ppo/returns", 1);
+    if (&c != &own_columns) own_columns.clear();
+    clear_rollout();
   }
 
   // Grows the per-row scratch to hold n rows.
@@ -224,8 +243,8 @@ struct PPOAgent::Impl {
   Minibatch gather(int64_t start, int B) {
     for (int j = 0; j < B; ++j) {
       const int64_t k = perm[start + j];
-      std::copy_n(obs.data() + k * D, D, mb_obs.data() + static_cast<int64_t>(j) * D);
-      std::copy_n(actions.data() + k * A, A, mb_actions.data() + static_cast<int64_t>(j) * A);
+      std::copy_n(obs + k * D, D, mb_obs.data() + static_cast<int64_t>(j) * D);
+      std::copy_n(actions + k * A, A, mb_actions.data() + static_cast<int64_t>(j) * A);
       mb_logprobs[j] = logprobs[k];
       mb_values[j] = values[k];
       mb_advantages[j] = advantages[k];
@@ -272,13 +291,13 @@ struct PPOAgent::Impl {
     GaeInput gae;
     gae.T = T;
     gae.N = N;
-    gae.rewards = rewards.data();
-    gae.values = values.data();
+    gae.rewards = rewards;
+    gae.values = values;
     gae.next_values = step_values.data();
-    gae.terminated = terminated.data();
-    gae.truncated = truncated.data();
-    gae.final_values = final_values.data();
-    compute_gae(gae, cfg.gamma, cfg.gae_lambda, advantages.data(), returns.data());
+    gae.terminated = terminated;
+    gae.truncated = truncated;
+    gae.final_values = final_values;
+    compute_gae(gae, cfg.gamma, cfg.gae_lambda, advantages, returns);
 
     const double lr_now = cfg.anneal_lr ? cfg.lr * (1.0 - std::clamp(progress, 0.0, 1.0)) : cfg.lr;
     const int64_t batch = static_cast<int64_t>(T) * N;
@@ -327,7 +346,7 @@ struct PPOAgent::Impl {
   // 1 - Var(returns - values) / Var(returns) over the rollout's finite pairs (0 when Var(returns) = 0).
   double explained_variance() const {
     double n = 0, sy = 0, sd = 0;
-    for (size_t k = 0; k < returns.size(); ++k) {
+    for (int64_t k = 0; k < static_cast<int64_t>(T) * N; ++k) {
       if (!std::isfinite(returns[k])) continue;
       n += 1;
       sy += returns[k];
@@ -336,7 +355,7 @@ struct PPOAgent::Impl {
     if (n < 1) return 0.0;
     const double my = sy / n, md = sd / n;
     double vy = 0, vd = 0;
-    for (size_t k = 0; k < returns.size(); ++k) {
+    for (int64_t k = 0; k < static_cast<int64_t>(T) * N; ++k) {
       if (!std::isfinite(returns[k])) continue;
       vy += (returns[k] - my) * (returns[k] - my);
       const double d = returns[k] - values[k] - md;
@@ -367,12 +386,12 @@ void PPOAgent::rollout_act(int t, const float* obs_in, float* actions_out) {
   if (t == 0) m.clear_rollout();
   m.check_finite(obs_in, m.N, "observation");
   const int64_t row = static_cast<int64_t>(t) * m.N;
-  float* x = m.obs.data() + row * m.D;
+  float* x = m.obs + row * m.D;
   m.obs_norm.update(obs_in, m.N);
   m.obs_norm.normalize(obs_in, m.N, x);
-  m.policy->forward(x, m.N, m.head.data(), m.values.data() + row);
-  float* a = m.actions.data() + row * m.A;
-  m.choose(m.N, false, m.act_rng, a, m.logprobs.data() + row);
+  m.policy->forward(x, m.N, m.head.data(), m.values + row);
+  float* a = m.actions + row * m.A;
+  m.choose(m.N, false, m.act_rng, a, m.logprobs + row);
   std::copy_n(a, static_cast<int64_t>(m.N) * m.A, actions_out);
   m.acted[t] = 1;
 }
@@ -408,9 +427,9 @@ void PPOAgent::set_rewards(const float* r) {
       throw RuntimeError("PPOAgent::set_rewards: step " + std::to_string(t) + " of the rollout was not recorded");
   }
   if (m.cfg.norm_reward) {
-    m.reward_scaler.scale(m.T, r, m.terminated.data(), m.truncated.data(), m.rewards.data());
+    m.reward_scaler.scale(m.T, r, m.terminated, m.truncated, m.rewards);
   } else {
-    std::copy_n(r, m.rewards.size(), m.rewards.data());
+    std::copy_n(r, static_cast<int64_t>(m.T) * m.N, m.rewards);
   }
   m.rewards_set = true;
 }
@@ -497,6 +516,8 @@ std::unique_ptr<Agent> make_agent(const AgentConfig& cfg, const PPOConfig& ppo, 
   throw UsageError("agent.algorithm '" + cfg.algorithm + "' is not one of: ppo");
 }
 void PPOAgent::discard_rollout() { impl_->clear_rollout(); }
+
+void PPOAgent::keep_rollout_in(RolloutColumns& columns) { impl_->keep_rollout_in(columns); }
 
 int PPOAgent::num_steps() const { return impl_->T; }
 int PPOAgent::num_envs() const { return impl_->N; }

@@ -3,7 +3,8 @@
 // discrete (categorical) and continuous (diagonal Gaussian, state-independent log-std)
 // actions, with MLP policies for state inputs and a small CNN for pixels.
 //
-// The agent owns its rollout buffer. The trainer's loop, per rollout of T steps:
+// The rollout buffer is a set of columns of the trainer's transition store (keep_rollout_in;
+// of the agent's own until then). The trainer's loop, per rollout of T steps:
 //   for t in 0..T-1: agent.rollout_act(t, obs, actions)     // stores normalised obs, action, logp, value
 //                    env.step(actions)
 //                    agent.rollout_record(t, terminated, truncated, final_obs)
@@ -113,6 +114,11 @@ class PPOAgent : public Agent {
   void discard_rollout() override;
   // A frozen copy of the acting policy: parameters, observation statistics, evaluation RNG.
   std::unique_ptr<ActingPolicy> snapshot() const override;
+
+  // Its rollout buffer (normalised observations, sampled actions, log-probabilities, values,
+  // rewards, flags, bootstrap values, advantages, returns) as columns "ppo/...".
+  void keep_rollout_in(RolloutColumns& columns) override;
+  int rollout_steps() const override { return num_steps(); }
 
   int num_steps() const;
   int num_envs() const;
