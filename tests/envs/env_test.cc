@@ -1,4 +1,5 @@
 // Registry, specs, determinism, bounds, action clipping and state round trips, for every env.
+#include "prefrl/core/segment.h"
 #include "prefrl/envs/env.h"
 
 #include <gtest/gtest.h>
@@ -71,6 +72,8 @@ TEST(Registry, SpecsMatchTheReferences) {
   const EnvSpec md = env_spec("movingdot");
   EXPECT_TRUE(md.pixels);
   EXPECT_EQ(md.observation.shape, (std::vector<int64_t>{2, 32, 32}));
+  EXPECT_EQ(md.observation.dtype, Dtype::kUInt8);  // pixels, kept as bytes
+  EXPECT_EQ(env_spec("cartpole").observation.dtype, Dtype::kFloat32);
   EXPECT_EQ(md.action.n, 5);
   EXPECT_EQ(md.max_episode_steps, 50);
   EXPECT_TRUE(md.has_success);
@@ -131,6 +134,8 @@ TEST_P(EveryEnv, ObservationsStayWithinFiniteBounds) {
       ASSERT_TRUE(std::isfinite(obs[i])) << "t " << t << " obs[" << i << "]";
       ASSERT_GE(obs[i], s.observation.low[i]) << "t " << t << " obs[" << i << "]";
       ASSERT_LE(obs[i], s.observation.high[i]) << "t " << t << " obs[" << i << "]";
+      uint8_t byte = 0;  // a uint8 space's values are bytes / 255, so that they are kept as bytes
+      if (s.observation.dtype == Dtype::kUInt8) ASSERT_TRUE(obs_to_byte(obs[i], &byte)) << "t " << t << " obs[" << i << "]";
     }
     const auto a = random_action(s, rng);
     const StepResult r = env->step(a.data(), obs.data());

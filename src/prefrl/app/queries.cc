@@ -55,7 +55,7 @@ std::vector<Segment> Queries::cut(const TransitionStore& store) {
 bool Queries::same_segment(const Segment& s, int64_t id) const {
   if (s.id >= 0) return s.id == id;
   const std::optional<Segment> stored = db_.get_segment(id);
-  return stored && stored->env_step == s.env_step && stored->env_index == s.env_index && stored->obs == s.obs &&
+  return stored && stored->env_step == s.env_step && stored->env_index == s.env_index && stored->same_obs(s) &&
          stored->actions == s.actions;
 }
 
@@ -200,7 +200,7 @@ size_t Queries::resume(int64_t last_label_id, int64_t labels_requested, int64_t 
         const std::optional<Segment> stored = db_.get_segment(id);
         for (size_t k = 0; stored && k < pool_.size(); ++k) {
           const Segment& p = pool_.at(k);
-          if (p.id < 0 && p.env_step == stored->env_step && p.env_index == stored->env_index && p.obs == stored->obs)
+          if (p.id < 0 && p.env_step == stored->env_step && p.env_index == stored->env_index && p.same_obs(*stored))
             pool_.set_id(k, id);
         }
       }

@@ -38,6 +38,7 @@ Collector::Collector(const std::string& env_name, int N, int T, uint64_t env_see
       ep_len_(N, 0) {
   if (penalty_) envs_->replace_termination(*penalty_);
   envs_->keep_states(S_ > 0);
+  store_.set_obs_bytes(spec_.observation.dtype == Dtype::kUInt8);
   envs_->reset();
   policy_obs_ = envs_->obs();
   policy_states_ = envs_->states();

@@ -349,7 +349,10 @@ LoopState Trainer::capture() {
   st.ep_pred = collector_.episode_predicted();
   st.ep_len = collector_.episode_length();
   for (int i = 0; i < N_; ++i) st.history.push_back(Trajectory::copy_of(collector_.store().trajectory(i)));
-  for (size_t k = 0; k < queries_.pool().size(); ++k) st.pool.push_back(queries_.pool().at(k));
+  for (size_t k = 0; k < queries_.pool().size(); ++k) {
+    st.pool.push_back(queries_.pool().at(k));
+    st.pool.back().unpack_obs();  // trainer.bin keeps clips' observations as floats (format 1)
+  }
   st.segment_rng = queries_.segment_rng().state();
   st.query_rng = queries_.query_rng().state();
   st.teacher_rng = teacher_->rng_state();
@@ -417,7 +420,12 @@ void Trainer::restore() {
     corr_pred_ = std::move(st.corr_pred);
     corr_truth_ = std::move(st.corr_truth);
     queries_.pool().clear();
-    for (Segment& seg : st.pool) queries_.pool().add(std::move(seg));
+    for (Segment& seg : st.pool) {
+      if (collector_.store().obs_bytes() && !seg.pack_obs())
+        throw RuntimeError("checkpoint '" + ckpt_->dir + "': a clip's observation is not a byte / 255, but '" +
+                           cfg_.env.name + "' keeps observations as bytes");
+      queries_.pool().add(std::move(seg));
+    }
     queries_.segment_rng().set_state(st.segment_rng);
     queries_.query_rng().set_state(st.query_rng);
     if (!st.teacher_rng.empty()) teacher_->set_rng_state(st.teacher_rng);

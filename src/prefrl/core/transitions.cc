@@ -121,6 +121,7 @@ TrajectoryView TransitionStore::trajectory(int i) const {
   v.start_env_step = first_step_;
   v.num_envs = N_;
   v.env_index = i;
+  v.obs_bytes = obs_bytes_;
   return v;
 }
 

@@ -39,6 +39,7 @@ struct TrajectoryView {
   int64_t start_env_step = 0;         // global env step counter before step 0
   int64_t num_envs = 1;               // global env steps per step: the VecEnv's size N
   int env_index = 0;
+  bool obs_bytes = false;             // observations of a uint8 space: clips keep them as bytes
 
   int size() const { return T; }
   // Index of step t (0 <= t < T) in a column of width 1.
@@ -106,6 +107,10 @@ class TransitionStore {
   int64_t act_size() const { return A_; }
   int64_t state_size() const { return S_; }
   int64_t transitions() const { return static_cast<int64_t>(T_) * N_; }  // per rollout
+  // Observations of a uint8 space (byte / 255 values): clips cut from the store keep them as
+  // bytes (TrajectoryView::obs_bytes). The store's own columns are floats, as networks read them.
+  void set_obs_bytes(bool on) { obs_bytes_ = on; }
+  bool obs_bytes() const { return obs_bytes_; }
 
   // Starts a rollout whose first step is global step `global_step` in the next slot: the newest
   // H valid steps before it are its history; its broken flags are cleared.
@@ -157,6 +162,7 @@ class TransitionStore {
   int slots_;                 // C / T
   int slot_;                  // the current rollout's slot
   int valid_ = 0;             // valid rows, ending at the current slot's end
+  bool obs_bytes_ = false;
   int64_t first_step_ = 0;    // global step of the first valid row
   std::vector<float> obs_, actions_, final_obs_, states_, final_states_;
   std::vector<float> true_rewards_, task_rewards_, learned_;

@@ -12,9 +12,15 @@
 
 namespace prefrl {
 
+// How observations are kept (core/segment.h): kFloat32 as floats; kUInt8 as bytes, each
+// observation value being byte / 255 (byte_to_obs) wherever it is computed with: pixels.
+enum class Dtype : uint8_t { kFloat32, kUInt8 };
+inline const char* dtype_name(Dtype d) { return d == Dtype::kUInt8 ? "uint8" : "float32"; }
+
 // A Box (continuous, with per-element bounds) or a Discrete(n) space.
 struct Space {
   bool discrete = false;
+  Dtype dtype = Dtype::kFloat32;  // observations: how they are kept (uint8: values byte / 255, in [0, 1])
   std::vector<int64_t> shape;   // e.g. {4} for a state vector, {C, H, W} for pixels
   std::vector<float> low, high; // Box bounds, one per element (size = numel); empty if discrete
   int64_t n = 0;                // number of discrete actions; 0 for Box
@@ -26,6 +32,12 @@ struct Space {
   }
   static Space box(std::vector<int64_t> shape, std::vector<float> low, std::vector<float> high) {
     Space s; s.shape = std::move(shape); s.low = std::move(low); s.high = std::move(high); return s;
+  }
+  // A Box of bytes: values byte / 255 in [0, 1] (pixels), kept as bytes.
+  static Space bytes(std::vector<int64_t> shape) {
+    Space s; s.shape = std::move(shape); s.dtype = Dtype::kUInt8;
+    s.low.assign(static_cast<size_t>(s.numel()), 0.0f); s.high.assign(static_cast<size_t>(s.numel()), 1.0f);
+    return s;
   }
   static Space discrete_n(int64_t n) {
     Space s; s.discrete = true; s.shape = {1}; s.n = n; return s;

@@ -16,9 +16,7 @@ const EnvSpec& MovingDot::spec() const {
     EnvSpec e;
     e.name = "movingdot";
     e.reference = "prefrl MovingDot (pixel sanity task)";
-    const size_t n = static_cast<size_t>(kSize) * kSize;
-    e.observation =
-        Space::box({1, kSize, kSize}, std::vector<float>(n, 0.0f), std::vector<float>(n, 1.0f));
+    e.observation = Space::bytes({1, kSize, kSize});  // 0 and 1: the bytes 0 and 255
     e.action = Space::discrete_n(5);
     e.max_episode_steps = kMaxEpisodeSteps;
     e.fps = 10.0;

@@ -20,7 +20,7 @@ class MovingDot : public Env {
   static constexpr int kSuccessDistance = 1;   // success() when distance <= 1
   static constexpr int kMaxEpisodeSteps = 50;
 
-  // The spec: obs Box(1, 32, 32) in [0, 1] (row y, column x), the dot lit with 1;
+  // The spec: obs Box(1, 32, 32) of bytes (values 0 and 1 = 255 / 255; row y, column x), the dot lit with 1;
   // action Discrete(5): 0 no-op, 1 up (y-1), 2 down (y+1), 3 left (x-1), 4 right (x+1).
   // (Registered as "movingdot" inside FrameStack(2): obs Box(2, 32, 32), state (x, y, previous
   // x, previous y).)

@@ -58,6 +58,10 @@ Segment make_segment(const TrajectoryView& traj, int s, int length, int real) {
     seg.true_rewards.resize(length, 0.0f);
     seg.absorbing.resize(length, 1);
   }
+  if (traj.obs_bytes && !seg.pack_obs()) {
+    throw RuntimeError("cut_segments: env " + std::to_string(traj.env_index) +
+                       " has a uint8 observation space, but an observation value is not a byte / 255");
+  }
   return seg;
 }
 

@@ -44,6 +44,8 @@ struct Trajectory {
 // segments are returned in trajectory order; the result depends only on the inputs and rng.
 // Segment::env_step = start_env_step + start * num_envs: the global step counter (all N envs
 // together, the x-axis of every metric) just before the window's first step was taken.
+// Where traj.obs_bytes, the segments keep their observations as bytes (Segment::obs_bytes);
+// throws RuntimeError if a value is not a byte / 255.
 std::vector<Segment> cut_segments(const TrajectoryView& traj, int length, int count, Rng& rng);
 inline std::vector<Segment> cut_segments(const Trajectory& traj, int length, int count, Rng& rng) {
   return cut_segments(traj.view(), length, count, rng);

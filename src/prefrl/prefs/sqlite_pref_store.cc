@@ -273,7 +273,14 @@ Segment read_segment(const Stmt& st, int c) {
                          ", act_size " + std::to_string(A) + ", state_size " + std::to_string(S) + ")");
     return b;
   };
-  s.obs = decode_f32(column(6, "obs", L * D, 4), L * D);
+  // Observations of a uint8 space are kept as bytes (L x D bytes), others as floats (L x D x 4):
+  // the blob's size says which.
+  if (st.type(c + 6) == SQLITE_BLOB && static_cast<int64_t>(st.blob(c + 6).size()) == L * D && D > 0) {
+    std::string_view ob = st.blob(c + 6);
+    s.obs_bytes.assign(ob.begin(), ob.end());
+  } else {
+    s.obs = decode_f32(column(6, "obs", L * D, 4), L * D);
+  }
   s.actions = decode_f32(column(7, "actions", L * A, 4), L * A);
   s.true_rewards = decode_f32(column(8, "true_rewards", L, 4), L);
   s.states = decode_f32(column(11, "states", L * S, 4), L * S);
@@ -433,7 +440,8 @@ void check_segment(const Segment& s) {
           std::to_string(s.obs_size) + ", act_size " + std::to_string(s.act_size) + ", state_size " +
           std::to_string(s.state_size) + ")");
   };
-  size("obs", s.obs.size(), L * s.obs_size);
+  size("obs", s.obs_count(), L * s.obs_size);
+  if (s.obs_in_bytes() && !s.obs.empty()) bad("has observations both as floats and as bytes");
   size("actions", s.actions.size(), L * s.act_size);
   size("true_rewards", s.true_rewards.size(), L);
   size("absorbing", s.absorbing.size(), L);
@@ -454,7 +462,8 @@ int64_t insert_segment(sqlite3* db, const std::string& path, Segment& seg) {
   const std::vector<unsigned char> absorbing(seg.absorbing.begin(), seg.absorbing.end());
   const double ret = seg.true_return();
   st.bind(1, seg.env_step).bind(2, seg.env_index).bind(3, seg.length).bind(4, seg.obs_size)
-      .bind(5, seg.act_size).bind_blob(6, encode_f32(seg.obs)).bind_blob(7, encode_f32(seg.actions))
+      .bind(5, seg.act_size).bind_blob(6, seg.obs_in_bytes() ? std::vector<unsigned char>(seg.obs_bytes.begin(), seg.obs_bytes.end())
+                                           : encode_f32(seg.obs)).bind_blob(7, encode_f32(seg.actions))
       .bind_blob(8, encode_f32(seg.true_rewards)).bind_blob(9, absorbing)
       .bind(10, ret).bind(11, now_unix())  // a NaN return is stored as NULL
       .bind(12, seg.state_size).bind_blob(13, encode_f32(seg.states));

@@ -104,6 +104,7 @@ struct RewardModel::Impl {
   // standardise_inputs: per-input mean and 1/std of observation and action values (D + A'),
   // set from the first labeled batch; empty until then (inputs enter unscaled).
   std::vector<float> in_mean, in_inv_std;
+  mutable std::vector<float> obs_scratch;  // one step's observation decoded from bytes (uint8 spaces)
 
   // Stored pairs, in order added; capacity grows by doubling.
   int64_t seg_len = 0;      // L shared by every stored clip
@@ -161,7 +162,7 @@ struct RewardModel::Impl {
       for (const Segment* s : {&p.left, &p.right}) {
         for (int t = 0; t < s->length; ++t) {
           if (!s->absorbing.empty() && s->absorbing[t]) continue;
-          encode_step(s->obs.data() + t * obs_size, act_width ? s->actions.data() + t * act_size : nullptr, false,
+          encode_step(s->obs_row(t, &obs_scratch), act_width ? s->actions.data() + t * act_size : nullptr, false,
                       row.data());
           for (int64_t j = 0; j < W; ++j) { sum[j] += row[j]; sq[j] += double(row[j]) * row[j]; }
           ++n;
@@ -194,10 +195,10 @@ struct RewardModel::Impl {
     const std::string who = "segment " + std::to_string(s.id);
     const size_t L = static_cast<size_t>(std::max(s.length, 0));
     if (s.length <= 0) throw UsageError(who + ": length must be positive, got " + std::to_string(s.length));
-    if (s.obs_size != obs_size || s.obs.size() != L * obs_size) {
+    if (s.obs_size != obs_size || s.obs_count() != L * obs_size || (s.obs_in_bytes() && !s.obs.empty())) {
       throw UsageError(who + ": expected " + std::to_string(L) + " x " + std::to_string(obs_size) +
-                       " observation floats, got obs_size " + std::to_string(s.obs_size) + " and " +
-                       std::to_string(s.obs.size()) + " floats");
+                       " observation values, got obs_size " + std::to_string(s.obs_size) + " and " +
+                       std::to_string(s.obs.size()) + " floats, " + std::to_string(s.obs_bytes.size()) + " bytes");
     }
     if (act_width > 0 && (s.act_size != act_size || s.actions.size() != L * act_size)) {
       throw UsageError(who + ": expected " + std::to_string(L) + " x " + std::to_string(act_size) +
@@ -217,7 +218,7 @@ struct RewardModel::Impl {
                            " is not an integer in [0, " + std::to_string(n_actions) + ")");
         }
       }
-      for (int64_t j = 0; j < obs_size; ++j) {
+      for (int64_t j = 0; j < obs_size && !s.obs_in_bytes(); ++j) {  // bytes are always finite
         if (!std::isfinite(s.obs[t * obs_size + j])) {
           throw UsageError(who + ": observation " + std::to_string(j) + " of step " + std::to_string(t) +
                            " is " + std::to_string(s.obs[t * obs_size + j]) + "; expected a finite number");
@@ -230,7 +231,7 @@ struct RewardModel::Impl {
   void encode_segment(const Segment& s, float* dst) const {
     for (int t = 0; t < s.length; ++t) {
       const bool absorbing = !s.absorbing.empty() && s.absorbing[t];
-      encode_step(s.obs.data() + t * obs_size, act_width ? s.actions.data() + t * act_size : nullptr,
+      encode_step(s.obs_row(t, &obs_scratch), act_width ? s.actions.data() + t * act_size : nullptr,
                   absorbing, dst + t * row_width);
     }
   }

@@ -91,7 +91,7 @@ ClipSheet render_clip(const std::string& env_name, const Segment& seg, int frame
   const int L = seg.length;
   const bool has_states = seg.state_size > 0;
   if (L < 1 || seg.obs_size != spec.observation.numel() ||
-      seg.obs.size() != static_cast<size_t>(L) * seg.obs_size || seg.absorbing.size() != static_cast<size_t>(L) ||
+      seg.obs_count() != static_cast<size_t>(L) * seg.obs_size || seg.absorbing.size() != static_cast<size_t>(L) ||
       (has_states && (seg.state_size != spec.state_size || seg.states.size() != static_cast<size_t>(L) * seg.state_size))) {
     throw UsageError("segment " + std::to_string(seg.id) + " does not fit environment '" + env_name +
                      "' (length " + std::to_string(L) + ", obs_size " + std::to_string(seg.obs_size) +
@@ -109,11 +109,12 @@ ClipSheet render_clip(const std::string& env_name, const Segment& seg, int frame
   std::vector<uint8_t> frame(static_cast<size_t>(frame_size) * frame_size * 3);
   std::vector<float> obs(static_cast<size_t>(seg.obs_size));
   std::vector<double> state;
+  std::vector<float> decoded;  // a step's observation, where the segment keeps bytes
   for (int t = 0; t < L; ++t) {
     if (has_states) {  // the stored physical state behind the observation
       const float* st = seg.states.data() + static_cast<size_t>(t) * seg.state_size;
       state.assign(st, st + seg.state_size);
-    } else if (!env->state_from_obs(seg.obs.data() + static_cast<size_t>(t) * seg.obs_size, &state)) {
+    } else if (!env->state_from_obs(seg.obs_row(t, &decoded), &state)) {
       throw UsageError("environment '" + env_name + "' cannot render a clip from its observations, and segment " +
                        std::to_string(seg.id) + " holds no states");
     }
