@@ -14,6 +14,7 @@
   let sheets = null;         // {left: Image, right: Image} of the query shown
   let t0 = performance.now();
   let busy = false;          // a request that changes the query is in flight
+  let undoQueued = 0;        // undos asked for (key u) while busy: done, in turn, once it is over
   let pollTimer = null;
 
   const headers = (json) => {
@@ -43,7 +44,7 @@
   function setButtons() {
     const ready = !!query && !!sheets && !busy && labeler() !== '';
     for (const b of document.querySelectorAll('.answers button[data-choice]')) b.disabled = !ready;
-    $('btn-undo').disabled = busy || labeler() === '';
+    $('btn-undo').disabled = labeler() === '';  // while busy, an undo is queued
   }
   function loadImage(url) {
     return new Promise((resolve, reject) => {
@@ -128,6 +129,7 @@
     } finally {
       busy = false; setButtons();
     }
+    if (undoQueued > 0) { undoQueued -= 1; await undo(); }
   }
   async function answer(choice) {
     if (!query || !sheets || busy || labeler() === '') return;
@@ -148,7 +150,13 @@
     await next();
   }
   async function undo() {
-    if (busy || labeler() === '') return;
+    if (labeler() === '') return;
+    if (busy) {  // the next clip is loading or an answer is on its way: undo as soon as it is done
+      undoQueued += 1;
+      say(undoQueued === 1 ? 'Undo queued: your last answer is undone as soon as the next clip has loaded.'
+                           : `${undoQueued} undos queued: done as soon as the next clip has loaded.`);
+      return;
+    }
     busy = true; setButtons();
     try {
       const d = await api('POST', '/api/undo', { labeler: labeler(), client: clientId });

@@ -51,7 +51,15 @@ TEST(Config, ErrorsNameTheKeyAndWhatIsAllowed) {
     return std::string("no error");
   };
   EXPECT_NE(msg("nope=1").find("unknown config key 'nope'"), std::string::npos);
-  EXPECT_NE(msg("nope=1").find("inner.lr"), std::string::npos);  // lists known keys
+  // The nearest keys, not the whole list; else the keys of the group, or the groups.
+  EXPECT_NE(msg("inner.lrr=1").find("did you mean inner.lr?"), std::string::npos) << msg("inner.lrr=1");
+  EXPECT_EQ(msg("inner.lrr=1").find("inner.hidden"), std::string::npos) << msg("inner.lrr=1");
+  EXPECT_NE(msg("lr=1").find("did you mean inner.lr?"), std::string::npos) << msg("lr=1");
+  EXPECT_NE(msg("inner.hiddne=1").find("did you mean inner.hidden?"), std::string::npos) << msg("inner.hiddne=1");
+  EXPECT_NE(msg("inner.zzzzzz=1").find("the keys of inner are: lr, hidden"), std::string::npos)
+      << msg("inner.zzzzzz=1");
+  EXPECT_NE(msg("qqqqqqqq=1").find("the config groups are: inner"), std::string::npos) << msg("qqqqqqqq=1");
+  EXPECT_NE(msg("qqqqqqqq=1").find("prefrl config"), std::string::npos);
   EXPECT_NE(msg("n=11").find("out of range [1, 10]"), std::string::npos);
   EXPECT_NE(msg("n=2.5").find("expected an integer"), std::string::npos);
   EXPECT_NE(msg("inner.lr=abc").find("expected a number, got 'abc'"), std::string::npos);

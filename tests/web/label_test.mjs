@@ -1,8 +1,9 @@
 // Browser test of the labeling page: Playwright (playwright-core) driving Debian's chromium
 // headless against a real `prefrl train --teacher human`.
-//   Page A labels 20 pairs, half by keys and half by clicks, then undoes the last one.
+//   Page A labels 20 pairs, half by keys and half by clicks, then a 21st, undone by a u pressed
+//   while the next clip is still loading (queued, and said to be).
 //   Page B is open at the same time and must never receive a query page A holds.
-//   The run's database must then hold exactly 19 labels, with the choices page A made.
+//   The run's database must then hold exactly 20 labels, with the choices page A made.
 // Usage: node label_test.mjs PATH/TO/prefrl
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -80,31 +81,51 @@ try {
       expect(!chosen.has(heldByB), `page B received query ${heldByB}, which page A answered`);
     }
   }
-  // Undo the last answer (key u): the query comes back to page A.
-  const last = prev;
-  const afterLast = await waitForQuery(pageA, last);
-  expect(afterLast !== heldByB, `page A received query ${afterLast}, which page B holds`);
+  // One more answer, with the next query's clips held back for a second, and u pressed at
+  // once: the page says the undo is queued; once the clips are in, the answer is undone and its
+  // query comes back to page A.
+  const last = await waitForQuery(pageA, prev);
+  expect(last !== heldByB, `page A received query ${last}, which page B holds`);
+  await pageA.route('**/media/segment/*.png', async (route) => {
+    await new Promise((r) => setTimeout(r, 1000));
+    await route.continue();
+  });
+  await pageA.evaluate(() => {  // every message the page shows from now on
+    window.prefrlMessages = [];
+    const m = document.getElementById('message');
+    new MutationObserver(() => window.prefrlMessages.push(m.textContent))
+      .observe(m, { childList: true, characterData: true, subtree: true });
+  });
+  await pageA.keyboard.press('ArrowLeft');
+  chosen.set(last, 'left');
   await pageA.keyboard.press('u');
-  await pageA.waitForFunction((q) => document.body.dataset.queryId === q, last, { timeout: 20000 });
-  await pageA.waitForFunction(() => document.getElementById('your-labels').textContent === '19', null, { timeout: 20000 });
+  await pageA.waitForFunction(() => document.getElementById('message').textContent.includes('Undone'), null,
+    { timeout: 20000 });
+  const shown = await pageA.evaluate(() => window.prefrlMessages);
+  expect(shown.some((t) => t.includes('Undo queued')), 'the page did not say the undo was queued: ' + JSON.stringify(shown));
+  await pageA.waitForFunction((q) => document.body.dataset.queryId === q && !document.getElementById('btn-left').disabled,
+    last, { timeout: 20000 });
+  await pageA.waitForFunction(() => document.getElementById('your-labels').textContent === '20', null, { timeout: 20000 });
+  await pageA.unroute('**/media/segment/*.png');
   chosen.delete(last);
   expect((await text(pageA, 'message')).includes('Undone'), 'the page did not confirm the undo');
   expect(errors.length === 0, 'page errors: ' + errors.join('; '));
 
-  // The database: exactly 19 labels by alice with the choices made, and one undone.
+  // The database: exactly 20 labels by alice with the choices made, and one undone.
   const rows = JSON.parse(execFileSync('sqlite3', ['-json', join(runDir, 'prefs.db'),
     'SELECT query_id, choice, labeler, teacher, undone FROM labels ORDER BY id']).toString() || '[]');
   const live = rows.filter((r) => r.undone === 0);
-  expect(live.length === 19, `expected 19 labels in the database, found ${live.length}`);
+  expect(live.length === 20, `expected 20 labels in the database, found ${live.length}`);
   for (const r of live) {
     expect(r.labeler === 'alice' && r.teacher === 'human', `unexpected label ${JSON.stringify(r)}`);
     expect(chosen.get(String(r.query_id)) === r.choice,
       `query ${r.query_id}: database has '${r.choice}', page A chose '${chosen.get(String(r.query_id))}'`);
   }
-  expect(new Set(live.map((r) => String(r.query_id))).size === 19, 'a query was labeled twice');
+  expect(new Set(live.map((r) => String(r.query_id))).size === 20, 'a query was labeled twice');
   const undone = rows.filter((r) => r.undone === 1);
   expect(undone.length === 1 && String(undone[0].query_id) === last, 'the undone label is not the last one');
-  console.log(`ok: 19 labels (10 by keys, 9 by clicks after one undo) match the database; page B held query ${heldByB} throughout`);
+  console.log(`ok: 20 labels (10 by keys, 10 by clicks) match the database, a 21st was undone by a u queued while ` +
+    `the next clip loaded; page B held query ${heldByB} throughout`);
 } catch (e) {
   console.error('FAILED:', e.message);
   process.exitCode = 1;

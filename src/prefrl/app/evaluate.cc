@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "prefrl/app/rollout.h"
@@ -123,9 +124,28 @@ double pearson(const std::vector<double>& a, const std::vector<double>& b) {
   return sab / std::sqrt(saa * sbb);
 }
 
+std::string undefined_correlation(const std::vector<double>& predicted, const std::vector<double>& truth) {
+  const size_t n = std::min(predicted.size(), truth.size());
+  if (n < 2) return "fewer than 2 clips";
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(predicted[i]) || !std::isfinite(truth[i])) return "a return is not finite";
+  auto all_same = [n](const std::vector<double>& v) {
+    for (size_t i = 1; i < n; ++i) if (v[i] != v[0]) return false;
+    return true;
+  };
+  if (all_same(truth)) return "every clip's true return is the same";
+  if (all_same(predicted)) return "every clip's predicted return is the same";
+  return std::isfinite(pearson(predicted, truth)) ? "" : "no variance";
+}
+
+std::string correlation_text(double r, const std::string& why, int decimals) {
+  if (std::isfinite(r)) return fmt::format("{:+.{}f}", r, decimals);
+  return "undefined (" + (why.empty() ? std::string("not computed") : why) + ")";
+}
+
 double reward_true_correlation(ActingPolicy& agent, RewardModel& reward, const std::string& env_name,
                                int num_envs, int length, int num_segments, uint64_t seed,
-                               std::optional<float> termination_penalty) {
+                               std::optional<float> termination_penalty, std::string* undefined) {
   // Enough steps per env for num_segments windows with little overlap: one rollout of them.
   const int steps = std::max(2 * length, (num_segments / num_envs + 1) * length);
   Collector col(env_name, num_envs, steps, seed, termination_penalty, /*segment_steps=*/1, /*keep_states=*/false);
@@ -137,13 +157,18 @@ double reward_true_correlation(ActingPolicy& agent, RewardModel& reward, const s
   const int per_env = std::max(1, num_segments / num_envs);
   for (int i = 0; i < num_envs; ++i)
     for (auto& s : cut_segments(col.store().trajectory(i), length, per_env, rng)) segs.push_back(std::move(s));
-  if (segs.size() < 2) return std::nan("");
+  if (undefined) *undefined = "";
+  if (segs.size() < 2) {
+    if (undefined) *undefined = "fewer than 2 clips";
+    return std::nan("");
+  }
   std::vector<const Segment*> ptrs;
   std::vector<double> truth, pred;
   for (const auto& s : segs) { ptrs.push_back(&s); truth.push_back(s.true_return()); }
   torch::Tensor r = reward.segment_returns(ptrs).mean(0).contiguous();
   auto acc = r.accessor<float, 1>();
   for (int64_t j = 0; j < r.size(0); ++j) pred.push_back(acc[j]);
+  if (undefined) *undefined = undefined_correlation(pred, truth);
   return pearson(pred, truth);
 }
 

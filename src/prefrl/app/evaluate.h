@@ -45,13 +45,21 @@ EvalResult evaluate_policy(ActingPolicy& agent, const std::string& env_name, int
 
 // Pearson correlation; NaN when either side has no variance or fewer than 2 points.
 double pearson(const std::vector<double>& a, const std::vector<double>& b);
+// Why pearson(predicted, truth) is undefined, in words ("" when it is defined): fewer than two
+// clips, every clip's true return the same (a solved cartpole), every predicted return the
+// same, or a return that is not finite.
+std::string undefined_correlation(const std::vector<double>& predicted, const std::vector<double>& truth);
+// A correlation for people: "+0.57", or "undefined (" + why + ")".
+std::string correlation_text(double r, const std::string& why, int decimals = 2);
 
 // Cuts `num_segments` segments of `length` steps from stochastic rollouts of the agent on
 // fresh environments, and correlates the reward model's predicted segment returns
 // (ensemble mean) with the true ones. termination_penalty: the environments replace
 // terminations by this penalty, as in training (VecEnv::replace_termination).
+// undefined: where the correlation is undefined, why (undefined_correlation), else "".
 double reward_true_correlation(ActingPolicy& agent, RewardModel& reward, const std::string& env_name,
                                int num_envs, int length, int num_segments, uint64_t seed,
-                               std::optional<float> termination_penalty = std::nullopt);
+                               std::optional<float> termination_penalty = std::nullopt,
+                               std::string* undefined = nullptr);
 
 }  // namespace prefrl

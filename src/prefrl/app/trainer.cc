@@ -84,7 +84,7 @@ nlohmann::json num_or_null(double x) { return std::isfinite(x) ? nlohmann::json(
 
 // Predicted vs true returns of the clips in held-out (validation) pairs: labels the reward
 // model never trained on, from every stage of training.
-double heldout_correlation(RewardModel& reward, const PrefStore& db) {
+double heldout_correlation(RewardModel& reward, const PrefStore& db, std::string* undefined) {
   const std::vector<uint8_t> val = reward.validation_flags();
   const std::vector<LabeledPair> pairs = db.labeled_pairs(0);
   std::vector<const Segment*> segs;
@@ -94,11 +94,15 @@ double heldout_correlation(RewardModel& reward, const PrefStore& db) {
     segs.push_back(&pairs[i].left);
     segs.push_back(&pairs[i].right);
   }
-  if (segs.size() < 2) return std::nan("");
+  if (segs.size() < 2) {
+    *undefined = "fewer than 2 held-out clips";
+    return std::nan("");
+  }
   for (const Segment* s : segs) truth.push_back(s->true_return());
   torch::Tensor r = reward.segment_returns(segs).mean(0).contiguous();
   auto acc = r.accessor<float, 1>();
   for (int64_t j = 0; j < r.size(0); ++j) pred.push_back(acc[j]);
+  *undefined = undefined_correlation(pred, truth);
   return pearson(pred, truth);
 }
 
@@ -157,6 +161,7 @@ struct Iteration {
   int64_t labels_before = 0;
   int64_t discarded_rollouts = 0, diverged_rounds = 0;  // non-finite values met, each skipped
   double true_corr = std::nan("");
+  std::string true_corr_undefined;  // why true_corr is undefined, in words
   bool reward_round = false;
 };
 
@@ -521,6 +526,7 @@ void Trainer::cut_and_score_clips(Iteration& it) {
     }
   }
   it.true_corr = corr_pred_.size() >= 2 ? pearson(corr_pred_, corr_truth_) : std::nan("");
+  it.true_corr_undefined = undefined_correlation(corr_pred_, corr_truth_);
   it.t.query += seconds_since(tc);
 }
 
@@ -641,9 +647,10 @@ void Trainer::progress_line(const Iteration& it) {
   if (seconds_since(last_progress_) < cfg_.run.progress_every_s && c_.step < cfg_.run.total_steps) return;
   const double sps = (c_.step - steps_at_last_progress_) / std::max(seconds_since(time_at_last_progress_), 1e-9);
   log_.progress(fmt::format("step {:>8}/{} | {:>7.0f} steps/s | return {:>9.2f} | labels {:>4}/{} | val acc {:.3f} | "
-                            "true corr {:+.2f} | entropy {:+.3f}",
+                            "true corr {} | entropy {:+.3f}",
                             c_.step, cfg_.run.total_steps, sps, mean_of(recent_returns_), queries_.count_labels(),
-                            schedule_.total_labels, rstats_.val_accuracy, it.true_corr, it.pstats.entropy),
+                            schedule_.total_labels, rstats_.val_accuracy,
+                            correlation_text(it.true_corr, it.true_corr_undefined), it.pstats.entropy),
                 static_cast<double>(c_.step) / cfg_.run.total_steps);
   last_progress_ = Clock::now();
   steps_at_last_progress_ = c_.step;
@@ -689,8 +696,12 @@ TrainResult Trainer::finish() {
 
   const uint64_t eval_seed = derive_seed(seeding_.seed, kEvalStream);
   const std::optional<float> penalty = collector_.termination_penalty();
-  result.final_true_corr = reward_true_correlation(*agent_, reward_, cfg_.env.name, N_, L_, 256, eval_seed, penalty);
-  result.heldout_true_corr = heldout_correlation(reward_, db_);
+  std::string why_final, why_heldout;
+  result.final_true_corr =
+      reward_true_correlation(*agent_, reward_, cfg_.env.name, N_, L_, 256, eval_seed, penalty, &why_final);
+  result.heldout_true_corr = heldout_correlation(reward_, db_, &why_heldout);
+  if (!std::isfinite(result.final_true_corr)) result.undefined["final_true_corr"] = why_final;
+  if (!std::isfinite(result.heldout_true_corr)) result.undefined["heldout_true_corr"] = why_heldout;
   metrics_.log(metric::kRewardTrueCorr, result.final_true_corr, c_.step);
   if (cfg_.run.eval_episodes > 0) {
     EvalResult ev = evaluate_policy(*agent_, cfg_.env.name, cfg_.run.eval_episodes, eval_seed + 1);
@@ -706,11 +717,12 @@ TrainResult Trainer::finish() {
   summary["process"]["heartbeat"] = unix_time_now();
   run_.write_json("summary.json", summary);
   log_.line(fmt::format("done: {} steps, {} labels, {:.1f} s; eval return {:.2f} ± {:.2f} over {} episodes; "
-                        "reward val accuracy {:.3f}; predicted-vs-true correlation {:.3f} (final policy), {:.3f} "
+                        "reward val accuracy {:.3f}; predicted-vs-true correlation {} (final policy), {} "
                         "(held-out clips)",
                         result.env_steps, result.labels, result.wall_s, result.eval_mean_return,
-                        result.eval_std_return, result.eval_episodes, result.val_accuracy, result.final_true_corr,
-                        result.heldout_true_corr));
+                        result.eval_std_return, result.eval_episodes, result.val_accuracy,
+                        correlation_text(result.final_true_corr, why_final, 3),
+                        correlation_text(result.heldout_true_corr, why_heldout, 3)));
   return result;
 }
 
@@ -795,7 +807,7 @@ void check_checkpoint(const TrainConfig& cfg, const Checkpoint& c) {
 nlohmann::json TrainResult::to_json() const {
   auto num = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); };
   const double final_return = eval_episodes > 0 && std::isfinite(eval_mean_return) ? eval_mean_return : train_return;
-  return {{"status", status},
+  nlohmann::json j = {{"status", status},
           {"env_steps", env_steps},
           {"total_steps", total_steps},
           {"labels", labels},
@@ -809,6 +821,8 @@ nlohmann::json TrainResult::to_json() const {
           {"val_accuracy", num(val_accuracy)},
           {"health", health},
           {"nonfinite", nonfinite}};
+  if (!undefined.empty()) j["undefined"] = undefined;  // what is null above because it has no value, and why
+  return j;
 }
 
 TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool resume) {

@@ -3,6 +3,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -25,6 +26,9 @@ struct TrainResult {
   double final_true_corr = 0;         // predicted vs true returns, segments of the final policy
   double heldout_true_corr = 0;       // the same, clips of held-out (validation) pairs from all of training
   double val_accuracy = 0;
+  // Figures that are undefined, and why in words (summary.json "undefined"; never a fake 0):
+  // final_true_corr, heldout_true_corr.
+  std::map<std::string, std::string> undefined;
   nlohmann::json health = nlohmann::json::object();     // warnings fired per health check
   nlohmann::json nonfinite = nlohmann::json::object();  // non-finite events that were skipped, by kind
   nlohmann::json to_json() const;

@@ -1,5 +1,6 @@
 #include "prefrl/core/config.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +15,66 @@ std::string join(const std::vector<std::string>& v, const std::string& sep) {
   std::string out;
   for (size_t i = 0; i < v.size(); ++i) { if (i) out += sep; out += v[i]; }
   return out;
+}
+
+namespace {
+// Optimal-string-alignment distance (insertions, deletions, substitutions and adjacent
+// transpositions cost 1), ignoring case.
+size_t edit_distance(const std::string& a, const std::string& b) {
+  auto lower = [](char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c); };
+  const size_t n = a.size(), m = b.size();
+  std::vector<std::vector<size_t>> d(n + 1, std::vector<size_t>(m + 1, 0));
+  for (size_t i = 0; i <= n; ++i) d[i][0] = i;
+  for (size_t j = 0; j <= m; ++j) d[0][j] = j;
+  for (size_t i = 1; i <= n; ++i) {
+    for (size_t j = 1; j <= m; ++j) {
+      const size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) && lower(a[i - 2]) == lower(b[j - 1]))
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[n][m];
+}
+
+std::string group_of(const std::string& key) {
+  const size_t dot = key.rfind('.');
+  return dot == std::string::npos ? std::string() : key.substr(0, dot);
+}
+std::string leaf_of(const std::string& key) {
+  const size_t dot = key.rfind('.');
+  return dot == std::string::npos ? key : key.substr(dot + 1);
+}
+}  // namespace
+
+std::string unknown_key_message(const std::string& key, const std::vector<std::string>& known) {
+  // How far each known key is from the one given: the whole key, or its last part alone (a
+  // misspelt or misplaced name: 'ppo.lrr', 'lr', 'reward.num_steps'), or containing it.
+  const std::string leaf = leaf_of(key);
+  const size_t limit = std::max<size_t>(1, std::min<size_t>(3, leaf.size() / 3 + 1));
+  std::vector<std::pair<size_t, std::string>> near;
+  for (const std::string& k : known) {
+    size_t d = std::min(edit_distance(key, k), edit_distance(leaf, leaf_of(k)) + (group_of(k) == group_of(key) ? 0 : 1));
+    if (leaf.size() >= 4 && leaf_of(k).find(leaf) != std::string::npos) d = std::min<size_t>(d, 2);
+    if (d <= limit) near.emplace_back(d, k);
+  }
+  std::stable_sort(near.begin(), near.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::string msg = "unknown config key '" + key + "'";
+  if (!near.empty()) {
+    std::vector<std::string> names;
+    for (size_t i = 0; i < near.size() && i < 3; ++i) names.push_back(near[i].second);
+    msg += "; did you mean " + join(names, ", ") + "?";
+  } else {
+    std::vector<std::string> in_group, groups;
+    for (const std::string& k : known) {
+      if (!group_of(key).empty() && group_of(k) == group_of(key)) in_group.push_back(leaf_of(k));
+      const std::string g = group_of(k).substr(0, group_of(k).find('.'));
+      if (!g.empty() && std::find(groups.begin(), groups.end(), g) == groups.end()) groups.push_back(g);
+    }
+    if (!in_group.empty()) msg += "; the keys of " + group_of(key) + " are: " + join(in_group, ", ");
+    else msg += "; the config groups are: " + join(groups, ", ");
+  }
+  return msg + " (`prefrl config` lists every key with its value and meaning)";
 }
 
 std::string format_number(double x) {

@@ -28,6 +28,9 @@ namespace prefrl {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 std::string join(const std::vector<std::string>& v, const std::string& sep);
+// The message for `key`, which is none of the `known` config keys: the nearest few ("did you
+// mean"), else the keys of its group or the group names; never the whole list.
+std::string unknown_key_message(const std::string& key, const std::vector<std::string>& known);
 // Formats a number for messages: integers without a decimal point, others with %g.
 std::string format_number(double x);
 // Parses numbers strictly: the whole string must be consumed. Throws UsageError naming key.
@@ -205,7 +208,7 @@ void JsonReader::check_unknown(C& c) {
       c.visit(l);
       std::vector<std::string> names;
       for (auto& e : entries) names.push_back(prefix.empty() ? e.key : prefix + "." + e.key);
-      throw UsageError("unknown config key '" + full(it.key()) + "'; known keys: " + join(names, ", "));
+      throw UsageError(unknown_key_message(full(it.key()), names));
     }
   }
 }
@@ -223,7 +226,7 @@ void config_set(C& cfg, const std::string& key, const std::string& value) {
     cfg.visit(l);
     std::vector<std::string> names;
     for (auto& e : entries) names.push_back(e.key);
-    throw UsageError("unknown config key '" + key + "'; known keys: " + join(names, ", "));
+    throw UsageError(unknown_key_message(key, names));
   }
 }
 

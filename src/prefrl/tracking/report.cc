@@ -314,8 +314,8 @@ std::string run_report_html(const RunInfo& r, const ReportOptions& opt) {
   body += fig("env steps", fmt::format("{}/{}", r.env_steps(), r.total_steps()));
   body += fig("labels used", std::to_string(r.labels()));
   body += fig("reward val accuracy", num_cell(s, "val_accuracy", 3));
-  body += fig("true corr (final policy)", num_cell(s, "final_true_corr", 3));
-  body += fig("true corr (held-out clips)", num_cell(s, "heldout_true_corr", 3));
+  body += fig("true corr (final policy)", html_escape(summary_figure(s, "final_true_corr", 3)));
+  body += fig("true corr (held-out clips)", html_escape(summary_figure(s, "heldout_true_corr", 3)));
   body += fig("wall time (s)", fmt_num(r.wall_s(), 1));
   body += "</div>";
   body += "<h2>Health</h2>" + health_list(events);

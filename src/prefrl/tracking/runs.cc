@@ -240,6 +240,16 @@ std::string fmt_num(double x, int decimals) {
   return fmt::format("{:.{}f}", x, decimals);
 }
 
+std::string summary_figure(const json& summary, const char* key, int decimals, bool with_why) {
+  if (summary.contains(key) && summary[key].is_number()) return fmt_num(summary[key].get<double>(), decimals);
+  if (summary.contains("undefined") && summary["undefined"].is_object() && summary["undefined"].contains(key)) {
+    const json& why = summary["undefined"][key];
+    return with_why && why.is_string() && !why.get<std::string>().empty() ? "undefined (" + why.get<std::string>() + ")"
+                                                                          : "undefined";
+  }
+  return "—";
+}
+
 namespace {
 // Display width of UTF-8 text (code points; the tables hold no wide characters).
 size_t width_of(const std::string& s) {
@@ -327,8 +337,8 @@ std::string run_show_text(const RunInfo& r) {
   if (r.summary.contains("val_accuracy"))
     row("reward", fmt::format("val accuracy {}, predicted-vs-true correlation {} (final policy), {} (held-out clips)",
                               fmt_num(num_or_nan(r.summary, "val_accuracy"), 3),
-                              fmt_num(num_or_nan(r.summary, "final_true_corr"), 3),
-                              fmt_num(num_or_nan(r.summary, "heldout_true_corr"), 3)));
+                              summary_figure(r.summary, "final_true_corr", 3),
+                              summary_figure(r.summary, "heldout_true_corr", 3)));
   const json events = read_health_events(r.path);
   if (events.empty()) {
     row("health", "no warnings");
@@ -397,7 +407,7 @@ std::string runs_compare_text(const std::vector<RunInfo>& runs, bool only_differ
   figure("labels", [](const RunInfo& r) { return std::to_string(r.labels()); });
   figure("final return", [](const RunInfo& r) { return fmt_num(r.final_return()); });
   figure("val accuracy", [](const RunInfo& r) { return fmt_num(num_or_nan(r.summary, "val_accuracy"), 3); });
-  figure("true corr", [](const RunInfo& r) { return fmt_num(num_or_nan(r.summary, "final_true_corr"), 3); });
+  figure("true corr", [](const RunInfo& r) { return summary_figure(r.summary, "final_true_corr", 3, false); });
   figure("wall s", [](const RunInfo& r) { return fmt_num(r.wall_s(), 1); });
   figure("health warnings", [](const RunInfo& r) { return std::to_string(read_health_events(r.path).size()); });
   return fmt::format("{} of {} config keys differ (marked *)\n", differing, keys.size()) + text_table(header, rows);

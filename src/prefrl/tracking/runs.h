@@ -66,6 +66,10 @@ std::vector<std::pair<std::string, nlohmann::json>> flatten_config(const nlohman
 std::string text_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
 // A number for tables: "—" for NaN, else fixed with `decimals`.
 std::string fmt_num(double x, int decimals = 2);
+// A figure of a run's summary.json: the number, or where it has none because it is undefined
+// (summary "undefined", e.g. a correlation over clips that all tie), "undefined (why)" (with_why)
+// or "undefined"; "—" where it is missing.
+std::string summary_figure(const nlohmann::json& summary, const char* key, int decimals, bool with_why = true);
 
 // The three commands' output (what `prefrl runs ...` prints).
 std::string runs_list_text(const std::vector<RunInfo>& runs);
