@@ -11,7 +11,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev libtomlplusplus-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
   libcpp-httplib-dev libpng-dev \
-  libmujoco-dev libqhull-dev \
+  libmujoco-dev libqhull-dev libmuparser-dev \
   libegl-dev libegl-mesa0 libgl1-mesa-dri \
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev \
   chromium fonts-dejavu-core \

@@ -21,10 +21,12 @@
 #include "prefrl/app/checkpoint.h"
 #include "prefrl/app/evaluate.h"
 #include "prefrl/app/render_video.h"
+#include "prefrl/app/task_archive.h"
 #include "prefrl/app/train_config.h"
 #include "prefrl/app/trainer.h"
 #include "prefrl/core/error.h"
 #include "prefrl/envs/env.h"
+#include "prefrl/envs/task_file.h"
 #include "prefrl/prefs/pref_store.h"
 #include "prefrl/server/label_server.h"
 #include "prefrl/tracking/metrics.h"
@@ -88,17 +90,17 @@ std::string quote_args(int argc, char** argv) {
 
 // Settings shared by `train` and `config`: how a TrainConfig is resolved.
 struct ConfigFlags {
-  std::string env, preset, config_file;
+  std::string env, task, preset, config_file;
   std::vector<std::string> sets;
   // Dedicated flags, kept as text and validated by the config's own ranges.
   std::string teacher, labels, steps, seed, threads, host, port, token;
 
   enum Flags { kConfigOnly, kTrain, kSweep };  // kSweep: no --seed (the sweep sets it) and no server flags
   void add_to(CLI::App* cmd, Flags which) {
-    auto* e = cmd->add_option("--env", env, which == kTrain && cmd->get_name() == "train"
-                                                ? "environment (see `prefrl env list`); required unless --resume"
-                                                : "environment (see `prefrl env list`)");
-    if (which != kTrain || cmd->get_name() != "train") e->required();
+    cmd->add_option("--env", env, which == kTrain && cmd->get_name() == "train"
+                                      ? "environment (see `prefrl env list`); this or --task, unless --resume"
+                                      : "environment (see `prefrl env list`); this or --task");
+    cmd->add_option("--task", task, "a MuJoCo task file (docs/tasks.md) instead of --env: the environment it describes");
     cmd->add_option("--preset", preset, "preset (see `prefrl presets`); default: the environment's own");
     cmd->add_option("--config", config_file, "TOML (or .json) file of config keys");
     cmd->add_option("--set", sets, "override one config key: --set ppo.lr=0.001 (repeatable)");
@@ -121,6 +123,7 @@ struct ConfigFlags {
       if (!v.empty()) { out.push_back(flag); out.push_back(v); }
     };
     add("--preset", preset);
+    add("--task", task.empty() ? "" : std::filesystem::absolute(task).string());
     add("--config", config_file.empty() ? "" : std::filesystem::absolute(config_file).string());
     for (const auto& s : sets) add("--set", s);
     add("--teacher", teacher);
@@ -130,9 +133,18 @@ struct ConfigFlags {
     return out;
   }
 
+  // The environment's name: --env, or the name of the --task file's environment (registered).
+  std::string env_name() const {
+    if (!task.empty() && !env.empty())
+      throw UsageError("--env and --task both given; a task file names its own environment (its 'name', or its stem)");
+    if (task.empty() && env.empty()) throw UsageError("--env or --task is required");
+    return task.empty() ? env : register_task_file(task);
+  }
+
   TrainConfig resolve() const {
     TrainConfig cfg;
     // The environment must exist before anything else is looked at.
+    const std::string env = env_name();
     (void)env_spec(env);
     std::string preset_name = preset;
     if (preset_name.empty()) {
@@ -146,7 +158,10 @@ struct ConfigFlags {
       apply_preset(cfg, p);
     }
     cfg.env.name = env;
-    if (!config_file.empty()) config_from_json(cfg, read_config_file(config_file));
+    if (!task.empty()) cfg.env.task = std::filesystem::absolute(task).lexically_normal().string();
+    if (!config_file.empty())
+      config_from_json(cfg, with_task_registered(read_config_file(config_file),
+                                                 std::filesystem::absolute(config_file).parent_path().string()));
     for (const auto& s : sets) config_assign(cfg, s);
     if (!teacher.empty()) config_set(cfg, "teacher.kind", teacher);
     if (!labels.empty()) config_set(cfg, "prefs.total_labels", labels);
@@ -226,7 +241,7 @@ int run_training(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool re
 // Creates the run directory at `path`, records the config, command and build, and trains.
 int start_run(TrainConfig cfg, const std::string& path, const std::string& command) {
   RunDir run = RunDir::create(path);
-  run.write_json("config.json", config_to_json(cfg));
+  run.write_json("config.json", archive_task(cfg, run));  // a task file: with its copy under task/
   run.write_text("command.txt", command + "\n");
   run.write_json("meta.json", build_meta(cfg.run.seed));
   RunLog log;
@@ -244,7 +259,7 @@ int cmd_resume(const ConfigFlags& flags, const std::string& dir, bool override_c
   RunDir run = RunDir::open(dir);
   TrainConfig archived;
   try {
-    config_from_json(archived, run.read_json("config.json"));
+    config_from_json(archived, read_run_config(run));
   } catch (const UsageError& e) {
     throw UsageError("--resume: the archived config of '" + dir + "' is unusable: " + e.what());
   }
@@ -306,7 +321,7 @@ int cmd_resume(const ConfigFlags& flags, const std::string& dir, bool override_c
     f << record.dump() << "\n";
     if (!f.flush()) throw RuntimeError("cannot write '" + run.file("resumes.jsonl") + "'");
   }
-  if (!changes.empty()) run.write_json("config.json", config_to_json(cfg));
+  if (!changes.empty()) run.write_json("config.json", archive_task(cfg, run));
   RunLog log;
   log.open(run.file("log.txt"));
   log.line("prefrl: resuming " + dir + " (was " + info.status + ")" + (changes.empty() ? "" : "; overrides: " + changes.dump()));
@@ -315,7 +330,7 @@ int cmd_resume(const ConfigFlags& flags, const std::string& dir, bool override_c
 
 int cmd_train(const ConfigFlags& flags, const std::string& run_dir_flag, const std::string& runs_root,
               int argc, char** argv) {
-  if (flags.env.empty()) throw UsageError("--env is required (or --resume RUN_DIR)");
+  if (flags.env.empty() && flags.task.empty()) throw UsageError("--env or --task is required (or --resume RUN_DIR)");
   TrainConfig cfg = flags.resolve();
   const std::string path = !run_dir_flag.empty()
                                ? run_dir_flag
@@ -329,7 +344,7 @@ int cmd_reproduce(const std::string& run_arg, const std::string& root, const std
                   char** argv) {
   const RunInfo orig = resolve_run(run_arg, root);
   TrainConfig cfg;
-  config_from_json(cfg, orig.config);
+  config_from_json(cfg, with_task_registered(orig.config, orig.path));
   if (cfg.teacher.kind == "human")
     throw UsageError("run '" + orig.path + "' was labeled by people (teacher.kind=human); only runs with a scripted "
                      "teacher (oracle, noisy) can be reproduced");
@@ -391,6 +406,7 @@ int cmd_sweep(const ConfigFlags& flags, int seeds, int64_t seed_start, int jobs,
   plan.binary = self_binary();
   plan.dir = !sweep_dir_flag.empty() ? sweep_dir_flag : runs_root + "/" + default_sweep_name(cfg.env.name, cfg.teacher.kind);
   plan.env = cfg.env.name;
+  plan.task = cfg.env.task;
   for (int k = 0; k < seeds; ++k) plan.seeds.push_back(seed_start + k);
   plan.jobs = jobs;
   plan.threshold = threshold;
@@ -418,7 +434,7 @@ int cmd_report(const std::string& target, const std::string& root, const std::st
 
 TrainConfig load_run_config(const RunDir& run) {
   TrainConfig cfg;
-  config_from_json(cfg, run.read_json("config.json"));
+  config_from_json(cfg, read_run_config(run));
   return cfg;
 }
 
@@ -461,7 +477,7 @@ int cmd_eval(const std::string& run_path, int episodes, int64_t seed, bool json,
 int cmd_runs_verify(const std::string& run_arg, const std::string& root, const std::string& against) {
   const RunInfo info = resolve_run(run_arg, root);
   TrainConfig cfg;
-  config_from_json(cfg, info.config);
+  config_from_json(cfg, with_task_registered(info.config, info.path));
   int problems = 0;
   auto problem = [&](const std::string& what) {
     std::cout << "PROBLEM: " << what << "\n";
@@ -892,7 +908,7 @@ void add_sweep_command(CLI::App& app, Commands& cmds, int argc, char** argv) {
 // `env list|replay|render`.
 void add_env_commands(CLI::App& app, Commands& cmds) {
   struct State {
-    std::string replay_env, replay_state, replay_actions;
+    std::string replay_env, replay_task, replay_state, replay_actions, render_task;
     int replay_elapsed = 0;
     RenderVideoOptions render_opts;
     std::string render_size = "128x128";
@@ -902,25 +918,36 @@ void add_env_commands(CLI::App& app, Commands& cmds) {
   env_cmd->require_subcommand(1);
   cmds.emplace_back(env_cmd->add_subcommand("list", "list environments with their spaces"), [] { return cmd_env_list(); });
   auto* env_replay = env_cmd->add_subcommand("replay", "set a physical state, apply actions, print one JSON line per step");
-  env_replay->add_option("--env", st->replay_env, "environment")->required();
+  env_replay->add_option("--env", st->replay_env, "environment (or --task)");
+  env_replay->add_option("--task", st->replay_task, "a MuJoCo task file (docs/tasks.md) instead of --env");
   env_replay->add_option("--state", st->replay_state,
                          "physical state as a JSON array (MuJoCo environments: qpos ++ qvel)")->required();
   env_replay->add_option("--actions", st->replay_actions, "file holding a JSON array of actions")->required();
   env_replay->add_option("--elapsed", st->replay_elapsed, "steps already taken in the episode (for the time limit)")
       ->check(CLI::NonNegativeNumber);
   cmds.emplace_back(env_replay, [st] {
-    return cmd_env_replay(st->replay_env, st->replay_state, st->replay_actions, st->replay_elapsed);
+    ConfigFlags which;
+    which.env = st->replay_env;
+    which.task = st->replay_task;
+    return cmd_env_replay(which.env_name(), st->replay_state, st->replay_actions, st->replay_elapsed);
   });
   RenderVideoOptions& ro = st->render_opts;
   auto* env_render = env_cmd->add_subcommand("render", "write a video of an environment (a run's policy acting, or random actions)");
-  env_render->add_option("--env", ro.env, "environment")->required();
+  env_render->add_option("--env", ro.env, "environment (or --task)");
+  env_render->add_option("--task", st->render_task, "a MuJoCo task file (docs/tasks.md) instead of --env");
   env_render->add_option("--policy", ro.policy_run, "run directory whose final policy acts (default: random actions)");
   env_render->add_option("--steps", ro.steps, "environment steps; the video has steps + 1 frames")
       ->required()->check(CLI::Range(0, 1000000));
   env_render->add_option("--out", ro.out, "video file: .webm (VP8) or .mp4 (H.264)")->required();
   env_render->add_option("--size", st->render_size, "frame size WIDTHxHEIGHT, even numbers (default 128x128)");
   env_render->add_option("--seed", ro.seed, "seed of the environment and the random actions (default 0)");
-  cmds.emplace_back(env_render, [st] { return cmd_env_render(st->render_opts, st->render_size); });
+  cmds.emplace_back(env_render, [st] {
+    ConfigFlags which;
+    which.env = st->render_opts.env;
+    which.task = st->render_task;
+    st->render_opts.env = which.env_name();
+    return cmd_env_render(st->render_opts, st->render_size);
+  });
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "prefrl/app/rollout.h"
+#include "prefrl/app/task_archive.h"
 #include "prefrl/app/train_config.h"
 #include "prefrl/core/error.h"
 #include "prefrl/envs/env.h"
@@ -18,7 +19,7 @@ namespace prefrl {
 std::unique_ptr<Agent> load_run_policy(const std::string& run_path, int num_envs, TrainConfig* cfg) {
   RunDir run = RunDir::open(run_path);
   *cfg = TrainConfig();
-  config_from_json(*cfg, run.read_json("config.json"));
+  config_from_json(*cfg, read_run_config(run));
   const std::string policy = run.file("checkpoints/policy.pt");
   if (!std::filesystem::exists(policy)) throw UsageError("run '" + run_path + "' has no final policy (" + policy + ")");
   if (policy_file_describes_itself(policy)) return load_agent(policy, num_envs);  // the file says what it holds

@@ -77,6 +77,20 @@ std::string unknown_key_message(const std::string& key, const std::vector<std::s
   return msg + " (`prefrl config` lists every key with its value and meaning)";
 }
 
+std::vector<std::string> nearest_names(const std::string& word, const std::vector<std::string>& names,
+                                       size_t max_count) {
+  const size_t limit = std::max<size_t>(1, std::min<size_t>(3, word.size() / 3 + 1));
+  std::vector<std::pair<size_t, std::string>> near;
+  for (const std::string& n : names) {
+    const size_t d = edit_distance(word, n);
+    if (d <= limit) near.emplace_back(d, n);
+  }
+  std::stable_sort(near.begin(), near.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::string> out;
+  for (size_t i = 0; i < near.size() && i < max_count; ++i) out.push_back(near[i].second);
+  return out;
+}
+
 std::string format_number(double x) {
   if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
   if (x == std::floor(x) && std::fabs(x) < 1e15) return std::to_string(static_cast<long long>(x));

@@ -31,6 +31,10 @@ std::string join(const std::vector<std::string>& v, const std::string& sep);
 // The message for `key`, which is none of the `known` config keys: the nearest few ("did you
 // mean"), else the keys of its group or the group names; never the whole list.
 std::string unknown_key_message(const std::string& key, const std::vector<std::string>& known);
+// The few of `names` nearest to `word` by edit distance (ignoring case; at most 3 edits, fewer
+// for short words), nearest first: for "did you mean" in messages.
+std::vector<std::string> nearest_names(const std::string& word, const std::vector<std::string>& names,
+                                       size_t max_count = 3);
 // Formats a number for messages: integers without a decimal point, others with %g.
 std::string format_number(double x);
 // Parses numbers strictly: the whole string must be consumed. Throws UsageError naming key.

@@ -59,6 +59,27 @@ const mjModel* mujoco_model(const std::string& name) {
   throw UsageError("no embedded MuJoCo model named '" + name + "'");
 }
 
+const mjModel* mujoco_model_file(const std::string& path) {
+  struct Deleter { void operator()(mjModel* m) const { mj_deleteModel(m); } };
+  static std::mutex mutex;
+  static std::map<std::string, std::unique_ptr<mjModel, Deleter>> models;
+  (void)mujoco_model(kMjcfModels[0].name);  // installs prefrl's MuJoCo message handlers
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = models.find(path);
+  if (it != models.end()) return it->second.get();
+  if (FILE* f = std::fopen(path.c_str(), "rb")) std::fclose(f);
+  else throw UsageError("MuJoCo model '" + path + "': no such file");
+  char error[1000] = "";
+  mjModel* m = nullptr;
+  try {
+    m = mj_loadXML(path.c_str(), nullptr, error, sizeof error);
+  } catch (const RuntimeError& e) {
+    throw UsageError("MuJoCo model '" + path + "': " + e.what());
+  }
+  if (!m) throw UsageError("MuJoCo model '" + path + "' does not compile: " + error);
+  return models.emplace(path, m).first->second.get();
+}
+
 EnvSpec mujoco_spec(const std::string& name, const std::string& reference, const std::string& model_name,
                     int64_t obs_size, int frame_skip, int max_episode_steps, bool can_terminate) {
   const mjModel* m = mujoco_model(model_name);
@@ -84,6 +105,12 @@ EnvSpec mujoco_spec(const std::string& name, const std::string& reference, const
 MujocoEnv::MujocoEnv(const std::string& model_name, int frame_skip, MujocoCamera camera)
     : m_(mujoco_model(model_name)), d_(mj_makeData(m_)), frame_skip_(frame_skip), camera_(std::move(camera)) {
   if (!d_) throw RuntimeError("MuJoCo: cannot allocate data for model '" + model_name + "'");
+  mj_forward(m_, d_);
+}
+
+MujocoEnv::MujocoEnv(const mjModel* model, int frame_skip, MujocoCamera camera)
+    : m_(model), d_(mj_makeData(m_)), frame_skip_(frame_skip), camera_(std::move(camera)) {
+  if (!d_) throw RuntimeError("MuJoCo: cannot allocate data for a model");
   mj_forward(m_, d_);
 }
 

@@ -19,6 +19,10 @@ namespace prefrl {
 // and then shared (thread-safe). Throws RuntimeError if MuJoCo rejects it, UsageError for an
 // unknown name.
 const mjModel* mujoco_model(const std::string& name);
+// The compiled model of an MJCF file (its <include>s and assets relative to it), compiled at the
+// first call for that path and then shared (thread-safe). Throws UsageError naming the file with
+// MuJoCo's message if it is missing or does not compile.
+const mjModel* mujoco_model_file(const std::string& path);
 
 // What every MuJoCo task's spec has in common, from its model: Box actions bounded by the
 // actuators' ctrlrange, unbounded Box observations (+-FLT_MAX) of obs_size floats, fps =
@@ -45,6 +49,8 @@ class MujocoEnv : public Env {
 
  protected:
   MujocoEnv(const std::string& model_name, int frame_skip, MujocoCamera camera);
+  // From a compiled model that lives as long as the process (mujoco_model_file's).
+  MujocoEnv(const mjModel* model, int frame_skip, MujocoCamera camera);
 
   // Gymnasium's reset + set_state: qpos (nq), qvel (nv) => mj_resetData (which also clears the
   // constraint solver's warm start), copy in, mj_forward. A set state is therefore a fresh start.

@@ -198,8 +198,9 @@ struct Child {
 };
 
 pid_t spawn_seed(const SweepPlan& plan, int64_t seed, const fs::path& run_dir) {
-  std::vector<std::string> args = {plan.binary, "train", "--env", plan.env, "--seed", std::to_string(seed),
-                                   "--run-dir", run_dir.string()};
+  std::vector<std::string> args = {plan.binary, "train"};
+  if (plan.task.empty()) args.insert(args.end(), {"--env", plan.env});  // else train_args hold --task
+  args.insert(args.end(), {"--seed", std::to_string(seed), "--run-dir", run_dir.string()});
   args.insert(args.end(), plan.train_args.begin(), plan.train_args.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());

@@ -34,6 +34,7 @@ struct SweepPlan {
   std::string binary;                 // the prefrl executable
   std::string dir;                    // the sweep directory (created)
   std::string env;
+  std::string task;                   // the task file env is read from (then forwarded as --task), or empty
   std::vector<int64_t> seeds;
   int jobs = 1;                       // processes at once
   double threshold = 0;               // pass mark on the final return (NaN: none)

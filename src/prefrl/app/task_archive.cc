@@ -1,0 +1,51 @@
+// Task files in runs (see task_archive.h).
+#include "prefrl/app/task_archive.h"
+
+#include <filesystem>
+
+#include "prefrl/core/error.h"
+#include "prefrl/envs/task_file.h"
+
+namespace prefrl {
+
+namespace fs = std::filesystem;
+
+nlohmann::json with_task_registered(nlohmann::json config, const std::string& base_dir) {
+  if (!config.is_object() || !config.contains("env") || !config["env"].is_object()) return config;
+  const nlohmann::json& t = config["env"].value("task", nlohmann::json(""));
+  if (!t.is_string() || t.get<std::string>().empty()) return config;
+  fs::path p = t.get<std::string>();
+  if (p.is_relative()) p = fs::path(base_dir) / p;
+  p = fs::absolute(p).lexically_normal();
+  const std::string name = register_task_file(p.string());
+  config["env"]["task"] = p.string();
+  if (!config["env"].contains("name")) config["env"]["name"] = name;
+  return config;
+}
+
+nlohmann::json read_run_config(const RunDir& run) { return with_task_registered(run.read_json("config.json"), run.path()); }
+
+nlohmann::json archive_task(const TrainConfig& cfg, const RunDir& run) {
+  TrainConfig copy = cfg;  // the visitor reads through non-const references
+  nlohmann::json j = config_to_json(copy);
+  if (cfg.env.task.empty()) return j;
+  const fs::path task = cfg.env.task;
+  const TaskSpec spec = load_task_file(task.string());
+  const fs::path dir = fs::path(run.path()) / "task";
+  const fs::path model_rel = fs::path(spec.model).lexically_relative(task.parent_path());
+  if (model_rel.empty() || *model_rel.begin() == "..")
+    throw UsageError(task.string() + ": the model '" + spec.model + "' is outside the task file's directory; "
+                     "keep it in that directory (or below) so that the run can archive the two together");
+  fs::create_directories((dir / model_rel).parent_path());
+  auto copy_into = [](const fs::path& from, const fs::path& to) {  // a resumed run's task is its archive already
+    std::error_code ec;
+    if (fs::exists(to) && fs::equivalent(from, to, ec)) return;
+    fs::copy_file(from, to, fs::copy_options::overwrite_existing);
+  };
+  copy_into(task, dir / task.filename());
+  copy_into(spec.model, dir / model_rel);
+  j["env"]["task"] = (fs::path("task") / task.filename()).string();
+  return j;
+}
+
+}  // namespace prefrl

@@ -1,0 +1,488 @@
+// MuJoCo task files: the loader (TOML, toml++), the named quantities, the expressions
+// (muParser) and the environment they describe.
+#include "prefrl/envs/task_file.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include <muParser.h>
+#include <toml++/toml.h>
+
+#include "prefrl/core/config.h"
+#include "prefrl/core/error.h"
+#include "prefrl/envs/action_util.h"
+#include "prefrl/envs/mujoco_env.h"
+
+namespace prefrl {
+namespace {
+
+namespace fs = std::filesystem;
+
+// ---- Messages naming the file, line and column ---------------------------------------------
+[[noreturn]] void fail_at(const std::string& file, const toml::source_region& where, const std::string& msg) {
+  if (where.begin.line > 0)
+    throw UsageError(file + ":" + std::to_string(where.begin.line) + ":" + std::to_string(where.begin.column) + ": " + msg);
+  throw UsageError(file + ": " + msg);
+}
+
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& names) {
+  const std::vector<std::string> near = nearest_names(word, names);
+  if (!near.empty()) return "; did you mean " + join(near, ", ") + "?";
+  if (names.size() <= 12) return "; the valid names are: " + join(names, ", ");
+  return "";
+}
+
+// A name as an expression identifier: letters, digits and '_' (others become '_'), never
+// starting with a digit.
+std::string identifier(const std::string& name) {
+  std::string id = name;
+  for (char& c : id)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) c = '_';
+  if (!id.empty() && id[0] >= '0' && id[0] <= '9') id = "_" + id;
+  return id;
+}
+
+std::vector<std::string> object_names(const mjModel* m, mjtObj type, int count) {
+  std::vector<std::string> out;
+  for (int i = 0; i < count; ++i) {
+    const char* n = mj_id2name(m, type, i);
+    out.push_back(n ? n : "");
+  }
+  return out;
+}
+
+// ---- Named quantities ---------------------------------------------------------------------
+// One scalar read from mjData after a step (and kept from before it as prev_<name>).
+struct Quantity {
+  std::string name;
+  enum class From { kQpos, kQvel, kXpos, kSensor } from;
+  int address;
+};
+
+std::vector<Quantity> model_quantities(const mjModel* m, const std::string& file) {
+  std::vector<Quantity> q;
+  for (int j = 0; j < m->njnt; ++j) {
+    const char* n = mj_id2name(m, mjOBJ_JOINT, j);
+    if (!n || !*n) continue;
+    const int type = m->jnt_type[j];
+    if (type == mjJNT_HINGE || type == mjJNT_SLIDE) {
+      q.push_back({identifier(n), Quantity::From::kQpos, m->jnt_qposadr[j]});
+      q.push_back({identifier(n) + "_vel", Quantity::From::kQvel, m->jnt_dofadr[j]});
+    }
+  }
+  for (int b = 1; b < m->nbody; ++b) {  // body 0 is the world
+    const char* n = mj_id2name(m, mjOBJ_BODY, b);
+    if (!n || !*n) continue;
+    for (int k = 0; k < 3; ++k) q.push_back({identifier(n) + "_" + "xyz"[k], Quantity::From::kXpos, 3 * b + k});
+  }
+  for (int s = 0; s < m->nsensor; ++s) {
+    const char* n = mj_id2name(m, mjOBJ_SENSOR, s);
+    if (!n || !*n) continue;
+    const int dim = m->sensor_dim[s], adr = m->sensor_adr[s];
+    if (dim == 1) q.push_back({identifier(n), Quantity::From::kSensor, adr});
+    else for (int k = 0; k < dim; ++k) q.push_back({identifier(n) + "_" + std::to_string(k), Quantity::From::kSensor, adr + k});
+  }
+  std::map<std::string, int> seen;
+  for (const Quantity& x : q)
+    if (++seen[x.name] == 2)
+      throw UsageError(file + ": two quantities of the model are both named '" + x.name +
+                       "' (joints, bodies and sensors share one namespace in expressions); rename one in the model");
+  return q;
+}
+
+double read(const mjData* d, const Quantity& q) {
+  switch (q.from) {
+    case Quantity::From::kQpos: return d->qpos[q.address];
+    case Quantity::From::kQvel: return d->qvel[q.address];
+    case Quantity::From::kXpos: return d->xpos[q.address];
+    case Quantity::From::kSensor: return d->sensordata[q.address];
+  }
+  return 0.0;
+}
+
+// Every variable of the expressions, in one array: the model's quantities after the step, the
+// same before it (prev_), the action, action_sq, dt and t.
+struct Variables {
+  std::vector<Quantity> quantities;
+  int actions = 0;
+  std::vector<std::string> names;  // in the order of values
+  std::vector<double> values;
+  size_t prev_at() const { return quantities.size(); }
+  size_t action_at() const { return 2 * quantities.size(); }
+  size_t action_sq_at() const { return action_at() + actions; }
+  size_t dt_at() const { return action_sq_at() + 1; }
+  size_t t_at() const { return dt_at() + 1; }
+
+  Variables(std::vector<Quantity> q, int num_actions) : quantities(std::move(q)), actions(num_actions) {
+    for (const Quantity& x : quantities) names.push_back(x.name);
+    for (const Quantity& x : quantities) names.push_back("prev_" + x.name);
+    for (int k = 0; k < actions; ++k) names.push_back("a_" + std::to_string(k));
+    names.push_back("action_sq");
+    names.push_back("dt");
+    names.push_back("t");
+    values.assign(names.size(), 0.0);
+  }
+  void bind(mu::Parser& p) {
+    for (size_t k = 0; k < names.size(); ++k) p.DefineVar(names[k], &values[k]);
+  }
+};
+
+// A parser of `expr` over `vars`; throws UsageError naming the file, the field, the column and,
+// for an unknown name, the nearest known ones.
+std::unique_ptr<mu::Parser> compile_expression(const std::string& expr, Variables& vars, const std::string& file,
+                                               const std::string& field) {
+  auto p = std::make_unique<mu::Parser>();
+  vars.bind(*p);
+  try {
+    p->SetExpr(expr);
+    (void)p->Eval();
+  } catch (const mu::Parser::exception_type& e) {
+    std::string msg = file + ": " + field + " = \"" + expr + "\": " + e.GetMsg();
+    const std::string token = e.GetToken();
+    if (e.GetCode() == mu::ecUNASSIGNABLE_TOKEN && !token.empty()) {
+      msg += " ('" + token + "' is not a quantity of the model" + did_you_mean(token, vars.names) + ")";
+    }
+    msg += " (column " + std::to_string(e.GetPos() + 1) + ")";
+    throw UsageError(msg);
+  }
+  return p;
+}
+
+// ---- The loader ------------------------------------------------------------------------------
+
+struct Loader {
+  std::string file;
+  const toml::table* root = nullptr;
+
+  void check_keys(const toml::table& t, const std::vector<std::string>& allowed, const std::string& where) const {
+    for (const auto& [k, v] : t) {
+      const std::string key(k.str());
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+        fail_at(file, k.source(), "unknown key '" + key + "' in " + where + did_you_mean(key, allowed));
+    }
+  }
+  template <class T>
+  std::optional<T> get(const toml::table& t, const char* key, const std::string& where) const {
+    const toml::node* n = t.get(key);
+    if (!n) return std::nullopt;
+    if (auto v = n->value<T>()) return *v;
+    fail_at(file, n->source(), where + "." + key + " has the wrong type");
+  }
+  const toml::table* table(const toml::table& t, const char* key) const {
+    const toml::node* n = t.get(key);
+    if (!n) return nullptr;
+    if (!n->is_table()) fail_at(file, n->source(), std::string("'") + key + "' must be a table");
+    return n->as_table();
+  }
+};
+
+// Indices of the named (or numbered) objects of `names`, from "all" or an array of names and
+// indices; `skip` leading ones dropped from "all".
+std::vector<int> select(const Loader& L, const toml::node& sel, const std::vector<std::string>& names,
+                        const std::string& what, const std::string& field) {
+  std::vector<int> out;
+  if (auto s = sel.value<std::string>()) {
+    if (*s != "all") {
+      const int i = static_cast<int>(std::find(names.begin(), names.end(), *s) - names.begin());
+      if (i == static_cast<int>(names.size()))
+        fail_at(L.file, sel.source(), field + ": no " + what + " named '" + *s + "'" + did_you_mean(*s, names));
+      return {i};
+    }
+    for (int i = 0; i < static_cast<int>(names.size()); ++i) out.push_back(i);
+    return out;
+  }
+  const toml::array* arr = sel.as_array();
+  if (!arr) fail_at(L.file, sel.source(), field + " must be \"all\", a name, or an array of names and indices");
+  for (const toml::node& e : *arr) {
+    if (auto name = e.value<std::string>()) {
+      const int i = static_cast<int>(std::find(names.begin(), names.end(), *name) - names.begin());
+      if (i == static_cast<int>(names.size()))
+        fail_at(L.file, e.source(), field + ": no " + what + " named '" + *name + "'" + did_you_mean(*name, names));
+      out.push_back(i);
+    } else if (auto idx = e.value<int64_t>()) {
+      if (*idx < 0 || *idx >= static_cast<int64_t>(names.size()))
+        fail_at(L.file, e.source(), field + ": " + what + " index " + std::to_string(*idx) + " is outside [0, " +
+                                        std::to_string(names.size() - 1) + "]");
+      out.push_back(static_cast<int>(*idx));
+    } else {
+      fail_at(L.file, e.source(), field + ": expected a " + what + " name or index");
+    }
+  }
+  return out;
+}
+
+TaskObsPiece observation_piece(const Loader& L, const toml::table& t, const mjModel* m, size_t k) {
+  const std::string where = "observation[" + std::to_string(k) + "]";
+  L.check_keys(t, {"qpos", "qvel", "body_pos", "sensor", "clip", "skip"}, where);
+  TaskObsPiece p;
+  int sources = 0;
+  const int skip = static_cast<int>(L.get<int64_t>(t, "skip", where).value_or(0));
+  if (auto c = L.get<double>(t, "clip", where)) {
+    if (!(*c > 0)) fail_at(L.file, t.get("clip")->source(), where + ".clip must be > 0");
+    p.clip = *c;
+  }
+  const std::vector<std::string> joints = object_names(m, mjOBJ_JOINT, m->njnt);
+  if (const toml::node* n = t.get("qpos")) {
+    ++sources;
+    p.source = TaskObsPiece::Source::kQpos;
+    if (n->value<std::string>() == std::optional<std::string>("all")) {
+      for (int i = skip; i < m->nq; ++i) p.addresses.push_back(i);
+    } else {
+      for (int j : select(L, *n, joints, "joint", where + ".qpos")) {
+        const int size = m->jnt_type[j] == mjJNT_FREE ? 7 : m->jnt_type[j] == mjJNT_BALL ? 4 : 1;
+        for (int i = 0; i < size; ++i) p.addresses.push_back(m->jnt_qposadr[j] + i);
+      }
+    }
+    p.what = "qpos";
+  }
+  if (const toml::node* n = t.get("qvel")) {
+    ++sources;
+    p.source = TaskObsPiece::Source::kQvel;
+    if (n->value<std::string>() == std::optional<std::string>("all")) {
+      for (int i = skip; i < m->nv; ++i) p.addresses.push_back(i);
+    } else {
+      for (int j : select(L, *n, joints, "joint", where + ".qvel")) {
+        const int size = m->jnt_type[j] == mjJNT_FREE ? 6 : m->jnt_type[j] == mjJNT_BALL ? 3 : 1;
+        for (int i = 0; i < size; ++i) p.addresses.push_back(m->jnt_dofadr[j] + i);
+      }
+    }
+    p.what = "qvel";
+  }
+  if (const toml::node* n = t.get("body_pos")) {
+    ++sources;
+    p.source = TaskObsPiece::Source::kBodyPos;
+    for (int b : select(L, *n, object_names(m, mjOBJ_BODY, m->nbody), "body", where + ".body_pos"))
+      for (int i = 0; i < 3; ++i) p.addresses.push_back(3 * b + i);
+    p.what = "body_pos";
+  }
+  if (const toml::node* n = t.get("sensor")) {
+    ++sources;
+    p.source = TaskObsPiece::Source::kSensor;
+    for (int s : select(L, *n, object_names(m, mjOBJ_SENSOR, m->nsensor), "sensor", where + ".sensor"))
+      for (int i = 0; i < m->sensor_dim[s]; ++i) p.addresses.push_back(m->sensor_adr[s] + i);
+    p.what = "sensor";
+  }
+  if (sources != 1) fail_at(L.file, t.source(), where + " must have exactly one of qpos, qvel, body_pos, sensor");
+  if (p.addresses.empty()) fail_at(L.file, t.source(), where + " selects nothing");
+  return p;
+}
+
+}  // namespace
+
+TaskSpec load_task_file(const std::string& path) {
+  TaskSpec spec;
+  spec.file = path;
+  toml::table doc;
+  try {
+    doc = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    const std::string d(e.description());
+    if (!fs::exists(path)) throw UsageError(path + ": no such task file");
+    fail_at(path, e.source(), d);
+  }
+  Loader L{path, &doc};
+  L.check_keys(doc, {"name", "model", "episode", "observation", "action", "reward", "camera"}, "the task file");
+  spec.name = L.get<std::string>(doc, "name", "").value_or(fs::path(path).stem().string());
+  const auto model = L.get<std::string>(doc, "model", "");
+  if (!model) throw UsageError(path + ": 'model' (the MJCF file, relative to the task file) is missing");
+  spec.model = (fs::absolute(path).parent_path() / *model).lexically_normal().string();
+  const mjModel* m = nullptr;
+  try {
+    m = mujoco_model_file(spec.model);
+  } catch (const UsageError& e) {
+    fail_at(path, doc.get("model")->source(), e.what());
+  }
+
+  if (const toml::table* ep = L.table(doc, "episode")) {
+    L.check_keys(*ep, {"frame_skip", "time_limit", "terminate", "reset_noise"}, "[episode]");
+    spec.frame_skip = static_cast<int>(L.get<int64_t>(*ep, "frame_skip", "episode").value_or(1));
+    if (spec.frame_skip < 1) fail_at(path, ep->get("frame_skip")->source(), "episode.frame_skip must be >= 1");
+    spec.time_limit = static_cast<int>(L.get<int64_t>(*ep, "time_limit", "episode").value_or(1000));
+    if (spec.time_limit < 1) fail_at(path, ep->get("time_limit")->source(), "episode.time_limit must be >= 1");
+    spec.terminate = L.get<std::string>(*ep, "terminate", "episode").value_or("");
+    if (const toml::table* rn = L.table(*ep, "reset_noise")) {
+      L.check_keys(*rn, {"qpos", "qvel", "distribution"}, "episode.reset_noise");
+      spec.qpos_noise = L.get<double>(*rn, "qpos", "episode.reset_noise").value_or(0.0);
+      spec.qvel_noise = L.get<double>(*rn, "qvel", "episode.reset_noise").value_or(0.0);
+      spec.reset_distribution = L.get<std::string>(*rn, "distribution", "episode.reset_noise").value_or("uniform");
+      if (spec.reset_distribution != "uniform" && spec.reset_distribution != "normal")
+        fail_at(path, rn->get("distribution")->source(),
+                "episode.reset_noise.distribution is '" + spec.reset_distribution + "'; expected uniform or normal");
+      if (spec.qpos_noise < 0 || spec.qvel_noise < 0) fail_at(path, rn->source(), "reset noise scales must be >= 0");
+    }
+  }
+
+  const toml::node* obs = doc.get("observation");
+  const toml::array* pieces = obs ? obs->as_array() : nullptr;
+  if (!pieces || pieces->empty())
+    throw UsageError(path + ": no observation: add [[observation]] tables (qpos, qvel, body_pos or sensor)");
+  for (size_t k = 0; k < pieces->size(); ++k) {
+    const toml::table* t = (*pieces)[k].as_table();
+    if (!t) fail_at(path, (*pieces)[k].source(), "each observation piece must be a table ([[observation]])");
+    spec.observation.push_back(observation_piece(L, *t, m, k));
+  }
+
+  const std::vector<std::string> actuators = object_names(m, mjOBJ_ACTUATOR, m->nu);
+  const toml::table* act = L.table(doc, "action");
+  if (act) L.check_keys(*act, {"actuators"}, "[action]");
+  const toml::node* sel = act ? act->get("actuators") : nullptr;
+  if (sel) {
+    spec.actuators = select(L, *sel, actuators, "actuator", "action.actuators");
+  } else {
+    for (int j = 0; j < m->nu; ++j) spec.actuators.push_back(j);
+  }
+  if (spec.actuators.empty()) throw UsageError(path + ": the model has no actuators to act with");
+  for (int j : spec.actuators) {
+    if (!m->actuator_ctrllimited[j])
+      throw UsageError(path + ": actuator '" + actuators[j] + "' has no control range; give it ctrllimited=\"true\" "
+                       "and a ctrlrange in the model (the policy's actions are bounded by them)");
+  }
+
+  const toml::table* rw = L.table(doc, "reward");
+  if (rw) L.check_keys(*rw, {"expression"}, "[reward]");
+  spec.reward = rw ? L.get<std::string>(*rw, "expression", "reward").value_or("") : "";
+  if (spec.reward.empty())
+    throw UsageError(path + ": [reward] expression is missing (tasks without a true reward are not supported yet)");
+
+  if (const toml::table* cam = L.table(doc, "camera")) {
+    L.check_keys(*cam, {"fixed", "distance", "azimuth", "elevation", "lookat"}, "[camera]");
+    spec.camera.fixed = L.get<std::string>(*cam, "fixed", "camera").value_or("");
+    spec.camera.distance = L.get<double>(*cam, "distance", "camera").value_or(spec.camera.distance);
+    spec.camera.azimuth = L.get<double>(*cam, "azimuth", "camera").value_or(spec.camera.azimuth);
+    spec.camera.elevation = L.get<double>(*cam, "elevation", "camera").value_or(spec.camera.elevation);
+    if (const toml::node* la = cam->get("lookat")) {
+      const toml::array* a = la->as_array();
+      if (!a || a->size() != 3) fail_at(path, la->source(), "camera.lookat must be [x, y, z]");
+      for (size_t i = 0; i < 3; ++i) spec.camera.lookat[i] = (*a)[i].value<double>().value_or(0.0);
+    }
+    if (!spec.camera.fixed.empty() && mj_name2id(m, mjOBJ_CAMERA, spec.camera.fixed.c_str()) < 0)
+      fail_at(path, cam->get("fixed")->source(),
+              "no camera named '" + spec.camera.fixed + "' in the model" +
+                  did_you_mean(spec.camera.fixed, object_names(m, mjOBJ_CAMERA, m->ncam)));
+  }
+
+  Variables vars(model_quantities(m, path), static_cast<int>(spec.actuators.size()));
+  (void)compile_expression(spec.reward, vars, path, "reward.expression");
+  if (!spec.terminate.empty()) (void)compile_expression(spec.terminate, vars, path, "episode.terminate");
+  return spec;
+}
+
+std::vector<std::string> task_quantities(const TaskSpec& spec) {
+  const mjModel* m = mujoco_model_file(spec.model);
+  return Variables(model_quantities(m, spec.file), static_cast<int>(spec.actuators.size())).names;
+}
+
+namespace {
+
+// What every instance of a task shares: the checked spec, the model and the EnvSpec.
+struct TaskDef {
+  TaskSpec task;
+  const mjModel* model = nullptr;
+  EnvSpec spec;
+  int64_t obs_size = 0;
+};
+
+class TaskEnv : public MujocoEnv {
+ public:
+  explicit TaskEnv(std::shared_ptr<const TaskDef> def)
+      : MujocoEnv(def->model, def->task.frame_skip, def->task.camera),
+        def_(std::move(def)),
+        vars_(model_quantities(m_, def_->task.file), static_cast<int>(def_->task.actuators.size())),
+        ctrl_(static_cast<size_t>(m_->nu), 0.0f) {
+    reward_ = compile_expression(def_->task.reward, vars_, def_->task.file, "reward.expression");
+    if (!def_->task.terminate.empty())
+      terminate_ = compile_expression(def_->task.terminate, vars_, def_->task.file, "episode.terminate");
+    vars_.values[vars_.dt_at()] = dt();
+  }
+  const EnvSpec& spec() const override { return def_->spec; }
+
+ protected:
+  void reset_impl(float* obs) override {
+    const TaskSpec& t = def_->task;
+    const bool normal = t.reset_distribution == "normal";
+    std::vector<double> qpos(m_->qpos0, m_->qpos0 + m_->nq);
+    for (double& x : qpos) x += normal ? t.qpos_noise * rng_.normal() : rng_.uniform(-t.qpos_noise, t.qpos_noise);
+    const std::vector<double> qvel = normal ? zero_plus_normal(m_->nv, t.qvel_noise) : zero_plus_uniform(m_->nv, t.qvel_noise);
+    set_qpos_qvel(qpos.data(), qvel.data());
+    write_obs(obs);
+  }
+  StepResult step_impl(const float* action, float* obs) override {
+    const std::vector<Quantity>& q = vars_.quantities;
+    for (size_t k = 0; k < q.size(); ++k) vars_.values[vars_.prev_at() + k] = read(d_, q[k]);
+    double sq = 0.0;
+    for (size_t k = 0; k < def_->task.actuators.size(); ++k) {
+      const float a = std::isnan(action[k]) ? 0.0f : action[k];
+      ctrl_[def_->task.actuators[k]] = a;
+      vars_.values[vars_.action_at() + k] = a;
+      sq += static_cast<double>(a) * a;
+    }
+    vars_.values[vars_.action_sq_at()] = sq;
+    do_simulation(ctrl_.data());
+    for (size_t k = 0; k < q.size(); ++k) vars_.values[k] = read(d_, q[k]);
+    vars_.values[vars_.t_at()] = elapsed_steps() + 1;
+    StepResult r;
+    r.reward = static_cast<float>(reward_->Eval());
+    r.terminated = terminate_ && terminate_->Eval() != 0.0;
+    write_obs(obs);
+    return r;
+  }
+  void write_obs(float* obs) const override {
+    float* o = obs;
+    for (const TaskObsPiece& p : def_->task.observation) {
+      const double* src = p.source == TaskObsPiece::Source::kQpos   ? d_->qpos
+                          : p.source == TaskObsPiece::Source::kQvel ? d_->qvel
+                          : p.source == TaskObsPiece::Source::kBodyPos ? d_->xpos
+                                                                       : d_->sensordata;
+      for (int a : p.addresses) *o++ = static_cast<float>(std::clamp(src[a], -p.clip, p.clip));
+    }
+  }
+
+ private:
+  std::shared_ptr<const TaskDef> def_;
+  Variables vars_;
+  std::unique_ptr<mu::Parser> reward_, terminate_;
+  std::vector<float> ctrl_;  // (nu) the controls: the action's actuators set, the others 0
+};
+
+}  // namespace
+
+std::string register_task_file(const std::string& path) {
+  static std::mutex mu;
+  static std::map<std::string, std::string> registered;  // absolute path => name
+  const std::string key = fs::absolute(path).lexically_normal().string();
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto it = registered.find(key); it != registered.end()) return it->second;
+  auto def = std::make_shared<TaskDef>();
+  def->task = load_task_file(path);
+  def->model = mujoco_model_file(def->task.model);
+  int64_t D = 0;
+  for (const TaskObsPiece& p : def->task.observation) D += static_cast<int64_t>(p.addresses.size());
+  def->obs_size = D;
+  const float big = std::numeric_limits<float>::max();
+  EnvSpec& e = def->spec;
+  e.name = def->task.name;
+  e.reference = "task file " + fs::path(path).filename().string();
+  e.observation = Space::box({D}, std::vector<float>(D, -big), std::vector<float>(D, big));
+  std::vector<float> lo, hi;
+  for (int j : def->task.actuators) {
+    lo.push_back(static_cast<float>(def->model->actuator_ctrlrange[2 * j]));
+    hi.push_back(static_cast<float>(def->model->actuator_ctrlrange[2 * j + 1]));
+  }
+  e.action = Space::box({static_cast<int64_t>(lo.size())}, lo, hi);
+  e.max_episode_steps = def->task.time_limit;
+  e.fps = 1.0 / (def->model->opt.timestep * def->task.frame_skip);
+  e.can_terminate = !def->task.terminate.empty();
+  e.state_size = def->model->nq + def->model->nv;
+  e.obs_determines_state = false;
+  std::shared_ptr<const TaskDef> shared = def;
+  register_env(def->task.name, [shared] { return std::make_unique<TaskEnv>(shared); });
+  registered[key] = def->task.name;
+  return def->task.name;
+}
+
+}  // namespace prefrl

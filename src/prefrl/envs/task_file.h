@@ -1,0 +1,60 @@
+// MuJoCo task files: a task described in TOML (docs/tasks.md) around an MJCF model of the
+// user's, without writing C++. The file names the model (relative to the file), the
+// observation (named pieces in order), the actuators, frame skip, time limit, reset noise, the
+// camera for clips, a termination condition and the true reward (read only by scripted
+// teachers and metrics, never by the learner); conditions and rewards are muParser
+// expressions over named quantities of the state before and after the step.
+//
+//   register_task_file("my_task.toml") => "my_task"    then an environment like any other
+//
+// Every mistake is a UsageError naming the file, and the line and column or the field, the bad
+// value and what is allowed, before any training starts.
+#pragma once
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "prefrl/envs/mujoco_render.h"
+
+namespace prefrl {
+
+// One piece of the observation: the addresses it reads from one mjData array, in order.
+struct TaskObsPiece {
+  enum class Source { kQpos, kQvel, kBodyPos, kSensor };
+  Source source = Source::kQpos;
+  std::vector<int> addresses;    // indices into d->qpos / d->qvel / d->xpos / d->sensordata
+  double clip = std::numeric_limits<double>::infinity();  // each value clipped to +-clip
+  std::string what;              // for messages and docs: "qpos[rootz, rooty]"
+};
+
+struct TaskSpec {
+  std::string file;              // the task file, as given
+  std::string name;              // the environment's name (default: the file's stem)
+  std::string model;             // the MJCF file, resolved against the task file's directory
+  int frame_skip = 1;            // mj_step calls per environment step
+  int time_limit = 1000;         // environment steps per episode
+  std::string reset_distribution = "uniform";  // qpos0 + noise, qvel noise: uniform U(+-s) or normal s N(0, 1)
+  double qpos_noise = 0, qvel_noise = 0;
+  std::vector<TaskObsPiece> observation;
+  std::vector<int> actuators;    // the actions, in order (indices of the model's actuators)
+  std::string terminate;         // expression; nonzero ends the episode (empty: never)
+  std::string reward;            // expression: the true reward of a step
+  MujocoCamera camera;
+};
+
+// Reads and checks a task file: the model compiles, every name exists (with the nearest valid
+// names when it does not), the expressions parse and name known quantities. Throws UsageError.
+TaskSpec load_task_file(const std::string& path);
+
+// The quantities expressions may name for `spec`'s model, after the step (the `prev_` ones:
+// before it): joints (1-dof) by name (position) and name_vel, bodies' name_x/_y/_z, sensors by
+// name (name_0, name_1, ... for several values), a_0 ... (the action), action_sq (its sum of
+// squares), dt (seconds per step) and t (steps taken in the episode).
+std::vector<std::string> task_quantities(const TaskSpec& spec);
+
+// Loads the task file and registers its environment under its name (register_env); returns
+// the name. Registering the same file again returns the name without registering twice.
+std::string register_task_file(const std::string& path);
+
+}  // namespace prefrl

@@ -1,0 +1,243 @@
+// MuJoCo task files: a task file of the built-in inverted pendulum's model and rules steps
+// bit for bit as the built-in environment does; observation pieces, actuators, expressions
+// (with the state before the step), terminations, time limits and frame skip do what the file
+// says; and every mistake is one message naming the file, line and column or field, with the
+// nearest valid names.
+#include "prefrl/envs/task_file.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "prefrl/core/error.h"
+#include "prefrl/envs/env.h"
+#include "prefrl/envs/mjcf_models.h"
+
+namespace prefrl {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TaskFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() / ("prefrl_task_" + std::to_string(::getpid()) + "_" + info->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "models");
+    write("models/slider.xml", kSlider);
+    for (size_t i = 0; i < kMjcfModelCount; ++i)
+      if (std::strcmp(kMjcfModels[i].name, "inverted_pendulum") == 0) write("models/pendulum.xml", kMjcfModels[i].xml);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string write(const std::string& name, const std::string& text) {
+    std::ofstream(dir_ / name) << text;
+    return (dir_ / name).string();
+  }
+  // The UsageError message of loading `toml` as a task file ("" if it loads).
+  std::string error_of(const std::string& toml, const std::string& name = "bad.toml") {
+    try {
+      load_task_file(write(name, toml));
+    } catch (const UsageError& e) {
+      return e.what();
+    }
+    return "";
+  }
+  fs::path dir_;
+
+  // A point mass on a rail, pushed by one motor; a touch sensor and a second, unlimited motor.
+  static constexpr const char* kSlider = R"(<mujoco model="slider">
+  <option timestep="0.01"/>
+  <worldbody>
+    <body name="cart" pos="0 0 0">
+      <joint name="x" type="slide" axis="1 0 0"/>
+      <geom type="box" size="0.1 0.1 0.1" mass="1"/>
+      <site name="probe" pos="0 0 0"/>
+    </body>
+  </worldbody>
+  <actuator>
+    <motor name="push" joint="x" ctrllimited="true" ctrlrange="-1 1" gear="1"/>
+  </actuator>
+  <sensor>
+    <framepos name="probe_pos" objtype="site" objname="probe"/>
+  </sensor>
+</mujoco>
+)";
+};
+
+// The built-in inverted pendulum as a task file: the same model, observation (qpos ++ qvel),
+// reset noise, frame skip, reward and termination.
+constexpr const char* kPendulumTask = R"(# Gymnasium's InvertedPendulum-v4, as prefrl's built-in one
+name = "pendulum_from_file"
+model = "models/pendulum.xml"
+
+[episode]
+frame_skip = 2
+time_limit = 1000
+terminate = "abs(hinge) > 0.2"
+reset_noise = { qpos = 0.01, qvel = 0.01, distribution = "uniform" }
+
+[[observation]]
+qpos = "all"
+
+[[observation]]
+qvel = "all"
+
+[reward]
+expression = "1"
+)";
+
+TEST_F(TaskFileTest, ABuiltInTaskAsATaskFileStepsBitForBitTheSame) {
+  const std::string name = register_task_file(write("pendulum.toml", kPendulumTask));
+  EXPECT_EQ(name, "pendulum_from_file");
+  EXPECT_EQ(register_task_file((dir_ / "pendulum.toml").string()), name);  // once per file
+  std::unique_ptr<Env> file = make_env(name), builtin = make_env("inverted_pendulum");
+  const EnvSpec &fs_ = file->spec(), &bs = builtin->spec();
+  EXPECT_EQ(fs_.observation.shape, bs.observation.shape);
+  EXPECT_EQ(fs_.action.low, bs.action.low);
+  EXPECT_EQ(fs_.action.high, bs.action.high);
+  EXPECT_EQ(fs_.max_episode_steps, bs.max_episode_steps);
+  EXPECT_DOUBLE_EQ(fs_.fps, bs.fps);
+  EXPECT_EQ(fs_.state_size, bs.state_size);
+  EXPECT_TRUE(fs_.can_terminate);
+  file->seed(5);
+  builtin->seed(5);
+  std::vector<float> a(4), b(4);
+  int episodes = 0, steps = 0;
+  file->reset(a.data());
+  builtin->reset(b.data());
+  ASSERT_EQ(a, b);
+  for (int t = 0; t < 3000 && episodes < 8; ++t) {
+    const float u = static_cast<float>(std::sin(0.37 * t) * 2.5);
+    const StepResult ra = file->step(&u, a.data()), rb = builtin->step(&u, b.data());
+    ASSERT_EQ(a, b) << "step " << t;
+    ASSERT_EQ(ra.reward, rb.reward) << t;
+    ASSERT_EQ(ra.terminated, rb.terminated) << t;
+    ASSERT_EQ(ra.truncated, rb.truncated) << t;
+    ASSERT_EQ(file->get_state(), builtin->get_state()) << t;
+    ++steps;
+    if (ra.terminated || ra.truncated) {
+      ++episodes;
+      file->reset(a.data());
+      builtin->reset(b.data());
+      ASSERT_EQ(a, b);
+    }
+  }
+  EXPECT_GE(episodes, 8);
+  EXPECT_GT(steps, 16);
+}
+
+TEST_F(TaskFileTest, PiecesActionsExpressionsAndTheClockDoWhatTheFileSays) {
+  write("slider.toml", R"(
+model = "models/slider.xml"
+[episode]
+frame_skip = 5
+time_limit = 30
+terminate = "x > 0.5"
+[[observation]]
+qpos = ["x"]
+[[observation]]
+qvel = "all"
+clip = 0.25
+[[observation]]
+sensor = "probe_pos"
+[[observation]]
+body_pos = ["cart"]
+[action]
+actuators = ["push"]
+[reward]
+expression = "(x - prev_x) / dt - 0.5 * action_sq + 0 * t"
+)");
+  const std::string name = register_task_file((dir_ / "slider.toml").string());
+  EXPECT_EQ(name, "slider");  // the file's stem
+  std::unique_ptr<Env> env = make_env(name);
+  const EnvSpec& s = env->spec();
+  ASSERT_EQ(s.observation.shape, std::vector<int64_t>{8});  // x, x_vel, probe (3), cart (3)
+  EXPECT_EQ(s.action.low, std::vector<float>{-1.f});
+  EXPECT_EQ(s.max_episode_steps, 30);
+  EXPECT_DOUBLE_EQ(s.fps, 1.0 / (0.01 * 5));
+  const std::vector<std::string> q = task_quantities(load_task_file((dir_ / "slider.toml").string()));
+  for (const char* n : {"x", "x_vel", "cart_x", "cart_z", "probe_pos_0", "prev_x", "a_0", "action_sq", "dt", "t"})
+    EXPECT_NE(std::find(q.begin(), q.end(), n), q.end()) << n;
+
+  env->seed(1);
+  std::vector<float> obs(8);
+  env->reset(obs.data());  // no reset noise: at rest at 0
+  EXPECT_EQ(obs, std::vector<float>(8, 0.0f));
+  const float push = 0.8f;
+  bool ended = false;
+  for (int t = 1; t <= 30 && !ended; ++t) {
+    const double x_before = env->get_state()[0];
+    const StepResult r = env->step(&push, obs.data());
+    const std::vector<double> st = env->get_state();  // x, x_vel
+    EXPECT_EQ(obs[0], static_cast<float>(st[0]));
+    EXPECT_EQ(obs[1], static_cast<float>(std::min(st[1], 0.25)));  // clipped
+    // Positions and sensors as the last mj_step left them (computed before its integration, as
+    // Gymnasium reads them): the probe's and the cart's x, within one substep of x.
+    EXPECT_EQ(obs[2], obs[5]);
+    EXPECT_NEAR(obs[5], st[0], 0.01 * std::fabs(st[1]) + 1e-6);
+    EXPECT_FLOAT_EQ(r.reward, static_cast<float>((st[0] - x_before) / 0.05 - 0.5 * 0.8f * 0.8f));
+    EXPECT_EQ(r.terminated, st[0] > 0.5) << t;
+    ended = r.terminated || r.truncated;
+  }
+  EXPECT_TRUE(ended);
+  // An action outside the range is clipped as the built-in tasks clip it; the reward's action
+  // terms see the action as given (as Gymnasium charges control costs).
+  env->reset(obs.data());
+  const float big = 5.0f;
+  const StepResult r = env->step(&big, obs.data());
+  std::unique_ptr<Env> other = make_env(name);
+  other->seed(1);
+  std::vector<float> o2(8);
+  other->reset(o2.data());
+  const float one = 1.0f;
+  other->step(&one, o2.data());
+  EXPECT_EQ(obs, o2);
+  EXPECT_LT(r.reward, 0.0f);  // -0.5 * 25 dominates
+}
+
+TEST_F(TaskFileTest, MistakesNameTheFileLineColumnAndTheNearestNames) {
+  const std::string ok_obs = "[[observation]]\nqpos = \"all\"\n[reward]\nexpression = \"x\"\n";
+  std::string e = error_of("model = \"models/slider.xml\"\n[episode]\nframe_skp = 2\n" + ok_obs);
+  EXPECT_NE(e.find("bad.toml:3:1: unknown key 'frame_skp' in [episode]; did you mean frame_skip?"), std::string::npos) << e;
+  e = error_of("model = \"models/slider.xml\"\n[[observation]]\nqpos = [\"xx\"]\n[reward]\nexpression = \"x\"\n");
+  EXPECT_NE(e.find("bad.toml:3:"), std::string::npos) << e;
+  EXPECT_NE(e.find("no joint named 'xx'; did you mean x?"), std::string::npos) << e;
+  e = error_of("model = \"models/slider.xml\"\n" + std::string("[[observation]]\nqpos = \"all\"\n[reward]\nexpression = \"cart_xx + 1\"\n"));
+  EXPECT_NE(e.find("reward.expression = \"cart_xx + 1\""), std::string::npos) << e;
+  EXPECT_NE(e.find("'cart_xx' is not a quantity of the model; did you mean cart_x"), std::string::npos) << e;
+  EXPECT_NE(e.find("column 1"), std::string::npos) << e;
+  e = error_of("model = \"models/slider.xml\"\n[[observation]]\nqpos = \"all\"\n[reward]\nexpression = \"x +* 2\"\n");
+  EXPECT_NE(e.find("column"), std::string::npos) << e;
+  e = error_of("model = \"models/missing.xml\"\n" + ok_obs);
+  EXPECT_NE(e.find("bad.toml:1:"), std::string::npos) << e;
+  EXPECT_NE(e.find("no such file"), std::string::npos) << e;
+  write("models/broken.xml", "<mujoco><worldbody><body><joint type=\"nonsense\"/></body></worldbody></mujoco>");
+  e = error_of("model = \"models/broken.xml\"\n" + ok_obs);
+  EXPECT_NE(e.find("does not compile"), std::string::npos) << e;
+  e = error_of("model = \"models/slider.xml\"\n[episode\n");
+  EXPECT_NE(e.find("bad.toml:2:"), std::string::npos) << e;
+  e = error_of("model = \"models/slider.xml\"\n[reward]\nexpression = \"x\"\n");
+  EXPECT_NE(e.find("no observation"), std::string::npos) << e;
+  e = error_of("model = \"models/slider.xml\"\n[[observation]]\nqpos = \"all\"\nqvel = \"all\"\n[reward]\nexpression = \"x\"\n");
+  EXPECT_NE(e.find("exactly one of"), std::string::npos) << e;
+  e = error_of("model = \"models/slider.xml\"\n[[observation]]\nqpos = \"all\"\n");
+  EXPECT_NE(e.find("[reward] expression is missing"), std::string::npos) << e;
+  e = error_of("model = \"models/slider.xml\"\n" + ok_obs + "[camera]\nfixed = \"trak\"\n");
+  EXPECT_NE(e.find("no camera named 'trak'"), std::string::npos) << e;
+  EXPECT_EQ(error_of("model = \"models/slider.xml\"\n" + ok_obs, "fine.toml"), "");
+  try {
+    load_task_file((dir_ / "nowhere.toml").string());
+    ADD_FAILURE();
+  } catch (const UsageError& x) {
+    EXPECT_NE(std::string(x.what()).find("no such task file"), std::string::npos) << x.what();
+  }
+}
+
+}  // namespace
+}  // namespace prefrl
