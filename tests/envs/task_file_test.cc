@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -31,8 +32,11 @@ class TaskFileTest : public ::testing::Test {
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "models");
     write("models/slider.xml", kSlider);
-    for (size_t i = 0; i < kMjcfModelCount; ++i)
+    for (size_t i = 0; i < kMjcfModelCount; ++i) {
       if (std::strcmp(kMjcfModels[i].name, "inverted_pendulum") == 0) write("models/pendulum.xml", kMjcfModels[i].xml);
+      for (const char* m : {"hopper", "walker2d", "half_cheetah", "swimmer"})
+        if (std::strcmp(kMjcfModels[i].name, m) == 0) write(std::string("models/") + m + ".xml", kMjcfModels[i].xml);
+    }
   }
   void TearDown() override { fs::remove_all(dir_); }
   std::string write(const std::string& name, const std::string& text) {
@@ -92,10 +96,125 @@ qvel = "all"
 expression = "1"
 )";
 
+// Gymnasium's Hopper-v4, as prefrl's built-in one: qpos[1:], clip(qvel, +-10); reward
+// dx/dt + 1 - 1e-3 |a|^2; terminated when unhealthy.
+constexpr const char* kHopperTask = R"(name = "hopper_from_file"
+model = "models/hopper.xml"
+
+[episode]
+frame_skip = 4
+time_limit = 1000
+terminate = "(abs(rooty) < 100 && abs(thigh_joint) < 100 && abs(leg_joint) < 100 && abs(foot_joint) < 100 && abs(rootx_vel) < 100 && abs(rootz_vel) < 100 && abs(rooty_vel) < 100 && abs(thigh_joint_vel) < 100 && abs(leg_joint_vel) < 100 && abs(foot_joint_vel) < 100 && rootz > 0.7 && abs(rooty) < 0.2) == 0"
+reset_noise = { qpos = 5e-3, qvel = 5e-3 }
+
+[[observation]]
+qpos = "all"
+skip = 1
+
+[[observation]]
+qvel = "all"
+clip = 10
+
+[reward]
+expression = "(rootx - prev_rootx) / dt + 1 - 1e-3 * action_sq"
+)";
+
+// Steps a task file's environment and a built-in one side by side with the same seed and
+// actions (a fixed function of the step) and requires equal observations, rewards, flags and
+// states on every step, over `min_episodes` episodes.
+void expect_bit_identical(const std::string& file_env, const std::string& builtin_env, int min_episodes) {
+  std::unique_ptr<Env> file = make_env(file_env), builtin = make_env(builtin_env);
+  const int64_t D = builtin->spec().observation.numel(), A = builtin->spec().action.numel();
+  ASSERT_EQ(file->spec().observation.numel(), D);
+  ASSERT_EQ(file->spec().action.low, builtin->spec().action.low);
+  ASSERT_EQ(file->spec().max_episode_steps, builtin->spec().max_episode_steps);
+  file->seed(9);
+  builtin->seed(9);
+  std::vector<float> a(D), b(D), u(A);
+  file->reset(a.data());
+  builtin->reset(b.data());
+  ASSERT_EQ(a, b);
+  int episodes = 0;
+  for (int t = 0; t < 20000 && episodes < min_episodes; ++t) {
+    for (int64_t j = 0; j < A; ++j) u[j] = static_cast<float>(std::sin(0.37 * t + 1.3 * j) * 1.2);
+    const StepResult ra = file->step(u.data(), a.data()), rb = builtin->step(u.data(), b.data());
+    ASSERT_EQ(a, b) << builtin_env << " step " << t;
+    ASSERT_EQ(ra.reward, rb.reward) << builtin_env << " step " << t;
+    ASSERT_EQ(ra.terminated, rb.terminated) << builtin_env << " step " << t;
+    ASSERT_EQ(ra.truncated, rb.truncated) << builtin_env << " step " << t;
+    ASSERT_EQ(file->get_state(), builtin->get_state()) << builtin_env << " step " << t;
+    if (ra.terminated || ra.truncated) {
+      ++episodes;
+      file->reset(a.data());
+      builtin->reset(b.data());
+      ASSERT_EQ(a, b);
+    }
+  }
+  EXPECT_GE(episodes, min_episodes) << builtin_env;
+}
+
+TEST_F(TaskFileTest, HopperAsATaskFileStepsBitForBitAsTheBuiltInOne) {
+  const std::string name = register_task_file(write("hopper.toml", kHopperTask));
+  expect_bit_identical(name, "hopper", 10);
+}
+
+// Walker2d-v4, HalfCheetah-v4 and Swimmer-v4 likewise (the cheetah and the swimmer never
+// terminate: their 1000-step episodes end at the time limit).
+TEST_F(TaskFileTest, WalkerCheetahAndSwimmerAsTaskFilesStepBitForBitAsTheBuiltInOnes) {
+  const std::string walker = register_task_file(write("walker.toml", R"(name = "walker_from_file"
+model = "models/walker2d.xml"
+[episode]
+frame_skip = 4
+time_limit = 1000
+terminate = "(rootz > 0.8 && rootz < 2 && abs(rooty) < 1) == 0"
+reset_noise = { qpos = 5e-3, qvel = 5e-3 }
+[[observation]]
+qpos = "all"
+skip = 1
+[[observation]]
+qvel = "all"
+clip = 10
+[reward]
+expression = "(rootx - prev_rootx) / dt + 1 - 1e-3 * action_sq"
+)"));
+  expect_bit_identical(walker, "walker2d", 10);
+  const std::string cheetah = register_task_file(write("cheetah.toml", R"(name = "cheetah_from_file"
+model = "models/half_cheetah.xml"
+[episode]
+frame_skip = 5
+time_limit = 1000
+reset_noise = { qpos = 0.1, qvel = 0.1, qvel_distribution = "normal" }
+[[observation]]
+qpos = "all"
+skip = 1
+[[observation]]
+qvel = "all"
+[reward]
+expression = "(rootx - prev_rootx) / dt - 0.1 * action_sq"
+)"));
+  expect_bit_identical(cheetah, "halfcheetah", 2);
+  const std::string swimmer = register_task_file(write("swimmer.toml", R"(name = "swimmer_from_file"
+model = "models/swimmer.xml"
+[episode]
+frame_skip = 4
+time_limit = 1000
+reset_noise = { qpos = 0.1, qvel = 0.1 }
+[[observation]]
+qpos = "all"
+skip = 2
+[[observation]]
+qvel = "all"
+[reward]
+expression = "(slider1 - prev_slider1) / dt - 1e-4 * action_sq"
+)"));
+  expect_bit_identical(swimmer, "swimmer", 2);
+}
+
 TEST_F(TaskFileTest, ABuiltInTaskAsATaskFileStepsBitForBitTheSame) {
   const std::string name = register_task_file(write("pendulum.toml", kPendulumTask));
   EXPECT_EQ(name, "pendulum_from_file");
   EXPECT_EQ(register_task_file((dir_ / "pendulum.toml").string()), name);  // once per file
+  expect_bit_identical(name, "inverted_pendulum", 8);
   std::unique_ptr<Env> file = make_env(name), builtin = make_env("inverted_pendulum");
   const EnvSpec &fs_ = file->spec(), &bs = builtin->spec();
   EXPECT_EQ(fs_.observation.shape, bs.observation.shape);

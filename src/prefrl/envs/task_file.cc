@@ -306,13 +306,20 @@ TaskSpec load_task_file(const std::string& path) {
     if (spec.time_limit < 1) fail_at(path, ep->get("time_limit")->source(), "episode.time_limit must be >= 1");
     spec.terminate = L.get<std::string>(*ep, "terminate", "episode").value_or("");
     if (const toml::table* rn = L.table(*ep, "reset_noise")) {
-      L.check_keys(*rn, {"qpos", "qvel", "distribution"}, "episode.reset_noise");
+      L.check_keys(*rn, {"qpos", "qvel", "distribution", "qpos_distribution", "qvel_distribution"},
+                   "episode.reset_noise");
       spec.qpos_noise = L.get<double>(*rn, "qpos", "episode.reset_noise").value_or(0.0);
       spec.qvel_noise = L.get<double>(*rn, "qvel", "episode.reset_noise").value_or(0.0);
-      spec.reset_distribution = L.get<std::string>(*rn, "distribution", "episode.reset_noise").value_or("uniform");
-      if (spec.reset_distribution != "uniform" && spec.reset_distribution != "normal")
-        fail_at(path, rn->get("distribution")->source(),
-                "episode.reset_noise.distribution is '" + spec.reset_distribution + "'; expected uniform or normal");
+      const std::string both = L.get<std::string>(*rn, "distribution", "episode.reset_noise").value_or("uniform");
+      spec.qpos_distribution = L.get<std::string>(*rn, "qpos_distribution", "episode.reset_noise").value_or(both);
+      spec.qvel_distribution = L.get<std::string>(*rn, "qvel_distribution", "episode.reset_noise").value_or(both);
+      for (const char* key : {"distribution", "qpos_distribution", "qvel_distribution"}) {
+        const toml::node* n = rn->get(key);
+        const std::string v = n ? n->value<std::string>().value_or("") : "uniform";
+        if (v != "uniform" && v != "normal")
+          fail_at(path, n->source(), std::string("episode.reset_noise.") + key + " is '" + v +
+                                         "'; expected uniform or normal");
+      }
       if (spec.qpos_noise < 0 || spec.qvel_noise < 0) fail_at(path, rn->source(), "reset noise scales must be >= 0");
     }
   }
@@ -404,10 +411,11 @@ class TaskEnv : public MujocoEnv {
  protected:
   void reset_impl(float* obs) override {
     const TaskSpec& t = def_->task;
-    const bool normal = t.reset_distribution == "normal";
     std::vector<double> qpos(m_->qpos0, m_->qpos0 + m_->nq);
-    for (double& x : qpos) x += normal ? t.qpos_noise * rng_.normal() : rng_.uniform(-t.qpos_noise, t.qpos_noise);
-    const std::vector<double> qvel = normal ? zero_plus_normal(m_->nv, t.qvel_noise) : zero_plus_uniform(m_->nv, t.qvel_noise);
+    for (double& x : qpos)
+      x += t.qpos_distribution == "normal" ? t.qpos_noise * rng_.normal() : rng_.uniform(-t.qpos_noise, t.qpos_noise);
+    const std::vector<double> qvel = t.qvel_distribution == "normal" ? zero_plus_normal(m_->nv, t.qvel_noise)
+                                                                     : zero_plus_uniform(m_->nv, t.qvel_noise);
     set_qpos_qvel(qpos.data(), qvel.data());
     write_obs(obs);
   }

@@ -34,7 +34,8 @@ struct TaskSpec {
   std::string model;             // the MJCF file, resolved against the task file's directory
   int frame_skip = 1;            // mj_step calls per environment step
   int time_limit = 1000;         // environment steps per episode
-  std::string reset_distribution = "uniform";  // qpos0 + noise, qvel noise: uniform U(+-s) or normal s N(0, 1)
+  // Resets: qpos0 + noise and zero + noise, each uniform U(+-scale) or normal scale N(0, 1).
+  std::string qpos_distribution = "uniform", qvel_distribution = "uniform";
   double qpos_noise = 0, qvel_noise = 0;
   std::vector<TaskObsPiece> observation;
   std::vector<int> actuators;    // the actions, in order (indices of the model's actuators)
