@@ -227,32 +227,27 @@ TaskObsPiece observation_piece(const Loader& L, const toml::table& t, const mjMo
     p.clip = *c;
   }
   const std::vector<std::string> joints = object_names(m, mjOBJ_JOINT, m->njnt);
-  if (const toml::node* n = t.get("qpos")) {
+  // qpos or qvel: "all" (after `skip` entries) or joints by name or index, each its entries.
+  auto joint_piece = [&](const char* key, TaskObsPiece::Source source, bool velocities) {
+    const toml::node* n = t.get(key);
+    if (!n) return;
     ++sources;
-    p.source = TaskObsPiece::Source::kQpos;
+    p.source = source;
+    p.what = key;
+    const int count = velocities ? m->nv : m->nq;
     if (n->value<std::string>() == std::optional<std::string>("all")) {
-      for (int i = skip; i < m->nq; ++i) p.addresses.push_back(i);
-    } else {
-      for (int j : select(L, *n, joints, "joint", where + ".qpos")) {
-        const int size = m->jnt_type[j] == mjJNT_FREE ? 7 : m->jnt_type[j] == mjJNT_BALL ? 4 : 1;
-        for (int i = 0; i < size; ++i) p.addresses.push_back(m->jnt_qposadr[j] + i);
-      }
+      for (int i = skip; i < count; ++i) p.addresses.push_back(i);
+      return;
     }
-    p.what = "qpos";
-  }
-  if (const toml::node* n = t.get("qvel")) {
-    ++sources;
-    p.source = TaskObsPiece::Source::kQvel;
-    if (n->value<std::string>() == std::optional<std::string>("all")) {
-      for (int i = skip; i < m->nv; ++i) p.addresses.push_back(i);
-    } else {
-      for (int j : select(L, *n, joints, "joint", where + ".qvel")) {
-        const int size = m->jnt_type[j] == mjJNT_FREE ? 6 : m->jnt_type[j] == mjJNT_BALL ? 3 : 1;
-        for (int i = 0; i < size; ++i) p.addresses.push_back(m->jnt_dofadr[j] + i);
-      }
+    for (int j : select(L, *n, joints, "joint", where + "." + key)) {
+      const int type = m->jnt_type[j];
+      const int size = type == mjJNT_FREE ? (velocities ? 6 : 7) : type == mjJNT_BALL ? (velocities ? 3 : 4) : 1;
+      const int first = velocities ? m->jnt_dofadr[j] : m->jnt_qposadr[j];
+      for (int i = 0; i < size; ++i) p.addresses.push_back(first + i);
     }
-    p.what = "qvel";
-  }
+  };
+  joint_piece("qpos", TaskObsPiece::Source::kQpos, false);
+  joint_piece("qvel", TaskObsPiece::Source::kQvel, true);
   if (const toml::node* n = t.get("body_pos")) {
     ++sources;
     p.source = TaskObsPiece::Source::kBodyPos;
