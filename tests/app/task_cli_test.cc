@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -39,6 +40,14 @@ TEST(TaskCli, ATaskFileRunIsArchivedAndEvaluatedAndResumedFromTheArchive) {
   r = run_prefrl("train --resume " + run + " --steps 6144 --override");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(read_file(run + "/summary.json").find("\"env_steps\": 6144"), std::string::npos);
+  // The archive records each file's size and CRC-32C; a changed copy is refused, with its name.
+  const nlohmann::json manifest = nlohmann::json::parse(read_file(run + "/task/manifest.json"));
+  EXPECT_TRUE(manifest["files"].contains("puck_reach.toml"));
+  EXPECT_TRUE(manifest["files"].contains("models/puck.xml"));
+  { std::ofstream(run + "/task/models/puck.xml", std::ios::app) << "<!-- edited -->\n"; }
+  r = run_prefrl("eval " + run + " --episodes 1");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("has changed since the run archived it"), std::string::npos) << r.out;
   fs::remove_all(dir);
 }
 

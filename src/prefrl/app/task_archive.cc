@@ -3,12 +3,37 @@
 
 #include <filesystem>
 
+#include "prefrl/app/checkpoint.h"
 #include "prefrl/core/error.h"
 #include "prefrl/envs/task_file.h"
+#include "prefrl/tracking/tensorboard.h"
 
 namespace prefrl {
 
 namespace fs = std::filesystem;
+
+namespace {
+// Size and CRC-32C of a file (as the checkpoints' manifests record them).
+nlohmann::json file_record(const fs::path& p) {
+  const std::string bytes = read_file_bytes(p.string());
+  return {{"bytes", bytes.size()}, {"crc32c", crc32c(bytes.data(), bytes.size())}};
+}
+
+// RUN/task/manifest.json: each archived file's size and CRC-32C. A file that no longer matches
+// is refused: the run's results were computed with the recorded one.
+void check_archive(const fs::path& task_dir) {
+  const fs::path manifest = task_dir / "manifest.json";
+  if (!fs::exists(manifest)) return;
+  const nlohmann::json files = nlohmann::json::parse(read_file_bytes(manifest.string())).at("files");
+  for (const auto& [name, want] : files.items()) {
+    const fs::path p = task_dir / name;
+    if (!fs::exists(p)) throw UsageError("the run's archived task file '" + p.string() + "' is missing");
+    if (file_record(p) != want)
+      throw UsageError("the run's archived task file '" + p.string() + "' has changed since the run archived it (" +
+                       file_record(p).dump() + ", recorded " + want.dump() + "); restore it to use the run");
+  }
+}
+}  // namespace
 
 nlohmann::json with_task_registered(nlohmann::json config, const std::string& base_dir) {
   if (!config.is_object() || !config.contains("env") || !config["env"].is_object()) return config;
@@ -17,6 +42,7 @@ nlohmann::json with_task_registered(nlohmann::json config, const std::string& ba
   fs::path p = t.get<std::string>();
   if (p.is_relative()) p = fs::path(base_dir) / p;
   p = fs::absolute(p).lexically_normal();
+  check_archive(p.parent_path());
   const std::string name = register_task_file(p.string());
   config["env"]["task"] = p.string();
   if (!config["env"].contains("name")) config["env"]["name"] = name;
@@ -44,6 +70,10 @@ nlohmann::json archive_task(const TrainConfig& cfg, const RunDir& run) {
   };
   copy_into(task, dir / task.filename());
   copy_into(spec.model, dir / model_rel);
+  const nlohmann::json manifest = {
+      {"files", {{task.filename().string(), file_record(dir / task.filename())},
+                 {model_rel.string(), file_record(dir / model_rel)}}}};
+  write_file_synced((dir / "manifest.json").string(), manifest.dump(1) + "\n");
   j["env"]["task"] = (fs::path("task") / task.filename()).string();
   return j;
 }
