@@ -169,8 +169,9 @@ double reward_true_correlation(ActingPolicy& agent, RewardModel& reward, const s
   torch::Tensor r = reward.segment_returns(ptrs).mean(0).contiguous();
   auto acc = r.accessor<float, 1>();
   for (int64_t j = 0; j < r.size(0); ++j) pred.push_back(acc[j]);
-  if (undefined) *undefined = undefined_correlation(pred, truth);
-  return pearson(pred, truth);
+  const double corr = pearson(pred, truth);
+  if (undefined && !std::isfinite(corr)) *undefined = undefined_correlation(pred, truth);
+  return corr;
 }
 
 }  // namespace prefrl

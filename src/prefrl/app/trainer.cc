@@ -102,8 +102,9 @@ double heldout_correlation(RewardModel& reward, const PrefStore& db, std::string
   torch::Tensor r = reward.segment_returns(segs).mean(0).contiguous();
   auto acc = r.accessor<float, 1>();
   for (int64_t j = 0; j < r.size(0); ++j) pred.push_back(acc[j]);
-  *undefined = undefined_correlation(pred, truth);
-  return pearson(pred, truth);
+  const double corr = pearson(pred, truth);
+  *undefined = std::isfinite(corr) ? "" : undefined_correlation(pred, truth);
+  return corr;
 }
 
 // The LibTorch default generator's state, and setting it back.
@@ -526,7 +527,7 @@ void Trainer::cut_and_score_clips(Iteration& it) {
     }
   }
   it.true_corr = corr_pred_.size() >= 2 ? pearson(corr_pred_, corr_truth_) : std::nan("");
-  it.true_corr_undefined = undefined_correlation(corr_pred_, corr_truth_);
+  if (!std::isfinite(it.true_corr)) it.true_corr_undefined = undefined_correlation(corr_pred_, corr_truth_);
   it.t.query += seconds_since(tc);
 }
 

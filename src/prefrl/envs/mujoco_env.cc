@@ -40,6 +40,15 @@ mjModel* compile(const MjcfModel& src) {
   return m;
 }
 
+// prefrl's handlers replace MuJoCo's, once per process, before any model is compiled.
+void install_handlers() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    mju_user_warning = on_mujoco_warning;
+    mju_user_error = on_mujoco_error;
+  });
+}
+
 }  // namespace
 
 const mjModel* mujoco_model(const std::string& name) {
@@ -47,10 +56,7 @@ const mjModel* mujoco_model(const std::string& name) {
   static std::mutex mutex;
   static std::map<std::string, std::unique_ptr<mjModel, Deleter>> models;
   std::lock_guard<std::mutex> lock(mutex);
-  if (models.empty()) {
-    mju_user_warning = on_mujoco_warning;
-    mju_user_error = on_mujoco_error;
-  }
+  install_handlers();
   auto it = models.find(name);
   if (it != models.end()) return it->second.get();
   for (size_t i = 0; i < kMjcfModelCount; ++i) {
@@ -63,7 +69,7 @@ const mjModel* mujoco_model_file(const std::string& path) {
   struct Deleter { void operator()(mjModel* m) const { mj_deleteModel(m); } };
   static std::mutex mutex;
   static std::map<std::string, std::unique_ptr<mjModel, Deleter>> models;
-  (void)mujoco_model(kMjcfModels[0].name);  // installs prefrl's MuJoCo message handlers
+  install_handlers();
   std::lock_guard<std::mutex> lock(mutex);
   auto it = models.find(path);
   if (it != models.end()) return it->second.get();
