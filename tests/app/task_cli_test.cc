@@ -68,5 +68,78 @@ TEST(TaskCli, BadTaskInputIsOneLineAndExitTwo) {
   fs::remove_all(dir);
 }
 
+// A task with no true reward: the oracle (and the true-reward baseline) are refused with the
+// reason; the script teacher trains on its score; summary, eval and metrics say what is absent
+// and report episode lengths and the task's [metrics]; resume keeps the teacher's score.
+TEST(TaskCli, ATaskWithNoTrueRewardTrainsFromAScriptTeacherAndSaysWhatIsAbsent) {
+  const fs::path dir = temp_path("task_cli_free");
+  fs::create_directories(dir);
+  fs::copy(fs::path(PREFRL_TEST_DATA) / ".." / ".." / "examples" / "puck_reach", dir / "puck",
+           fs::copy_options::recursive);
+  std::string toml = read_file((dir / "puck" / "puck_reach.toml").string());
+  toml.replace(toml.find("name = \"puck_reach\""), 19, "name = \"puck_free\"");
+  const size_t from = toml.find("[reward]"), to = toml.find("[camera]");
+  toml.replace(from, to - from, "[metrics]\ndistance = \"sqrt((px - 0.5)^2 + (py - 0.5)^2)\"\n\n");
+  const std::string task = (dir / "puck" / "free.toml").string();
+  { std::ofstream(task) << toml; }
+  const std::string run = (dir / "run").string();
+  auto r = run_prefrl("train --task " + task + " --teacher oracle --run-dir " + run);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("teacher.kind 'oracle' answers by the true reward, and task 'puck_free' has none (its task "
+                       "file declares no [reward]); use --teacher script"), std::string::npos) << r.out;
+  r = run_prefrl("train --task " + task + " --teacher script --run-dir " + run);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("has no [teacher] score"), std::string::npos) << r.out;
+  r = run_prefrl("train --task " + task + " --teacher script --set teacher.score=pz --run-dir " + run);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("'pz' is not a quantity of the model; did you mean px"), std::string::npos) << r.out;
+  r = run_prefrl("train --task " + (dir / "puck" / "puck_reach.toml").string() + " --set teacher.score=px --run-dir " + run);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("teacher.score is read by the script teacher only"), std::string::npos) << r.out;
+  r = run_prefrl("train --env cartpole --teacher script --run-dir " + run);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("is not read from a task file"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(run));
+
+  r = run_prefrl("train --task " + task + " --teacher script --set 'teacher.score=-sqrt((px-0.5)^2+(py-0.5)^2)' "
+                 "--steps 4096 --labels 20 --seed 3 --run-dir " + run);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("has no true reward (its rewards are the script teacher's score)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("no true return (the task has none)"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("| true corr"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("no predicted-vs-true correlation (the task has no true reward)"), std::string::npos) << r.out;
+  const nlohmann::json sum = nlohmann::json::parse(read_file(run + "/summary.json"));
+  EXPECT_FALSE(sum["has_true_reward"].get<bool>());
+  EXPECT_TRUE(sum["eval"]["mean_return"].is_null());
+  EXPECT_TRUE(sum["final_return"].is_null());
+  EXPECT_EQ(sum["undefined"]["eval.mean_return"], "the task has no true reward");
+  EXPECT_EQ(sum["undefined"]["final_true_corr"], "the task has no true reward");
+  EXPECT_EQ(sum["health_off"]["true_corr_low"], "the task has no true reward");
+  EXPECT_FALSE(sum["health"].contains("true_corr_low"));
+  EXPECT_GT(sum["eval"]["mean_length"].get<double>(), 0);
+  EXPECT_GT(sum["eval"]["metrics"]["distance"]["mean"].get<double>(), 0);
+  const std::string metrics = read_file(run + "/metrics.jsonl");
+  EXPECT_EQ(metrics.find("charts/episodic_return"), std::string::npos);
+  EXPECT_EQ(metrics.find("reward/true_corr"), std::string::npos);
+  EXPECT_EQ(metrics.find("health/true_corr_low"), std::string::npos);
+  EXPECT_NE(metrics.find("charts/episodic_length"), std::string::npos);
+  const nlohmann::json cfg = nlohmann::json::parse(read_file(run + "/config.json"));
+  EXPECT_EQ(cfg["teacher"]["kind"], "script");
+  r = run_prefrl("eval " + run + " --episodes 2");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("no return (the task has no true reward)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("distance"), std::string::npos) << r.out;
+  r = run_prefrl("report " + run);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const std::string html = read_file(run + "/report.html");
+  EXPECT_NE(html.find("absent: the task has no true reward"), std::string::npos);
+  EXPECT_NE(html.find("check true_corr_low was off: the task has no true reward"), std::string::npos);
+  EXPECT_NE(html.find("eval distance (task metric, per episode)"), std::string::npos);
+  r = run_prefrl("train --resume " + run + " --steps 6144 --override");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(read_file(run + "/summary.json").find("\"env_steps\": 6144"), std::string::npos);
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace prefrl

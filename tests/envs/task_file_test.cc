@@ -293,6 +293,84 @@ expression = "(x - prev_x) / dt - 0.5 * action_sq + 0 * t"
   EXPECT_LT(r.reward, 0.0f);  // -0.5 * 25 dominates
 }
 
+// A task with no true reward: its rewards are 0 and its spec says it has none; [metrics] are
+// the step's values; a script teacher's options make the rewards its score (the file's, or one
+// given instead), and a script teacher with no score anywhere is refused.
+TEST_F(TaskFileTest, ATaskWithoutATrueRewardReportsNoneItsMetricsAndAScriptTeachersScore) {
+  const std::string path = write("free.toml", R"toml(name = "free_slider"
+model = "models/slider.xml"
+[episode]
+time_limit = 50
+[[observation]]
+qpos = "all"
+[[observation]]
+qvel = "all"
+[teacher]
+score = "x - prev_x"
+[metrics]
+distance = "abs(x)"
+pushed = "action_sq"
+)toml");
+  ASSERT_EQ(register_task_file(path), "free_slider");
+  EnvSpec spec = env_spec("free_slider");
+  EXPECT_FALSE(spec.has_true_reward);
+  ASSERT_EQ(spec.metrics, (std::vector<std::string>{"distance", "pushed"}));
+  auto run = [](Env& env, std::vector<float>* rewards, std::vector<double>* xs, std::vector<double>* metrics) {
+    env.seed(5);
+    std::vector<float> obs(2);
+    env.reset(obs.data());
+    double prev_x = obs[0];
+    for (int t = 0; t < 10; ++t) {
+      const float a = t % 3 == 0 ? 0.7f : -0.4f;
+      const StepResult r = env.step(&a, obs.data());
+      rewards->push_back(r.reward);
+      xs->push_back(obs[0] - prev_x);
+      prev_x = obs[0];
+      double m[2];
+      env.step_metrics(m);
+      if (t == 9) {
+        EXPECT_NEAR(m[0], std::fabs(obs[0]), 1e-6);
+        EXPECT_NEAR(m[1], 0.49, 1e-6);
+      }
+      metrics->insert(metrics->end(), m, m + 2);
+    }
+  };
+  std::vector<float> rewards;
+  std::vector<double> dx, metrics;
+  run(*make_env("free_slider"), &rewards, &dx, &metrics);
+  for (float r : rewards) EXPECT_EQ(r, 0.0f);
+  // The script teacher's options: the rewards are the file's score, x - prev_x.
+  ASSERT_EQ(register_task_file(path, TaskOptions{true, ""}), "free_slider");
+  EXPECT_FALSE(env_spec("free_slider").has_true_reward);
+  rewards.clear(); dx.clear(); metrics.clear();
+  run(*make_env("free_slider"), &rewards, &dx, &metrics);
+  for (size_t t = 0; t < rewards.size(); ++t) EXPECT_NEAR(rewards[t], dx[t], 1e-5) << t;
+  EXPECT_NE(rewards[0], 0.0f);
+  // A score given instead of the file's.
+  ASSERT_EQ(register_task_file(path, TaskOptions{true, "-2 * (x - prev_x)"}), "free_slider");
+  rewards.clear(); dx.clear(); metrics.clear();
+  run(*make_env("free_slider"), &rewards, &dx, &metrics);
+  for (size_t t = 0; t < rewards.size(); ++t) EXPECT_NEAR(rewards[t], -2 * dx[t], 1e-5) << t;
+  try {
+    register_task_file(path, TaskOptions{true, "x +* 1"});
+    ADD_FAILURE();
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("teacher.score (the config's) = \"x +* 1\""), std::string::npos) << e.what();
+  }
+  // A task with a true reward keeps it by default; a script teacher with no score is refused.
+  const std::string rewarded = write("rewarded.toml", "name = \"rewarded_slider\"\nmodel = \"models/slider.xml\"\n"
+                                                      "[[observation]]\nqpos = \"all\"\n[reward]\nexpression = \"x\"\n");
+  ASSERT_EQ(register_task_file(rewarded), "rewarded_slider");
+  EXPECT_TRUE(env_spec("rewarded_slider").has_true_reward);
+  try {
+    register_task_file(rewarded, TaskOptions{true, ""});
+    ADD_FAILURE();
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("has no [teacher] score"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(env_spec("rewarded_slider").has_true_reward);
+}
+
 TEST_F(TaskFileTest, MistakesNameTheFileLineColumnAndTheNearestNames) {
   const std::string ok_obs = "[[observation]]\nqpos = \"all\"\n[reward]\nexpression = \"x\"\n";
   std::string e = error_of("model = \"models/slider.xml\"\n[episode]\nframe_skp = 2\n" + ok_obs);
@@ -318,8 +396,15 @@ TEST_F(TaskFileTest, MistakesNameTheFileLineColumnAndTheNearestNames) {
   EXPECT_NE(e.find("no observation"), std::string::npos) << e;
   e = error_of("model = \"models/slider.xml\"\n[[observation]]\nqpos = \"all\"\nqvel = \"all\"\n[reward]\nexpression = \"x\"\n");
   EXPECT_NE(e.find("exactly one of"), std::string::npos) << e;
-  e = error_of("model = \"models/slider.xml\"\n[[observation]]\nqpos = \"all\"\n");
-  EXPECT_NE(e.find("[reward] expression is missing"), std::string::npos) << e;
+  e = error_of("model = \"models/slider.xml\"\n[[observation]]\nqpos = \"all\"\n[reward]\n");
+  EXPECT_NE(e.find("[reward] has no expression"), std::string::npos) << e;
+  e = error_of("model = \"models/slider.xml\"\n[[observation]]\nqpos = \"all\"\n[metrics]\nspread = \"abs(xx)\"\n");
+  EXPECT_NE(e.find("metrics.spread = \"abs(xx)\""), std::string::npos) << e;
+  EXPECT_NE(e.find("did you mean x"), std::string::npos) << e;
+  e = error_of("model = \"models/slider.xml\"\n[[observation]]\nqpos = \"all\"\n[metrics]\nSpread = \"x\"\n");
+  EXPECT_NE(e.find("bad.toml:5:1: metric name 'Spread'"), std::string::npos) << e;
+  e = error_of("model = \"models/slider.xml\"\n[[observation]]\nqpos = \"all\"\n[teacher]\nscore = \"x +\"\n");
+  EXPECT_NE(e.find("teacher.score = \"x +\""), std::string::npos) << e;
   e = error_of("model = \"models/slider.xml\"\n" + ok_obs + "[camera]\nfixed = \"trak\"\n");
   EXPECT_NE(e.find("no camera named 'trak'"), std::string::npos) << e;
   EXPECT_EQ(error_of("model = \"models/slider.xml\"\n" + ok_obs, "fine.toml"), "");

@@ -105,7 +105,7 @@ struct ConfigFlags {
     cmd->add_option("--config", config_file, "TOML (or .json) file of config keys");
     cmd->add_option("--set", sets, "override one config key: --set ppo.lr=0.001 (repeatable)");
     if (which == kConfigOnly) return;
-    cmd->add_option("--teacher", teacher, "who answers queries: oracle | noisy | human (a browser page)");
+    cmd->add_option("--teacher", teacher, "who answers queries: oracle | noisy | script (a task file's score) | human (a browser page)");
     cmd->add_option("--labels", labels, "label budget (prefs.total_labels)");
     cmd->add_option("--steps", steps, "environment steps (run.total_steps)");
     cmd->add_option("--threads", threads, "LibTorch intra-op threads (run.threads)");
@@ -172,6 +172,7 @@ struct ConfigFlags {
     if (!port.empty()) config_set(cfg, "server.port", port);
     if (!token.empty()) config_set(cfg, "server.token", token);
     if (cfg.env.name != env) throw UsageError("env.name '" + cfg.env.name + "' contradicts --env '" + env + "'");
+    register_task_for(cfg);
     cfg.validate();
     return cfg;
   }
@@ -274,6 +275,7 @@ int cmd_resume(const ConfigFlags& flags, const std::string& dir, bool override_c
       {"run.seed", &flags.seed}, {"run.threads", &flags.threads}, {"server.host", &flags.host},
       {"server.port", &flags.port}, {"server.token", &flags.token}};
   for (const auto& [key, value] : dedicated) if (!value->empty()) config_set(cfg, key, *value);
+  register_task_for(cfg);
   cfg.validate();
   // What would change.
   nlohmann::json changes = nlohmann::json::object();
@@ -347,7 +349,7 @@ int cmd_reproduce(const std::string& run_arg, const std::string& root, const std
   config_from_json(cfg, with_task_registered(orig.config, orig.path));
   if (cfg.teacher.kind == "human")
     throw UsageError("run '" + orig.path + "' was labeled by people (teacher.kind=human); only runs with a scripted "
-                     "teacher (oracle, noisy) can be reproduced");
+                     "teacher (oracle, noisy, script) can be reproduced");
   cfg.validate();
   const std::string parent = std::filesystem::path(orig.path).parent_path().string();
   const std::string path = !run_dir_flag.empty()
@@ -400,7 +402,9 @@ int cmd_sweep(const ConfigFlags& flags, int seeds, int64_t seed_start, int jobs,
     cfg = f.resolve();
   }
   if (cfg.teacher.kind == "human")
-    throw UsageError("a sweep needs a scripted teacher (oracle or noisy), not --teacher human");
+    throw UsageError("a sweep needs a scripted teacher (oracle, noisy or script), not --teacher human");
+  if (!env_spec(cfg.env.name).has_true_reward && !std::isnan(threshold_flag))
+    throw UsageError("--threshold: task '" + cfg.env.name + "' has no true reward, so no seed has a return to pass it");
   const double threshold = std::isnan(threshold_flag) ? default_pass_threshold(cfg.env.name) : threshold_flag;
   SweepPlan plan;
   plan.binary = self_binary();
@@ -454,20 +458,32 @@ int cmd_eval(const std::string& run_path, int episodes, int64_t seed, bool json,
     trace.close();
     if (!trace) throw UsageError("writing trace file '" + trace_path + "' failed");
   }
-  double mean_length = 0;
-  for (int l : r.lengths) mean_length += l;
-  if (!r.lengths.empty()) mean_length /= static_cast<double>(r.lengths.size());
+  const double mean_length = r.mean_length();
+  const std::string no_return = "the task has no true reward";
   if (json) {
-    nlohmann::json j = {{"mean_return", r.mean_return}, {"std_return", r.std_return}, {"episodes", r.episodes},
-                        {"mean_length", mean_length}};
+    nlohmann::json j = {{"episodes", r.episodes}, {"mean_length", mean_length}, {"lengths", r.lengths}};
+    if (r.has_true_reward) {
+      j["mean_return"] = r.mean_return;
+      j["std_return"] = r.std_return;
+      j["returns"] = r.returns;
+    } else {
+      j["mean_return"] = nullptr;
+      j["undefined"] = {{"mean_return", no_return}};
+    }
     if (r.has_success) j["success_rate"] = r.success_rate;
-    j["returns"] = r.returns;
-    j["lengths"] = r.lengths;
+    for (size_t k = 0; k < r.metric_names.size(); ++k)
+      j["metrics"][r.metric_names[k]] = {{"mean", EvalResult::mean(r.metrics[k])},
+                                         {"std", EvalResult::stddev(r.metrics[k])}, {"episodes", r.metrics[k]}};
     std::cout << j.dump() << "\n";
   } else {
-    std::cout << fmt::format("{}: {} episodes, return {:.2f} ± {:.2f}, mean length {:.1f}", cfg.env.name, r.episodes,
-                             r.mean_return, r.std_return, mean_length);
+    std::cout << fmt::format("{}: {} episodes, ", cfg.env.name, r.episodes);
+    if (r.has_true_reward) std::cout << fmt::format("return {:.2f} ± {:.2f}, ", r.mean_return, r.std_return);
+    else std::cout << "no return (" << no_return << "), ";
+    std::cout << fmt::format("mean length {:.1f}", mean_length);
     if (r.has_success) std::cout << fmt::format(", success rate {:.2f}", r.success_rate);
+    for (size_t k = 0; k < r.metric_names.size(); ++k)
+      std::cout << fmt::format(", {} {:.3f} ± {:.3f}", r.metric_names[k], EvalResult::mean(r.metrics[k]),
+                               EvalResult::stddev(r.metrics[k]));
     std::cout << "\n";
   }
   return 0;

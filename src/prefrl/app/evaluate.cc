@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <utility>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -62,6 +63,11 @@ EvalResult evaluate_policy(ActingPolicy& agent, const std::string& env_name, int
   for (int i = 0; i < n; ++i) quota[i] = episodes / n + (i < episodes % n ? 1 : 0);
   std::vector<std::vector<double>> per_env(n);
   std::vector<std::vector<int>> per_env_lengths(n);
+  res.has_true_reward = col.spec().has_true_reward;
+  res.metric_names = col.spec().metrics;
+  const size_t M = res.metric_names.size();
+  std::vector<double> metric_now(M), metric_sum(static_cast<size_t>(n) * M, 0.0);
+  std::vector<std::vector<std::vector<double>>> per_env_metrics(n, std::vector<std::vector<double>>(M));
   std::vector<int> steps(n, 0), first_episode(n, 0);
   for (int i = 1; i < n; ++i) first_episode[i] = first_episode[i - 1] + quota[i - 1];
   int successes = 0, remaining = episodes;
@@ -84,7 +90,14 @@ EvalResult evaluate_policy(ActingPolicy& agent, const std::string& env_name, int
         *trace << j.dump() << "\n";
       }
       ++steps[i];
-      if (st.terminated(0)[i] || st.truncated(0)[i]) steps[i] = 0;
+      const bool ended_now = st.terminated(0)[i] || st.truncated(0)[i];
+      if (M > 0) {  // the task's metrics of this step (a reset after it leaves them as they were)
+        col.envs().env(i).step_metrics(metric_now.data());
+        for (size_t k = 0; k < M; ++k) metric_sum[i * M + k] += metric_now[k];
+        if (ended_now && done[i] < quota[i])
+          for (size_t k = 0; k < M; ++k) per_env_metrics[i][k].push_back(std::exchange(metric_sum[i * M + k], 0.0));
+      }
+      if (ended_now) steps[i] = 0;
     }
     const EpisodeTally ended = col.tally();
     for (size_t k = 0; k < ended.envs.size(); ++k) {
@@ -99,6 +112,10 @@ EvalResult evaluate_policy(ActingPolicy& agent, const std::string& env_name, int
   }
   for (const auto& v : per_env) res.returns.insert(res.returns.end(), v.begin(), v.end());
   for (const auto& v : per_env_lengths) res.lengths.insert(res.lengths.end(), v.begin(), v.end());
+  res.metrics.assign(M, {});
+  for (int i = 0; i < n; ++i)
+    for (size_t k = 0; k < M; ++k)
+      res.metrics[k].insert(res.metrics[k].end(), per_env_metrics[i][k].begin(), per_env_metrics[i][k].end());
   res.episodes = static_cast<int>(res.returns.size());
   double s = 0, ss = 0;
   for (double r : res.returns) s += r;
@@ -108,6 +125,20 @@ EvalResult evaluate_policy(ActingPolicy& agent, const std::string& env_name, int
   res.success_rate = static_cast<double>(successes) / res.episodes;
   return res;
 }
+
+double EvalResult::mean(const std::vector<double>& v) {
+  if (v.empty()) return std::nan("");
+  double s = 0;
+  for (double x : v) s += x;
+  return s / static_cast<double>(v.size());
+}
+double EvalResult::stddev(const std::vector<double>& v) {
+  const double m = mean(v);
+  double ss = 0;
+  for (double x : v) ss += (x - m) * (x - m);
+  return v.empty() ? std::nan("") : std::sqrt(ss / static_cast<double>(v.size()));
+}
+double EvalResult::mean_length() const { return mean(std::vector<double>(lengths.begin(), lengths.end())); }
 
 double pearson(const std::vector<double>& a, const std::vector<double>& b) {
   const size_t n = std::min(a.size(), b.size());

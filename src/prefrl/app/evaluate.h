@@ -19,6 +19,15 @@ struct EvalResult {
   bool has_success = false;
   std::vector<double> returns;
   std::vector<int> lengths;         // steps of each episode, in the order of `returns`
+  // Whether `returns` are true returns; where the task has none, they are the sums of its
+  // rewards (0, or a script teacher's score) and are not to be reported as returns.
+  bool has_true_reward = true;
+  // The task's own metrics (EnvSpec::metrics): metrics[k][e] is metric k summed over episode e.
+  std::vector<std::string> metric_names;
+  std::vector<std::vector<double>> metrics;
+  double mean_length() const;
+  static double mean(const std::vector<double>& v);
+  static double stddev(const std::vector<double>& v);
 };
 
 struct TrainConfig;

@@ -196,6 +196,32 @@ void TrainConfig::validate() const {
   if (prefs.total_labels > 0 && prefs.pool_capacity < 2) {
     throw UsageError("prefs.pool_capacity must be at least 2 to form pairs");
   }
+  validate_teacher();
+}
+
+// Who may judge the task: the oracle and the noisy teacher read a true reward; the script
+// teacher reads a task file's score.
+void TrainConfig::validate_teacher() const {
+  if (!teacher.score.empty() && teacher.kind != "script")
+    throw UsageError("teacher.score is read by the script teacher only, and teacher.kind is '" + teacher.kind +
+                     "'; add --teacher script, or drop teacher.score");
+  if (teacher.kind == "script" && env.task.empty())
+    throw UsageError("teacher.kind 'script' judges clips by a score over a task file's quantities, and environment '" +
+                     env.name + "' is not read from a task file; use --task FILE (with a [teacher] score, or "
+                     "--set teacher.score='...'), or --teacher oracle");
+  const EnvSpec spec = env_spec(env.name);
+  if (spec.has_true_reward) return;
+  const std::string why = teacher.kind == "script"
+                              ? "its rewards are the script teacher's score"
+                              : "its task file declares no [reward]";
+  if (teacher.kind == "oracle" || teacher.kind == "noisy")
+    throw UsageError("teacher.kind '" + teacher.kind + "' answers by the true reward, and task '" + env.name +
+                     "' has none (" + why + "); use --teacher script (the clip with the larger summed score is "
+                     "preferred: a [teacher] score in the task file, or --set teacher.score='...') or --teacher "
+                     "human (people in a browser)");
+  if (run.policy_reward == "true")
+    throw UsageError("run.policy_reward 'true' trains the policy on the true reward, and task '" + env.name +
+                     "' has none (" + why + "); use run.policy_reward=learned");
 }
 
 }  // namespace prefrl

@@ -43,10 +43,24 @@ nlohmann::json with_task_registered(nlohmann::json config, const std::string& ba
   if (p.is_relative()) p = fs::path(base_dir) / p;
   p = fs::absolute(p).lexically_normal();
   check_archive(p.parent_path());
-  const std::string name = register_task_file(p.string());
+  TaskOptions options;
+  if (config.contains("teacher") && config["teacher"].is_object()) {
+    const nlohmann::json& t = config["teacher"];
+    options.judge_by_score = t.value("kind", nlohmann::json("")) == nlohmann::json("script");
+    if (t.contains("score") && t["score"].is_string()) options.score = t["score"].get<std::string>();
+  }
+  const std::string name = register_task_file(p.string(), options);
   config["env"]["task"] = p.string();
   if (!config["env"].contains("name")) config["env"]["name"] = name;
   return config;
+}
+
+void register_task_for(const TrainConfig& cfg) {
+  if (cfg.env.task.empty()) return;
+  TaskOptions options;
+  options.judge_by_score = cfg.teacher.kind == "script";
+  options.score = cfg.teacher.score;
+  (void)register_task_file(cfg.env.task, options);
 }
 
 nlohmann::json read_run_config(const RunDir& run) { return with_task_registered(run.read_json("config.json"), run.path()); }

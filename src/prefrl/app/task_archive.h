@@ -17,6 +17,10 @@ namespace prefrl {
 // task's name, is known when the config is read; env.task becomes an absolute path.
 nlohmann::json with_task_registered(nlohmann::json config, const std::string& base_dir);
 
+// Registers cfg's task file (if any) again with the options its teacher implies (a script
+// teacher: rewards are its score), before cfg is validated or trained on.
+void register_task_for(const TrainConfig& cfg);
+
 // Reads RUN/config.json with its task registered (with_task_registered).
 nlohmann::json read_run_config(const RunDir& run);
 

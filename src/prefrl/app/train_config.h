@@ -89,6 +89,7 @@ struct TrainConfig {
 
   // Cross-field checks (e.g. minibatch <= rollout size); throws UsageError naming values.
   void validate() const;
+  void validate_teacher() const;  // part of validate(): the teacher fits the task's rewards
   // Steps per clip: prefs.segment_seconds of simulated time at the environment's fps where
   // set (at least 1, at most the time limit), else prefs.segment_length.
   int segment_steps() const;

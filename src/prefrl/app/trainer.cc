@@ -47,6 +47,9 @@ namespace prefrl {
 
 namespace {
 
+// Why figures from the true reward are absent, in words.
+constexpr const char* kNoTrueReward = "the task has no true reward";
+
 volatile std::sig_atomic_t g_stop_signal = 0;  // set by request_stop (a signal handler)
 
 // Random streams of a run: each component draws from its own, derived from the run seed.
@@ -276,6 +279,13 @@ Trainer::Trainer(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool re
     server_->start();
     log_.line(fmt::format("labeling page: {}  (open it in a browser; several people may label at once); runs: {}",
                           server_->url(), server_->runs_url()));
+  }
+  if (!spec_.has_true_reward) {
+    health_.turn_off(HealthMonitor::kTrueCorr, kNoTrueReward);
+    log_.line(fmt::format("task {} has no true reward{}: true returns, reward/true_corr and the predicted-vs-true "
+                          "correlations are absent; health check {} is off",
+                          cfg.env.name, cfg.teacher.kind == "script" ? " (its rewards are the script teacher's score)" : "",
+                          HealthMonitor::name(HealthMonitor::kTrueCorr)));
   }
   schedule_.total_labels = true_reward_baseline_ ? 0 : cfg.prefs.total_labels;
   schedule_.initial_fraction = cfg.prefs.initial_fraction;
@@ -510,6 +520,11 @@ void Trainer::score_and_update(Iteration& it) {
 void Trainer::cut_and_score_clips(Iteration& it) {
   const auto tc = Clock::now();
   std::vector<Segment> fresh = queries_.cut(collector_.store());
+  if (!spec_.has_true_reward) {
+    it.true_corr_undefined = kNoTrueReward;
+    it.t.query += seconds_since(tc);
+    return;
+  }
   if (!fresh.empty()) {
     const size_t k = std::min(fresh.size(), static_cast<size_t>(cfg_.run.true_corr_clips));
     std::vector<const Segment*> ptrs;
@@ -565,10 +580,12 @@ void Trainer::log_iteration(Iteration& it) {
   auto log_m = [&](const char* name, double v) { metrics_.log(name, v, c_.step); };
   const EpisodeTally& ep = it.episodes;
   if (!ep.true_returns.empty()) {
-    log_m(metric::kEpisodicReturn, mean_of(ep.true_returns));
+    if (spec_.has_true_reward) log_m(metric::kEpisodicReturn, mean_of(ep.true_returns));  // absent where none
     log_m(metric::kPredictedReturn, mean_of(ep.predicted_returns));
     log_m(metric::kEpisodicLength, mean_of(ep.lengths));
     if (spec_.has_success) log_m(metric::kSuccessRate, mean_of(ep.successes));
+  }
+  if (!ep.true_returns.empty() && spec_.has_true_reward) {
     for (double r : ep.true_returns) {
       recent_returns_.push_back(r);
       if (recent_returns_.size() > 20) recent_returns_.pop_front();
@@ -597,7 +614,7 @@ void Trainer::log_iteration(Iteration& it) {
   log_m(metric::kRewardValAccuracy, rstats_.val_accuracy);
   log_m(metric::kRewardL2, rstats_.l2);
   log_m(metric::kRewardDiverged, static_cast<double>(it.diverged_rounds));
-  log_m(metric::kRewardTrueCorr, it.true_corr);
+  if (spec_.has_true_reward) log_m(metric::kRewardTrueCorr, it.true_corr);
   log_m(metric::kRewardDisagreement, queries_.last_disagreement());
   log_m(metric::kLabels, static_cast<double>(labels_now));
   log_m(metric::kPendingQueries, static_cast<double>(db_.count_pending()));
@@ -639,6 +656,7 @@ void Trainer::check_health(const Iteration& it) {
   report_health(health_.observe(h));
   for (int k = 0; k < HealthMonitor::kNumChecks; ++k) {
     const auto check = static_cast<HealthMonitor::Check>(k);
+    if (health_.is_off(check)) continue;
     metrics_.log(HealthMonitor::metric_name(check), health_.value(check), c_.step);
   }
 }
@@ -647,11 +665,14 @@ void Trainer::check_health(const Iteration& it) {
 void Trainer::progress_line(const Iteration& it) {
   if (seconds_since(last_progress_) < cfg_.run.progress_every_s && c_.step < cfg_.run.total_steps) return;
   const double sps = (c_.step - steps_at_last_progress_) / std::max(seconds_since(time_at_last_progress_), 1e-9);
-  log_.progress(fmt::format("step {:>8}/{} | {:>7.0f} steps/s | return {:>9.2f} | labels {:>4}/{} | val acc {:.3f} | "
-                            "true corr {} | entropy {:+.3f}",
-                            c_.step, cfg_.run.total_steps, sps, mean_of(recent_returns_), queries_.count_labels(),
-                            schedule_.total_labels, rstats_.val_accuracy,
-                            correlation_text(it.true_corr, it.true_corr_undefined), it.pstats.entropy),
+  const std::string ret = spec_.has_true_reward ? fmt::format("return {:>9.2f}", mean_of(recent_returns_))
+                                                : std::string("no true return (the task has none)");
+  const std::string corr = spec_.has_true_reward ? " | true corr " + correlation_text(it.true_corr, it.true_corr_undefined)
+                                                 : std::string();
+  log_.progress(fmt::format("step {:>8}/{} | {:>7.0f} steps/s | {} | labels {:>4}/{} | val acc {:.3f}{} | "
+                            "entropy {:+.3f}",
+                            c_.step, cfg_.run.total_steps, sps, ret, queries_.count_labels(),
+                            schedule_.total_labels, rstats_.val_accuracy, corr, it.pstats.entropy),
                 static_cast<double>(c_.step) / cfg_.run.total_steps);
   last_progress_ = Clock::now();
   steps_at_last_progress_ = c_.step;
@@ -663,6 +684,7 @@ TrainResult Trainer::stopped(const std::string& line, bool with_checkpoint) {
   TrainResult result;
   result.status = "stopped";
   result.env_steps = c_.step;
+  result.has_true_reward = spec_.has_true_reward;
   result.total_steps = cfg_.run.total_steps;
   result.labels = db_.count_labels();
   if (with_checkpoint) result.wall_s = wall_before_ + seconds_since(t_start_);
@@ -682,12 +704,15 @@ TrainResult Trainer::finish() {
   agent_->save(run_.file("checkpoints/policy.pt"));
   reward_.save(run_.file("checkpoints/reward.pt"));
   result.env_steps = c_.step;
+  result.has_true_reward = spec_.has_true_reward;
   result.total_steps = cfg_.run.total_steps;
   result.train_return = mean_of(recent_returns_);
   result.labels = db_.count_labels();
   for (int k = 0; k < HealthMonitor::kNumChecks; ++k) {
     const auto check = static_cast<HealthMonitor::Check>(k);
-    if (cfg_.health.enabled) result.health[HealthMonitor::name(check)] = health_.fired(check);
+    if (!cfg_.health.enabled) continue;
+    if (health_.is_off(check)) result.health_off[HealthMonitor::name(check)] = health_.why_off(check);
+    else result.health[HealthMonitor::name(check)] = health_.fired(check);
   }
   result.nonfinite = {{"skipped_minibatches", c_.skipped_minibatches},
                       {"diverged_reward_rounds", c_.diverged_rounds},
@@ -697,19 +722,30 @@ TrainResult Trainer::finish() {
 
   const uint64_t eval_seed = derive_seed(seeding_.seed, kEvalStream);
   const std::optional<float> penalty = collector_.termination_penalty();
-  std::string why_final, why_heldout;
-  result.final_true_corr =
-      reward_true_correlation(*agent_, reward_, cfg_.env.name, N_, L_, 256, eval_seed, penalty, &why_final);
-  result.heldout_true_corr = heldout_correlation(reward_, db_, &why_heldout);
+  std::string why_final = kNoTrueReward, why_heldout = kNoTrueReward;
+  result.final_true_corr = result.heldout_true_corr = std::nan("");
+  if (spec_.has_true_reward) {
+    result.final_true_corr =
+        reward_true_correlation(*agent_, reward_, cfg_.env.name, N_, L_, 256, eval_seed, penalty, &why_final);
+    result.heldout_true_corr = heldout_correlation(reward_, db_, &why_heldout);
+    metrics_.log(metric::kRewardTrueCorr, result.final_true_corr, c_.step);
+  } else {
+    result.train_return = std::nan("");
+    result.undefined["train_return"] = kNoTrueReward;
+  }
   if (!std::isfinite(result.final_true_corr)) result.undefined["final_true_corr"] = why_final;
   if (!std::isfinite(result.heldout_true_corr)) result.undefined["heldout_true_corr"] = why_heldout;
-  metrics_.log(metric::kRewardTrueCorr, result.final_true_corr, c_.step);
   if (cfg_.run.eval_episodes > 0) {
     EvalResult ev = evaluate_policy(*agent_, cfg_.env.name, cfg_.run.eval_episodes, eval_seed + 1);
     result.eval_episodes = ev.episodes;
-    result.eval_mean_return = ev.mean_return;
-    result.eval_std_return = ev.std_return;
+    result.eval_mean_return = ev.has_true_reward ? ev.mean_return : std::nan("");
+    result.eval_std_return = ev.has_true_reward ? ev.std_return : std::nan("");
+    if (!ev.has_true_reward) result.undefined["eval.mean_return"] = kNoTrueReward;
     result.eval_success_rate = ev.has_success ? ev.success_rate : std::nan("");
+    result.eval_mean_length = ev.mean_length();
+    for (size_t k = 0; k < ev.metric_names.size(); ++k)
+      result.eval_metrics[ev.metric_names[k]] = {{"mean", EvalResult::mean(ev.metrics[k])},
+                                                 {"std", EvalResult::stddev(ev.metrics[k])}};
   }
   metrics_.flush();
   publish("finished", result.labels, result.labels);
@@ -717,13 +753,19 @@ TrainResult Trainer::finish() {
   summary["process"] = identity_;
   summary["process"]["heartbeat"] = unix_time_now();
   run_.write_json("summary.json", summary);
-  log_.line(fmt::format("done: {} steps, {} labels, {:.1f} s; eval return {:.2f} ± {:.2f} over {} episodes; "
-                        "reward val accuracy {:.3f}; predicted-vs-true correlation {} (final policy), {} "
-                        "(held-out clips)",
-                        result.env_steps, result.labels, result.wall_s, result.eval_mean_return,
-                        result.eval_std_return, result.eval_episodes, result.val_accuracy,
-                        correlation_text(result.final_true_corr, why_final, 3),
-                        correlation_text(result.heldout_true_corr, why_heldout, 3)));
+  std::string eval = spec_.has_true_reward
+                         ? fmt::format("eval return {:.2f} ± {:.2f}", result.eval_mean_return, result.eval_std_return)
+                         : fmt::format("eval: no return ({}), mean length {:.1f}", kNoTrueReward, result.eval_mean_length);
+  for (const auto& [name, v] : result.eval_metrics.items())
+    eval += fmt::format(", {} {:.3f} ± {:.3f}", name, v["mean"].get<double>(), v["std"].get<double>());
+  const std::string corr = spec_.has_true_reward
+                               ? fmt::format("predicted-vs-true correlation {} (final policy), {} (held-out clips)",
+                                             correlation_text(result.final_true_corr, why_final, 3),
+                                             correlation_text(result.heldout_true_corr, why_heldout, 3))
+                               : fmt::format("no predicted-vs-true correlation ({})", kNoTrueReward);
+  log_.line(fmt::format("done: {} steps, {} labels, {:.1f} s; {} over {} episodes; reward val accuracy {:.3f}; {}",
+                        result.env_steps, result.labels, result.wall_s, eval, result.eval_episodes,
+                        result.val_accuracy, corr));
   return result;
 }
 
@@ -817,12 +859,16 @@ nlohmann::json TrainResult::to_json() const {
           {"train_return", num(train_return)},
           {"eval", {{"episodes", eval_episodes}, {"mean_return", num(eval_mean_return)},
                     {"std_return", num(eval_std_return)}, {"success_rate", num(eval_success_rate)}}},
+          {"has_true_reward", has_true_reward},
           {"final_true_corr", num(final_true_corr)},
           {"heldout_true_corr", num(heldout_true_corr)},
           {"val_accuracy", num(val_accuracy)},
           {"health", health},
           {"nonfinite", nonfinite}};
-  if (!undefined.empty()) j["undefined"] = undefined;  // what is null above because it has no value, and why
+  if (!undefined.empty()) j["undefined"] = undefined;
+  if (eval_episodes > 0) j["eval"]["mean_length"] = num(eval_mean_length);
+  if (!eval_metrics.empty()) j["eval"]["metrics"] = eval_metrics;
+  if (!health_off.empty()) j["health_off"] = health_off;  // checks that were off, and why  // what is null above because it has no value, and why
   return j;
 }
 

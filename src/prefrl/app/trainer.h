@@ -29,7 +29,11 @@ struct TrainResult {
   // Figures that are undefined, and why in words (summary.json "undefined"; never a fake 0):
   // final_true_corr, heldout_true_corr.
   std::map<std::string, std::string> undefined;
+  bool has_true_reward = true;        // false: the task has none, and no figure above comes from one
+  double eval_mean_length = std::nan("");
+  nlohmann::json eval_metrics = nlohmann::json::object();  // the task's [metrics]: name => {mean, std}
   nlohmann::json health = nlohmann::json::object();     // warnings fired per health check
+  std::map<std::string, std::string> health_off;        // checks that were off, and why
   nlohmann::json nonfinite = nlohmann::json::object();  // non-finite events that were skipped, by kind
   nlohmann::json to_json() const;
 };

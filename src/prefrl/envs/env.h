@@ -59,6 +59,13 @@ struct EnvSpec {
   // judge keeps each step's get_state() beside the observations (Segment::states).
   bool obs_determines_state = true;
   bool has_success = false;    // whether success() is defined (see the env's docs)
+  // Whether rewards are the task's true reward. Where not (a task that declares none, or whose
+  // scripted teacher judges by its own score), true-return metrics, correlations and the
+  // checks that need them are absent, and the oracle teacher is refused.
+  bool has_true_reward = true;
+  // Names of the task's own per-step metrics (a task file's [metrics]); evaluation reports
+  // each one's sum over an episode (Env::step_metrics).
+  std::vector<std::string> metrics;
 };
 
 struct StepResult {
@@ -110,6 +117,9 @@ class Env {
 
   // Task success at the end of an episode, where spec().has_success (e.g. movingdot).
   virtual bool success() const { return false; }
+
+  // The values of spec().metrics on the last step (a reset leaves them as they were).
+  virtual void step_metrics(double* out) const {}
 
   int elapsed_steps() const { return elapsed_; }
   // The RNG that draws this environment's initial states (a wrapper's is the wrapped env's).

@@ -281,7 +281,8 @@ TaskSpec load_task_file(const std::string& path) {
     fail_at(path, e.source(), d);
   }
   Loader L{path, &doc};
-  L.check_keys(doc, {"name", "model", "episode", "observation", "action", "reward", "camera"}, "the task file");
+  L.check_keys(doc, {"name", "model", "episode", "observation", "action", "reward", "teacher", "metrics", "camera"},
+               "the task file");
   spec.name = L.get<std::string>(doc, "name", "").value_or(fs::path(path).stem().string());
   const auto model = L.get<std::string>(doc, "model", "");
   if (!model) throw UsageError(path + ": 'model' (the MJCF file, relative to the task file) is missing");
@@ -348,8 +349,23 @@ TaskSpec load_task_file(const std::string& path) {
   const toml::table* rw = L.table(doc, "reward");
   if (rw) L.check_keys(*rw, {"expression"}, "[reward]");
   spec.reward = rw ? L.get<std::string>(*rw, "expression", "reward").value_or("") : "";
-  if (spec.reward.empty())
-    throw UsageError(path + ": [reward] expression is missing (tasks without a true reward are not supported yet)");
+  if (rw && spec.reward.empty())
+    fail_at(path, rw->source(), "[reward] has no expression (leave [reward] out for a task without a true reward)");
+  if (const toml::table* te = L.table(doc, "teacher")) {
+    L.check_keys(*te, {"score"}, "[teacher]");
+    spec.teacher_score = L.get<std::string>(*te, "score", "teacher").value_or("");
+    if (spec.teacher_score.empty()) fail_at(path, te->source(), "[teacher] has no score expression");
+  }
+  if (const toml::table* mt = L.table(doc, "metrics")) {
+    for (const auto& [k, v] : *mt) {
+      const std::string key(k.str());
+      if (key.empty() || identifier(key) != key || !std::all_of(key.begin(), key.end(), [](char c) { return c < 'A' || c > 'Z'; }))
+        fail_at(path, k.source(), "metric name '" + key + "': use lower-case letters, digits and '_'");
+      const auto expr = v.value<std::string>();
+      if (!expr || expr->empty()) fail_at(path, v.source(), "metrics." + key + " must be an expression (a string)");
+      spec.metrics.emplace_back(key, *expr);
+    }
+  }
 
   if (const toml::table* cam = L.table(doc, "camera")) {
     L.check_keys(*cam, {"fixed", "distance", "azimuth", "elevation", "lookat"}, "[camera]");
@@ -369,7 +385,9 @@ TaskSpec load_task_file(const std::string& path) {
   }
 
   Variables vars(model_quantities(m, path), static_cast<int>(spec.actuators.size()));
-  (void)compile_expression(spec.reward, vars, path, "reward.expression");
+  if (!spec.reward.empty()) (void)compile_expression(spec.reward, vars, path, "reward.expression");
+  if (!spec.teacher_score.empty()) (void)compile_expression(spec.teacher_score, vars, path, "teacher.score");
+  for (const auto& [name, expr] : spec.metrics) (void)compile_expression(expr, vars, path, "metrics." + name);
   if (!spec.terminate.empty()) (void)compile_expression(spec.terminate, vars, path, "episode.terminate");
   return spec;
 }
@@ -387,6 +405,19 @@ struct TaskDef {
   const mjModel* model = nullptr;
   EnvSpec spec;
   int64_t obs_size = 0;
+  std::string judged, judged_field;  // the expression behind the rewards (empty: 0) and its field
+};
+
+// The definition environments of one task file are made from; a later registration with other
+// options replaces it (environments made before keep theirs).
+struct TaskHolder {
+  std::mutex mu;
+  std::shared_ptr<const TaskDef> def;
+  TaskOptions options;
+  std::shared_ptr<const TaskDef> get() {
+    std::lock_guard<std::mutex> lock(mu);
+    return def;
+  }
 };
 
 class TaskEnv : public MujocoEnv {
@@ -396,12 +427,16 @@ class TaskEnv : public MujocoEnv {
         def_(std::move(def)),
         vars_(model_quantities(m_, def_->task.file), static_cast<int>(def_->task.actuators.size())),
         ctrl_(static_cast<size_t>(m_->nu), 0.0f) {
-    reward_ = compile_expression(def_->task.reward, vars_, def_->task.file, "reward.expression");
+    if (!def_->judged.empty()) reward_ = compile_expression(def_->judged, vars_, def_->task.file, def_->judged_field);
+    for (const auto& [name, expr] : def_->task.metrics)
+      metrics_.push_back(compile_expression(expr, vars_, def_->task.file, "metrics." + name));
+    metric_values_.assign(metrics_.size(), 0.0);
     if (!def_->task.terminate.empty())
       terminate_ = compile_expression(def_->task.terminate, vars_, def_->task.file, "episode.terminate");
     vars_.values[vars_.dt_at()] = dt();
   }
   const EnvSpec& spec() const override { return def_->spec; }
+  void step_metrics(double* out) const override { std::copy(metric_values_.begin(), metric_values_.end(), out); }
 
  protected:
   void reset_impl(float* obs) override {
@@ -429,7 +464,8 @@ class TaskEnv : public MujocoEnv {
     for (size_t k = 0; k < q.size(); ++k) vars_.values[k] = read(d_, q[k]);
     vars_.values[vars_.t_at()] = elapsed_steps() + 1;
     StepResult r;
-    r.reward = static_cast<float>(reward_->Eval());
+    r.reward = reward_ ? static_cast<float>(reward_->Eval()) : 0.0f;
+    for (size_t k = 0; k < metrics_.size(); ++k) metric_values_[k] = metrics_[k]->Eval();
     r.terminated = terminate_ && terminate_->Eval() != 0.0;
     write_obs(obs);
     return r;
@@ -448,18 +484,14 @@ class TaskEnv : public MujocoEnv {
  private:
   std::shared_ptr<const TaskDef> def_;
   Variables vars_;
-  std::unique_ptr<mu::Parser> reward_, terminate_;
+  std::unique_ptr<mu::Parser> reward_, terminate_;  // reward_: the judged figure (null: none)
+  std::vector<std::unique_ptr<mu::Parser>> metrics_;
+  std::vector<double> metric_values_;  // the metrics of the last step
   std::vector<float> ctrl_;  // (nu) the controls: the action's actuators set, the others 0
 };
 
-}  // namespace
-
-std::string register_task_file(const std::string& path) {
-  static std::mutex mu;
-  static std::map<std::string, std::string> registered;  // absolute path => name
-  const std::string key = fs::absolute(path).lexically_normal().string();
-  std::lock_guard<std::mutex> lock(mu);
-  if (auto it = registered.find(key); it != registered.end()) return it->second;
+// The definition of a task under `options`: which expression its rewards come from.
+std::shared_ptr<const TaskDef> make_task_def(const std::string& path, const TaskOptions& options) {
   auto def = std::make_shared<TaskDef>();
   def->task = load_task_file(path);
   def->model = mujoco_model_file(def->task.model);
@@ -482,10 +514,50 @@ std::string register_task_file(const std::string& path) {
   e.can_terminate = !def->task.terminate.empty();
   e.state_size = def->model->nq + def->model->nv;
   e.obs_determines_state = false;
-  std::shared_ptr<const TaskDef> shared = def;
-  register_env(def->task.name, [shared] { return std::make_unique<TaskEnv>(shared); });
-  registered[key] = def->task.name;
-  return def->task.name;
+  for (const auto& m : def->task.metrics) e.metrics.push_back(m.first);
+  if (options.judge_by_score) {
+    def->judged = !options.score.empty() ? options.score : def->task.teacher_score;
+    def->judged_field = !options.score.empty() ? "teacher.score (the config's)" : "teacher.score";
+    if (def->judged.empty())
+      throw UsageError(path + ": the script teacher judges clips by a score, and this task file has no [teacher] "
+                       "score; add one, or set teacher.score='an expression' (quantities: docs/tasks.md)");
+    if (!options.score.empty()) {
+      Variables vars(model_quantities(def->model, path), static_cast<int>(def->task.actuators.size()));
+      (void)compile_expression(options.score, vars, path, "teacher.score (the config's)");
+    }
+    e.has_true_reward = false;  // the rewards are the teacher's score
+  } else {
+    def->judged = def->task.reward;
+    def->judged_field = "reward.expression";
+    e.has_true_reward = !def->task.reward.empty();
+  }
+  return def;
+}
+
+}  // namespace
+
+std::string register_task_file(const std::string& path, const TaskOptions& options) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<TaskHolder>> registered;  // absolute path => its definition
+  const std::string key = fs::absolute(path).lexically_normal().string();
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto it = registered.find(key); it != registered.end()) {
+    TaskHolder& h = *it->second;
+    if (!(h.options == options)) {
+      std::shared_ptr<const TaskDef> def = make_task_def(path, options);
+      std::lock_guard<std::mutex> hold(h.mu);
+      h.def = std::move(def);
+      h.options = options;
+    }
+    return h.get()->task.name;
+  }
+  auto holder = std::make_shared<TaskHolder>();
+  holder->def = make_task_def(path, options);
+  holder->options = options;
+  const std::string name = holder->def->task.name;
+  register_env(name, [holder] { return std::make_unique<TaskEnv>(holder->get()); });
+  registered[key] = holder;
+  return name;
 }
 
 }  // namespace prefrl

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "prefrl/envs/mujoco_render.h"
@@ -40,8 +41,21 @@ struct TaskSpec {
   std::vector<TaskObsPiece> observation;
   std::vector<int> actuators;    // the actions, in order (indices of the model's actuators)
   std::string terminate;         // expression; nonzero ends the episode (empty: never)
-  std::string reward;            // expression: the true reward of a step
+  std::string reward;            // expression: the true reward of a step (empty: the task has none)
+  std::string teacher_score;     // [teacher] score: what a script teacher sums over a clip (or empty)
+  // [metrics]: name => expression of a step; evaluation reports each one's sum over an episode.
+  std::vector<std::pair<std::string, std::string>> metrics;
   MujocoCamera camera;
+};
+
+// How a run uses a task file: what its rewards (the figures teachers judge and metrics read)
+// are. By default the true reward ([reward]), or none when the task declares none. With a
+// script teacher (teacher.kind=script) they are the teacher's score instead, and the task is
+// run as one without a true reward (true-return metrics off).
+struct TaskOptions {
+  bool judge_by_score = false;
+  std::string score;             // teacher.score; empty: the task file's [teacher] score
+  bool operator==(const TaskOptions& o) const { return judge_by_score == o.judge_by_score && score == o.score; }
 };
 
 // Reads and checks a task file: the model compiles, every name exists (with the nearest valid
@@ -55,7 +69,9 @@ TaskSpec load_task_file(const std::string& path);
 std::vector<std::string> task_quantities(const TaskSpec& spec);
 
 // Loads the task file and registers its environment under its name (register_env); returns
-// the name. Registering the same file again returns the name without registering twice.
-std::string register_task_file(const std::string& path);
+// the name. Registering the same file again returns the name without registering twice; with
+// other options, environments made from then on follow the new ones. Throws UsageError (an
+// unparsable score, a script teacher with no score).
+std::string register_task_file(const std::string& path, const TaskOptions& options = {});
 
 }  // namespace prefrl

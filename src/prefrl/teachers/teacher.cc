@@ -101,7 +101,8 @@ std::unique_ptr<Teacher> make_teacher(const TeacherConfig& cfg, double tie_toler
   if (cfg.kind == "human") return std::make_unique<PeopleTeacher>(people, store);
   if (cfg.kind == "oracle") return std::make_unique<OracleTeacher>(tie_tolerance);
   if (cfg.kind == "noisy") return std::make_unique<NoisyTeacher>(cfg.error_rate, seed, tie_tolerance);
-  throw UsageError("teacher.kind '" + cfg.kind + "' is not one of: oracle, noisy, human");
+  if (cfg.kind == "script") return std::make_unique<ScoreTeacher>(cfg.script_error_rate, seed, tie_tolerance);
+  throw UsageError("teacher.kind '" + cfg.kind + "' is not one of: oracle, noisy, script, human");
 }
 
 }  // namespace prefrl

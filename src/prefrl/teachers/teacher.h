@@ -126,15 +126,32 @@ class PeopleTeacher : public Teacher {
   const PrefStore& store_;
 };
 
+// Prefers the segment with the larger summed score (a task file's [teacher] score or
+// teacher.score, which the environment reports in the clips' reward slot, Segment::true_rewards,
+// in place of a true reward), with a uniformly random answer (left/right) with probability
+// `error_rate`. Stands in for a person on tasks that have no true reward.
+class ScoreTeacher : public NoisyTeacher {
+ public:
+  using NoisyTeacher::NoisyTeacher;
+  std::string name() const override { return "script"; }
+};
+
 struct TeacherConfig {
   std::string kind = "oracle";  // who answers queries
   double error_rate = 0.1;      // noisy teacher: probability of a random answer
+  std::string score;            // script teacher: the expression it sums over a clip (empty: the task file's)
+  double script_error_rate = 0.0;  // script teacher: probability of a random answer
 
   template <class V>
   void visit(V& v) {
     v.text("kind", kind, "who answers queries: oracle (true return), noisy (oracle with random errors), "
-           "human (people in a browser; see server.*)", {"oracle", "noisy", "human"});
+           "script (the larger summed score: a task file's [teacher] score or teacher.score; for tasks with no "
+           "true reward), human (people in a browser; see server.*)", {"oracle", "noisy", "script", "human"});
     v.num("error_rate", error_rate, "noisy teacher: probability of a random answer", 0.0, 1.0);
+    v.text("score", score,
+           "script teacher: an expression of a step over the task file's quantities (docs/tasks.md); the clip with "
+           "the larger sum is preferred; empty: the task file's [teacher] score");
+    v.num("script_error_rate", script_error_rate, "script teacher: probability of a random answer", 0.0, 1.0);
   }
 };
 

@@ -196,7 +196,7 @@ void HealthMonitor::observe_reward(const HealthSample& s, std::vector<HealthEven
     }
   }
   // Correlation of predicted and true returns on fresh clips, averaged over a window.
-  if (enough && std::isfinite(s.true_corr)) {
+  if (enough && std::isfinite(s.true_corr) && !is_off(kTrueCorr)) {
     corr_recent_.push_back(s.true_corr);
     if (static_cast<int>(corr_recent_.size()) > cfg_.corr_window) corr_recent_.pop_front();
     if (static_cast<int>(corr_recent_.size()) == cfg_.corr_window) {

@@ -121,6 +121,12 @@ class HealthMonitor {
   // Restores a state() of a monitor built with the same config; throws RuntimeError if malformed.
   void set_state(const nlohmann::json& j);
 
+  // Turns check c off for this run (never fires; its metric is not logged), with the reason
+  // in words, e.g. true_corr_low where the task has no true reward.
+  void turn_off(Check c, const std::string& why) { off_[c] = why; }
+  bool is_off(Check c) const { return !off_[c].empty(); }
+  const std::string& why_off(Check c) const { return off_[c]; }
+
   static const char* name(Check c);        // e.g. "entropy_collapsed"
   static const char* metric_name(Check c);  // e.g. "health/entropy_collapsed"
   static bool measures_machine(Check c);     // wall-clock based (not deterministic)
@@ -138,6 +144,7 @@ class HealthMonitor {
   bool gaussian_;
   int action_dims_;
   bool failing_[kNumChecks] = {};
+  std::string off_[kNumChecks];   // non-empty: the check is off, for this reason
   int clear_streak_[kNumChecks] = {};
   int64_t fired_[kNumChecks] = {};
   int64_t nonfinite_now_ = 0;

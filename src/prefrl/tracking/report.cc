@@ -307,8 +307,17 @@ std::string run_report_html(const RunInfo& r, const ReportOptions& opt) {
   auto fig = [](const std::string& label, const std::string& value) {
     return fmt::format("<div class=\"fig\"><b>{}</b>{}</div>", html_escape(value), html_escape(label));
   };
+  // A task with no true reward: the figures and curves that need one are absent, and said to be.
+  const bool no_truth = s.contains("has_true_reward") && s["has_true_reward"] == false;
+  const std::string absent = "absent: the task has no true reward";
   body += "<div class=\"figs\">";
-  body += fig("final true return", fmt_num(r.final_return()));
+  body += fig("final true return", no_truth ? absent : fmt_num(r.final_return()));
+  if (s.contains("eval") && s["eval"].contains("mean_length"))
+    body += fig("eval mean episode length", num_cell(s["eval"], "mean_length", 1));
+  if (s.contains("eval") && s["eval"].contains("metrics"))
+    for (const auto& [name, v] : s["eval"]["metrics"].items())
+      body += fig("eval " + name + " (task metric, per episode)",
+                  num_cell(v, "mean", 3) + " ± " + num_cell(v, "std", 3));
   if (s.contains("eval") && s["eval"].value("episodes", 0) > 0)
     body += fig(fmt::format("eval std over {} episodes", s["eval"].value("episodes", 0)), num_cell(s["eval"], "std_return", 2));
   body += fig("env steps", fmt::format("{}/{}", r.env_steps(), r.total_steps()));
@@ -319,9 +328,18 @@ std::string run_report_html(const RunInfo& r, const ReportOptions& opt) {
   body += fig("wall time (s)", fmt_num(r.wall_s(), 1));
   body += "</div>";
   body += "<h2>Health</h2>" + health_list(events);
+  if (s.contains("health_off") && s["health_off"].is_object())
+    for (const auto& [name, why] : s["health_off"].items())
+      body += fmt::format("<p class=\"sub\">check {} was off: {}</p>", html_escape(name), html_escape(why.get<std::string>()));
   body += "<h2>Training curves</h2><div class=\"charts\">";
   const std::vector<double> marks = warning_steps(events);
   for (const auto& spec : plot_specs()) {
+    const std::string first = spec.metrics[0];
+    if (no_truth && (first == metric::kEpisodicReturn || first == metric::kRewardTrueCorr)) {
+      body += fmt::format("<div class=\"chart\"><p class=\"sub\"><b>{}</b>: {}</p></div>", html_escape(spec.title),
+                          html_escape(absent));
+      continue;
+    }
     Chart c;
     c.title = spec.title;
     c.y_label = spec.y_label;

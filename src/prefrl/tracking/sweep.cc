@@ -142,7 +142,10 @@ json sweep_figures(const SweepInfo& s) {
   json seeds = json::array();
   std::vector<double> finished;
   int passed = 0;
+  bool no_truth = false;  // a seed's task has no true reward: returns are absent, not failed
   for (const auto& sd : s.seeds) {
+    const json& sum = sd.info.summary;
+    if (sum.contains("has_true_reward") && sum["has_true_reward"] == false) no_truth = true;
     const double ret = sd.info.final_return();
     const bool ok = sd.info.status == "finished";
     if (ok && std::isfinite(ret)) finished.push_back(ret);
@@ -153,6 +156,9 @@ json sweep_figures(const SweepInfo& s) {
                      {"final_return", num_json(ok ? ret : std::nan(""))}, {"labels", sd.info.labels()},
                      {"env_steps", sd.info.env_steps()}, {"wall_s", num_json(sd.info.wall_s())},
                      {"passed", pass}});
+    if (ok && sum.contains("eval") && sum["eval"].contains("metrics")) {  // the task's own metrics, per seed
+      for (const auto& [name, v] : sum["eval"]["metrics"].items()) seeds.back()["metrics"][name] = v.value("mean", json());
+    }
   }
   const auto ci = iqm_bootstrap_ci(finished, 0.95, 10000, 0);
   return {{"seeds", seeds},
@@ -163,20 +169,34 @@ json sweep_figures(const SweepInfo& s) {
           {"iqm", num_json(interquartile_mean(finished))},
           {"iqm_ci95", {num_json(ci.first), num_json(ci.second)}},
           {"threshold", num_json(threshold)},
+          {"has_true_reward", !no_truth},
           {"passed", passed}};
 }
 
 std::string sweep_summary_text(const json& f) {
   std::vector<std::vector<std::string>> rows;
   auto num = [](const json& j, int d) { return j.is_number() ? fmt_num(j.get<double>(), d) : std::string("—"); };
+  std::vector<std::string> metric_names;  // the task's own metrics, as the first seed that has them names them
+  for (const auto& s : f["seeds"])
+    if (metric_names.empty() && s.contains("metrics"))
+      for (const auto& [name, v] : s["metrics"].items()) metric_names.push_back(name);
   for (const auto& s : f["seeds"]) {
     std::string status = s["status"].get<std::string>();
     if (!s["detail"].get<std::string>().empty() && status != "finished") status += " (" + s["detail"].get<std::string>() + ")";
     rows.push_back({std::to_string(s["seed"].get<int64_t>()), s["run"].get<std::string>(), num(s["final_return"], 2),
                     std::to_string(s["labels"].get<int64_t>()), std::to_string(s["env_steps"].get<int64_t>()),
                     num(s["wall_s"], 1), s["passed"].get<bool>() ? "yes" : "no", status});
+    for (const auto& m : metric_names)
+      rows.back().insert(rows.back().end() - 1, s.contains("metrics") ? num(s["metrics"].value(m, json()), 3) : "—");
   }
-  std::string out = text_table({"seed", "run", "final return", "labels", "steps", "wall s", "passed", "status"}, rows);
+  std::vector<std::string> header = {"seed", "run", "final return", "labels", "steps", "wall s", "passed"};
+  for (const auto& m : metric_names) header.push_back(m);
+  header.push_back("status");
+  std::string out = text_table(header, rows);
+  if (f.contains("has_true_reward") && f["has_true_reward"] == false)
+    return out + fmt::format("{} of {} seeds finished; no final return: the task has no true reward{}\n",
+                             f["n_finished"].get<int>(), f["n_seeds"].get<int>(),
+                             metric_names.empty() ? "" : " (the task's metrics, eval means per seed, are above)");
   out += fmt::format("{} of {} seeds finished; final return mean {} ± {} (std), IQM {} [{}, {}] (95% bootstrap CI); ",
                      f["n_finished"].get<int>(), f["n_seeds"].get<int>(), num(f["mean"], 2), num(f["std"], 2),
                      num(f["iqm"], 2), num(f["iqm_ci95"][0], 2), num(f["iqm_ci95"][1], 2));
