@@ -61,7 +61,7 @@ TEST(TaskCli, BadTaskInputIsOneLineAndExitTwo) {
   const std::string example = (fs::path(PREFRL_TEST_DATA) / ".." / ".." / "examples" / "puck_reach" / "puck_reach.toml").string();
   r = run_prefrl("train --task " + example + " --env cartpole --run-dir " + (dir / "r").string());
   EXPECT_EQ(r.exit_code, 2) << r.out;
-  EXPECT_NE(r.out.find("--env and --task both given"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("give one of --env, --task and --env-cmd"), std::string::npos) << r.out;
   r = run_prefrl("config --task " + example);
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("puck_reach"), std::string::npos) << r.out;

@@ -26,6 +26,7 @@
 #include "prefrl/app/trainer.h"
 #include "prefrl/core/error.h"
 #include "prefrl/envs/env.h"
+#include "prefrl/envs/external_env.h"
 #include "prefrl/envs/task_file.h"
 #include "prefrl/prefs/pref_store.h"
 #include "prefrl/server/label_server.h"
@@ -90,7 +91,7 @@ std::string quote_args(int argc, char** argv) {
 
 // Settings shared by `train` and `config`: how a TrainConfig is resolved.
 struct ConfigFlags {
-  std::string env, task, preset, config_file;
+  std::string env, task, env_cmd, preset, config_file;
   std::vector<std::string> sets;
   // Dedicated flags, kept as text and validated by the config's own ranges.
   std::string teacher, labels, steps, seed, threads, host, port, token;
@@ -101,6 +102,9 @@ struct ConfigFlags {
                                       ? "environment (see `prefrl env list`); this or --task, unless --resume"
                                       : "environment (see `prefrl env list`); this or --task");
     cmd->add_option("--task", task, "a MuJoCo task file (docs/tasks.md) instead of --env: the environment it describes");
+    cmd->add_option("--env-cmd", env_cmd,
+                    "instead of --env: an external environment's worker command, e.g. 'python3 my_env.py' "
+                    "(docs/env_protocol.md; env.num_workers workers, run in this directory)");
     cmd->add_option("--preset", preset, "preset (see `prefrl presets`); default: the environment's own");
     cmd->add_option("--config", config_file, "TOML (or .json) file of config keys");
     cmd->add_option("--set", sets, "override one config key: --set ppo.lr=0.001 (repeatable)");
@@ -124,6 +128,7 @@ struct ConfigFlags {
     };
     add("--preset", preset);
     add("--task", task.empty() ? "" : std::filesystem::absolute(task).string());
+    add("--env-cmd", env_cmd);
     add("--config", config_file.empty() ? "" : std::filesystem::absolute(config_file).string());
     for (const auto& s : sets) add("--set", s);
     add("--teacher", teacher);
@@ -133,11 +138,18 @@ struct ConfigFlags {
     return out;
   }
 
-  // The environment's name: --env, or the name of the --task file's environment (registered).
+  // The environment's name: --env, the name of the --task file's environment, or the name the
+  // --env-cmd worker's SPEC gives (registered).
   std::string env_name() const {
-    if (!task.empty() && !env.empty())
-      throw UsageError("--env and --task both given; a task file names its own environment (its 'name', or its stem)");
-    if (task.empty() && env.empty()) throw UsageError("--env or --task is required");
+    if ((!task.empty()) + (!env.empty()) + (!env_cmd.empty()) > 1)
+      throw UsageError("give one of --env, --task and --env-cmd; a task file and an external env name their own environment");
+    if (task.empty() && env.empty() && env_cmd.empty()) throw UsageError("--env, --task or --env-cmd is required");
+    if (!env_cmd.empty()) {
+      ExternalEnvOptions o;
+      o.cmd = env_cmd;
+      o.dir = std::filesystem::current_path().string();
+      return register_external_env(o);
+    }
     return task.empty() ? env : register_task_file(task);
   }
 
@@ -159,6 +171,10 @@ struct ConfigFlags {
     }
     cfg.env.name = env;
     if (!task.empty()) cfg.env.task = std::filesystem::absolute(task).lexically_normal().string();
+    if (!env_cmd.empty()) {
+      cfg.env.cmd = env_cmd;
+      cfg.env.cmd_dir = std::filesystem::current_path().string();
+    }
     if (!config_file.empty())
       config_from_json(cfg, with_task_registered(read_config_file(config_file),
                                                  std::filesystem::absolute(config_file).parent_path().string()));
@@ -211,6 +227,7 @@ void install_stop_handlers() {
 // says why), 130 / 143 stopped by SIGINT / SIGTERM (resumable).
 int run_training(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool resume) {
   install_stop_handlers();
+  if (!cfg.env.cmd.empty()) set_external_env_log_dir(run.file("workers"));  // worker-W.log
   try {
     TrainResult r = train(cfg, run, log, resume);
     if (r.status == "stopped") return 128 + stop_requested();
@@ -332,7 +349,8 @@ int cmd_resume(const ConfigFlags& flags, const std::string& dir, bool override_c
 
 int cmd_train(const ConfigFlags& flags, const std::string& run_dir_flag, const std::string& runs_root,
               int argc, char** argv) {
-  if (flags.env.empty() && flags.task.empty()) throw UsageError("--env or --task is required (or --resume RUN_DIR)");
+  if (flags.env.empty() && flags.task.empty() && flags.env_cmd.empty())
+    throw UsageError("--env, --task or --env-cmd is required (or --resume RUN_DIR)");
   TrainConfig cfg = flags.resolve();
   const std::string path = !run_dir_flag.empty()
                                ? run_dir_flag
@@ -411,6 +429,7 @@ int cmd_sweep(const ConfigFlags& flags, int seeds, int64_t seed_start, int jobs,
   plan.dir = !sweep_dir_flag.empty() ? sweep_dir_flag : runs_root + "/" + default_sweep_name(cfg.env.name, cfg.teacher.kind);
   plan.env = cfg.env.name;
   plan.task = cfg.env.task;
+  plan.env_cmd = cfg.env.cmd;
   for (int k = 0; k < seeds; ++k) plan.seeds.push_back(seed_start + k);
   plan.jobs = jobs;
   plan.threshold = threshold;

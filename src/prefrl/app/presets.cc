@@ -193,6 +193,10 @@ void TrainConfig::validate() const {
     throw UsageError("health.loss_ratio_low " + format_number(health.loss_ratio_low) +
                      " must not exceed health.loss_ratio_high " + format_number(health.loss_ratio_high));
   }
+  if (!env.cmd.empty() && env.num_workers > env.num_envs) {
+    throw UsageError("env.num_workers " + std::to_string(env.num_workers) + " is more than env.num_envs " +
+                     std::to_string(env.num_envs) + "; each worker hosts at least one environment");
+  }
   if (prefs.total_labels > 0 && prefs.pool_capacity < 2) {
     throw UsageError("prefs.pool_capacity must be at least 2 to form pairs");
   }
@@ -210,10 +214,14 @@ void TrainConfig::validate_teacher() const {
                      env.name + "' is not read from a task file; use --task FILE (with a [teacher] score, or "
                      "--set teacher.score='...'), or --teacher oracle");
   const EnvSpec spec = env_spec(env.name);
+  if (teacher.kind == "human" && !env.cmd.empty() && spec.state_size == 0)
+    throw UsageError("teacher.kind 'human' shows people clips rendered from the states kept beside them, and external "
+                     "env '" + env.name + "' has no state hooks (its SPEC's state_size is 0); give its environments "
+                     "get_state() and set_state(state) -> obs (docs/env_protocol.md), or use a scripted teacher");
   if (spec.has_true_reward) return;
-  const std::string why = teacher.kind == "script"
-                              ? "its rewards are the script teacher's score"
-                              : "its task file declares no [reward]";
+  const std::string why = teacher.kind == "script" ? "its rewards are the script teacher's score"
+                          : env.cmd.empty()         ? "its task file declares no [reward]"
+                                                    : "its worker's SPEC says has_true_reward: false";
   if (teacher.kind == "oracle" || teacher.kind == "noisy")
     throw UsageError("teacher.kind '" + teacher.kind + "' answers by the true reward, and task '" + env.name +
                      "' has none (" + why + "); use --teacher script (the clip with the larger summed score is "

@@ -5,6 +5,7 @@
 
 #include "prefrl/app/checkpoint.h"
 #include "prefrl/core/error.h"
+#include "prefrl/envs/external_env.h"
 #include "prefrl/envs/task_file.h"
 #include "prefrl/tracking/tensorboard.h"
 
@@ -35,8 +36,25 @@ void check_archive(const fs::path& task_dir) {
 }
 }  // namespace
 
+namespace {
+// An external env's options as a config's env group holds them (defaults where absent).
+ExternalEnvOptions external_options(const nlohmann::json& env) {
+  ExternalEnvOptions o;
+  o.cmd = env.value("cmd", std::string());
+  o.dir = env.value("cmd_dir", std::string());
+  if (env.contains("num_workers") && env["num_workers"].is_number_integer()) o.num_workers = env["num_workers"].get<int>();
+  if (env.contains("step_timeout_s") && env["step_timeout_s"].is_number()) o.step_timeout_s = env["step_timeout_s"].get<double>();
+  return o;
+}
+}  // namespace
+
 nlohmann::json with_task_registered(nlohmann::json config, const std::string& base_dir) {
   if (!config.is_object() || !config.contains("env") || !config["env"].is_object()) return config;
+  const nlohmann::json& cmd = config["env"].value("cmd", nlohmann::json(""));
+  if (cmd.is_string() && !cmd.get<std::string>().empty()) {
+    const std::string name = register_external_env(external_options(config["env"]));
+    if (!config["env"].contains("name")) config["env"]["name"] = name;
+  }
   const nlohmann::json& t = config["env"].value("task", nlohmann::json(""));
   if (!t.is_string() || t.get<std::string>().empty()) return config;
   fs::path p = t.get<std::string>();
@@ -56,6 +74,14 @@ nlohmann::json with_task_registered(nlohmann::json config, const std::string& ba
 }
 
 void register_task_for(const TrainConfig& cfg) {
+  if (!cfg.env.cmd.empty()) {
+    ExternalEnvOptions o;
+    o.cmd = cfg.env.cmd;
+    o.dir = cfg.env.cmd_dir;
+    o.num_workers = cfg.env.num_workers;
+    o.step_timeout_s = cfg.env.step_timeout_s;
+    (void)register_external_env(o);
+  }
   if (cfg.env.task.empty()) return;
   TaskOptions options;
   options.judge_by_score = cfg.teacher.kind == "script";

@@ -14,11 +14,13 @@ namespace prefrl {
 
 // A config as JSON whose env.task (if any) is resolved against `base_dir` (a run directory, or
 // the directory of a config file) and registered (register_task_file), so that env.name, the
-// task's name, is known when the config is read; env.task becomes an absolute path.
+// task's name, is known when the config is read; env.task becomes an absolute path. An external
+// env (env.cmd) is registered likewise (register_external_env: its worker is asked its SPEC).
 nlohmann::json with_task_registered(nlohmann::json config, const std::string& base_dir);
 
 // Registers cfg's task file (if any) again with the options its teacher implies (a script
-// teacher: rewards are its score), before cfg is validated or trained on.
+// teacher: rewards are its score), and cfg's external env (if any) with its env.num_workers and
+// env.step_timeout_s, before cfg is validated or trained on.
 void register_task_for(const TrainConfig& cfg);
 
 // Reads RUN/config.json with its task registered (with_task_registered).

@@ -415,12 +415,23 @@ void Trainer::restore() {
     LoopState st = LoopState::read(*ckpt_, N_, collector_.obs_size());
     std::vector<float> scratch(static_cast<size_t>(collector_.obs_size()));
     VecEnv& envs = collector_.envs();
+    // An external env without state hooks cannot be put back where it was: each env starts a
+    // new episode (drawn from its checkpointed random stream), which the policy then sees.
+    const bool fresh = !cfg_.env.cmd.empty() && envs.spec().state_size == 0;
+    std::vector<float> fresh_obs;
     for (int i = 0; i < N_; ++i) {
       Env& env = envs.env(i);
-      env.set_state(st.env_state[i], scratch.data());
       env.rng().set_state(st.env_rng[i]);
-      env.set_elapsed_steps(static_cast<int>(st.env_elapsed[i]));
-      envs.set_task_over(i, st.task_over[i]);
+      env.set_state(st.env_state[i], scratch.data());
+      if (fresh) st.ep_len[i] = st.ep_true[i] = st.ep_pred[i] = 0;
+      if (fresh) fresh_obs.insert(fresh_obs.end(), scratch.begin(), scratch.end());
+      else env.set_elapsed_steps(static_cast<int>(st.env_elapsed[i]));
+      envs.set_task_over(i, fresh ? VecEnv::kTaskRunning : st.task_over[i]);
+    }
+    if (fresh) {
+      log_.line("resume: external env '" + cfg_.env.name + "' has no state hooks (state_size 0): each env starts a "
+                "new episode (docs/env_protocol.md)");
+      st.policy_obs = std::move(fresh_obs);
     }
     collector_.policy_obs() = std::move(st.policy_obs);
     collector_.policy_states() = std::move(st.policy_states);

@@ -91,12 +91,13 @@ class Env {
 
   // Advances one step: action (action numel floats; discrete: index as float) => obs, reward,
   // flags. Box actions outside the bounds are clipped as Gymnasium does. The time limit is
-  // applied here: truncated is set on step max_episode_steps unless terminated.
+  // applied here: truncated is set on step max_episode_steps unless terminated (and, for an env
+  // that reports_truncation(), where step_impl says so: an external env that truncates itself).
   StepResult step(const float* action, float* obs) {
     StepResult r = step_impl(action, obs);
     ++elapsed_;
     const int limit = spec().max_episode_steps;
-    r.truncated = !r.terminated && limit > 0 && elapsed_ >= limit;
+    r.truncated = !r.terminated && ((reports_truncation() && r.truncated) || (limit > 0 && elapsed_ >= limit));
     return r;
   }
 
@@ -131,6 +132,8 @@ class Env {
   virtual void reset_impl(float* obs) = 0;
   virtual StepResult step_impl(const float* action, float* obs) = 0;
   virtual void set_state_impl(const std::vector<double>& state, float* obs) = 0;
+  // Whether step_impl's `truncated` is the env's own (otherwise only the time limit truncates).
+  virtual bool reports_truncation() const { return false; }
 
   Rng rng_;
   int elapsed_ = 0;
@@ -155,7 +158,8 @@ std::vector<std::string> env_names();
 EnvFactory env_factory(const std::string& name);
 // Creates an environment by name; throws UsageError listing known names if unknown.
 std::unique_ptr<Env> make_env(const std::string& name);
-// The spec of a named environment (creates a throwaway instance).
+// The spec of a named environment (creates a throwaway instance unless it was registered with
+// its spec).
 EnvSpec env_spec(const std::string& name);
 
 // ---- Vectorised environments ---------------------------------------------------------------
@@ -226,6 +230,11 @@ class VecEnv {
   VecEnv(const EnvSpec& spec, int num_envs);
   void reset_one(int i);                        // env i: a new episode into row i of obs()
   void step_one(int i, const float* actions);   // env i: one step of actions (N x A), row i of every buffer
+  // For implementations whose resets finish after step_one/reset_one returned (a batch of
+  // remote resets): row i of obs(), to be written, then refresh_state(i) to record its state.
+  float* obs_row(int i) { return obs_.data() + i * obs_size_; }
+  void refresh_state(int i) { if (keep_states_) store_state(i, &states_); }
+  bool keeping_states() const { return keep_states_; }
 
  private:
   void store_state(int i, std::vector<float>* into);  // env i's state into row i
@@ -257,7 +266,17 @@ class SerialVecEnv : public VecEnv {
   std::vector<std::unique_ptr<Env>> envs_;
 };
 
-// The VecEnv of N registered environments `name` (serial).
+// How environments that are stepped elsewhere in batches (external workers) make their VecEnv:
+// N environments, env i seeded seed + i.
+using VecEnvFactory = std::function<std::unique_ptr<VecEnv>(int num_envs, uint64_t seed)>;
+// Adds an environment with its own VecEnv and its spec known in advance (env_spec then creates
+// no instance). Otherwise as register_env.
+void register_env(const std::string& name, EnvFactory factory, VecEnvFactory vec_factory, const EnvSpec& spec);
+// Replaces the factories of a name registered with register_env(name, ..., spec) (new options
+// of the same environment); throws UsageError if the name is not such an environment.
+void replace_env(const std::string& name, EnvFactory factory, VecEnvFactory vec_factory, const EnvSpec& spec);
+
+// The VecEnv of N registered environments `name`: its own VecEnvFactory's, or serial.
 std::unique_ptr<VecEnv> make_vec_env(const std::string& name, int num_envs, uint64_t seed);
 
 }  // namespace prefrl

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <utility>
 
 #include "prefrl/core/error.h"
@@ -18,14 +19,22 @@ namespace prefrl {
 
 namespace {
 
+struct Entry {
+  std::string name;
+  EnvFactory factory;
+  VecEnvFactory vec_factory;   // or empty: SerialVecEnv
+  std::optional<EnvSpec> spec;  // known in advance, or made by an instance
+};
+
 // Names => factories, in registration order (built-in environments first).
 struct Registry {
   std::mutex mu;
-  std::vector<std::pair<std::string, EnvFactory>> entries;
+  std::vector<Entry> entries;
 };
 
 // The one place a name enters the registry: checked, then added.
-void add(Registry& r, const std::string& name, EnvFactory factory) {
+void add(Registry& r, const std::string& name, EnvFactory factory, VecEnvFactory vec_factory = nullptr,
+         std::optional<EnvSpec> spec = std::nullopt) {
   const bool well_formed = !name.empty() && name.size() <= 64 &&
                            std::all_of(name.begin(), name.end(), [](char c) {
                              return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
@@ -33,9 +42,18 @@ void add(Registry& r, const std::string& name, EnvFactory factory) {
   if (!well_formed)
     throw UsageError("environment name '" + name + "' must be 1-64 lower-case letters, digits or '_'");
   if (!factory) throw UsageError("environment '" + name + "' registered without a factory");
-  for (const auto& [n, f] : r.entries)
-    if (n == name) throw UsageError("environment '" + name + "' is already registered");
-  r.entries.emplace_back(name, std::move(factory));
+  for (const Entry& e : r.entries)
+    if (e.name == name) throw UsageError("environment '" + name + "' is already registered");
+  r.entries.push_back({name, std::move(factory), std::move(vec_factory), std::move(spec)});
+}
+
+// The entry of `name`; throws UsageError listing the known names. Call with r.mu held.
+const Entry& find(const Registry& r, const std::string& name) {
+  for (const Entry& e : r.entries)
+    if (e.name == name) return e;
+  std::string known;
+  for (const Entry& e : r.entries) known += (known.empty() ? "" : ", ") + e.name;
+  throw UsageError("unknown environment '" + name + "'; known: " + known);
 }
 
 // The built-in environments, registered as any other would be.
@@ -71,27 +89,57 @@ void register_env(const std::string& name, EnvFactory factory) {
   add(r, name, std::move(factory));
 }
 
+void register_env(const std::string& name, EnvFactory factory, VecEnvFactory vec_factory, const EnvSpec& spec) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  add(r, name, std::move(factory), std::move(vec_factory), spec);
+}
+
+void replace_env(const std::string& name, EnvFactory factory, VecEnvFactory vec_factory, const EnvSpec& spec) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  Entry& e = const_cast<Entry&>(find(r, name));
+  if (!e.spec) throw UsageError("environment '" + name + "' was not registered with its spec; it cannot be replaced");
+  e.factory = std::move(factory);
+  e.vec_factory = std::move(vec_factory);
+  e.spec = spec;
+}
+
 std::vector<std::string> env_names() {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mu);
   std::vector<std::string> names;
-  for (const auto& [name, factory] : r.entries) names.push_back(name);
+  for (const Entry& e : r.entries) names.push_back(e.name);
   return names;
 }
 
 EnvFactory env_factory(const std::string& name) {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mu);
-  for (const auto& [n, factory] : r.entries) {
-    if (n == name) return factory;
-  }
-  std::string known;
-  for (const auto& [n, factory] : r.entries) known += (known.empty() ? "" : ", ") + n;
-  throw UsageError("unknown environment '" + name + "'; known: " + known);
+  return find(r, name).factory;
 }
 
 std::unique_ptr<Env> make_env(const std::string& name) { return env_factory(name)(); }
 
-EnvSpec env_spec(const std::string& name) { return make_env(name)->spec(); }
+EnvSpec env_spec(const std::string& name) {
+  {
+    Registry& r = registry();
+    std::lock_guard<std::mutex> lock(r.mu);
+    const Entry& e = find(r, name);
+    if (e.spec) return *e.spec;
+  }
+  return make_env(name)->spec();
+}
+
+std::unique_ptr<VecEnv> make_vec_env(const std::string& name, int num_envs, uint64_t seed) {
+  VecEnvFactory vec;
+  {
+    Registry& r = registry();
+    std::lock_guard<std::mutex> lock(r.mu);
+    vec = find(r, name).vec_factory;
+  }
+  if (vec) return vec(num_envs, seed);
+  return std::make_unique<SerialVecEnv>(name, num_envs, seed);
+}
 
 }  // namespace prefrl

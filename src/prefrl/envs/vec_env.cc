@@ -49,10 +49,6 @@ SerialVecEnv::SerialVecEnv(std::unique_ptr<Env> first, const EnvFactory& factory
 SerialVecEnv::SerialVecEnv(const std::string& name, int num_envs, uint64_t seed)
     : SerialVecEnv(env_factory(name), num_envs, seed) {}
 
-std::unique_ptr<VecEnv> make_vec_env(const std::string& name, int num_envs, uint64_t seed) {
-  return std::make_unique<SerialVecEnv>(name, num_envs, seed);
-}
-
 void SerialVecEnv::reset() {
   for (int i = 0; i < num_envs(); ++i) reset_one(i);
 }

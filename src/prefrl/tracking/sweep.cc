@@ -219,7 +219,8 @@ struct Child {
 
 pid_t spawn_seed(const SweepPlan& plan, int64_t seed, const fs::path& run_dir) {
   std::vector<std::string> args = {plan.binary, "train"};
-  if (plan.task.empty()) args.insert(args.end(), {"--env", plan.env});  // else train_args hold --task
+  if (plan.task.empty() && plan.env_cmd.empty())  // else train_args hold --task or --env-cmd
+    args.insert(args.end(), {"--env", plan.env});
   args.insert(args.end(), {"--seed", std::to_string(seed), "--run-dir", run_dir.string()});
   args.insert(args.end(), plan.train_args.begin(), plan.train_args.end());
   std::vector<char*> argv;

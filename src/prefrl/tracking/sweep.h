@@ -35,6 +35,7 @@ struct SweepPlan {
   std::string dir;                    // the sweep directory (created)
   std::string env;
   std::string task;                   // the task file env is read from (then forwarded as --task), or empty
+  std::string env_cmd;                // an external env's command (then forwarded as --env-cmd), or empty
   std::vector<int64_t> seeds;
   int jobs = 1;                       // processes at once
   double threshold = 0;               // pass mark on the final return (NaN: none)
