@@ -3,10 +3,13 @@
 // under RUN/workers, evaluates, and resumes exactly after a worker was killed mid-run; bad
 // commands and settings are refused before any work.
 #include <gtest/gtest.h>
+#include <httplib.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -17,6 +20,7 @@ namespace prefrl {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::Running;
 using testing::read_file;
 using testing::run_prefrl;
 using testing::temp_path;
@@ -87,6 +91,73 @@ TEST(ExternalCli, TrainsEvaluatesAndResumesExactlyAfterAWorkerIsKilled) {
   EXPECT_EQ(a["eval"], b["eval"]);
   EXPECT_EQ(a["labels"], b["labels"]);
   fs::remove_all(dir);
+}
+
+// A task file of an external env is its command, run in the task file's directory; the run
+// records that command and directory, so eval works from anywhere.
+TEST(ExternalCli, AnExternalTaskFileRunsItsCommandInItsDirectory) {
+  const fs::path dir = temp_path("external_cli_task");
+  fs::create_directories(dir / "sim");
+  std::ofstream(dir / "sim" / "my_env.py") << "import sys\n"
+                                              "sys.path.insert(0, '" << (kRepo / "python").string() << "')\n"
+                                              "sys.path.insert(0, '" << (kRepo / "examples" / "python_cartpole").string() << "')\n"
+                                              "from prefrl_env import serve\n"
+                                              "from cartpole import CartPoleEnv\n"
+                                              "serve(CartPoleEnv, name='my_cartpole')\n";
+  std::ofstream(dir / "sim" / "my_env.toml") << "[external]\ncmd = \"/usr/bin/python3 my_env.py\"\nnum_workers = 2\n";
+  const std::string run = (dir / "run").string();
+  auto r = run_prefrl("train --task " + (dir / "sim" / "my_env.toml").string() +
+                      " --teacher oracle --steps 2048 --labels 10 --seed 1 --set run.eval_episodes=1 --run-dir " + run);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const nlohmann::json cfg = nlohmann::json::parse(read_file(run + "/config.json"));
+  EXPECT_EQ(cfg["env"]["name"], "my_cartpole");
+  EXPECT_EQ(cfg["env"]["cmd"], "/usr/bin/python3 my_env.py");
+  EXPECT_EQ(cfg["env"]["cmd_dir"], (dir / "sim").string());
+  EXPECT_EQ(cfg["env"]["num_workers"], 2);
+  EXPECT_EQ(cfg["env"]["task"], "");
+  r = run_prefrl("eval " + run + " --episodes 1");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  std::ofstream(dir / "sim" / "bad.toml") << "[external]\ncmd = \"x\"\nworkers = 2\n";
+  r = run_prefrl("train --task " + (dir / "sim" / "bad.toml").string() + " --run-dir " + (dir / "r2").string());
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("workers"), std::string::npos) << r.out;
+  fs::remove_all(dir);
+}
+
+// People judge clips of an external env rendered by its workers (set_state, then render()):
+// the labeling page's clip images come from the env's own frames.
+TEST(ExternalCli, PeopleJudgeClipsTheWorkerRendered) {
+  const std::string dir = temp_path("external_cli_human");
+  Running train("train --env-cmd '" + kCartPole + "' --teacher human --port 0 --labels 4 --steps 2048 --seed 1 "
+                "--run-dir " + dir + " --set server.undo_window_s=0 --set server.frame_size=48");
+  const std::string port = train.wait_for(R"(labeling page: http://127\.0\.0\.1:(\d+)/)");
+  ASSERT_FALSE(port.empty()) << train.out();
+  httplib::Client c("127.0.0.1", std::stoi(port));
+  int answered = 0;
+  for (int tries = 0; tries < 600 && answered < 2; ++tries) {
+    auto r = c.Get("/api/query/next?labeler=tester");
+    ASSERT_TRUE(r);
+    const nlohmann::json q = nlohmann::json::parse(r->body)["query"];
+    if (q.is_null()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    for (const char* side : {"left", "right"}) {
+      auto img = c.Get(q[side]["url"].get<std::string>().c_str());
+      ASSERT_TRUE(img);
+      ASSERT_EQ(img->status, 200) << img->body;
+      EXPECT_EQ(img->body.substr(1, 3), "PNG");
+      EXPECT_GT(img->body.size(), 1000u);  // frames of a cart and pole, not a blank sheet
+    }
+    auto l = c.Post("/api/label", nlohmann::json{{"query_id", q["id"]}, {"choice", "left"}, {"labeler", "tester"}}.dump(),
+                    "application/json");
+    ASSERT_TRUE(l);
+    ASSERT_EQ(l->status, 200) << l->body;
+    ++answered;
+  }
+  EXPECT_EQ(answered, 2);  // the run goes on to its end with the rest pending
+  EXPECT_EQ(train.finish(), 0) << train.out();
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ExternalCli, BadCommandsAndSettingsAreRefusedBeforeAnyWork) {

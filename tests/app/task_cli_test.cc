@@ -51,6 +51,47 @@ TEST(TaskCli, ATaskFileRunIsArchivedAndEvaluatedAndResumedFromTheArchive) {
   fs::remove_all(dir);
 }
 
+// A model in several files (an <include> and a mesh under the compiler's meshdir) is archived
+// whole: eval works from the archive once the originals are gone.
+TEST(TaskCli, AModelsIncludesAndMeshesAreArchivedWithIt) {
+  const fs::path dir = temp_path("task_cli_include");
+  fs::create_directories(dir / "t" / "models" / "parts");
+  fs::create_directories(dir / "t" / "models" / "meshes");
+  std::ofstream(dir / "t" / "models" / "main.xml") << R"(<mujoco model="inc">
+  <compiler meshdir="meshes"/>
+  <asset><mesh name="tet" file="tet.obj"/></asset>
+  <include file="parts/body.xml"/>
+</mujoco>
+)";
+  std::ofstream(dir / "t" / "models" / "parts" / "body.xml") << R"(<mujoco>
+  <worldbody>
+    <body name="puck" pos="0 0 0.1">
+      <joint name="x" type="slide" axis="1 0 0"/>
+      <geom type="mesh" mesh="tet" mass="1"/>
+    </body>
+  </worldbody>
+  <actuator><motor joint="x" ctrllimited="true" ctrlrange="-1 1"/></actuator>
+</mujoco>
+)";
+  std::ofstream(dir / "t" / "models" / "meshes" / "tet.obj")
+      << "v 0 0 0\nv 0.1 0 0\nv 0 0.1 0\nv 0 0 0.1\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n";
+  std::ofstream(dir / "t" / "inc.toml") << "model = \"models/main.xml\"\n[episode]\ntime_limit = 50\n"
+                                            "[[observation]]\nqpos = \"all\"\n[[observation]]\nqvel = \"all\"\n"
+                                            "[reward]\nexpression = \"x\"\n";
+  const std::string run = (dir / "run").string();
+  auto r = run_prefrl("train --task " + (dir / "t" / "inc.toml").string() + " --steps 2048 --labels 6 --seed 1 "
+                      "--set run.eval_episodes=1 --run-dir " + run);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  for (const char* f : {"inc.toml", "models/main.xml", "models/parts/body.xml", "models/meshes/tet.obj"})
+    EXPECT_TRUE(fs::is_regular_file(fs::path(run) / "task" / f)) << f;
+  const nlohmann::json manifest = nlohmann::json::parse(read_file(run + "/task/manifest.json"));
+  EXPECT_EQ(manifest["files"].size(), 4u) << manifest.dump();
+  fs::remove_all(dir / "t");
+  r = run_prefrl("eval " + run + " --episodes 1");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  fs::remove_all(dir);
+}
+
 TEST(TaskCli, BadTaskInputIsOneLineAndExitTwo) {
   const fs::path dir = temp_path("task_cli_bad");
   fs::create_directories(dir);

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <sys/wait.h>
@@ -43,5 +44,40 @@ inline std::string read_file(const std::string& path) {
   ss << f.rdbuf();
   return ss.str();
 }
+
+// A running `prefrl ...` whose output is read line by line.
+class Running {
+ public:
+  explicit Running(const std::string& args) {
+    pipe_ = ::popen((std::string(PREFRL_BINARY) + " " + args + " 2>&1").c_str(), "r");
+  }
+  ~Running() {
+    if (pipe_) ::pclose(pipe_);
+  }
+  // Reads until a line matches `re`; returns its first group ("" at end of output).
+  std::string wait_for(const std::string& re) {
+    const std::regex r(re);
+    char line[8192];
+    while (pipe_ && std::fgets(line, sizeof line, pipe_)) {
+      out_ += line;
+      std::cmatch m;
+      if (std::regex_search(line, m, r)) return m.size() > 1 ? m[1].str() : m[0].str();
+    }
+    return "";
+  }
+  int finish() {
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, pipe_)) > 0) out_.append(buf, n);
+    const int status = ::pclose(pipe_);
+    pipe_ = nullptr;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  const std::string& out() const { return out_; }
+
+ private:
+  FILE* pipe_ = nullptr;
+  std::string out_;
+};
 
 }  // namespace prefrl::testing

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -17,7 +16,6 @@
 
 #include "prefrl/core/error.h"
 #include "prefrl/envs/env.h"
-#include "prefrl/envs/mjcf_models.h"
 
 namespace prefrl {
 namespace {
@@ -32,11 +30,6 @@ class TaskFileTest : public ::testing::Test {
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "models");
     write("models/slider.xml", kSlider);
-    for (size_t i = 0; i < kMjcfModelCount; ++i) {
-      if (std::strcmp(kMjcfModels[i].name, "inverted_pendulum") == 0) write("models/pendulum.xml", kMjcfModels[i].xml);
-      for (const char* m : {"hopper", "walker2d", "half_cheetah", "swimmer"})
-        if (std::strcmp(kMjcfModels[i].name, m) == 0) write(std::string("models/") + m + ".xml", kMjcfModels[i].xml);
-    }
   }
   void TearDown() override { fs::remove_all(dir_); }
   std::string write(const std::string& name, const std::string& text) {
@@ -76,48 +69,11 @@ class TaskFileTest : public ::testing::Test {
 
 // The built-in inverted pendulum as a task file: the same model, observation (qpos ++ qvel),
 // reset noise, frame skip, reward and termination.
-constexpr const char* kPendulumTask = R"(# Gymnasium's InvertedPendulum-v4, as prefrl's built-in one
-name = "pendulum_from_file"
-model = "models/pendulum.xml"
-
-[episode]
-frame_skip = 2
-time_limit = 1000
-terminate = "abs(hinge) > 0.2"
-reset_noise = { qpos = 0.01, qvel = 0.01, distribution = "uniform" }
-
-[[observation]]
-qpos = "all"
-
-[[observation]]
-qvel = "all"
-
-[reward]
-expression = "1"
-)";
-
-// Gymnasium's Hopper-v4, as prefrl's built-in one: qpos[1:], clip(qvel, +-10); reward
-// dx/dt + 1 - 1e-3 |a|^2; terminated when unhealthy.
-constexpr const char* kHopperTask = R"(name = "hopper_from_file"
-model = "models/hopper.xml"
-
-[episode]
-frame_skip = 4
-time_limit = 1000
-terminate = "(abs(rooty) < 100 && abs(thigh_joint) < 100 && abs(leg_joint) < 100 && abs(foot_joint) < 100 && abs(rootx_vel) < 100 && abs(rootz_vel) < 100 && abs(rooty_vel) < 100 && abs(thigh_joint_vel) < 100 && abs(leg_joint_vel) < 100 && abs(foot_joint_vel) < 100 && rootz > 0.7 && abs(rooty) < 0.2) == 0"
-reset_noise = { qpos = 5e-3, qvel = 5e-3 }
-
-[[observation]]
-qpos = "all"
-skip = 1
-
-[[observation]]
-qvel = "all"
-clip = 10
-
-[reward]
-expression = "(rootx - prev_rootx) / dt + 1 - 1e-3 * action_sq"
-)";
+// The task files of the built-in MuJoCo tasks shipped beside their models (templates for
+// tasks of one's own).
+std::string shipped_task(const std::string& name) {
+  return (fs::path(PREFRL_TEST_DATA) / ".." / ".." / "src" / "prefrl" / "envs" / "mjcf" / (name + ".toml")).string();
+}
 
 // Steps a task file's environment and a built-in one side by side with the same seed and
 // actions (a fixed function of the step) and requires equal observations, rewards, flags and
@@ -154,66 +110,26 @@ void expect_bit_identical(const std::string& file_env, const std::string& builti
 }
 
 TEST_F(TaskFileTest, HopperAsATaskFileStepsBitForBitAsTheBuiltInOne) {
-  const std::string name = register_task_file(write("hopper.toml", kHopperTask));
+  const std::string name = register_task_file(shipped_task("hopper"));
+  EXPECT_EQ(name, "hopper_task");
   expect_bit_identical(name, "hopper", 10);
 }
 
 // Walker2d-v4, HalfCheetah-v4 and Swimmer-v4 likewise (the cheetah and the swimmer never
 // terminate: their 1000-step episodes end at the time limit).
 TEST_F(TaskFileTest, WalkerCheetahAndSwimmerAsTaskFilesStepBitForBitAsTheBuiltInOnes) {
-  const std::string walker = register_task_file(write("walker.toml", R"(name = "walker_from_file"
-model = "models/walker2d.xml"
-[episode]
-frame_skip = 4
-time_limit = 1000
-terminate = "(rootz > 0.8 && rootz < 2 && abs(rooty) < 1) == 0"
-reset_noise = { qpos = 5e-3, qvel = 5e-3 }
-[[observation]]
-qpos = "all"
-skip = 1
-[[observation]]
-qvel = "all"
-clip = 10
-[reward]
-expression = "(rootx - prev_rootx) / dt + 1 - 1e-3 * action_sq"
-)"));
+  const std::string walker = register_task_file(shipped_task("walker2d"));
   expect_bit_identical(walker, "walker2d", 10);
-  const std::string cheetah = register_task_file(write("cheetah.toml", R"(name = "cheetah_from_file"
-model = "models/half_cheetah.xml"
-[episode]
-frame_skip = 5
-time_limit = 1000
-reset_noise = { qpos = 0.1, qvel = 0.1, qvel_distribution = "normal" }
-[[observation]]
-qpos = "all"
-skip = 1
-[[observation]]
-qvel = "all"
-[reward]
-expression = "(rootx - prev_rootx) / dt - 0.1 * action_sq"
-)"));
+  const std::string cheetah = register_task_file(shipped_task("halfcheetah"));
   expect_bit_identical(cheetah, "halfcheetah", 2);
-  const std::string swimmer = register_task_file(write("swimmer.toml", R"(name = "swimmer_from_file"
-model = "models/swimmer.xml"
-[episode]
-frame_skip = 4
-time_limit = 1000
-reset_noise = { qpos = 0.1, qvel = 0.1 }
-[[observation]]
-qpos = "all"
-skip = 2
-[[observation]]
-qvel = "all"
-[reward]
-expression = "(slider1 - prev_slider1) / dt - 1e-4 * action_sq"
-)"));
+  const std::string swimmer = register_task_file(shipped_task("swimmer"));
   expect_bit_identical(swimmer, "swimmer", 2);
 }
 
 TEST_F(TaskFileTest, ABuiltInTaskAsATaskFileStepsBitForBitTheSame) {
-  const std::string name = register_task_file(write("pendulum.toml", kPendulumTask));
-  EXPECT_EQ(name, "pendulum_from_file");
-  EXPECT_EQ(register_task_file((dir_ / "pendulum.toml").string()), name);  // once per file
+  const std::string name = register_task_file(shipped_task("inverted_pendulum"));
+  EXPECT_EQ(name, "inverted_pendulum_task");
+  EXPECT_EQ(register_task_file(shipped_task("inverted_pendulum")), name);  // once per file
   expect_bit_identical(name, "inverted_pendulum", 8);
   std::unique_ptr<Env> file = make_env(name), builtin = make_env("inverted_pendulum");
   const EnvSpec &fs_ = file->spec(), &bs = builtin->spec();
@@ -413,6 +329,43 @@ TEST_F(TaskFileTest, MistakesNameTheFileLineColumnAndTheNearestNames) {
     ADD_FAILURE();
   } catch (const UsageError& x) {
     EXPECT_NE(std::string(x.what()).find("no such task file"), std::string::npos) << x.what();
+  }
+}
+
+// The shipped example of a behaviour no reward describes (examples/hopper_backflip): Hopper-v4's
+// body and observation, no true reward, a script teacher's score and the metrics evaluation
+// reports; a backward turn of the torso counts one full backward_turns.
+TEST_F(TaskFileTest, TheHopperBackflipExampleLoadsWithoutATrueReward) {
+  const std::string path = (fs::path(PREFRL_TEST_DATA) / ".." / ".." / "examples" / "hopper_backflip" /
+                            "hopper_backflip.toml").string();
+  const TaskSpec t = load_task_file(path);
+  EXPECT_EQ(t.name, "hopper_backflip");
+  EXPECT_TRUE(t.reward.empty());
+  EXPECT_TRUE(t.terminate.empty());
+  EXPECT_EQ(t.teacher_score, "prev_rooty - rooty");
+  ASSERT_EQ(t.metrics.size(), 2u);
+  EXPECT_EQ(t.metrics[0].first, "backward_turns");
+  const std::string name = register_task_file(path, TaskOptions{true, ""});
+  const EnvSpec spec = env_spec(name);
+  EXPECT_FALSE(spec.has_true_reward);
+  EXPECT_FALSE(spec.can_terminate);
+  EXPECT_EQ(spec.observation.numel(), 11);  // Hopper-v4's
+  EXPECT_EQ(spec.max_episode_steps, 1000);
+  // backward_turns of a step is the fall of rooty (the torso's pitch) over 2 pi.
+  std::unique_ptr<Env> env = make_env(name);
+  std::vector<float> obs(11);
+  env->reset(obs.data());
+  std::vector<double> state = env->get_state();
+  state[6 + 2] = -5.0;  // qvel of rooty: turning backwards
+  env->set_state(state, obs.data());
+  const std::vector<float> zero(3, 0.0f);
+  double m[2];
+  for (int k = 0; k < 5; ++k) {
+    const double before = env->get_state()[2];
+    env->step(zero.data(), obs.data());
+    env->step_metrics(m);
+    EXPECT_NEAR(m[0], (before - env->get_state()[2]) / (2 * M_PI), 1e-12);
+    EXPECT_GT(m[0], 0.0);
   }
 }
 

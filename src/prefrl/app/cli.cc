@@ -150,7 +150,7 @@ struct ConfigFlags {
       o.dir = std::filesystem::current_path().string();
       return register_external_env(o);
     }
-    return task.empty() ? env : register_task_file(task);
+    return task.empty() ? env : register_task_file(task);  // an [external] one registers its command
   }
 
   TrainConfig resolve() const {
@@ -170,7 +170,15 @@ struct ConfigFlags {
       apply_preset(cfg, p);
     }
     cfg.env.name = env;
-    if (!task.empty()) cfg.env.task = std::filesystem::absolute(task).lexically_normal().string();
+    if (const std::optional<ExternalEnvOptions> x = task.empty() ? std::nullopt : external_task(task)) {
+      // An external env's task file is its command: the run records that (env.cmd, env.cmd_dir).
+      cfg.env.cmd = x->cmd;
+      cfg.env.cmd_dir = x->dir;
+      cfg.env.num_workers = x->num_workers;
+      cfg.env.step_timeout_s = x->step_timeout_s;
+    } else if (!task.empty()) {
+      cfg.env.task = std::filesystem::absolute(task).lexically_normal().string();
+    }
     if (!env_cmd.empty()) {
       cfg.env.cmd = env_cmd;
       cfg.env.cmd_dir = std::filesystem::current_path().string();
@@ -943,7 +951,7 @@ void add_sweep_command(CLI::App& app, Commands& cmds, int argc, char** argv) {
 // `env list|replay|render`.
 void add_env_commands(CLI::App& app, Commands& cmds) {
   struct State {
-    std::string replay_env, replay_task, replay_state, replay_actions, render_task;
+    std::string replay_env, replay_task, replay_cmd, replay_state, replay_actions, render_task, render_cmd;
     int replay_elapsed = 0;
     RenderVideoOptions render_opts;
     std::string render_size = "128x128";
@@ -955,6 +963,7 @@ void add_env_commands(CLI::App& app, Commands& cmds) {
   auto* env_replay = env_cmd->add_subcommand("replay", "set a physical state, apply actions, print one JSON line per step");
   env_replay->add_option("--env", st->replay_env, "environment (or --task)");
   env_replay->add_option("--task", st->replay_task, "a MuJoCo task file (docs/tasks.md) instead of --env");
+  env_replay->add_option("--env-cmd", st->replay_cmd, "an external environment's worker command (docs/env_protocol.md) instead of --env");
   env_replay->add_option("--state", st->replay_state,
                          "physical state as a JSON array (MuJoCo environments: qpos ++ qvel)")->required();
   env_replay->add_option("--actions", st->replay_actions, "file holding a JSON array of actions")->required();
@@ -964,23 +973,33 @@ void add_env_commands(CLI::App& app, Commands& cmds) {
     ConfigFlags which;
     which.env = st->replay_env;
     which.task = st->replay_task;
+    which.env_cmd = st->replay_cmd;
     return cmd_env_replay(which.env_name(), st->replay_state, st->replay_actions, st->replay_elapsed);
   });
   RenderVideoOptions& ro = st->render_opts;
   auto* env_render = env_cmd->add_subcommand("render", "write a video of an environment (a run's policy acting, or random actions)");
-  env_render->add_option("--env", ro.env, "environment (or --task)");
+  env_render->add_option("--env", ro.env, "environment (or --task, --env-cmd; with --policy, default: the run's)");
   env_render->add_option("--task", st->render_task, "a MuJoCo task file (docs/tasks.md) instead of --env");
+  env_render->add_option("--env-cmd", st->render_cmd, "an external environment's worker command (docs/env_protocol.md) instead of --env");
   env_render->add_option("--policy", ro.policy_run, "run directory whose final policy acts (default: random actions)");
   env_render->add_option("--steps", ro.steps, "environment steps; the video has steps + 1 frames")
       ->required()->check(CLI::Range(0, 1000000));
-  env_render->add_option("--out", ro.out, "video file: .webm (VP8) or .mp4 (H.264)")->required();
+  env_render->add_option("--out", ro.out, "video file: .webm (VP8) or .mp4 (H.264); .png: a contact sheet of 16 frames")->required();
   env_render->add_option("--size", st->render_size, "frame size WIDTHxHEIGHT, even numbers (default 128x128)");
   env_render->add_option("--seed", ro.seed, "seed of the environment and the random actions (default 0)");
   cmds.emplace_back(env_render, [st] {
     ConfigFlags which;
     which.env = st->render_opts.env;
     which.task = st->render_task;
-    st->render_opts.env = which.env_name();
+    which.env_cmd = st->render_cmd;
+    if (which.env.empty() && which.task.empty() && which.env_cmd.empty() && !st->render_opts.policy_run.empty()) {
+      // The run's own environment (its archived task file, or its worker command).
+      TrainConfig cfg;
+      config_from_json(cfg, read_run_config(RunDir::open(st->render_opts.policy_run)));
+      st->render_opts.env = cfg.env.name;
+    } else {
+      st->render_opts.env = which.env_name();
+    }
     return cmd_env_render(st->render_opts, st->render_size);
   });
 }

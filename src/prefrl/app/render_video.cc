@@ -3,6 +3,7 @@
 #include "prefrl/app/render_video.h"
 
 #include <charconv>
+#include <fstream>
 #include <memory>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "prefrl/core/error.h"
 #include "prefrl/core/rng.h"
 #include "prefrl/envs/env.h"
+#include "prefrl/server/clip_media.h"
 
 namespace prefrl {
 
@@ -47,11 +49,18 @@ RenderVideoResult render_video(const RenderVideoOptions& opts) {
   result.episodes = 1;
   // The first frame before the file: a size the renderer refuses leaves no file behind.
   env->render(opts.width, opts.height, frame.data());
-  VideoWriter video(opts.out, opts.width, opts.height, spec.fps);  // checks the file name and size
-  video.add_frame(frame.data());
+  const bool sheet = opts.out.size() > 4 && opts.out.compare(opts.out.size() - 4, 4, ".png") == 0;
+  std::unique_ptr<VideoWriter> video;
+  if (!sheet) video = std::make_unique<VideoWriter>(opts.out, opts.width, opts.height, spec.fps);  // checks name and size
+  std::vector<std::vector<uint8_t>> frames;  // a contact sheet's: every frame, a few of them drawn at the end
+  auto keep = [&] {
+    if (video) video->add_frame(frame.data());
+    else frames.push_back(frame);
+  };
+  keep();
   auto add_frame = [&] {
     env->render(opts.width, opts.height, frame.data());
-    video.add_frame(frame.data());
+    keep();
   };
   for (int t = 0; t < opts.steps; ++t) {
     if (agent) {
@@ -69,9 +78,29 @@ RenderVideoResult render_video(const RenderVideoOptions& opts) {
       ++result.episodes;
     }
   }
-  video.finish();
-  result.frames = video.frames();
-  result.codec = video.codec();
+  if (video) {
+    video->finish();
+    result.frames = video->frames();
+    result.codec = video->codec();
+    return result;
+  }
+  // A contact sheet: kSheet frames evenly spaced over the whole video, kColumns to a row.
+  constexpr int kSheet = 16, kColumns = 8;
+  const int n = std::min<int>(kSheet, static_cast<int>(frames.size()));
+  const int rows = (n + kColumns - 1) / kColumns, cols = std::min(n, kColumns);
+  const int W = opts.width, H = opts.height;
+  std::vector<uint8_t> grid(static_cast<size_t>(W) * cols * H * rows * 3, 255);
+  for (int k = 0; k < n; ++k) {
+    const size_t f = n == 1 ? 0 : static_cast<size_t>(k) * (frames.size() - 1) / (n - 1);
+    const int gx = (k % kColumns) * W, gy = (k / kColumns) * H;
+    for (int y = 0; y < H; ++y)
+      std::copy_n(frames[f].data() + static_cast<size_t>(y) * W * 3, W * 3,
+                  grid.data() + (static_cast<size_t>(gy + y) * W * cols + gx) * 3);
+  }
+  const std::string png = encode_png(grid.data(), W * cols, H * rows, 6);
+  std::ofstream(opts.out, std::ios::binary) << png;
+  result.frames = static_cast<int64_t>(frames.size());
+  result.codec = "png contact sheet of " + std::to_string(n) + " frames";
   return result;
 }
 

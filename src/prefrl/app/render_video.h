@@ -8,7 +8,7 @@ namespace prefrl {
 struct RenderVideoOptions {
   std::string env;         // environment name
   std::string policy_run;  // run directory whose final policy acts (deterministically); empty: random actions
-  std::string out;         // .webm or .mp4 file to write
+  std::string out;         // .webm or .mp4 file to write, or .png: a contact sheet of 16 frames evenly spaced
   int steps = 200;         // environment steps; the video has steps + 1 frames (the first observation too)
   int width = 128, height = 128;
   uint64_t seed = 0;       // seeds the environment (and the random actions)

@@ -1,7 +1,10 @@
 // Task files in runs (see task_archive.h).
 #include "prefrl/app/task_archive.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <regex>
+#include <vector>
 
 #include "prefrl/app/checkpoint.h"
 #include "prefrl/core/error.h"
@@ -46,6 +49,49 @@ ExternalEnvOptions external_options(const nlohmann::json& env) {
   if (env.contains("step_timeout_s") && env["step_timeout_s"].is_number()) o.step_timeout_s = env["step_timeout_s"].get<double>();
   return o;
 }
+// The model file and every file it names: <include>s (relative to the main model's directory,
+// recursively), and the files of meshes, height fields, skins and textures (relative to the
+// compiler's meshdir / texturedir / assetdir, themselves relative to that directory).
+std::vector<fs::path> model_files(const fs::path& model) {
+  const fs::path root = model.parent_path();
+  std::vector<fs::path> files = {model}, todo = {model};
+  std::string meshdir, texturedir, assetdir;
+  const std::regex tag(R"(<\s*(include|compiler|mesh|hfield|skin|texture)\b([^>]*)>)");
+  const std::regex attr(R"re(\b(file|fileright|fileleft|fileup|filedown|filefront|fileback|meshdir|texturedir|assetdir)\s*=\s*"([^"]*)")re");
+  std::vector<std::pair<std::string, std::string>> assets;  // (tag, file)
+  while (!todo.empty()) {
+    const fs::path xml = todo.back();
+    todo.pop_back();
+    const std::string text = read_file_bytes(xml.string());
+    for (std::sregex_iterator t(text.begin(), text.end(), tag), end; t != end; ++t) {
+      const std::string name = (*t)[1], attrs = (*t)[2];
+      for (std::sregex_iterator a(attrs.begin(), attrs.end(), attr); a != end; ++a) {
+        const std::string key = (*a)[1], value = (*a)[2];
+        if (name == "compiler") {
+          if (key == "meshdir") meshdir = value;
+          if (key == "texturedir") texturedir = value;
+          if (key == "assetdir") assetdir = value;
+        } else if (name == "include" && key == "file") {
+          const fs::path inc = (root / value).lexically_normal();
+          if (std::find(files.begin(), files.end(), inc) == files.end()) {
+            files.push_back(inc);
+            todo.push_back(inc);
+          }
+        } else if (key.rfind("file", 0) == 0) {
+          assets.emplace_back(name, value);
+        }
+      }
+    }
+  }
+  for (const auto& [name, file] : assets) {
+    const std::string& dir = name == "texture" ? (texturedir.empty() ? assetdir : texturedir)
+                                               : (meshdir.empty() ? assetdir : meshdir);
+    const fs::path p = (root / dir / file).lexically_normal();
+    if (std::find(files.begin(), files.end(), p) == files.end()) files.push_back(p);
+  }
+  return files;
+}
+
 }  // namespace
 
 nlohmann::json with_task_registered(nlohmann::json config, const std::string& base_dir) {
@@ -98,22 +144,24 @@ nlohmann::json archive_task(const TrainConfig& cfg, const RunDir& run) {
   const fs::path task = cfg.env.task;
   const TaskSpec spec = load_task_file(task.string());
   const fs::path dir = fs::path(run.path()) / "task";
-  const fs::path model_rel = fs::path(spec.model).lexically_relative(task.parent_path());
-  if (model_rel.empty() || *model_rel.begin() == "..")
-    throw UsageError(task.string() + ": the model '" + spec.model + "' is outside the task file's directory; "
-                     "keep it in that directory (or below) so that the run can archive the two together");
-  fs::create_directories((dir / model_rel).parent_path());
   auto copy_into = [](const fs::path& from, const fs::path& to) {  // a resumed run's task is its archive already
     std::error_code ec;
     if (fs::exists(to) && fs::equivalent(from, to, ec)) return;
+    fs::create_directories(to.parent_path());
     fs::copy_file(from, to, fs::copy_options::overwrite_existing);
   };
   copy_into(task, dir / task.filename());
-  copy_into(spec.model, dir / model_rel);
-  const nlohmann::json manifest = {
-      {"files", {{task.filename().string(), file_record(dir / task.filename())},
-                 {model_rel.string(), file_record(dir / model_rel)}}}};
-  write_file_synced((dir / "manifest.json").string(), manifest.dump(1) + "\n");
+  nlohmann::json files = {{task.filename().string(), file_record(dir / task.filename())}};
+  for (const fs::path& f : model_files(spec.model)) {  // the model with its includes, meshes and textures
+    const fs::path rel = f.lexically_relative(task.parent_path());
+    if (rel.empty() || *rel.begin() == "..")
+      throw UsageError(task.string() + ": the model's file '" + f.string() + "' is outside the task file's directory; "
+                       "keep the model and its files in that directory (or below) so that the run can archive them");
+    if (!fs::is_regular_file(f)) throw UsageError(task.string() + ": the model's file '" + f.string() + "' is missing");
+    copy_into(f, dir / rel);
+    files[rel.string()] = file_record(dir / rel);
+  }
+  write_file_synced((dir / "manifest.json").string(), nlohmann::json{{"files", files}}.dump(1) + "\n");
   j["env"]["task"] = (fs::path("task") / task.filename()).string();
   return j;
 }

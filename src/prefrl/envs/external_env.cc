@@ -481,13 +481,24 @@ class RemoteEnv : public Env {
     }
     worker_->call({{"op", "render"}, {"envs", {row_}}});
     const uint8_t* f = worker_->frame(row_);
-    for (int y = 0; y < height; ++y) {  // nearest neighbour to the size asked for
-      const int sy = std::min(H - 1, static_cast<int>((y + 0.5) * H / height));
+    // Scaled (nearest neighbour) to fit the size asked for, its aspect kept: the margins take the
+    // colour of the frame's top-left pixel.
+    const double scale = std::min(static_cast<double>(width) / W, static_cast<double>(height) / H);
+    const int w = std::max(1, std::min(width, static_cast<int>(std::lround(W * scale))));
+    const int h = std::max(1, std::min(height, static_cast<int>(std::lround(H * scale))));
+    const int x0 = (width - w) / 2, y0 = (height - h) / 2;
+    for (int y = 0; y < height; ++y)
       for (int x = 0; x < width; ++x) {
-        const int sx = std::min(W - 1, static_cast<int>((x + 0.5) * W / width));
-        std::copy_n(f + (static_cast<size_t>(sy) * W + sx) * 3, 3, rgb + (static_cast<size_t>(y) * width + x) * 3);
+        uint8_t* out = rgb + (static_cast<size_t>(y) * width + x) * 3;
+        const int u = x - x0, v = y - y0;
+        if (u < 0 || v < 0 || u >= w || v >= h) {
+          std::copy_n(f, 3, out);
+          continue;
+        }
+        const int sx = std::min(W - 1, static_cast<int>((u + 0.5) * W / w));
+        const int sy = std::min(H - 1, static_cast<int>((v + 0.5) * H / h));
+        std::copy_n(f + (static_cast<size_t>(sy) * W + sx) * 3, 3, out);
       }
-    }
   }
 
   // The row's observation (or, `after_reset`, the automatic reset's) as floats, checked finite.

@@ -16,6 +16,7 @@
 #include "prefrl/core/config.h"
 #include "prefrl/core/error.h"
 #include "prefrl/envs/action_util.h"
+#include "prefrl/envs/external_env.h"
 #include "prefrl/envs/mujoco_env.h"
 
 namespace prefrl {
@@ -269,7 +270,40 @@ TaskObsPiece observation_piece(const Loader& L, const toml::table& t, const mjMo
 
 }  // namespace
 
+std::optional<ExternalEnvOptions> external_task(const std::string& path) {
+  toml::table doc;
+  try {
+    doc = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    if (!fs::exists(path)) throw UsageError(path + ": no such task file");
+    fail_at(path, e.source(), std::string(e.description()));
+  }
+  if (!doc.contains("external")) return std::nullopt;
+  Loader L{path, &doc};
+  L.check_keys(doc, {"external"},
+               "a task file of an external environment (its worker's SPEC gives the name, spaces and time limit)");
+  const toml::table* x = L.table(doc, "external");
+  L.check_keys(*x, {"cmd", "num_workers", "step_timeout_s"}, "[external]");
+  ExternalEnvOptions o;
+  const auto cmd = L.get<std::string>(*x, "cmd", "external");
+  if (!cmd || cmd->empty())
+    throw UsageError(path + ": [external] needs 'cmd', the worker command (run in the task file's directory)");
+  o.cmd = *cmd;
+  o.dir = fs::absolute(path).parent_path().lexically_normal().string();
+  o.num_workers = static_cast<int>(L.get<int64_t>(*x, "num_workers", "external").value_or(1));
+  if (o.num_workers < 1 || o.num_workers > 256)
+    fail_at(path, x->get("num_workers")->source(), "external.num_workers must be in 1..256");
+  if (const toml::node* t = x->get("step_timeout_s")) {
+    const auto v = t->value<double>();
+    if (!v || !(*v > 0)) fail_at(path, t->source(), "external.step_timeout_s must be a number > 0");
+    o.step_timeout_s = *v;
+  }
+  return o;
+}
+
 TaskSpec load_task_file(const std::string& path) {
+  if (external_task(path))
+    throw UsageError(path + ": this task file describes an external environment ([external]), not a MuJoCo model");
   TaskSpec spec;
   spec.file = path;
   toml::table doc;
@@ -537,6 +571,7 @@ std::shared_ptr<const TaskDef> make_task_def(const std::string& path, const Task
 }  // namespace
 
 std::string register_task_file(const std::string& path, const TaskOptions& options) {
+  if (const std::optional<ExternalEnvOptions> x = external_task(path)) return register_external_env(*x);
   static std::mutex mu;
   static std::map<std::string, std::shared_ptr<TaskHolder>> registered;  // absolute path => its definition
   const std::string key = fs::absolute(path).lexically_normal().string();

@@ -12,10 +12,12 @@
 #pragma once
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "prefrl/envs/external_env.h"
 #include "prefrl/envs/mujoco_render.h"
 
 namespace prefrl {
@@ -68,10 +70,17 @@ TaskSpec load_task_file(const std::string& path);
 // squares), dt (seconds per step) and t (steps taken in the episode).
 std::vector<std::string> task_quantities(const TaskSpec& spec);
 
+// A task file of an external environment holds only an [external] table: `cmd` (the worker
+// command, run in the task file's directory), optionally `num_workers` and `step_timeout_s`
+// (docs/env_protocol.md). Those options, or nullopt for a MuJoCo task file. Throws UsageError
+// for a malformed one.
+std::optional<ExternalEnvOptions> external_task(const std::string& path);
+
 // Loads the task file and registers its environment under its name (register_env); returns
 // the name. Registering the same file again returns the name without registering twice; with
 // other options, environments made from then on follow the new ones. Throws UsageError (an
-// unparsable score, a script teacher with no score).
+// unparsable score, a script teacher with no score). An external task file registers its
+// environment with register_external_env.
 std::string register_task_file(const std::string& path, const TaskOptions& options = {});
 
 }  // namespace prefrl
