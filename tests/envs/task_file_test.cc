@@ -126,6 +126,13 @@ TEST_F(TaskFileTest, WalkerCheetahAndSwimmerAsTaskFilesStepBitForBitAsTheBuiltIn
   expect_bit_identical(swimmer, "swimmer", 2);
 }
 
+// InvertedDoublePendulum-v4: observation pieces that are expressions (sin, cos of the hinges)
+// and constraint forces, a site's position in the reward and the termination.
+TEST_F(TaskFileTest, TheDoublePendulumAsATaskFileStepsBitForBitAsTheBuiltInOne) {
+  const std::string name = register_task_file(shipped_task("inverted_double_pendulum"));
+  expect_bit_identical(name, "inverted_double_pendulum", 10);
+}
+
 TEST_F(TaskFileTest, ABuiltInTaskAsATaskFileStepsBitForBitTheSame) {
   const std::string name = register_task_file(shipped_task("inverted_pendulum"));
   EXPECT_EQ(name, "inverted_pendulum_task");

@@ -61,7 +61,7 @@ std::vector<std::string> object_names(const mjModel* m, mjtObj type, int count) 
 // One scalar read from mjData after a step (and kept from before it as prev_<name>).
 struct Quantity {
   std::string name;
-  enum class From { kQpos, kQvel, kXpos, kSensor } from;
+  enum class From { kQpos, kQvel, kXpos, kSensor, kSiteXpos } from;
   int address;
 };
 
@@ -81,6 +81,11 @@ std::vector<Quantity> model_quantities(const mjModel* m, const std::string& file
     if (!n || !*n) continue;
     for (int k = 0; k < 3; ++k) q.push_back({identifier(n) + "_" + "xyz"[k], Quantity::From::kXpos, 3 * b + k});
   }
+  for (int s = 0; s < m->nsite; ++s) {
+    const char* n = mj_id2name(m, mjOBJ_SITE, s);
+    if (!n || !*n) continue;
+    for (int k = 0; k < 3; ++k) q.push_back({identifier(n) + "_" + "xyz"[k], Quantity::From::kSiteXpos, 3 * s + k});
+  }
   for (int s = 0; s < m->nsensor; ++s) {
     const char* n = mj_id2name(m, mjOBJ_SENSOR, s);
     if (!n || !*n) continue;
@@ -92,7 +97,7 @@ std::vector<Quantity> model_quantities(const mjModel* m, const std::string& file
   for (const Quantity& x : q)
     if (++seen[x.name] == 2)
       throw UsageError(file + ": two quantities of the model are both named '" + x.name +
-                       "' (joints, bodies and sensors share one namespace in expressions); rename one in the model");
+                       "' (joints, bodies, sites and sensors share one namespace in expressions); rename one in the model");
   return q;
 }
 
@@ -102,6 +107,7 @@ double read(const mjData* d, const Quantity& q) {
     case Quantity::From::kQvel: return d->qvel[q.address];
     case Quantity::From::kXpos: return d->xpos[q.address];
     case Quantity::From::kSensor: return d->sensordata[q.address];
+    case Quantity::From::kSiteXpos: return d->site_xpos[q.address];
   }
   return 0.0;
 }
@@ -219,7 +225,7 @@ std::vector<int> select(const Loader& L, const toml::node& sel, const std::vecto
 
 TaskObsPiece observation_piece(const Loader& L, const toml::table& t, const mjModel* m, size_t k) {
   const std::string where = "observation[" + std::to_string(k) + "]";
-  L.check_keys(t, {"qpos", "qvel", "body_pos", "sensor", "clip", "skip"}, where);
+  L.check_keys(t, {"qpos", "qvel", "qfrc_constraint", "body_pos", "sensor", "expr", "clip", "skip"}, where);
   TaskObsPiece p;
   int sources = 0;
   const int skip = static_cast<int>(L.get<int64_t>(t, "skip", where).value_or(0));
@@ -249,6 +255,27 @@ TaskObsPiece observation_piece(const Loader& L, const toml::table& t, const mjMo
   };
   joint_piece("qpos", TaskObsPiece::Source::kQpos, false);
   joint_piece("qvel", TaskObsPiece::Source::kQvel, true);
+  joint_piece("qfrc_constraint", TaskObsPiece::Source::kQfrcConstraint, true);
+  if (const toml::node* n = t.get("expr")) {  // expressions of the state after the step
+    ++sources;
+    p.source = TaskObsPiece::Source::kExpression;
+    p.what = "expr";
+    const toml::array* list = n->as_array();
+    if (!list) fail_at(L.file, n->source(), where + ".expr must be a list of expressions");
+    Variables vars(model_quantities(m, L.file), 0);
+    for (const toml::node& e : *list) {
+      const auto text = e.value<std::string>();
+      if (!text) fail_at(L.file, e.source(), where + ".expr: expected an expression (a string)");
+      const std::string field = where + ".expr[" + std::to_string(p.expressions.size()) + "]";
+      const std::unique_ptr<mu::Parser> parser = compile_expression(*text, vars, L.file, field);
+      for (const auto& [name, ptr] : parser->GetUsedVar())
+        if (name.rfind("prev_", 0) == 0 || name.rfind("a_", 0) == 0 || name == "action_sq" || name == "t")
+          fail_at(L.file, e.source(), field + " = \"" + *text + "\" names '" + name +
+                                         "': an observation is of the state alone (no prev_, actions or t)");
+      p.addresses.push_back(static_cast<int>(p.expressions.size()));
+      p.expressions.push_back(*text);
+    }
+  }
   if (const toml::node* n = t.get("body_pos")) {
     ++sources;
     p.source = TaskObsPiece::Source::kBodyPos;
@@ -263,7 +290,8 @@ TaskObsPiece observation_piece(const Loader& L, const toml::table& t, const mjMo
       for (int i = 0; i < m->sensor_dim[s]; ++i) p.addresses.push_back(m->sensor_adr[s] + i);
     p.what = "sensor";
   }
-  if (sources != 1) fail_at(L.file, t.source(), where + " must have exactly one of qpos, qvel, body_pos, sensor");
+  if (sources != 1)
+    fail_at(L.file, t.source(), where + " must have exactly one of qpos, qvel, qfrc_constraint, body_pos, sensor, expr");
   if (p.addresses.empty()) fail_at(L.file, t.source(), where + " selects nothing");
   return p;
 }
@@ -460,6 +488,7 @@ class TaskEnv : public MujocoEnv {
       : MujocoEnv(def->model, def->task.frame_skip, def->task.camera),
         def_(std::move(def)),
         vars_(model_quantities(m_, def_->task.file), static_cast<int>(def_->task.actuators.size())),
+        obs_vars_(model_quantities(m_, def_->task.file), 0),
         ctrl_(static_cast<size_t>(m_->nu), 0.0f) {
     if (!def_->judged.empty()) reward_ = compile_expression(def_->judged, vars_, def_->task.file, def_->judged_field);
     for (const auto& [name, expr] : def_->task.metrics)
@@ -468,6 +497,9 @@ class TaskEnv : public MujocoEnv {
     if (!def_->task.terminate.empty())
       terminate_ = compile_expression(def_->task.terminate, vars_, def_->task.file, "episode.terminate");
     vars_.values[vars_.dt_at()] = dt();
+    for (const TaskObsPiece& p : def_->task.observation)
+      for (size_t k = 0; k < p.expressions.size(); ++k)
+        obs_exprs_.push_back(compile_expression(p.expressions[k], obs_vars_, def_->task.file, "observation expr"));
   }
   const EnvSpec& spec() const override { return def_->spec; }
   void step_metrics(double* out) const override { std::copy(metric_values_.begin(), metric_values_.end(), out); }
@@ -506,11 +538,21 @@ class TaskEnv : public MujocoEnv {
   }
   void write_obs(float* obs) const override {
     float* o = obs;
+    size_t e = 0;  // into obs_exprs_
+    if (!obs_exprs_.empty())
+      for (size_t k = 0; k < obs_vars_.quantities.size(); ++k) obs_vars_.values[k] = read(d_, obs_vars_.quantities[k]);
     for (const TaskObsPiece& p : def_->task.observation) {
-      const double* src = p.source == TaskObsPiece::Source::kQpos   ? d_->qpos
-                          : p.source == TaskObsPiece::Source::kQvel ? d_->qvel
-                          : p.source == TaskObsPiece::Source::kBodyPos ? d_->xpos
-                                                                       : d_->sensordata;
+      if (p.source == TaskObsPiece::Source::kExpression) {
+        for (size_t k = 0; k < p.expressions.size(); ++k)
+          *o++ = static_cast<float>(std::clamp(obs_exprs_[e++]->Eval(), -p.clip, p.clip));
+        continue;
+      }
+      using S = TaskObsPiece::Source;
+      const double* src = p.source == S::kQpos             ? d_->qpos
+                          : p.source == S::kQvel           ? d_->qvel
+                          : p.source == S::kQfrcConstraint ? d_->qfrc_constraint
+                          : p.source == S::kBodyPos        ? d_->xpos
+                                                           : d_->sensordata;
       for (int a : p.addresses) *o++ = static_cast<float>(std::clamp(src[a], -p.clip, p.clip));
     }
   }
@@ -518,6 +560,8 @@ class TaskEnv : public MujocoEnv {
  private:
   std::shared_ptr<const TaskDef> def_;
   Variables vars_;
+  mutable Variables obs_vars_;  // the state's quantities, for the observation's expressions
+  std::vector<std::unique_ptr<mu::Parser>> obs_exprs_;
   std::unique_ptr<mu::Parser> reward_, terminate_;  // reward_: the judged figure (null: none)
   std::vector<std::unique_ptr<mu::Parser>> metrics_;
   std::vector<double> metric_values_;  // the metrics of the last step

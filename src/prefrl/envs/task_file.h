@@ -24,9 +24,10 @@ namespace prefrl {
 
 // One piece of the observation: the addresses it reads from one mjData array, in order.
 struct TaskObsPiece {
-  enum class Source { kQpos, kQvel, kBodyPos, kSensor };
+  enum class Source { kQpos, kQvel, kBodyPos, kSensor, kQfrcConstraint, kExpression };
   Source source = Source::kQpos;
-  std::vector<int> addresses;    // indices into d->qpos / d->qvel / d->xpos / d->sensordata
+  std::vector<int> addresses;    // indices into d->qpos / d->qvel / d->xpos / d->sensordata / d->qfrc_constraint
+  std::vector<std::string> expressions;  // kExpression: one value each, of the state after the step
   double clip = std::numeric_limits<double>::infinity();  // each value clipped to +-clip
   std::string what;              // for messages and docs: "qpos[rootz, rooty]"
 };
