@@ -55,6 +55,39 @@ std::string dying_worker(const fs::path& dir, int at) {
   return "/usr/bin/python3 " + script.string();
 }
 
+// A CartPole worker without state hooks (get_state/set_state): its SPEC's state_size is 0.
+std::string stateless_worker(const fs::path& dir) {
+  std::ofstream(dir / "stateless.py") << "import sys\n"
+                                         "sys.path.insert(0, '" << (kRepo / "python").string() << "')\n"
+                                         "sys.path.insert(0, '" << (kRepo / "examples" / "python_cartpole").string() << "')\n"
+                                         "from prefrl_env import serve\n"
+                                         "from cartpole import CartPoleEnv\n"
+                                         "class Stateless:\n"
+                                         "    def __init__(self):\n"
+                                         "        self.e = CartPoleEnv()\n"
+                                         "        self.observation_space = self.e.observation_space\n"
+                                         "        self.action_space = self.e.action_space\n"
+                                         "    def reset(self, seed=None): return self.e.reset(seed=seed)\n"
+                                         "    def step(self, a): return self.e.step(a)\n"
+                                         "serve(Stateless, name='stateless_cartpole', time_limit=500)\n";
+  return "/usr/bin/python3 " + (dir / "stateless.py").string();
+}
+
+// Without state hooks a resumed run starts every env on a new episode, and says so.
+TEST(ExternalCli, AnEnvWithoutStateHooksResumesOnNewEpisodes) {
+  const fs::path dir = temp_path("external_cli_stateless");
+  fs::create_directories(dir);
+  const std::string run = (dir / "run").string();
+  auto r = run_prefrl("train --env-cmd '" + stateless_worker(dir) + "' --teacher oracle --steps 2048 --labels 10 "
+                      "--seed 1 --set run.checkpoint_every=1 --set run.eval_episodes=1 --run-dir " + run);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = run_prefrl("train --resume " + run + " --steps 4096 --override");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("has no state hooks (state_size 0): each env starts a new episode"), std::string::npos) << r.out;
+  EXPECT_NE(read_file(run + "/summary.json").find("\"env_steps\": 4096"), std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST(ExternalCli, TrainsEvaluatesAndResumesExactlyAfterAWorkerIsKilled) {
   const fs::path dir = temp_path("external_cli");
   fs::create_directories(dir);
@@ -176,20 +209,8 @@ TEST(ExternalCli, BadCommandsAndSettingsAreRefusedBeforeAnyWork) {
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_NE(r.out.find("env.num_workers 3 is more than env.num_envs 2"), std::string::npos) << r.out;
   // No state hooks: people cannot be shown clips of it.
-  std::ofstream(dir / "stateless.py") << "import sys\n"
-                                         "sys.path.insert(0, '" << (kRepo / "python").string() << "')\n"
-                                         "sys.path.insert(0, '" << (kRepo / "examples" / "python_cartpole").string() << "')\n"
-                                         "from prefrl_env import serve\n"
-                                         "from cartpole import CartPoleEnv\n"
-                                         "class Stateless:\n"
-                                         "    def __init__(self):\n"
-                                         "        self.e = CartPoleEnv()\n"
-                                         "        self.observation_space = self.e.observation_space\n"
-                                         "        self.action_space = self.e.action_space\n"
-                                         "    def reset(self, seed=None): return self.e.reset(seed=seed)\n"
-                                         "    def step(self, a): return self.e.step(a)\n"
-                                         "serve(Stateless, name='stateless_cartpole', time_limit=500)\n";
-  r = run_prefrl("train --env-cmd '/usr/bin/python3 " + (dir / "stateless.py").string() + "' --teacher human --run-dir " + run);
+  const std::string stateless = stateless_worker(dir);
+  r = run_prefrl("train --env-cmd '" + stateless + "' --teacher human --run-dir " + run);
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_NE(r.out.find("has no state hooks"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(run));

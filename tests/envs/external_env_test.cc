@@ -184,6 +184,59 @@ TEST(ExternalEnv, RenderedFramesComeFromTheWorker) {
   EXPECT_NE(*std::min_element(frame.begin(), frame.end()), *std::max_element(frame.begin(), frame.end()));
 }
 
+// Box actions reach the worker clipped to the space's bounds; a uint8 Box's observations arrive
+// as byte / 255 (prefrl's pixels); the env's own truncation ends an episode.
+TEST(ExternalEnv, BoxActionsAreClippedAndByteObservationsScaled) {
+  const fs::path dir = fs::temp_directory_path() / ("prefrl_ext_box_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "echo.py") << "import sys\n"
+                                    "import numpy as np\n"
+                                    "sys.path.insert(0, '" << (kRepo / "python").string() << "')\n"
+                                    "from prefrl_env import serve\n"
+                                    "class Box:\n"
+                                    "    def __init__(self, lo, hi, shape, dtype):\n"
+                                    "        self.low, self.high = np.full(shape, lo, dtype), np.full(shape, hi, dtype)\n"
+                                    "        self.shape, self.dtype = shape, np.dtype(dtype)\n"
+                                    "class Echo:\n"
+                                    "    observation_space = Box(0, 255, (2, 1, 2), np.uint8)\n"
+                                    "    action_space = Box(-1.0, 1.0, (2,), np.float32)\n"
+                                    "    def reset(self, seed=None):\n"
+                                    "        self.t = 0\n"
+                                    "        return np.zeros((2, 1, 2), np.uint8), {}\n"
+                                    "    def step(self, a):\n"
+                                    "        self.t += 1\n"
+                                    "        o = np.array([[[round(100 * (a[0] + 1)), round(100 * (a[1] + 1))]], [[self.t, 255]]], np.uint8)\n"
+                                    "        return o, float(a.sum()), False, self.t == 3, {}\n"
+                                    "serve(Echo, name='echo_box', render=False)\n";
+  ExternalEnvOptions o;
+  o.cmd = kPython + " echo.py";
+  o.dir = dir.string();
+  o.log_dir = dir.string();
+  const std::string name = register_external_env(o);
+  const EnvSpec spec = env_spec(name);
+  EXPECT_EQ(spec.observation.dtype, Dtype::kUInt8);
+  EXPECT_TRUE(spec.pixels);
+  EXPECT_EQ(spec.action.high, (std::vector<float>{1.0f, 1.0f}));
+  std::unique_ptr<VecEnv> v = make_vec_env(name, 2, 0);
+  v->reset();
+  const std::vector<float> actions = {5.0f, -0.5f, -7.0f, 0.25f};  // env 0: (5, -0.5), env 1: (-7, 0.25)
+  for (int t = 1; t <= 3; ++t) {
+    v->step(actions.data());
+    const std::vector<float>& obs = t < 3 ? v->obs() : v->final_obs();
+    EXPECT_EQ(obs[0], 200 / 255.0f);  // 5 clipped to 1
+    EXPECT_EQ(obs[1], 50 / 255.0f);
+    EXPECT_EQ(obs[2], static_cast<float>(t) / 255.0f);
+    EXPECT_EQ(obs[3], 1.0f);
+    EXPECT_EQ(obs[4], 0.0f);          // -7 clipped to -1
+    EXPECT_EQ(obs[5], 125 / 255.0f);
+    EXPECT_EQ(v->rewards()[0], 0.5f);
+    EXPECT_EQ(v->truncated()[0], t == 3);  // the env's own truncation, with no time limit
+  }
+  EXPECT_EQ(v->obs()[2], 0.0f);  // a new episode
+  v.reset();
+  fs::remove_all(dir);
+}
+
 struct BadCase {
   std::string mode;
   std::string expect;  // in the message
