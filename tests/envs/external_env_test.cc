@@ -37,6 +37,15 @@ std::string registered_cartpole(int workers = 1) {
   return register_external_env(o);
 }
 
+// The options of a Python script of `dir` run there, logging there.
+ExternalEnvOptions script_in(const fs::path& dir, const std::string& script) {
+  ExternalEnvOptions o;
+  o.cmd = kPython + " " + script;
+  o.dir = dir.string();
+  o.log_dir = dir.string();
+  return o;
+}
+
 // A worker whose env is CartPole until its 5th step, when it misbehaves as `mode` says.
 std::string bad_worker(const std::string& mode) {
   const fs::path dir = fs::temp_directory_path() / ("prefrl_ext_bad_" + std::to_string(getpid()));
@@ -208,11 +217,7 @@ TEST(ExternalEnv, BoxActionsAreClippedAndByteObservationsScaled) {
                                     "        o = np.array([[[round(100 * (a[0] + 1)), round(100 * (a[1] + 1))]], [[self.t, 255]]], np.uint8)\n"
                                     "        return o, float(a.sum()), False, self.t == 3, {}\n"
                                     "serve(Echo, name='echo_box', render=False)\n";
-  ExternalEnvOptions o;
-  o.cmd = kPython + " echo.py";
-  o.dir = dir.string();
-  o.log_dir = dir.string();
-  const std::string name = register_external_env(o);
+  const std::string name = register_external_env(script_in(dir, "echo.py"));
   const EnvSpec spec = env_spec(name);
   EXPECT_EQ(spec.observation.dtype, Dtype::kUInt8);
   EXPECT_TRUE(spec.pixels);
@@ -280,10 +285,7 @@ TEST(ExternalEnv, AnotherProtocolVersionOrABadSpecIsRefusedWithTheReason) {
                                   "s.recv(n, socket.MSG_WAITALL)\n"
                                   "b = json.dumps({'op': 'hello', 'protocol': 'prefrl-env', 'version': 2, 'env': {}}).encode()\n"
                                   "s.sendall(struct.pack('<I', len(b)) + b)\n";
-  ExternalEnvOptions o;
-  o.cmd = kPython + " v2.py";
-  o.dir = dir.string();
-  o.log_dir = dir.string();
+  ExternalEnvOptions o = script_in(dir, "v2.py");
   std::string msg = error_of([&] { register_external_env(o); });
   EXPECT_NE(msg.find("speaks protocol version 2; prefrl speaks 1"), std::string::npos) << msg;
   o.cmd = "exit 7";
