@@ -3,6 +3,7 @@
 // (with the state before the step), terminations, time limits and frame skip do what the file
 // says; and every mistake is one message naming the file, line and column or field, with the
 // nearest valid names.
+#include "prefrl/envs/mujoco_tasks.h"
 #include "prefrl/envs/task_file.h"
 
 #include <gtest/gtest.h>
@@ -78,66 +79,99 @@ std::string shipped_task(const std::string& name) {
 // Steps a task file's environment and a built-in one side by side with the same seed and
 // actions (a fixed function of the step) and requires equal observations, rewards, flags and
 // states on every step, over `min_episodes` episodes.
+// `Port` is the hand-written C++ port of Gymnasium's task (mujoco_tasks.h) that both the
+// shipped task file and the built-in environment of that name (the same file, embedded) must
+// equal.
+template <class Port>
 void expect_bit_identical(const std::string& file_env, const std::string& builtin_env, int min_episodes) {
-  std::unique_ptr<Env> file = make_env(file_env), builtin = make_env(builtin_env);
-  const int64_t D = builtin->spec().observation.numel(), A = builtin->spec().action.numel();
-  ASSERT_EQ(file->spec().observation.numel(), D);
-  ASSERT_EQ(file->spec().action.low, builtin->spec().action.low);
-  ASSERT_EQ(file->spec().max_episode_steps, builtin->spec().max_episode_steps);
-  file->seed(9);
-  builtin->seed(9);
-  std::vector<float> a(D), b(D), u(A);
-  file->reset(a.data());
-  builtin->reset(b.data());
-  ASSERT_EQ(a, b);
-  int episodes = 0;
-  for (int t = 0; t < 20000 && episodes < min_episodes; ++t) {
-    for (int64_t j = 0; j < A; ++j) u[j] = static_cast<float>(std::sin(0.37 * t + 1.3 * j) * 1.2);
-    const StepResult ra = file->step(u.data(), a.data()), rb = builtin->step(u.data(), b.data());
-    ASSERT_EQ(a, b) << builtin_env << " step " << t;
-    ASSERT_EQ(ra.reward, rb.reward) << builtin_env << " step " << t;
-    ASSERT_EQ(ra.terminated, rb.terminated) << builtin_env << " step " << t;
-    ASSERT_EQ(ra.truncated, rb.truncated) << builtin_env << " step " << t;
-    ASSERT_EQ(file->get_state(), builtin->get_state()) << builtin_env << " step " << t;
-    if (ra.terminated || ra.truncated) {
-      ++episodes;
-      file->reset(a.data());
-      builtin->reset(b.data());
-      ASSERT_EQ(a, b);
+  for (const std::string& under_test : {file_env, builtin_env}) {
+    SCOPED_TRACE(under_test);
+    std::unique_ptr<Env> file = make_env(under_test), builtin = std::make_unique<Port>();
+    const int64_t D = builtin->spec().observation.numel(), A = builtin->spec().action.numel();
+    ASSERT_EQ(file->spec().observation.numel(), D);
+    ASSERT_EQ(file->spec().action.low, builtin->spec().action.low);
+    ASSERT_EQ(file->spec().max_episode_steps, builtin->spec().max_episode_steps);
+    file->seed(9);
+    builtin->seed(9);
+    std::vector<float> a(D), b(D), u(A);
+    file->reset(a.data());
+    builtin->reset(b.data());
+    ASSERT_EQ(a, b);
+    int episodes = 0;
+    for (int t = 0; t < 20000 && episodes < min_episodes; ++t) {
+      for (int64_t j = 0; j < A; ++j) u[j] = static_cast<float>(std::sin(0.37 * t + 1.3 * j) * 1.2);
+      const StepResult ra = file->step(u.data(), a.data()), rb = builtin->step(u.data(), b.data());
+      ASSERT_EQ(a, b) << builtin_env << " step " << t;
+      ASSERT_EQ(ra.reward, rb.reward) << builtin_env << " step " << t;
+      ASSERT_EQ(ra.terminated, rb.terminated) << builtin_env << " step " << t;
+      ASSERT_EQ(ra.truncated, rb.truncated) << builtin_env << " step " << t;
+      ASSERT_EQ(file->get_state(), builtin->get_state()) << builtin_env << " step " << t;
+      if (ra.terminated || ra.truncated) {
+        ++episodes;
+        file->reset(a.data());
+        builtin->reset(b.data());
+        ASSERT_EQ(a, b);
+      }
     }
+    EXPECT_GE(episodes, min_episodes) << builtin_env;
   }
-  EXPECT_GE(episodes, min_episodes) << builtin_env;
+  // The built-in environment is the port's in every other respect too: its spec and its view.
+  const EnvSpec a = env_spec(builtin_env), b = Port().spec();
+  EXPECT_EQ(a.name, b.name);
+  EXPECT_EQ(a.reference, b.reference);
+  EXPECT_EQ(a.observation.low, b.observation.low);
+  EXPECT_EQ(a.observation.high, b.observation.high);
+  EXPECT_EQ(a.action.low, b.action.low);
+  EXPECT_EQ(a.action.high, b.action.high);
+  EXPECT_EQ(a.fps, b.fps);
+  EXPECT_EQ(a.can_terminate, b.can_terminate);
+  EXPECT_EQ(a.state_size, b.state_size);
+  EXPECT_EQ(a.obs_determines_state, b.obs_determines_state);
+  EXPECT_EQ(a.has_true_reward, b.has_true_reward);
+  std::unique_ptr<Env> file = make_env(builtin_env), port = std::make_unique<Port>();
+  file->seed(4);
+  port->seed(4);
+  std::vector<float> o(a.observation.numel());
+  file->reset(o.data());
+  port->reset(o.data());
+  std::vector<uint8_t> fa(32 * 24 * 3), fb(fa.size());
+  file->render(32, 24, fa.data());
+  port->render(32, 24, fb.data());
+  EXPECT_EQ(fa, fb) << builtin_env << ": the clips' camera";
+  std::vector<double> sa, sb;
+  EXPECT_EQ(file->state_from_obs(o.data(), &sa), port->state_from_obs(o.data(), &sb));
+  EXPECT_EQ(sa, sb);
 }
 
 TEST_F(TaskFileTest, HopperAsATaskFileStepsBitForBitAsTheBuiltInOne) {
   const std::string name = register_task_file(shipped_task("hopper"));
   EXPECT_EQ(name, "hopper_task");
-  expect_bit_identical(name, "hopper", 10);
+  expect_bit_identical<Hopper>(name, "hopper", 10);
 }
 
 // Walker2d-v4, HalfCheetah-v4 and Swimmer-v4 likewise (the cheetah and the swimmer never
 // terminate: their 1000-step episodes end at the time limit).
 TEST_F(TaskFileTest, WalkerCheetahAndSwimmerAsTaskFilesStepBitForBitAsTheBuiltInOnes) {
   const std::string walker = register_task_file(shipped_task("walker2d"));
-  expect_bit_identical(walker, "walker2d", 10);
+  expect_bit_identical<Walker2d>(walker, "walker2d", 10);
   const std::string cheetah = register_task_file(shipped_task("halfcheetah"));
-  expect_bit_identical(cheetah, "halfcheetah", 2);
+  expect_bit_identical<HalfCheetah>(cheetah, "halfcheetah", 2);
   const std::string swimmer = register_task_file(shipped_task("swimmer"));
-  expect_bit_identical(swimmer, "swimmer", 2);
+  expect_bit_identical<Swimmer>(swimmer, "swimmer", 2);
 }
 
 // InvertedDoublePendulum-v4: observation pieces that are expressions (sin, cos of the hinges)
 // and constraint forces, a site's position in the reward and the termination.
 TEST_F(TaskFileTest, TheDoublePendulumAsATaskFileStepsBitForBitAsTheBuiltInOne) {
   const std::string name = register_task_file(shipped_task("inverted_double_pendulum"));
-  expect_bit_identical(name, "inverted_double_pendulum", 10);
+  expect_bit_identical<InvertedDoublePendulum>(name, "inverted_double_pendulum", 10);
 }
 
 TEST_F(TaskFileTest, ABuiltInTaskAsATaskFileStepsBitForBitTheSame) {
   const std::string name = register_task_file(shipped_task("inverted_pendulum"));
   EXPECT_EQ(name, "inverted_pendulum_task");
   EXPECT_EQ(register_task_file(shipped_task("inverted_pendulum")), name);  // once per file
-  expect_bit_identical(name, "inverted_pendulum", 8);
+  expect_bit_identical<InvertedPendulum>(name, "inverted_pendulum", 8);
   std::unique_ptr<Env> file = make_env(name), builtin = make_env("inverted_pendulum");
   const EnvSpec &fs_ = file->spec(), &bs = builtin->spec();
   EXPECT_EQ(fs_.observation.shape, bs.observation.shape);

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string_view>
 
 #include <muParser.h>
 #include <toml++/toml.h>
@@ -17,6 +18,7 @@
 #include "prefrl/core/error.h"
 #include "prefrl/envs/action_util.h"
 #include "prefrl/envs/external_env.h"
+#include "prefrl/envs/mjcf_models.h"
 #include "prefrl/envs/mujoco_env.h"
 
 namespace prefrl {
@@ -329,29 +331,33 @@ std::optional<ExternalEnvOptions> external_task(const std::string& path) {
   return o;
 }
 
-TaskSpec load_task_file(const std::string& path) {
-  if (external_task(path))
-    throw UsageError(path + ": this task file describes an external environment ([external]), not a MuJoCo model");
+namespace {
+
+// A task's model: a file, or (a built-in task's) one of the embedded models.
+constexpr std::string_view kEmbeddedModel = "embedded:";
+const mjModel* task_model(const std::string& model) {
+  if (model.rfind(kEmbeddedModel, 0) == 0) return mujoco_model(model.substr(kEmbeddedModel.size()));
+  return mujoco_model_file(model);
+}
+
+// The task of a parsed task file `path`; `embedded`: a built-in task's, whose model is the
+// embedded one of its file name.
+TaskSpec load_task_doc(const std::string& path, const toml::table& doc, bool embedded) {
   TaskSpec spec;
   spec.file = path;
-  toml::table doc;
-  try {
-    doc = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    const std::string d(e.description());
-    if (!fs::exists(path)) throw UsageError(path + ": no such task file");
-    fail_at(path, e.source(), d);
-  }
   Loader L{path, &doc};
-  L.check_keys(doc, {"name", "model", "episode", "observation", "action", "reward", "teacher", "metrics", "camera"},
+  L.check_keys(doc, {"name", "reference", "model", "episode", "observation", "action", "reward", "teacher", "metrics",
+                     "camera"},
                "the task file");
   spec.name = L.get<std::string>(doc, "name", "").value_or(fs::path(path).stem().string());
+  spec.reference = L.get<std::string>(doc, "reference", "").value_or("task file " + fs::path(path).filename().string());
   const auto model = L.get<std::string>(doc, "model", "");
   if (!model) throw UsageError(path + ": 'model' (the MJCF file, relative to the task file) is missing");
-  spec.model = (fs::absolute(path).parent_path() / *model).lexically_normal().string();
+  spec.model = embedded ? std::string(kEmbeddedModel) + fs::path(*model).stem().string()
+                        : (fs::absolute(path).parent_path() / *model).lexically_normal().string();
   const mjModel* m = nullptr;
   try {
-    m = mujoco_model_file(spec.model);
+    m = task_model(spec.model);
   } catch (const UsageError& e) {
     fail_at(path, doc.get("model")->source(), e.what());
   }
@@ -454,8 +460,23 @@ TaskSpec load_task_file(const std::string& path) {
   return spec;
 }
 
+}  // namespace
+
+TaskSpec load_task_file(const std::string& path) {
+  if (external_task(path))
+    throw UsageError(path + ": this task file describes an external environment ([external]), not a MuJoCo model");
+  toml::table doc;
+  try {
+    doc = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    if (!fs::exists(path)) throw UsageError(path + ": no such task file");
+    fail_at(path, e.source(), std::string(e.description()));
+  }
+  return load_task_doc(path, doc, false);
+}
+
 std::vector<std::string> task_quantities(const TaskSpec& spec) {
-  const mjModel* m = mujoco_model_file(spec.model);
+  const mjModel* m = task_model(spec.model);
   return Variables(model_quantities(m, spec.file), static_cast<int>(spec.actuators.size())).names;
 }
 
@@ -503,6 +524,11 @@ class TaskEnv : public MujocoEnv {
   }
   const EnvSpec& spec() const override { return def_->spec; }
   void step_metrics(double* out) const override { std::copy(metric_values_.begin(), metric_values_.end(), out); }
+  bool state_from_obs(const float* obs, std::vector<double>* state) const override {
+    if (!def_->spec.obs_determines_state) return false;
+    state->assign(obs, obs + def_->spec.state_size);  // the observation is qpos ++ qvel
+    return true;
+  }
 
  protected:
   void reset_impl(float* obs) override {
@@ -569,17 +595,18 @@ class TaskEnv : public MujocoEnv {
 };
 
 // The definition of a task under `options`: which expression its rewards come from.
-std::shared_ptr<const TaskDef> make_task_def(const std::string& path, const TaskOptions& options) {
+std::shared_ptr<const TaskDef> make_task_def(TaskSpec task, const TaskOptions& options) {
   auto def = std::make_shared<TaskDef>();
-  def->task = load_task_file(path);
-  def->model = mujoco_model_file(def->task.model);
+  def->task = std::move(task);
+  const std::string& path = def->task.file;
+  def->model = task_model(def->task.model);
   int64_t D = 0;
   for (const TaskObsPiece& p : def->task.observation) D += static_cast<int64_t>(p.addresses.size());
   def->obs_size = D;
   const float big = std::numeric_limits<float>::max();
   EnvSpec& e = def->spec;
   e.name = def->task.name;
-  e.reference = "task file " + fs::path(path).filename().string();
+  e.reference = def->task.reference;
   e.observation = Space::box({D}, std::vector<float>(D, -big), std::vector<float>(D, big));
   std::vector<float> lo, hi;
   for (int j : def->task.actuators) {
@@ -591,7 +618,14 @@ std::shared_ptr<const TaskDef> make_task_def(const std::string& path, const Task
   e.fps = 1.0 / (def->model->opt.timestep * def->task.frame_skip);
   e.can_terminate = !def->task.terminate.empty();
   e.state_size = def->model->nq + def->model->nv;
-  e.obs_determines_state = false;
+  // Observations of qpos ++ qvel, whole and unclipped, are the state (clips render from them).
+  const auto& obs = def->task.observation;
+  auto whole = [&](size_t k, TaskObsPiece::Source source, int count) {
+    return obs[k].source == source && static_cast<int>(obs[k].addresses.size()) == count && obs[k].addresses[0] == 0 &&
+           std::isinf(obs[k].clip);
+  };
+  e.obs_determines_state = obs.size() == 2 && whole(0, TaskObsPiece::Source::kQpos, def->model->nq) &&
+                           whole(1, TaskObsPiece::Source::kQvel, def->model->nv);
   for (const auto& m : def->task.metrics) e.metrics.push_back(m.first);
   if (options.judge_by_score) {
     def->judged = !options.score.empty() ? options.score : def->task.teacher_score;
@@ -623,7 +657,7 @@ std::string register_task_file(const std::string& path, const TaskOptions& optio
   if (auto it = registered.find(key); it != registered.end()) {
     TaskHolder& h = *it->second;
     if (!(h.options == options)) {
-      std::shared_ptr<const TaskDef> def = make_task_def(path, options);
+      std::shared_ptr<const TaskDef> def = make_task_def(load_task_file(path), options);
       std::lock_guard<std::mutex> hold(h.mu);
       h.def = std::move(def);
       h.options = options;
@@ -631,12 +665,40 @@ std::string register_task_file(const std::string& path, const TaskOptions& optio
     return h.get()->task.name;
   }
   auto holder = std::make_shared<TaskHolder>();
-  holder->def = make_task_def(path, options);
+  holder->def = make_task_def(load_task_file(path), options);
   holder->options = options;
   const std::string name = holder->def->task.name;
   register_env(name, [holder] { return std::make_unique<TaskEnv>(holder->get()); });
   registered[key] = holder;
   return name;
+}
+
+EnvFactory builtin_task_factory(const std::string& file, const std::string& name) {
+  const BuiltinTaskFile* found = nullptr;
+  for (size_t i = 0; i < kBuiltinTaskFileCount; ++i)
+    if (file == kBuiltinTaskFiles[i].name) found = &kBuiltinTaskFiles[i];
+  if (!found) throw RuntimeError("no built-in task file '" + file + ".toml'");
+  // Loaded at the first environment made (not when the registry fills), then shared.
+  struct Lazy {
+    std::once_flag once;
+    std::shared_ptr<const TaskDef> def;
+  };
+  auto lazy = std::make_shared<Lazy>();
+  return [found, name, lazy] {
+    std::call_once(lazy->once, [&] {
+      const std::string label = "src/prefrl/envs/mjcf/" + std::string(found->name) + ".toml (built in)";
+      toml::table doc;
+      try {
+        doc = toml::parse(std::string_view(found->toml), label);
+      } catch (const toml::parse_error& e) {
+        throw RuntimeError(label + ": " + std::string(e.description()));
+      }
+      TaskSpec task = load_task_doc(label, doc, /*embedded=*/true);
+      task.name = name;
+      lazy->def = make_task_def(std::move(task), TaskOptions{});
+    });
+    return std::unique_ptr<Env>(std::make_unique<TaskEnv>(lazy->def));
+  };
 }
 
 }  // namespace prefrl

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "prefrl/envs/env.h"
 #include "prefrl/envs/external_env.h"
 #include "prefrl/envs/mujoco_render.h"
 
@@ -35,6 +36,7 @@ struct TaskObsPiece {
 struct TaskSpec {
   std::string file;              // the task file, as given
   std::string name;              // the environment's name (default: the file's stem)
+  std::string reference;         // what it must agree with (default: "task file <its file name>")
   std::string model;             // the MJCF file, resolved against the task file's directory
   int frame_skip = 1;            // mj_step calls per environment step
   int time_limit = 1000;         // environment steps per episode
@@ -83,5 +85,9 @@ std::optional<ExternalEnvOptions> external_task(const std::string& path);
 // unparsable score, a script teacher with no score). An external task file registers its
 // environment with register_external_env.
 std::string register_task_file(const std::string& path, const TaskOptions& options = {});
+
+// The factory of a built-in MuJoCo task from its embedded task file (src/prefrl/envs/mjcf/
+// <file>.toml) under `name`: the built-in environments take the task files' code path.
+EnvFactory builtin_task_factory(const std::string& file, const std::string& name);
 
 }  // namespace prefrl
