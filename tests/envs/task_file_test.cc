@@ -167,6 +167,13 @@ TEST_F(TaskFileTest, TheDoublePendulumAsATaskFileStepsBitForBitAsTheBuiltInOne) 
   expect_bit_identical<InvertedDoublePendulum>(name, "inverted_double_pendulum", 10);
 }
 
+// Reacher-v4: its target placed uniformly in a disc (reset_disc), a body's position beside joints
+// of the same name (target_pos_x), the distance before the step (prev_) in the reward.
+TEST_F(TaskFileTest, TheReacherAsATaskFileStepsBitForBitAsTheBuiltInOne) {
+  const std::string name = register_task_file(shipped_task("reacher"));
+  expect_bit_identical<Reacher>(name, "reacher", 20);
+}
+
 TEST_F(TaskFileTest, ABuiltInTaskAsATaskFileStepsBitForBitTheSame) {
   const std::string name = register_task_file(shipped_task("inverted_pendulum"));
   EXPECT_EQ(name, "inverted_pendulum_task");

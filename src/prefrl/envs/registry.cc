@@ -11,7 +11,6 @@
 #include "prefrl/envs/env.h"
 #include "prefrl/envs/mountaincar_continuous.h"
 #include "prefrl/envs/movingdot.h"
-#include "prefrl/envs/mujoco_tasks.h"
 #include "prefrl/envs/pendulum.h"
 #include "prefrl/envs/task_file.h"
 #include "prefrl/envs/wrappers.h"
@@ -68,12 +67,11 @@ void register_builtins(Registry& r) {
   add(r, "movingdot", [] { return std::make_unique<FrameStack>(std::make_unique<MovingDot>(), 2); });
   // The MuJoCo tasks are task files (src/prefrl/envs/mjcf/*.toml, embedded), as a user's are;
   // the hand-written C++ ports of Gymnasium's (mujoco_tasks.h) are what tests hold them to.
-  // Reacher's target, drawn in a disc by rejection sampling, has no task-file form yet.
   add(r, "hopper", builtin_task_factory("hopper", "hopper"));
   add(r, "halfcheetah", builtin_task_factory("halfcheetah", "halfcheetah"));
   add(r, "walker2d", builtin_task_factory("walker2d", "walker2d"));
   add(r, "swimmer", builtin_task_factory("swimmer", "swimmer"));
-  add(r, "reacher", [] { return std::make_unique<Reacher>(); });
+  add(r, "reacher", builtin_task_factory("reacher", "reacher"));
   add(r, "inverted_pendulum", builtin_task_factory("inverted_pendulum", "inverted_pendulum"));
   add(r, "inverted_double_pendulum", builtin_task_factory("inverted_double_pendulum", "inverted_double_pendulum"));
 }

@@ -78,11 +78,20 @@ std::vector<Quantity> model_quantities(const mjModel* m, const std::string& file
       q.push_back({identifier(n) + "_vel", Quantity::From::kQvel, m->jnt_dofadr[j]});
     }
   }
+  // Bodies: <body>_pos_x ... always, and <body>_x ... where no joint has that name (Gymnasium's
+  // reacher has a body `target` and joints `target_x`, `target_y`).
+  std::vector<Quantity> bodies;
   for (int b = 1; b < m->nbody; ++b) {  // body 0 is the world
     const char* n = mj_id2name(m, mjOBJ_BODY, b);
     if (!n || !*n) continue;
-    for (int k = 0; k < 3; ++k) q.push_back({identifier(n) + "_" + "xyz"[k], Quantity::From::kXpos, 3 * b + k});
+    for (int k = 0; k < 3; ++k) {
+      const std::string shorter = identifier(n) + "_" + "xyz"[k];
+      if (std::none_of(q.begin(), q.end(), [&](const Quantity& x) { return x.name == shorter; }))
+        bodies.push_back({shorter, Quantity::From::kXpos, 3 * b + k});
+      bodies.push_back({identifier(n) + "_pos_" + "xyz"[k], Quantity::From::kXpos, 3 * b + k});
+    }
   }
+  q.insert(q.end(), bodies.begin(), bodies.end());
   for (int s = 0; s < m->nsite; ++s) {
     const char* n = mj_id2name(m, mjOBJ_SITE, s);
     if (!n || !*n) continue;
@@ -225,6 +234,30 @@ std::vector<int> select(const Loader& L, const toml::node& sel, const std::vecto
   return out;
 }
 
+// [episode] reset_disc = { joints = [a, b], radius = r, still = true }: after the qpos noise, two
+// slide joints are placed at a point uniform in the disc of radius r (rejection sampling, as
+// Gymnasium's reacher places its target); `still`: their velocities are zeroed after the qvel
+// noise.
+void read_reset_disc(const Loader& L, const toml::table& t, const mjModel* m, TaskSpec* spec) {
+  const std::string where = "episode.reset_disc";
+  L.check_keys(t, {"joints", "radius", "still"}, where);
+  const toml::node* j = t.get("joints");
+  if (!j) fail_at(L.file, t.source(), where + " needs 'joints', two slide joints");
+  const std::vector<int> joints = select(L, *j, object_names(m, mjOBJ_JOINT, m->njnt), "joint", where + ".joints");
+  if (joints.size() != 2) fail_at(L.file, j->source(), where + ".joints must name two joints");
+  for (int id : joints)
+    if (m->jnt_type[id] != mjJNT_SLIDE && m->jnt_type[id] != mjJNT_HINGE)
+      fail_at(L.file, j->source(), where + ".joints must be slide or hinge joints (one value each)");
+  const double radius = L.get<double>(t, "radius", where).value_or(0.0);
+  if (!(radius > 0)) fail_at(L.file, t.source(), where + ".radius must be > 0");
+  TaskSpec::ResetDisc d;
+  d.qpos = {m->jnt_qposadr[joints[0]], m->jnt_qposadr[joints[1]]};
+  d.dof = {m->jnt_dofadr[joints[0]], m->jnt_dofadr[joints[1]]};
+  d.radius = radius;
+  d.still = L.get<bool>(t, "still", where).value_or(false);
+  spec->reset_disc = d;
+}
+
 TaskObsPiece observation_piece(const Loader& L, const toml::table& t, const mjModel* m, size_t k) {
   const std::string where = "observation[" + std::to_string(k) + "]";
   L.check_keys(t, {"qpos", "qvel", "qfrc_constraint", "body_pos", "sensor", "expr", "clip", "skip"}, where);
@@ -363,7 +396,8 @@ TaskSpec load_task_doc(const std::string& path, const toml::table& doc, bool emb
   }
 
   if (const toml::table* ep = L.table(doc, "episode")) {
-    L.check_keys(*ep, {"frame_skip", "time_limit", "terminate", "reset_noise"}, "[episode]");
+    L.check_keys(*ep, {"frame_skip", "time_limit", "terminate", "reset_noise", "reset_disc"}, "[episode]");
+    if (const toml::table* disc = L.table(*ep, "reset_disc")) read_reset_disc(L, *disc, m, &spec);
     spec.frame_skip = static_cast<int>(L.get<int64_t>(*ep, "frame_skip", "episode").value_or(1));
     if (spec.frame_skip < 1) fail_at(path, ep->get("frame_skip")->source(), "episode.frame_skip must be >= 1");
     spec.time_limit = static_cast<int>(L.get<int64_t>(*ep, "time_limit", "episode").value_or(1000));
@@ -536,8 +570,19 @@ class TaskEnv : public MujocoEnv {
     std::vector<double> qpos(m_->qpos0, m_->qpos0 + m_->nq);
     for (double& x : qpos)
       x += t.qpos_distribution == "normal" ? t.qpos_noise * rng_.normal() : rng_.uniform(-t.qpos_noise, t.qpos_noise);
-    const std::vector<double> qvel = t.qvel_distribution == "normal" ? zero_plus_normal(m_->nv, t.qvel_noise)
-                                                                     : zero_plus_uniform(m_->nv, t.qvel_noise);
+    if (t.reset_disc) {  // a point uniform in the disc: rejection sampling
+      const double r = t.reset_disc->radius;
+      double x, y;
+      do {
+        x = rng_.uniform(-r, r);
+        y = rng_.uniform(-r, r);
+      } while (std::hypot(x, y) >= r);
+      qpos[t.reset_disc->qpos[0]] = x;
+      qpos[t.reset_disc->qpos[1]] = y;
+    }
+    std::vector<double> qvel = t.qvel_distribution == "normal" ? zero_plus_normal(m_->nv, t.qvel_noise)
+                                                               : zero_plus_uniform(m_->nv, t.qvel_noise);
+    if (t.reset_disc && t.reset_disc->still) qvel[t.reset_disc->dof[0]] = qvel[t.reset_disc->dof[1]] = 0.0;
     set_qpos_qvel(qpos.data(), qvel.data());
     write_obs(obs);
   }

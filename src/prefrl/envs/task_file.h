@@ -10,6 +10,7 @@
 // Every mistake is a UsageError naming the file, and the line and column or the field, the bad
 // value and what is allowed, before any training starts.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -43,6 +44,13 @@ struct TaskSpec {
   // Resets: qpos0 + noise and zero + noise, each uniform U(+-scale) or normal scale N(0, 1).
   std::string qpos_distribution = "uniform", qvel_distribution = "uniform";
   double qpos_noise = 0, qvel_noise = 0;
+  // Two joints placed uniformly in a disc after the qpos noise (a target), optionally still.
+  struct ResetDisc {
+    std::array<int, 2> qpos{}, dof{};  // their qpos and dof addresses
+    double radius = 0;
+    bool still = false;
+  };
+  std::optional<ResetDisc> reset_disc;
   std::vector<TaskObsPiece> observation;
   std::vector<int> actuators;    // the actions, in order (indices of the model's actuators)
   std::string terminate;         // expression; nonzero ends the episode (empty: never)
