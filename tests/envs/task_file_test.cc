@@ -257,6 +257,51 @@ expression = "(x - prev_x) / dt - 0.5 * action_sq + 0 * t"
   EXPECT_LT(r.reward, 0.0f);  // -0.5 * 25 dominates
 }
 
+// Bodies' orientations, velocities and contact forces as pieces: a box dropped on the floor falls
+// (its linear velocity -g t), lands and rests upright with the floor holding its weight.
+TEST_F(TaskFileTest, BodyOrientationsVelocitiesAndContactForcesArePieces) {
+  write("models/drop.xml", R"(<mujoco model="drop">
+  <option timestep="0.002"/>
+  <worldbody>
+    <geom name="floor" type="plane" size="2 2 0.1"/>
+    <body name="box" pos="0 0 0.3">
+      <freejoint/>
+      <geom type="box" size="0.05 0.05 0.05" mass="2"/>
+    </body>
+    <body name="wheel" pos="1 1 0.5">
+      <joint name="spin" type="hinge"/>
+      <geom type="sphere" size="0.05" mass="0.1" contype="0" conaffinity="0"/>
+    </body>
+  </worldbody>
+  <actuator><motor joint="spin" ctrllimited="true" ctrlrange="-1 1"/></actuator>
+</mujoco>
+)");
+  write("drop.toml", R"(model = "models/drop.xml"
+[episode]
+time_limit = 400
+[[observation]]
+body_quat = ["box"]
+[[observation]]
+body_vel = ["box"]
+[[observation]]
+contact_force = ["box"]
+)");
+  std::unique_ptr<Env> env = make_env(register_task_file((dir_ / "drop.toml").string()));
+  ASSERT_EQ(env->spec().observation.numel(), 16);
+  std::vector<float> obs(16);
+  env->reset(obs.data());
+  EXPECT_EQ(std::vector<float>(obs.begin(), obs.begin() + 4), (std::vector<float>{1, 0, 0, 0}));  // upright
+  const float idle = 0.0f;
+  env->step(&idle, obs.data());
+  env->step(&idle, obs.data());  // velocities as the last mj_step began: after 0.002 s of free fall
+  EXPECT_NEAR(obs[4 + 5], -9.81 * 0.002, 1e-4);  // cvel: angular (3), then linear (3)
+  EXPECT_EQ(obs[10 + 5], 0.0f);  // no contact in the air
+  for (int t = 0; t < 398; ++t) env->step(&idle, obs.data());  // landed, at rest
+  EXPECT_NEAR(obs[0], 1.0f, 1e-4);
+  EXPECT_NEAR(obs[4 + 5], 0.0f, 1e-3);
+  EXPECT_NEAR(obs[10 + 5], 2 * 9.81, 0.05);  // cfrc_ext: torque (3), then force (3): the weight
+}
+
 // A task with no true reward: its rewards are 0 and its spec says it has none; [metrics] are
 // the step's values; a script teacher's options make the rewards its score (the file's, or one
 // given instead), and a script teacher with no score anywhere is refused.

@@ -260,7 +260,9 @@ void read_reset_disc(const Loader& L, const toml::table& t, const mjModel* m, Ta
 
 TaskObsPiece observation_piece(const Loader& L, const toml::table& t, const mjModel* m, size_t k) {
   const std::string where = "observation[" + std::to_string(k) + "]";
-  L.check_keys(t, {"qpos", "qvel", "qfrc_constraint", "body_pos", "sensor", "expr", "clip", "skip"}, where);
+  L.check_keys(t, {"qpos", "qvel", "qfrc_constraint", "body_pos", "body_quat", "body_vel", "contact_force", "sensor",
+                   "expr", "clip", "skip"},
+               where);
   TaskObsPiece p;
   int sources = 0;
   const int skip = static_cast<int>(L.get<int64_t>(t, "skip", where).value_or(0));
@@ -311,13 +313,21 @@ TaskObsPiece observation_piece(const Loader& L, const toml::table& t, const mjMo
       p.expressions.push_back(*text);
     }
   }
-  if (const toml::node* n = t.get("body_pos")) {
+  // Bodies' positions (3 each), orientations (quaternions, 4), com-based velocities (cvel:
+  // angular then linear, 6) and external contact forces (cfrc_ext: torque then force, 6).
+  auto body_piece = [&](const char* key, TaskObsPiece::Source source, int width) {
+    const toml::node* n = t.get(key);
+    if (!n) return;
     ++sources;
-    p.source = TaskObsPiece::Source::kBodyPos;
-    for (int b : select(L, *n, object_names(m, mjOBJ_BODY, m->nbody), "body", where + ".body_pos"))
-      for (int i = 0; i < 3; ++i) p.addresses.push_back(3 * b + i);
-    p.what = "body_pos";
-  }
+    p.source = source;
+    for (int b : select(L, *n, object_names(m, mjOBJ_BODY, m->nbody), "body", where + "." + key))
+      for (int i = 0; i < width; ++i) p.addresses.push_back(width * b + i);
+    p.what = key;
+  };
+  body_piece("body_pos", TaskObsPiece::Source::kBodyPos, 3);
+  body_piece("body_quat", TaskObsPiece::Source::kBodyQuat, 4);
+  body_piece("body_vel", TaskObsPiece::Source::kBodyVel, 6);
+  body_piece("contact_force", TaskObsPiece::Source::kContactForce, 6);
   if (const toml::node* n = t.get("sensor")) {
     ++sources;
     p.source = TaskObsPiece::Source::kSensor;
@@ -326,7 +336,8 @@ TaskObsPiece observation_piece(const Loader& L, const toml::table& t, const mjMo
     p.what = "sensor";
   }
   if (sources != 1)
-    fail_at(L.file, t.source(), where + " must have exactly one of qpos, qvel, qfrc_constraint, body_pos, sensor, expr");
+    fail_at(L.file, t.source(), where + " must have exactly one of qpos, qvel, qfrc_constraint, body_pos, body_quat, "
+                                        "body_vel, contact_force, sensor, expr");
   if (p.addresses.empty()) fail_at(L.file, t.source(), where + " selects nothing");
   return p;
 }
@@ -552,9 +563,11 @@ class TaskEnv : public MujocoEnv {
     if (!def_->task.terminate.empty())
       terminate_ = compile_expression(def_->task.terminate, vars_, def_->task.file, "episode.terminate");
     vars_.values[vars_.dt_at()] = dt();
-    for (const TaskObsPiece& p : def_->task.observation)
+    for (const TaskObsPiece& p : def_->task.observation) {
       for (size_t k = 0; k < p.expressions.size(); ++k)
         obs_exprs_.push_back(compile_expression(p.expressions[k], obs_vars_, def_->task.file, "observation expr"));
+      contact_forces_ |= p.source == TaskObsPiece::Source::kContactForce;
+    }
   }
   const EnvSpec& spec() const override { return def_->spec; }
   void step_metrics(double* out) const override { std::copy(metric_values_.begin(), metric_values_.end(), out); }
@@ -612,6 +625,8 @@ class TaskEnv : public MujocoEnv {
     size_t e = 0;  // into obs_exprs_
     if (!obs_exprs_.empty())
       for (size_t k = 0; k < obs_vars_.quantities.size(); ++k) obs_vars_.values[k] = read(d_, obs_vars_.quantities[k]);
+    // mj_step leaves cfrc_ext to be computed on demand (it changes no state).
+    if (contact_forces_) mj_rnePostConstraint(m_, d_);
     for (const TaskObsPiece& p : def_->task.observation) {
       if (p.source == TaskObsPiece::Source::kExpression) {
         for (size_t k = 0; k < p.expressions.size(); ++k)
@@ -623,6 +638,9 @@ class TaskEnv : public MujocoEnv {
                           : p.source == S::kQvel           ? d_->qvel
                           : p.source == S::kQfrcConstraint ? d_->qfrc_constraint
                           : p.source == S::kBodyPos        ? d_->xpos
+                          : p.source == S::kBodyQuat       ? d_->xquat
+                          : p.source == S::kBodyVel        ? d_->cvel
+                          : p.source == S::kContactForce   ? d_->cfrc_ext
                                                            : d_->sensordata;
       for (int a : p.addresses) *o++ = static_cast<float>(std::clamp(src[a], -p.clip, p.clip));
     }
@@ -633,6 +651,7 @@ class TaskEnv : public MujocoEnv {
   Variables vars_;
   mutable Variables obs_vars_;  // the state's quantities, for the observation's expressions
   std::vector<std::unique_ptr<mu::Parser>> obs_exprs_;
+  bool contact_forces_ = false;  // a piece reads cfrc_ext
   std::unique_ptr<mu::Parser> reward_, terminate_;  // reward_: the judged figure (null: none)
   std::vector<std::unique_ptr<mu::Parser>> metrics_;
   std::vector<double> metric_values_;  // the metrics of the last step

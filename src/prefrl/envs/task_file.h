@@ -26,9 +26,11 @@ namespace prefrl {
 
 // One piece of the observation: the addresses it reads from one mjData array, in order.
 struct TaskObsPiece {
-  enum class Source { kQpos, kQvel, kBodyPos, kSensor, kQfrcConstraint, kExpression };
+  enum class Source { kQpos, kQvel, kBodyPos, kSensor, kQfrcConstraint, kExpression, kBodyQuat, kBodyVel,
+                      kContactForce };
   Source source = Source::kQpos;
-  std::vector<int> addresses;    // indices into d->qpos / d->qvel / d->xpos / d->sensordata / d->qfrc_constraint
+  // indices into d->qpos / qvel / xpos / sensordata / qfrc_constraint / xquat / cvel / cfrc_ext
+  std::vector<int> addresses;
   std::vector<std::string> expressions;  // kExpression: one value each, of the state after the step
   double clip = std::numeric_limits<double>::infinity();  // each value clipped to +-clip
   std::string what;              // for messages and docs: "qpos[rootz, rooty]"
