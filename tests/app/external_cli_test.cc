@@ -111,7 +111,7 @@ TEST(ExternalCli, TrainsEvaluatesAndResumesExactlyAfterAWorkerIsKilled) {
   EXPECT_NE(r.out.find("external env worker"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("closed its socket"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("dying now"), std::string::npos) << "the worker's log tail: " << r.out;
-  EXPECT_NE(r.out.find("batch 501"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("batched step 501"), std::string::npos) << r.out;
   r = run_prefrl("train --resume " + crashed);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("resume: from " + crashed + "/checkpoints/ckpt-3072"), std::string::npos) << r.out;

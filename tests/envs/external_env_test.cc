@@ -267,7 +267,7 @@ TEST(ExternalEnv, AWorkerThatFailsStopsWithItsNameEnvBatchAndLog) {
     });
     EXPECT_NE(msg.find(c.expect), std::string::npos) << msg;
     EXPECT_NE(msg.find("external env worker "), std::string::npos) << msg;
-    EXPECT_NE(msg.find("batch 6"), std::string::npos) << msg;  // reset is batch 1, the 5th step batch 6
+    EXPECT_NE(msg.find("batched step 6"), std::string::npos) << msg;  // the reset is the first, the 5th step the 6th
     EXPECT_NE(msg.find("misbehaving: " + c.mode), std::string::npos) << "the log's tail: " << msg;
     if (c.mode == "shape" || c.mode == "nan" || c.mode == "raise") EXPECT_NE(msg.find(", env 0"), std::string::npos) << msg;
     if (c.mode == "die")

@@ -293,7 +293,7 @@ std::string EnvWorker::exit_status() {
 void EnvWorker::fail(const std::string& what, int row) const {
   std::string where = describe();
   if (row >= 0) where += ", env " + std::to_string(first_env_ + row);
-  throw RuntimeError(where + ", batch " + std::to_string(batch_) + ": " + what + "; its log " + log_path_ +
+  throw RuntimeError(where + ", batched step " + std::to_string(batch_) + ": " + what + "; its log " + log_path_ +
                      " ends:\n" + log_tail(log_path_));
 }
 
