@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <cstring>
 
 #include "prefrl/core/error.h"
@@ -86,7 +87,13 @@ bool decode_png(const std::string& bytes, std::vector<uint8_t>* rgb, int* width,
 ClipSheet render_clip(const std::string& env_name, const Segment& seg, int frame_size) {
   if (frame_size < 16 || frame_size > 1024)
     throw UsageError("clip frame size " + std::to_string(frame_size) + " is outside [16, 1024]");
-  std::unique_ptr<Env> env = make_env(env_name);
+  // One environment per thread and name, kept between clips: an external env's is a worker
+  // process (docs/env_protocol.md), whose start would otherwise come with every clip. Every
+  // frame sets the whole state, so nothing carries over from one clip to the next.
+  thread_local std::map<std::string, std::unique_ptr<Env>> envs;
+  std::unique_ptr<Env>& kept = envs[env_name];
+  if (!kept) kept = make_env(env_name);
+  Env* env = kept.get();
   const EnvSpec& spec = env->spec();
   const int L = seg.length;
   const bool has_states = seg.state_size > 0;
