@@ -342,16 +342,20 @@ TaskObsPiece observation_piece(const Loader& L, const toml::table& t, const mjMo
   return p;
 }
 
-}  // namespace
-
-std::optional<ExternalEnvOptions> external_task(const std::string& path) {
-  toml::table doc;
+// A task file parsed; a missing file or a TOML error is a UsageError naming it.
+toml::table parse_task_file(const std::string& path) {
   try {
-    doc = toml::parse_file(path);
+    return toml::parse_file(path);
   } catch (const toml::parse_error& e) {
     if (!fs::exists(path)) throw UsageError(path + ": no such task file");
     fail_at(path, e.source(), std::string(e.description()));
   }
+}
+
+}  // namespace
+
+std::optional<ExternalEnvOptions> external_task(const std::string& path) {
+  const toml::table doc = parse_task_file(path);
   if (!doc.contains("external")) return std::nullopt;
   Loader L{path, &doc};
   L.check_keys(doc, {"external"},
@@ -508,15 +512,9 @@ TaskSpec load_task_doc(const std::string& path, const toml::table& doc, bool emb
 }  // namespace
 
 TaskSpec load_task_file(const std::string& path) {
-  if (external_task(path))
+  const toml::table doc = parse_task_file(path);
+  if (doc.contains("external"))
     throw UsageError(path + ": this task file describes an external environment ([external]), not a MuJoCo model");
-  toml::table doc;
-  try {
-    doc = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    if (!fs::exists(path)) throw UsageError(path + ": no such task file");
-    fail_at(path, e.source(), std::string(e.description()));
-  }
   return load_task_doc(path, doc, false);
 }
 
