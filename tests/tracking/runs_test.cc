@@ -226,6 +226,29 @@ TEST(SweepStats, MeanStdIqmAndBootstrap) {
   EXPECT_TRUE(std::isnan(default_pass_threshold("movingdot")));
 }
 
+// A sweep of a task with no true reward: its seeds finish without a final return; they count
+// as finished (and `prefrl sweep` exits 0), and the statistics are over none.
+TEST_F(ArchiveTest, SeedsOfATaskWithNoTrueRewardFinishWithoutReturns) {
+  const fs::path sw = root_ / "sweep-free";
+  json record = {{"env", "free"}, {"status", "finished"}, {"command", "prefrl sweep ..."}, {"runs", json::array()}};
+  for (int s = 1; s <= 2; ++s) {
+    json sum = finished(0);
+    sum["has_true_reward"] = false;
+    sum["train_return"] = nullptr;  // as such a run writes it
+    sum["final_true_corr"] = nullptr;
+    sum["eval"] = {{"episodes", 5}, {"mean_return", nullptr}, {"metrics", {{"turns", {{"mean", 1.5 * s}}}}}};
+    make_run(sw / ("seed-" + std::to_string(s)), s, sum);
+    record["runs"].push_back({{"seed", s}, {"run", "seed-" + std::to_string(s)}, {"exit_code", 0}});
+  }
+  std::ofstream(sw / "sweep.json") << record.dump();
+  const json f = sweep_figures(load_sweep(sw.string()));
+  EXPECT_EQ(f["n_finished"], 2);
+  EXPECT_EQ(f["n_returns"], 0);
+  EXPECT_EQ(f["seeds"][1]["metrics"]["turns"], 3.0);
+  const std::string text = sweep_summary_text(f);
+  EXPECT_NE(text.find("2 of 2 seeds finished; no final return: the task has no true reward"), std::string::npos) << text;
+}
+
 TEST_F(ArchiveTest, SweepFiguresKeepFailedAndCrashedSeeds) {
   const fs::path sw = root_ / "sweep-x";
   json record = {{"env", "cartpole"}, {"threshold", 475.0}, {"status", "finished"}, {"command", "prefrl sweep ..."},

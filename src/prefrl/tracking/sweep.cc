@@ -140,14 +140,15 @@ json sweep_figures(const SweepInfo& s) {
   const double threshold = s.record.contains("threshold") && s.record["threshold"].is_number()
                                ? s.record["threshold"].get<double>() : std::nan("");
   json seeds = json::array();
-  std::vector<double> finished;
-  int passed = 0;
+  std::vector<double> finished;  // the final returns of the seeds that finished with one
+  int passed = 0, n_finished = 0;
   bool no_truth = false;  // a seed's task has no true reward: returns are absent, not failed
   for (const auto& sd : s.seeds) {
     const json& sum = sd.info.summary;
     if (sum.contains("has_true_reward") && sum["has_true_reward"] == false) no_truth = true;
     const double ret = sd.info.final_return();
     const bool ok = sd.info.status == "finished";
+    n_finished += ok;
     if (ok && std::isfinite(ret)) finished.push_back(ret);
     const bool pass = ok && std::isfinite(threshold) && std::isfinite(ret) && ret >= threshold;
     passed += pass;
@@ -163,7 +164,8 @@ json sweep_figures(const SweepInfo& s) {
   const auto ci = iqm_bootstrap_ci(finished, 0.95, 10000, 0);
   return {{"seeds", seeds},
           {"n_seeds", s.seeds.size()},
-          {"n_finished", finished.size()},
+          {"n_finished", n_finished},          // seeds that ran to their end
+          {"n_returns", finished.size()},       // ... of which with a final return (the statistics')
           {"mean", num_json(mean_value(finished))},
           {"std", num_json(sample_std(finished))},
           {"iqm", num_json(interquartile_mean(finished))},

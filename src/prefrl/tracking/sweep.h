@@ -64,7 +64,8 @@ struct SweepInfo {
 bool is_sweep_dir(const std::string& dir);
 SweepInfo load_sweep(const std::string& dir);  // UsageError if dir holds no sweep.json
 // Figures over the seeds as they are now: per seed {seed, run, status, final_return, labels,
-// env_steps, wall_s, exit_code}, and aggregates {n_seeds, n_finished, mean, std, iqm,
+// env_steps, wall_s, exit_code}, and aggregates {n_seeds, n_finished (ran to their end),
+// n_returns (of those, with a final return: a task with no true reward has none), mean, std, iqm,
 // iqm_ci95, threshold, passed}.
 nlohmann::json sweep_figures(const SweepInfo& sweep);
 // One line per seed and the aggregates, as `prefrl sweep` prints at the end.
