@@ -54,14 +54,14 @@ ExternalEnvOptions external_options(const nlohmann::json& env) {
 // compiler's meshdir / texturedir / assetdir, themselves relative to that directory).
 std::vector<fs::path> model_files(const fs::path& model) {
   const fs::path root = model.parent_path();
-  std::vector<fs::path> files = {model}, todo = {model};
+  std::vector<fs::path> files = {model}, unread = {model};  // unread: XML files still to scan
   std::string meshdir, texturedir, assetdir;
   const std::regex tag(R"(<\s*(include|compiler|mesh|hfield|skin|texture)\b([^>]*)>)");
   const std::regex attr(R"re(\b(file|fileright|fileleft|fileup|filedown|filefront|fileback|meshdir|texturedir|assetdir)\s*=\s*"([^"]*)")re");
   std::vector<std::pair<std::string, std::string>> assets;  // (tag, file)
-  while (!todo.empty()) {
-    const fs::path xml = todo.back();
-    todo.pop_back();
+  while (!unread.empty()) {
+    const fs::path xml = unread.back();
+    unread.pop_back();
     const std::string text = read_file_bytes(xml.string());
     for (std::sregex_iterator t(text.begin(), text.end(), tag), end; t != end; ++t) {
       const std::string name = (*t)[1], attrs = (*t)[2];
@@ -75,7 +75,7 @@ std::vector<fs::path> model_files(const fs::path& model) {
           const fs::path inc = (root / value).lexically_normal();
           if (std::find(files.begin(), files.end(), inc) == files.end()) {
             files.push_back(inc);
-            todo.push_back(inc);
+            unread.push_back(inc);
           }
         } else if (key.rfind("file", 0) == 0) {
           assets.emplace_back(name, value);

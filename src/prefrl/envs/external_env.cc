@@ -443,8 +443,10 @@ namespace {
 
 // What the envs of one ExternalVecEnv share while it steps them in a batch.
 struct Batch {
-  bool in_batch = false;   // step_one/reset_one run: results are in the rows; resets wait
-  bool states_in_rows = false;  // ... and the worker wrote each stepped env's state row
+  // From the batch's message to its last reset: step results, states and reset observations are
+  // read from the rows (what step_one and reset_one record before a reset arrives is patched by
+  // finish_resets), and resets wait to go in one message per worker.
+  bool in_batch = false;
   std::vector<std::vector<std::pair<int, uint64_t>>> pending;  // per worker: (row, seed) to reset
 };
 
@@ -468,8 +470,9 @@ class RemoteEnv : public Env {
     const int S = x_->spec.state_size;
     if (S == 0) return {};
     if (!started_) return std::vector<double>(S, 0.0);  // no episode yet: nothing to ask for
-    if (!(batch_ && batch_->states_in_rows)) worker_->call({{"op", "get_state"}, {"envs", {row_}}});
-    const double* s = batch_ && batch_->states_in_rows && auto_reset_used_ ? worker_->reset_state(row_) : worker_->state(row_);
+    const bool in_rows = batch_ && batch_->in_batch;
+    if (!in_rows) worker_->call({{"op", "get_state"}, {"envs", {row_}}});
+    const double* s = in_rows && auto_reset_used_ ? worker_->reset_state(row_) : worker_->state(row_);
     return std::vector<double>(s, s + S);
   }
 
@@ -658,14 +661,12 @@ class ExternalVecEnv : public VecEnv {
  private:
   void begin_batch() {
     batch_.in_batch = true;
-    batch_.states_in_rows = true;  // what step_one and reset_one record is patched by finish_resets
     for (auto& p : batch_.pending) p.clear();
   }
 
   // The resets step_one and reset_one asked for: one message per worker, then their rows.
   void finish_resets() {
     const bool states = keeping_states() && spec().state_size > 0;
-    batch_.in_batch = false;
     std::vector<EnvWorker*> asked;
     for (size_t w = 0; w < workers_.size(); ++w) {
       if (batch_.pending[w].empty()) continue;
@@ -676,14 +677,13 @@ class ExternalVecEnv : public VecEnv {
       asked.push_back(workers_[w].get());
     }
     for (EnvWorker* w : asked) w->expect_ok("reset");
-    batch_.states_in_rows = states;
     for (size_t w = 0; w < workers_.size(); ++w)
       for (auto [row, seed] : batch_.pending[w]) {
         const int i = workers_[w]->first_env() + row;
         remotes_[i]->read_obs(obs_row(i));
         refresh_state(i);
       }
-    batch_.states_in_rows = false;
+    batch_.in_batch = false;
     for (auto& p : batch_.pending) p.clear();
   }
 
