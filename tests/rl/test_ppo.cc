@@ -12,6 +12,7 @@
 #include <numeric>
 
 #include "prefrl/core/error.h"
+#include "prefrl/rl/a2c.h"
 #include "toy_envs.h"
 
 namespace prefrl {
@@ -209,7 +210,7 @@ TEST(PPOAgent, ThroughTheAgentInterfaceAndItsFrozenSnapshot) {
   ToyVec<ToyReach> envs(4, 3);
   envs.reset();
   AgentConfig which;
-  std::unique_ptr<Agent> agent = make_agent(which, cfg, envs.spec(), 4, 5);
+  std::unique_ptr<Agent> agent = make_agent(which, cfg, A2CConfig{}, envs.spec(), 4, 5);
   EXPECT_EQ(agent->algorithm(), "ppo");
   PPOAgent twin(cfg, envs.spec(), 4, 5);
   const std::vector<float> obs = envs.obs();
@@ -245,7 +246,7 @@ TEST(PPOAgent, ThroughTheAgentInterfaceAndItsFrozenSnapshot) {
   // After training, the agent acts differently; the snapshot taken before does not change.
   snap->act(obs.data(), 4, b.data(), true);
   EXPECT_EQ(b, frozen);
-  EXPECT_THROW(make_agent(AgentConfig{"sac"}, cfg, envs.spec(), 4, 5), UsageError);
+  EXPECT_THROW(make_agent(AgentConfig{"sac"}, cfg, A2CConfig{}, envs.spec(), 4, 5), UsageError);
 }
 
 TEST(PPOAgent, APolicyFileDescribesItselfAndLoadsWithoutAConfig) {

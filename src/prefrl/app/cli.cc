@@ -576,7 +576,7 @@ int cmd_runs_verify(const std::string& run_arg, const std::string& root, const s
   // Metric steps: one charts/SPS line per training iteration, every num_envs x num_steps steps.
   const MetricSeries series = read_metrics(info.path + "/metrics.jsonl");
   const auto it = series.find("charts/SPS");
-  const int64_t every = static_cast<int64_t>(cfg.env.num_envs) * cfg.ppo.num_steps;
+  const int64_t every = static_cast<int64_t>(cfg.env.num_envs) * cfg.rollout_steps();
   if (it == series.end() || it->second.empty()) {
     problem("metrics.jsonl has no training iterations");
   } else {

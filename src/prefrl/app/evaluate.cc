@@ -25,7 +25,7 @@ std::unique_ptr<Agent> load_run_policy(const std::string& run_path, int num_envs
   if (!std::filesystem::exists(policy)) throw UsageError("run '" + run_path + "' has no final policy (" + policy + ")");
   if (policy_file_describes_itself(policy)) return load_agent(policy, num_envs);  // the file says what it holds
   // A policy file from before files described themselves: built from the run's config.
-  std::unique_ptr<Agent> agent = make_agent(cfg->agent, cfg->ppo, env_spec(cfg->env.name), num_envs, 0);
+  std::unique_ptr<Agent> agent = make_agent(cfg->agent, cfg->ppo, cfg->a2c, env_spec(cfg->env.name), num_envs, 0);
   agent->load(policy);
   return agent;
 }

@@ -181,7 +181,7 @@ int TrainConfig::segment_steps() const {
 
 void TrainConfig::validate() const {
   const int64_t batch = static_cast<int64_t>(env.num_envs) * ppo.num_steps;
-  if (ppo.minibatch_size > batch) {
+  if (agent.algorithm == "ppo" && ppo.minibatch_size > batch) {
     throw UsageError("ppo.minibatch_size " + std::to_string(ppo.minibatch_size) +
                      " is larger than a rollout (env.num_envs * ppo.num_steps = " + std::to_string(batch) + ")");
   }

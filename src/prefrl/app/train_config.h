@@ -13,6 +13,7 @@
 #include "prefrl/envs/env_config.h"
 #include "prefrl/prefs/prefs_config.h"
 #include "prefrl/reward/reward_model.h"
+#include "prefrl/rl/a2c.h"
 #include "prefrl/rl/ppo.h"
 #include "prefrl/teachers/teacher.h"
 #include "prefrl/tracking/health.h"
@@ -68,6 +69,7 @@ struct TrainConfig {
   RunConfig run;
   AgentConfig agent;
   PPOConfig ppo;
+  A2CConfig a2c;
   RewardConfig reward;
   PrefsConfig prefs;
   TeacherConfig teacher;
@@ -80,6 +82,7 @@ struct TrainConfig {
     v.group("run", run);
     v.group("agent", agent);
     v.group("ppo", ppo);
+    v.group("a2c", a2c);
     v.group("reward", reward);
     v.group("prefs", prefs);
     v.group("teacher", teacher);
@@ -93,6 +96,8 @@ struct TrainConfig {
   // Steps per clip: prefs.segment_seconds of simulated time at the environment's fps where
   // set (at least 1, at most the time limit), else prefs.segment_length.
   int segment_steps() const;
+  // Steps per environment in each rollout the agent learns from (its algorithm's num_steps).
+  int rollout_steps() const { return agent.algorithm == "a2c" ? a2c.num_steps : ppo.num_steps; }
 };
 
 // A named set of key=value settings tuned for an environment.

@@ -246,14 +246,14 @@ Trainer::Trainer(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool re
       ckpt_(resume ? prepare_resume(run, log) : std::nullopt),
       seeding_(cfg),
       N_(cfg.env.num_envs),
-      T_(cfg.ppo.num_steps),
+      T_(cfg.rollout_steps()),
       L_(cfg.segment_steps()),
       collector_(cfg.env.name, N_, T_, derive_seed(seeding_.seed, kEnvStream),
                  cfg.env.termination == "penalty" ? std::optional<float>(static_cast<float>(cfg.env.termination_penalty))
                                                   : std::nullopt,
                  L_),
       spec_(collector_.spec()),
-      agent_(make_agent(cfg.agent, cfg.ppo, spec_, N_, derive_seed(seeding_.seed, kPolicyStream))),
+      agent_(make_agent(cfg.agent, cfg.ppo, cfg.a2c, spec_, N_, derive_seed(seeding_.seed, kPolicyStream))),
       reward_(cfg.reward, spec_.observation.shape, collector_.act_size(), spec_.action.discrete, spec_.action.n,
               spec_.can_terminate && !collector_.envs().termination_replaced(),
               derive_seed(seeding_.seed, kRewardStream)),
@@ -844,7 +844,7 @@ void check_checkpoint(const TrainConfig& cfg, const Checkpoint& c) {
   VecEnv& envs = *vec;
   const EnvSpec spec = envs.spec();
   const int64_t D = envs.obs_size(), A = envs.act_size();
-  const std::unique_ptr<Agent> agent = make_agent(cfg.agent, cfg.ppo, spec, N, 0);
+  const std::unique_ptr<Agent> agent = make_agent(cfg.agent, cfg.ppo, cfg.a2c, spec, N, 0);
   agent->load(c.file("policy.pt"));
   (void)load_reward_model(cfg, c.file("reward.pt"));
   LoopState st = LoopState::read(c, N, D);

@@ -64,6 +64,33 @@ void adam_kernel_baseline(float* __restrict p, const float* __restrict g, float*
   adam_update<false>(p, g, m, v, n, 1.0f, beta1, one_minus_beta1, beta2, one_minus_beta2, sqrt_bc2, eps, neg_step);
 }
 
+// FlatRMSprop::step's update (SIMD clones, as Adam's): v <- alpha v + (1 - alpha) g^2,
+// p <- p - lr g / (sqrt(v) + eps), with g = grad * scale.
+PREFRL_SIMD_CLONES void rmsprop_kernel(float* __restrict p, const float* __restrict g, float* __restrict v, int64_t n,
+                                       float scale, float alpha, float one_minus_alpha, float eps, float neg_lr) {
+  int64_t i = 0;
+#if defined(__SSE2__)
+  using simd::v4;
+  for (; i + 4 <= n; i += 4) {
+    v4 pi, gi, vi;
+    std::memcpy(&pi, p + i, sizeof pi);
+    std::memcpy(&gi, g + i, sizeof gi);
+    std::memcpy(&vi, v + i, sizeof vi);
+    gi = gi * scale;
+    vi = vi * alpha + one_minus_alpha * gi * gi;
+    const v4 denom = reinterpret_cast<v4>(_mm_sqrt_ps(reinterpret_cast<__m128>(vi))) + eps;
+    pi = pi + neg_lr * (gi / denom);
+    std::memcpy(p + i, &pi, sizeof pi);
+    std::memcpy(v + i, &vi, sizeof vi);
+  }
+#endif
+  for (; i < n; ++i) {
+    const float gi = g[i] * scale;
+    v[i] = v[i] * alpha + one_minus_alpha * gi * gi;
+    p[i] = p[i] + neg_lr * (gi / (std::sqrt(v[i]) + eps));
+  }
+}
+
 }  // namespace
 
 double grad_norm(const float* grad, int64_t n) {
@@ -136,6 +163,23 @@ void FlatAdam::set_state(int64_t steps, const torch::Tensor& exp_avg, const torc
   step_ = steps;
   m_.copy_(exp_avg.to(torch::kFloat32).reshape({n_}));
   v_.copy_(exp_avg_sq.to(torch::kFloat32).reshape({n_}));
+}
+
+FlatRMSprop::FlatRMSprop(int64_t num_params, double alpha, double eps)
+    : n_(num_params), alpha_(alpha), eps_(eps), v_(torch::zeros({num_params}, torch::kFloat32)) {}
+
+void FlatRMSprop::step(float* params, const float* grad, double lr, float grad_scale) {
+  ++step_;
+  rmsprop_kernel(params, grad, v_.data_ptr<float>(), n_, grad_scale, static_cast<float>(alpha_),
+                 static_cast<float>(1.0 - alpha_), static_cast<float>(eps_), static_cast<float>(-lr));
+}
+
+void FlatRMSprop::set_state(int64_t steps, const torch::Tensor& square_avg) {
+  if (square_avg.numel() != n_)
+    throw RuntimeError("RMSprop state of " + std::to_string(square_avg.numel()) + " values does not fit " +
+                       std::to_string(n_) + " parameters");
+  step_ = steps;
+  v_.copy_(square_avg.to(torch::kFloat32).reshape({n_}));
 }
 
 }  // namespace prefrl::nn

@@ -1,4 +1,5 @@
-// The one Adam over a flat parameter vector, and the gradient-norm clipping that goes with it.
+// The one Adam over a flat parameter vector, RMSprop (A2C's optimiser) beside it, and the
+// gradient-norm clipping that goes with them.
 //
 // FlatAdam holds the moments and the step count; its three step functions are the ways its
 // callers have always stepped, kept apart because each rounds differently (nn/simd.h) and a
@@ -55,6 +56,31 @@ class FlatAdam {
   int64_t step_ = 0;
   torch::Tensor m_;  // (P) first moment
   torch::Tensor v_;  // (P) second moment
+};
+
+// RMSprop over a flat parameter vector, PyTorch's formula (torch::optim::RMSprop, no momentum,
+// not centred; the paper's A2C, and Stable-Baselines3's, use alpha 0.99, eps 1e-5):
+//   v <- alpha v + (1 - alpha) g^2,   w <- w - lr * g / (sqrt(v) + eps).
+// (TensorFlow's RMSProp, which OpenAI baselines' A2C used, puts eps inside the square root and
+// starts v at 1; the two differ in the first updates only.)
+class FlatRMSprop {
+ public:
+  FlatRMSprop(int64_t num_params, double alpha = 0.99, double eps = 1e-5);
+
+  // One fused step: g = grad * grad_scale (P); v <- the running mean square; params (P) updated.
+  void step(float* params, const float* grad, double lr, float grad_scale = 1.0f);
+
+  int64_t num_params() const { return n_; }
+  int64_t steps() const { return step_; }
+  const torch::Tensor& square_avg() const { return v_; }  // (P)
+  // Restores saved state (a tensor of num_params floats).
+  void set_state(int64_t steps, const torch::Tensor& square_avg);
+
+ private:
+  int64_t n_;
+  double alpha_, eps_;
+  int64_t step_ = 0;
+  torch::Tensor v_;  // (P) running mean of squared gradients
 };
 
 }  // namespace prefrl::nn

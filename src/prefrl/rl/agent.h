@@ -23,6 +23,7 @@
 namespace prefrl {
 
 struct PPOConfig;
+struct A2CConfig;
 
 // What an update reports. `metrics` are the algorithm's own figures (name, value), logged in
 // this order when at least one minibatch was applied; the rest is what the health checks and
@@ -83,7 +84,7 @@ struct AgentConfig {
   template <class V>
   void visit(V& v) {
     v.text("algorithm", algorithm, "the policy's learning algorithm (its settings: the group of the same name)",
-           {"ppo"});
+           {"ppo", "a2c"});
   }
 };
 
@@ -95,8 +96,9 @@ std::unique_ptr<Agent> load_agent(const std::string& path, int num_envs);
 // before they did, or for a file that is not a policy file).
 bool policy_file_describes_itself(const std::string& path);
 
-// The agent of `cfg.algorithm` for N environments of `spec`, seeded with `seed`.
-std::unique_ptr<Agent> make_agent(const AgentConfig& cfg, const PPOConfig& ppo, const EnvSpec& spec, int num_envs,
-                                  uint64_t seed);
+// The agent of `cfg.algorithm` (its settings: `ppo` or `a2c`) for N environments of `spec`,
+// seeded with `seed`.
+std::unique_ptr<Agent> make_agent(const AgentConfig& cfg, const PPOConfig& ppo, const A2CConfig& a2c,
+                                  const EnvSpec& spec, int num_envs, uint64_t seed);
 
 }  // namespace prefrl

@@ -73,23 +73,34 @@ PolicyLayout make_layout(const PPOConfig& cfg, const EnvSpec& spec) {
     if (shape.size() != 3)
       throw UsageError("pixel observations of '" + spec.name + "' must be C x H x W, got " +
                        std::to_string(shape.size()) + " dimensions");
+    if (cfg.cnn != "small" && cfg.cnn != "nature")
+      throw UsageError("ppo.cnn: '" + cfg.cnn + "' is not one of: small, nature");
+    struct ConvSpec { int cout, k, stride, pad; };
+    std::vector<ConvSpec> specs;
+    if (cfg.cnn == "nature") {
+      specs = {{32, 8, 4, 0}, {64, 4, 2, 0}, {64, 3, 1, 0}};
+    } else {
+      for (int ch : cfg.conv_channels) specs.push_back({ch, 3, 2, 1});
+    }
+    const int features = cfg.cnn == "nature" ? kNatureFeatures : kPixelFeatures;
     int c = static_cast<int>(shape[0]), h = static_cast<int>(shape[1]), w = static_cast<int>(shape[2]);
-    for (int ch : cfg.conv_channels) {
+    for (const ConvSpec& cs : specs) {
       ConvSlot s;
-      s.cin = c; s.cout = ch; s.h_in = h; s.w_in = w;
+      s.cin = c; s.cout = cs.cout; s.k = cs.k; s.stride = cs.stride; s.pad = cs.pad; s.h_in = h; s.w_in = w;
       s.h_out = (h + 2 * s.pad - s.k) / s.stride + 1;
       s.w_out = (w + 2 * s.pad - s.k) / s.stride + 1;
       if (s.h_out < 1 || s.w_out < 1)
-        throw UsageError("ppo.conv_channels: too many conv layers for " + std::to_string(shape[1]) + "x" +
-                         std::to_string(shape[2]) + " images");
+        throw UsageError(std::string(cfg.cnn == "nature" ? "ppo.cnn nature" : "ppo.conv_channels") +
+                         ": too many conv layers for " + std::to_string(shape[1]) + "x" + std::to_string(shape[2]) +
+                         " images");
       s.w = off; off += static_cast<int64_t>(s.cout) * s.cin * s.k * s.k;
       s.b = off; off += s.cout;
       L.convs.push_back(s);
       c = s.cout; h = s.h_out; w = s.w_out;
     }
-    L.trunk_fc = linear(c * h * w, kPixelFeatures, sqrt2);
-    L.actor.push_back(linear(kPixelFeatures, L.head_dim, 0.01));
-    L.critic.push_back(linear(kPixelFeatures, 1, 1.0));
+    L.trunk_fc = linear(c * h * w, features, sqrt2);
+    L.actor.push_back(linear(features, L.head_dim, 0.01));
+    L.critic.push_back(linear(features, 1, 1.0));
   } else {
     for (auto* net : {&L.actor, &L.critic}) {
       int in = L.obs_dim;

@@ -18,7 +18,8 @@
 namespace prefrl {
 
 constexpr double kLogSqrt2Pi = 0.91893853320467274178;  // log(sqrt(2 pi)), in the Gaussian log-density
-constexpr int kPixelFeatures = 128;                      // width of the CNN trunk's linear layer
+constexpr int kPixelFeatures = 128;                      // width of the small CNN trunk's linear layer
+constexpr int kNatureFeatures = 512;                     // width of the Nature CNN's linear layer
 
 // A linear layer in the flat vector: weight (out x in), row-major as torch::nn::Linear, then bias (out).
 struct LinearSlot {
@@ -37,8 +38,10 @@ struct ConvSlot {
 // Where every parameter lives, derived from the config and the environment's spaces.
 //   State inputs: actor MLP (hidden..., head_dim; output gain 0.01) and a separate critic MLP
 //                 (hidden..., 1; output gain 1), hidden gains sqrt(2), activation cfg.activation.
-//   Pixels:       a shared trunk of 3x3 stride-2 convs (cfg.conv_channels) + ReLU, then
-//                 Linear(kPixelFeatures) + ReLU; actor and critic are single linear heads.
+//   Pixels:       a shared trunk of convs + ReLU, then a Linear + ReLU; actor and critic are
+//                 single linear heads. cfg.cnn small: 3x3 stride-2 convs (cfg.conv_channels, padding 1),
+//                 Linear(kPixelFeatures); nature (Mnih et al. 2015, the A2C/DQN Atari network): 32 8x8
+//                 stride 4, 64 4x4 stride 2, 64 3x3 stride 1 (no padding), Linear(kNatureFeatures).
 //   Box actions:  a state-independent log-std (head_dim) at the end.
 struct PolicyLayout {
   int obs_dim = 0;                  // floats per observation

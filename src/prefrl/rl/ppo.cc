@@ -17,6 +17,7 @@
 #include "prefrl/core/metric_names.h"
 #include "prefrl/core/rng.h"
 #include "prefrl/nn/adam.h"
+#include "prefrl/rl/a2c.h"
 #include "prefrl/rl/gae.h"
 #include "prefrl/rl/normalizers.h"
 #include "prefrl/rl/policy.h"
@@ -80,9 +81,9 @@ Space space_from_json(const nlohmann::json& j) {
 // What a policy file says of itself: the algorithm, every ppo.* setting (the network's layout,
 // widths, activations among them) and the spaces it acts in. Normaliser statistics and
 // parameters are the file's other entries.
-nlohmann::json describe(const PPOConfig& cfg, const EnvSpec& spec) {
+nlohmann::json describe(const std::string& algorithm, const PPOConfig& cfg, const EnvSpec& spec) {
   PPOConfig c = cfg;  // config_to_json visits (non-const)
-  return {{"algorithm", "ppo"},
+  return {{"algorithm", algorithm},
           {"ppo", config_to_json(c)},
           {"env", {{"name", spec.name}, {"observation", space_to_json(spec.observation)},
                    {"action", space_to_json(spec.action)}, {"pixels", spec.pixels},
@@ -92,6 +93,7 @@ nlohmann::json describe(const PPOConfig& cfg, const EnvSpec& spec) {
 }  // namespace
 
 struct PPOAgent::Impl {
+  std::string algorithm;     // "ppo", or "a2c" (a2c.h: PPO with A2C's settings)
   PPOConfig cfg;
   EnvSpec spec;
   int N, T;                  // environments, steps per rollout
@@ -101,7 +103,8 @@ struct PPOAgent::Impl {
   bool fast;                 // hand-written MLP path in use
   torch::Tensor params;      // (P) every parameter, flat (the policy reads it in place)
   torch::Tensor grad;        // (P) gradient of the current minibatch
-  nn::FlatAdam adam;
+  nn::FlatAdam adam;          // optimizer = adam
+  nn::FlatRMSprop rmsprop;    // optimizer = rmsprop
   std::unique_ptr<Policy> policy;
   ObsNormalizer obs_norm;
   RewardScaler reward_scaler;
@@ -134,15 +137,18 @@ struct PPOAgent::Impl {
   std::vector<int64_t> perm;         // (T * N) shuffled transition indices
   std::vector<float> mb_obs, mb_actions, mb_logprobs, mb_values, mb_advantages, mb_returns;  // (B x ...)
 
-  Impl(const PPOConfig& c, const EnvSpec& s, int num_envs, uint64_t seed)
-      : cfg(c), spec(s), N(num_envs), T(c.num_steps), layout(make_layout(c, s)), D(layout.obs_dim),
+  Impl(std::string algo, const PPOConfig& c, const EnvSpec& s, int num_envs, uint64_t seed)
+      : algorithm(std::move(algo)), cfg(c), spec(s), N(num_envs), T(c.num_steps), layout(make_layout(c, s)), D(layout.obs_dim),
         A(layout.act_dim), H(layout.head_dim), P(layout.num_params), fast(c.fast_mlp && !layout.pixels),
         params(torch::zeros({P}, torch::kFloat32)), grad(torch::zeros({P}, torch::kFloat32)), adam(P),
+        rmsprop(P, c.rmsprop_alpha, c.rmsprop_eps),
         obs_norm(D, c.norm_obs && !s.pixels, c.obs_clip), reward_scaler(num_envs, c.gamma, c.reward_clip),
         act_rng(derive_seed(seed, kActStream)), shuffle_rng(derive_seed(seed, kShuffleStream)),
         eval_rng(derive_seed(seed, kEvalStream)), own_columns(num_envs, c.num_steps) {
     if (N < 1) throw UsageError("PPO needs at least one environment, got num_envs = " + std::to_string(N));
     if (T < 1) throw UsageError("ppo.num_steps must be at least 1, got " + std::to_string(T));
+    if (cfg.optimizer != "adam" && cfg.optimizer != "rmsprop")
+      throw UsageError("ppo.optimizer: '" + cfg.optimizer + "' is not one of: adam, rmsprop");
     Rng init_rng(derive_seed(seed, kInitStream));
     init_params(layout, cfg.init_log_std, init_rng, params.data_ptr<float>());
 
@@ -171,16 +177,17 @@ struct PPOAgent::Impl {
                        " environments; the columns offered are for " + std::to_string(c.rollout_steps()) +
                        " steps of " + std::to_string(c.num_envs()));
     }
-    obs = c.add_floats("ppo/obs", D);
-    actions = c.add_floats("ppo/actions", A);
-    logprobs = c.add_floats("ppo/logprobs", 1);
-    values = c.add_floats("ppo/values", 1);
-    rewards = c.add_floats("ppo/rewards", 1);
-    terminated = c.add_bytes("ppo/terminated", 1);
-    truncated = c.add_bytes("ppo/truncated", 1);
-    final_values = c.add_floats("ppo/final_values", 1);
-    advantages = c.add_floats("ppo/advantages", 1);
-    returns = c.add_floats("ppo/returns", 1);
+    const std::string pre = algorithm + "/";
+    obs = c.add_floats(pre + "obs", D);
+    actions = c.add_floats(pre + "actions", A);
+    logprobs = c.add_floats(pre + "logprobs", 1);
+    values = c.add_floats(pre + "values", 1);
+    rewards = c.add_floats(pre + "rewards", 1);
+    terminated = c.add_bytes(pre + "terminated", 1);
+    truncated = c.add_bytes(pre + "truncated", 1);
+    final_values = c.add_floats(pre + "final_values", 1);
+    advantages = c.add_floats(pre + "advantages", 1);
+    returns = c.add_floats(pre + "returns", 1);
     if (&c != &own_columns) own_columns.clear();
     clear_rollout();
   }
@@ -319,7 +326,11 @@ struct PPOAgent::Impl {
           ++stats.skipped_nonfinite;
           continue;
         }
-        adam.step(p, g, lr_now, nn::clip_factor(norm, cfg.max_grad_norm));
+        if (cfg.optimizer == "rmsprop") {
+          rmsprop.step(p, g, lr_now, nn::clip_factor(norm, cfg.max_grad_norm));
+        } else {
+          adam.step(p, g, lr_now, nn::clip_factor(norm, cfg.max_grad_norm));
+        }
 
         ++stats.minibatches;
         stats.policy_loss += loss.policy_loss;
@@ -366,7 +377,44 @@ struct PPOAgent::Impl {
 };
 
 PPOAgent::PPOAgent(const PPOConfig& cfg, const EnvSpec& spec, int num_envs, uint64_t seed)
-    : impl_(std::make_unique<Impl>(cfg, spec, num_envs, seed)) {}
+    : impl_(std::make_unique<Impl>("ppo", cfg, spec, num_envs, seed)) {}
+
+PPOAgent::PPOAgent(const std::string& algorithm, const PPOConfig& cfg, const EnvSpec& spec, int num_envs,
+                   uint64_t seed)
+    : impl_(std::make_unique<Impl>(algorithm, cfg, spec, num_envs, seed)) {}
+
+std::string PPOAgent::algorithm() const { return impl_->algorithm; }
+
+PPOConfig a2c_as_ppo(const A2CConfig& a) {
+  PPOConfig p;
+  p.num_steps = a.num_steps;
+  p.minibatch_size = 1 << 24;  // capped at the rollout: one minibatch
+  p.update_epochs = 1;
+  p.lr = a.lr;
+  p.anneal_lr = a.anneal_lr;
+  p.gamma = a.gamma;
+  p.gae_lambda = a.gae_lambda;
+  p.clip_coef = 0.2;  // never reached: the ratio is 1 in the only epoch
+  p.clip_vloss = false;
+  p.ent_coef = a.ent_coef;
+  p.vf_coef = 2.0 * a.vf_coef;  // PPO's value loss is 0.5 * MSE
+  p.max_grad_norm = a.max_grad_norm;
+  p.norm_adv = false;
+  p.target_kl = 0.0;
+  p.hidden = a.hidden;
+  p.activation = a.activation;
+  p.norm_obs = a.norm_obs;
+  p.obs_clip = a.obs_clip;
+  p.norm_reward = a.norm_reward;
+  p.reward_clip = a.reward_clip;
+  p.init_log_std = a.init_log_std;
+  p.conv_channels = a.conv_channels;
+  p.cnn = a.cnn;
+  p.optimizer = "rmsprop";
+  p.rmsprop_alpha = a.rmsprop_alpha;
+  p.rmsprop_eps = a.rmsprop_eps;
+  return p;
+}
 
 PPOAgent::~PPOAgent() = default;
 
@@ -439,10 +487,16 @@ PPOStats PPOAgent::ppo_update(const float* next_obs, double progress) { return i
 AgentStats PPOAgent::update(const float* next_obs, double progress) {
   const PPOStats p = ppo_update(next_obs, progress);
   AgentStats a;
-  a.metrics = {{metric::kLearningRate, p.lr},           {metric::kPolicyLoss, p.policy_loss},
-               {metric::kValueLoss, p.value_loss},      {metric::kEntropy, p.entropy},
-               {metric::kApproxKL, p.approx_kl},        {metric::kClipFrac, p.clipfrac},
-               {metric::kExplainedVariance, p.explained_variance}};
+  if (impl_->algorithm == "a2c") {  // no ratio, no clipping; the value loss as A2C writes it (MSE)
+    a.metrics = {{metric::kLearningRate, p.lr},      {metric::kPolicyLoss, p.policy_loss},
+                 {metric::kValueLoss, 2.0 * p.value_loss}, {metric::kEntropy, p.entropy},
+                 {metric::kExplainedVariance, p.explained_variance}};
+  } else {
+    a.metrics = {{metric::kLearningRate, p.lr},           {metric::kPolicyLoss, p.policy_loss},
+                 {metric::kValueLoss, p.value_loss},      {metric::kEntropy, p.entropy},
+                 {metric::kApproxKL, p.approx_kl},        {metric::kClipFrac, p.clipfrac},
+                 {metric::kExplainedVariance, p.explained_variance}};
+  }
   a.entropy = p.entropy;
   a.applied = p.minibatches;
   a.skipped_nonfinite = p.skipped_nonfinite;
@@ -451,7 +505,7 @@ AgentStats PPOAgent::update(const float* next_obs, double progress) {
 
 std::unique_ptr<ActingPolicy> PPOAgent::snapshot() const {
   const Impl& m = *impl_;
-  auto copy = std::make_unique<PPOAgent>(m.cfg, m.spec, 1, 0);
+  auto copy = std::make_unique<PPOAgent>(m.algorithm, m.cfg, m.spec, 1, 0);
   Impl& c = *copy->impl_;
   {
     torch::NoGradGuard no_grad;
@@ -487,11 +541,12 @@ std::unique_ptr<Agent> load_agent(const std::string& path, int num_envs) {
                        "did); load it with its run's config (prefrl eval RUN_DIR does)");
   PPOConfig cfg;
   EnvSpec spec;
+  std::string algorithm;
   try {
     const nlohmann::json d = nlohmann::json::parse(tensor_text(t));
-    if (d.at("algorithm").get<std::string>() != "ppo")
-      throw RuntimeError("policy file '" + path + "' holds a '" + d.at("algorithm").get<std::string>() +
-                         "' policy; this prefrl loads: ppo");
+    algorithm = d.at("algorithm").get<std::string>();
+    if (algorithm != "ppo" && algorithm != "a2c")
+      throw RuntimeError("policy file '" + path + "' holds a '" + algorithm + "' policy; this prefrl loads: ppo, a2c");
     config_from_json(cfg, d.at("ppo"));
     const nlohmann::json& e = d.at("env");
     spec.name = e.at("name").get<std::string>();
@@ -505,15 +560,16 @@ std::unique_ptr<Agent> load_agent(const std::string& path, int num_envs) {
   } catch (const std::exception& ex) {
     throw RuntimeError("policy file '" + path + "' has a malformed description: " + ex.what());
   }
-  auto agent = std::make_unique<PPOAgent>(cfg, spec, num_envs, 0);
+  auto agent = std::make_unique<PPOAgent>(algorithm, cfg, spec, num_envs, 0);
   agent->load(ar, path);  // the archive read above, not the file again
   return agent;
 }
 
-std::unique_ptr<Agent> make_agent(const AgentConfig& cfg, const PPOConfig& ppo, const EnvSpec& spec, int num_envs,
-                                  uint64_t seed) {
+std::unique_ptr<Agent> make_agent(const AgentConfig& cfg, const PPOConfig& ppo, const A2CConfig& a2c,
+                                  const EnvSpec& spec, int num_envs, uint64_t seed) {
   if (cfg.algorithm == "ppo") return std::make_unique<PPOAgent>(ppo, spec, num_envs, seed);
-  throw UsageError("agent.algorithm '" + cfg.algorithm + "' is not one of: ppo");
+  if (cfg.algorithm == "a2c") return std::make_unique<PPOAgent>("a2c", a2c_as_ppo(a2c), spec, num_envs, seed);
+  throw UsageError("agent.algorithm '" + cfg.algorithm + "' is not one of: ppo, a2c");
 }
 void PPOAgent::discard_rollout() { impl_->clear_rollout(); }
 
@@ -531,9 +587,14 @@ void PPOAgent::save(const std::string& path) const {
   ar.write("layout", torch::tensor({m.P, int64_t{m.D}, int64_t{m.A}, int64_t{m.H}, int64_t{m.layout.discrete},
                                     int64_t{m.layout.pixels}}, torch::kInt64));
   ar.write("params", m.params);
-  ar.write("adam/step", torch::tensor(m.adam.steps(), torch::kInt64));
-  ar.write("adam/exp_avg", m.adam.exp_avg());
-  ar.write("adam/exp_avg_sq", m.adam.exp_avg_sq());
+  if (m.cfg.optimizer == "rmsprop") {
+    ar.write("rmsprop/step", torch::tensor(m.rmsprop.steps(), torch::kInt64));
+    ar.write("rmsprop/square_avg", m.rmsprop.square_avg());
+  } else {
+    ar.write("adam/step", torch::tensor(m.adam.steps(), torch::kInt64));
+    ar.write("adam/exp_avg", m.adam.exp_avg());
+    ar.write("adam/exp_avg_sq", m.adam.exp_avg_sq());
+  }
   const auto& o = m.obs_norm.stats();
   ar.write("obs_rms/mean", doubles_tensor(o.mean()));
   ar.write("obs_rms/var", doubles_tensor(o.var()));
@@ -546,7 +607,7 @@ void PPOAgent::save(const std::string& path) const {
   ar.write("rng/act", u64_tensor(m.act_rng.state()));
   ar.write("rng/shuffle", u64_tensor(m.shuffle_rng.state()));
   ar.write("rng/eval", u64_tensor(m.eval_rng.state()));
-  ar.write("describe", text_tensor(describe(m.cfg, m.spec).dump()));
+  ar.write("describe", text_tensor(describe(m.algorithm, m.cfg, m.spec).dump()));
   const std::string tmp = path + ".tmp";  // written whole, then renamed over the old checkpoint
   try {
     ar.save_to(tmp);
@@ -590,7 +651,11 @@ void PPOAgent::load(torch::serialize::InputArchive& ar, const std::string& path)
     torch::NoGradGuard no_grad;
     m.params.copy_(get("params"));
   }
-  m.adam.set_state(get("adam/step").item<int64_t>(), get("adam/exp_avg"), get("adam/exp_avg_sq"));
+  if (m.cfg.optimizer == "rmsprop") {
+    m.rmsprop.set_state(get("rmsprop/step").item<int64_t>(), get("rmsprop/square_avg"));
+  } else {
+    m.adam.set_state(get("adam/step").item<int64_t>(), get("adam/exp_avg"), get("adam/exp_avg_sq"));
+  }
   m.obs_norm.set_stats(tensor_doubles(get("obs_rms/mean")), tensor_doubles(get("obs_rms/var")),
                        tensor_doubles(get("obs_rms/count")).at(0));
   m.reward_scaler.set_state(tensor_doubles(get("ret_rms/mean")), tensor_doubles(get("ret_rms/var")),

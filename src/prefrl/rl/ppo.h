@@ -46,7 +46,11 @@ struct PPOConfig {
   bool norm_reward = false;           // scale rewards by a running std of discounted returns
   double reward_clip = 10.0;          // clip scaled rewards
   double init_log_std = 0.0;          // initial log-std of the Gaussian (continuous actions)
-  std::vector<int> conv_channels = {16, 32};  // CNN channels (pixels)
+  std::vector<int> conv_channels = {16, 32};  // CNN channels (pixels; cnn = small)
+  std::string cnn = "small";          // pixel trunk: small (3x3 stride-2 convs, FC 128) | nature (Mnih et al. 2015)
+  std::string optimizer = "adam";     // adam (eps 1e-5) | rmsprop (A2C's)
+  double rmsprop_alpha = 0.99;        // RMSprop's smoothing constant
+  double rmsprop_eps = 1e-5;          // RMSprop's epsilon (outside the square root, as PyTorch's)
   bool fast_mlp = true;               // MLP policies: hand-written forward/backward (false: LibTorch autograd)
 
   template <class V>
@@ -72,7 +76,14 @@ struct PPOConfig {
     v.flag("norm_reward", norm_reward, "scale rewards by a running std of discounted returns");
     v.num("reward_clip", reward_clip, "clip scaled rewards", 0.0, 1e6);
     v.num("init_log_std", init_log_std, "initial log std of the Gaussian policy", -10.0, 5.0);
-    v.ints("conv_channels", conv_channels, "CNN channels per conv layer (pixels)", 1, 1024);
+    v.ints("conv_channels", conv_channels, "CNN channels per conv layer (pixels, cnn = small)", 1, 1024);
+    v.text("cnn", cnn,
+           "pixel policy trunk: small (3x3 stride-2 convs of conv_channels, then FC 128) or nature (the Nature DQN's: "
+           "32 8x8 stride 4, 64 4x4 stride 2, 64 3x3 stride 1, FC 512; ReLU)",
+           {"small", "nature"});
+    v.text("optimizer", optimizer, "adam (eps 1e-5) or rmsprop (rmsprop_alpha, rmsprop_eps; A2C's)", {"adam", "rmsprop"});
+    v.num("rmsprop_alpha", rmsprop_alpha, "RMSprop smoothing constant (optimizer = rmsprop)", 0.0, 1.0);
+    v.num("rmsprop_eps", rmsprop_eps, "RMSprop epsilon, added to the root mean square (optimizer = rmsprop)", 0.0, 1.0);
     v.flag("fast_mlp", fast_mlp, "MLP policies: hand-written forward/backward instead of LibTorch autograd");
   }
 };
@@ -87,9 +98,12 @@ struct PPOStats {
 class PPOAgent : public Agent {
  public:
   PPOAgent(const PPOConfig& cfg, const EnvSpec& spec, int num_envs, uint64_t seed);
+  // The same agent under another algorithm's name (a2c.h: A2C is PPO with A2C's settings): its
+  // rollout columns, policy files and reported metrics carry that name.
+  PPOAgent(const std::string& algorithm, const PPOConfig& cfg, const EnvSpec& spec, int num_envs, uint64_t seed);
   ~PPOAgent() override;
 
-  std::string algorithm() const override { return "ppo"; }
+  std::string algorithm() const override;
 
   // Acts on raw observations (N x D) => actions (N x A), without storing anything.
   // deterministic: the mode (argmax / mean), else sampled. Used for evaluation.
