@@ -88,12 +88,12 @@ nlohmann::json num_or_null(double x) { return std::isfinite(x) ? nlohmann::json(
 // Predicted vs true returns of the clips in held-out (validation) pairs: labels the reward
 // model never trained on, from every stage of training.
 double heldout_correlation(RewardModel& reward, const PrefStore& db, std::string* undefined) {
-  const std::vector<uint8_t> val = reward.validation_flags();
+  const std::vector<int64_t> val = reward.validation_label_ids();  // sorted
   const std::vector<LabeledPair> pairs = db.labeled_pairs(0);
   std::vector<const Segment*> segs;
   std::vector<double> truth, pred;
-  for (size_t i = 0; i < pairs.size() && i < val.size(); ++i) {
-    if (!val[i]) continue;
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    if (!std::binary_search(val.begin(), val.end(), pairs[i].label_id)) continue;
     segs.push_back(&pairs[i].left);
     segs.push_back(&pairs[i].right);
   }

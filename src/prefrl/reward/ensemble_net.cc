@@ -17,9 +17,10 @@ constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kAdamEps = 1e-8;
 // keypoints barely move with the image until the weights have grown).
 constexpr double kKeypointLogTemp = 2.0;
 
-// Spatial size after one conv: floor((n + 2p - k) / s) + 1.
-// Spatial size after one conv with 'same' padding k / 2: floor((n + 2p - k) / s) + 1.
-int64_t conv_out(int64_t n, int64_t k, int64_t stride) { return (n + 2 * (k / 2) - k) / stride + 1; }
+constexpr double kBnEps = 1e-5;  // batch norm's epsilon (PyTorch's default)
+
+// Spatial size after one conv with padding p: floor((n + 2p - k) / s) + 1.
+int64_t conv_out(int64_t n, int64_t k, int64_t stride, int64_t pad) { return (n + 2 * pad - k) / stride + 1; }
 }  // namespace
 
 int EnsembleNet::add_block(std::vector<int64_t> shape, int64_t* cursor) {
@@ -72,7 +73,7 @@ EnsembleNet::EnsembleNet(NetShape shape, Rng& init_rng)
     check_per_conv(shape_.conv_strides, "conv_strides", kStride);
     check_per_conv(shape_.conv_kernels, "conv_kernels", kKernel);
     for (int k : shape_.conv_kernels) {
-      if (k % 2 == 0) {
+      if (k % 2 == 0 && shape_.same_padding) {
         throw UsageError("reward conv_kernels entry " + std::to_string(k) +
                          " is even; kernels must be odd (1, 3, 5, ...) for 'same' padding");
       }
@@ -86,14 +87,16 @@ EnsembleNet::EnsembleNet(NetShape shape, Rng& init_rng)
       conv_in.push_back(c);
       conv_w_.push_back(add_block({M * out_c, c, k, k}, &cursor));
       fan_in.push_back(c * k * k);
-      h = conv_out(h, k, stride);
-      w = conv_out(w, k, stride);
+      const int64_t pad = shape_.same_padding ? k / 2 : 0;
+      h = conv_out(h, k, stride, pad);
+      w = conv_out(w, k, stride, pad);
       if (h < 1 || w < 1) {
         throw UsageError("reward conv_channels: " + std::to_string(shape_.conv_channels.size()) +
                          " convs (strides as in conv_strides, default 2) shrink the " + std::to_string(shape_.image[1]) + "x" +
                          std::to_string(shape_.image[2]) + " image to nothing; use fewer layers");
       }
       conv_out_hw_.push_back(h * w);
+      conv_outs_.push_back({out_c, h, w});
       c = out_c;
     }
     conv_features_ = keypoints ? 2 * c : c * h * w;
@@ -124,6 +127,20 @@ EnsembleNet::EnsembleNet(NetShape shape, Rng& init_rng)
     fc_b_.push_back(add_block({M, 1, widths[i + 1]}, &cursor));
     fan_in.push_back(widths[i]);
   }
+  // Batch norm's scales (initially 1) and shifts (0), not L2-regularised; a keypoint trunk's
+  // last conv stays linear and unnormalised.
+  if (shape_.batch_norm && conv) {
+    for (size_t i = 0; i < conv_w_.size(); ++i) {
+      if (keypoints && i + 1 == conv_w_.size()) break;
+      const int64_t mc = M * shape_.conv_channels[i];
+      bn_w_.push_back(add_block({mc}, &cursor));
+      fan_in.push_back(-1);  // not drawn: 1
+      bn_b_.push_back(add_block({mc}, &cursor));
+      fan_in.push_back(-2);  // not drawn: 0
+      bn_mean_.push_back(torch::zeros({mc}, torch::kFloat32));
+      bn_var_.push_back(torch::ones({mc}, torch::kFloat32));
+    }
+  }
   if (keypoints) {
     kp_temp_ = add_block({M * shape_.conv_channels.back()}, &cursor);
     fan_in.push_back(0);  // not drawn: set to kKeypointLogTemp below
@@ -134,6 +151,10 @@ EnsembleNet::EnsembleNet(NetShape shape, Rng& init_rng)
   for (size_t b = 0; b < blocks_.size(); ++b) {
     if (static_cast<int>(b) == kp_temp_) {
       std::fill_n(init.begin() + blocks_[b].offset, blocks_[b].numel, static_cast<float>(kKeypointLogTemp));
+      continue;
+    }
+    if (fan_in[b] < 0) {  // batch norm: scale 1, shift 0
+      std::fill_n(init.begin() + blocks_[b].offset, blocks_[b].numel, fan_in[b] == -1 ? 1.0f : 0.0f);
       continue;
     }
     const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in[b]));
@@ -176,6 +197,43 @@ torch::Tensor EnsembleNet::head_columns(const torch::Tensor& rows) const {
 }
 
 torch::Tensor EnsembleNet::forward(const torch::Tensor& rows, const std::vector<torch::Tensor>& masks) const {
+  ForwardMode mode;
+  mode.fc_masks = masks;
+  return run(rows, mode, false);
+}
+
+torch::Tensor EnsembleNet::forward(const torch::Tensor& rows, const ForwardMode& mode) {
+  return run(rows, mode, mode.batch_stats && mode.update_running);
+}
+
+std::vector<EnsembleNet::ConvOut> EnsembleNet::conv_outputs() const { return conv_outs_; }
+
+std::vector<torch::Tensor> EnsembleNet::running_stats() const {
+  std::vector<torch::Tensor> out;
+  for (size_t i = 0; i < bn_mean_.size(); ++i) {
+    out.push_back(bn_mean_[i]);
+    out.push_back(bn_var_[i]);
+  }
+  return out;
+}
+
+void EnsembleNet::set_running_stats(const std::vector<torch::Tensor>& stats) {
+  if (stats.size() != 2 * bn_mean_.size())
+    throw RuntimeError("reward net: " + std::to_string(stats.size()) + " batch-norm statistics given, expected " +
+                       std::to_string(2 * bn_mean_.size()));
+  for (size_t i = 0; i < bn_mean_.size(); ++i) {
+    if (stats[2 * i].numel() != bn_mean_[i].numel() || stats[2 * i + 1].numel() != bn_var_[i].numel())
+      throw RuntimeError("reward net: batch-norm statistics of layer " + std::to_string(i) + " have the wrong size");
+  }
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < bn_mean_.size(); ++i) {
+    bn_mean_[i].copy_(stats[2 * i].to(torch::kFloat32).reshape({-1}));
+    bn_var_[i].copy_(stats[2 * i + 1].to(torch::kFloat32).reshape({-1}));
+  }
+}
+
+torch::Tensor EnsembleNet::run(const torch::Tensor& rows, const ForwardMode& mode, bool update_running) const {
+  const std::vector<torch::Tensor>& masks = mode.fc_masks;
   const int64_t M = shape_.members;
   const int64_t N = rows.size(0);
   const int64_t S = shape_.select_width;
@@ -196,8 +254,25 @@ torch::Tensor EnsembleNet::forward(const torch::Tensor& rows, const std::vector<
       // The first conv sees the shared image (all members' filters at once, groups 1); later
       // convs keep members apart with groups = M. => (N x M*C_i x H_i x W_i)
       const int64_t groups = i == 0 ? 1 : M;
-      y = torch::conv2d(y, view(conv_w_[i]), view(conv_b_[i]), strides_[i], kernels_[i] / 2, 1, groups);
+      y = torch::conv2d(y, view(conv_w_[i]), view(conv_b_[i]), strides_[i],
+                        shape_.same_padding ? kernels_[i] / 2 : 0, 1, groups);
+      if (i < bn_w_.size()) {
+        // Per member and channel; running statistics are touched only when asked to.
+        const bool upd = mode.batch_stats && update_running;
+        torch::Tensor rm = upd ? bn_mean_[i] : (mode.batch_stats ? torch::Tensor() : bn_mean_[i]);
+        torch::Tensor rv = upd ? bn_var_[i] : (mode.batch_stats ? torch::Tensor() : bn_var_[i]);
+        y = torch::batch_norm(y, view(bn_w_[i]), view(bn_b_[i]), rm, rv, mode.batch_stats, shape_.bn_momentum, kBnEps,
+                              false);
+      }
       if (kp_temp_ < 0 || i + 1 < n_conv) y = activate(y);  // keypoint logits stay linear
+      if (i < mode.conv_masks.size() && mode.conv_masks[i].defined()) {
+        const torch::Tensor& mk = mode.conv_masks[i];  // (G x M*C x h x w)
+        const int64_t G = mk.size(0);
+        if (G < 1 || y.size(0) % G != 0)
+          throw UsageError("reward net: conv dropout for " + std::to_string(G) + " groups of " +
+                           std::to_string(y.size(0)) + " rows");
+        y = (y.view({G, y.size(0) / G, y.size(1), y.size(2), y.size(3)}) * mk.unsqueeze(1)).view(y.sizes());
+      }
     }
     if (kp_temp_ >= 0) {
       const int64_t MC = y.size(1), hw = y.size(2) * y.size(3);

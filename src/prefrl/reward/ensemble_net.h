@@ -63,6 +63,25 @@ struct NetShape {
   int64_t select_offset = 0;
   int64_t select_width = 0;
   bool potential = false;               // phi(frame 0) - phi(frame 1); with image, no selection
+  bool same_padding = true;             // convs padded by kernel / 2 (false: no padding, 'valid')
+  // Batch norm after every conv (before its activation; per member and channel, with a learned
+  // scale and shift): the statistics of the rows in the pass while training (forward with
+  // batch_stats), running averages (momentum bn_momentum, PyTorch's convention) otherwise.
+  bool batch_norm = false;
+  double bn_momentum = 0.1;
+};
+
+// What differs between a training pass and an evaluation pass (forward below).
+struct ForwardMode {
+  // Dropout multipliers of the head: empty (none) or one (M x 1 x hidden[i]) per hidden layer,
+  // shared by every row.
+  std::vector<torch::Tensor> fc_masks;
+  // Dropout multipliers of the conv trunk: empty (none) or one (G x M*C_i x H_i x W_i) per conv
+  // layer, after its activation: the rows form G groups of N / G consecutive rows, and every row
+  // of a group gets the group's mask (a labeled pair's two clips are one group).
+  std::vector<torch::Tensor> conv_masks;
+  bool batch_stats = false;     // batch norm: the pass's own statistics (training), else the running ones
+  bool update_running = false;  // with batch_stats: fold them into the running statistics
 };
 
 class EnsembleNet {
@@ -74,6 +93,17 @@ class EnsembleNet {
   // Raw outputs of every member: rows (N x F) => (M x N). `masks` is empty (no dropout) or
   // holds one (M x 1 x hidden[i]) multiplier per hidden layer. Differentiable w.r.t. params.
   torch::Tensor forward(const torch::Tensor& rows, const std::vector<torch::Tensor>& masks) const;
+  // The same with conv dropout and batch-norm mode as `mode` says (update_running changes the
+  // running statistics, hence non-const).
+  torch::Tensor forward(const torch::Tensor& rows, const ForwardMode& mode);
+
+  // Output size (channels, height, width) of conv layer i.
+  struct ConvOut { int64_t c, h, w; };
+  std::vector<ConvOut> conv_outputs() const;
+  // Batch norm's running statistics: per conv layer, mean then variance (M*C_i each); empty
+  // without batch norm. Saved with the parameters; set_running_stats checks the sizes.
+  std::vector<torch::Tensor> running_stats() const;
+  void set_running_stats(const std::vector<torch::Tensor>& stats);
 
   // One Adam step (PyTorch's formula, betas 0.9/0.999, eps 1e-8) from params().grad(), with
   // L2 added to the weights' gradient as coupled weight decay (g += l2 * w); clears the grad.
@@ -127,6 +157,11 @@ class EnsembleNet {
   std::vector<int64_t> strides_;          // stride of each conv
   std::vector<int64_t> kernels_;          // kernel size of each conv (padding kernel / 2)
   std::vector<int64_t> conv_out_hw_;      // spatial size (H*W) after each conv
+  std::vector<ConvOut> conv_outs_;        // per conv: channels per member, height, width
+  std::vector<int> bn_w_, bn_b_;          // batch norm: block indices of scales / shifts (M*C_i)
+  std::vector<torch::Tensor> bn_mean_, bn_var_;  // batch norm running statistics (M*C_i)
+  // The shared trunk and head of both forward()s.
+  torch::Tensor run(const torch::Tensor& rows, const ForwardMode& mode, bool update_running) const;
   torch::Tensor flat_;    // (P) every parameter of every member; requires grad
   nn::FlatAdam adam_;     // (P) moments and step count of flat_'s Adam
 };

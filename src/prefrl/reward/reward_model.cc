@@ -1,7 +1,10 @@
 // RewardModel: stored labeled pairs => ensemble training rounds => normalised rewards.
 //
 // Data path of one label: add_pairs() encodes both clips once into the packed tensor
-// `rows` (pairs x 2 x L x F) and draws its split and bootstrap counts; every round,
+// `rows` (pairs x 2 x L x F; for a conv net on byte observations, the image part as bytes in
+// `img` and the rest in `rows`, a quarter of the memory) and draws its split and bootstrap
+// counts; with reward.max_pairs, the newest pair takes the slot of the oldest once the buffer
+// is full. Every round,
 // train_round() gathers shuffled minibatches from `rows`, evaluates all steps of all pairs of
 // the minibatch for all members in one forward pass (M x B*2*L), and takes one Adam step on
 // the sum over members of each member's bootstrap-weighted Bradley–Terry loss. For plain MLP
@@ -23,6 +26,7 @@
 #include "prefrl/reward/reward_model.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -106,10 +110,21 @@ struct RewardModel::Impl {
   std::vector<float> in_mean, in_inv_std;
   mutable std::vector<float> obs_scratch;  // one step's observation decoded from bytes (uint8 spaces)
 
-  // Stored pairs, in order added; capacity grows by doubling.
+  // Stored pairs, in slots: in order added until max_pairs is reached, then each new pair in
+  // the slot of the oldest (slot = arrival index % max_pairs); capacity grows by doubling.
   int64_t seg_len = 0;      // L shared by every stored clip
-  int64_t n_pairs = 0;
-  torch::Tensor rows;       // (capacity x 2 x L x F) encoded steps, left clip then right
+  int64_t n_pairs = 0;      // pairs held (slots in use)
+  int64_t n_arrived = 0;    // pairs ever added
+  // Whether the image part of every step is kept as bytes (img) and rows holds only the rest
+  // (a conv trunk on byte observations: pixels); decided by the first pair added.
+  bool bytes_store = false;
+  int64_t tail_width = 0;   // floats of a row kept in rows: F, or F - D with bytes_store
+  torch::Tensor rows;       // (capacity x 2 x L x tail_width) encoded steps, left clip then right
+  torch::Tensor img;        // bytes_store: (capacity x 2 x L x D) uint8, the observation bytes
+  std::vector<int64_t> hidden;  // observation elements hidden from the net (entered as 0)
+  // Assignments of pairs dropped from the buffer (by label id), kept so that a resumed run,
+  // which adds every label again, gives each the split it had.
+  std::map<int64_t, Assignment> evicted_by_label;
   torch::Tensor targets;    // (capacity) P(left better)
   torch::Tensor weights;    // (capacity x M) bootstrap counts; 0 for validation pairs
   std::vector<uint8_t> is_val;      // (P)
@@ -132,6 +147,7 @@ struct RewardModel::Impl {
       return;
     }
     std::memcpy(row, obs, sizeof(float) * obs_size);
+    for (int64_t j : hidden) row[j] = 0.0f;
     if (act_width == 0) { standardise(row); return; }
     if (act == nullptr) throw UsageError("reward model uses actions (use_action=true) but no actions were given");
     float* a = row + obs_size;
@@ -227,6 +243,92 @@ struct RewardModel::Impl {
     }
   }
 
+  // Stores a segment's L steps in storage slot (pair i, side 0 left / 1 right).
+  void store_segment(const Segment& s, int64_t i, int side) {
+    const int64_t L = seg_len, at = (2 * i + side) * L;
+    if (!bytes_store) {
+      encode_segment(s, rows.data_ptr<float>() + at * row_width);
+      return;
+    }
+    std::vector<float> row(static_cast<size_t>(row_width));
+    uint8_t* ib = img.data_ptr<uint8_t>() + at * obs_size;
+    float* tail = rows.data_ptr<float>() + at * tail_width;
+    for (int t = 0; t < s.length; ++t) {
+      const bool absorbing = !s.absorbing.empty() && s.absorbing[t];
+      uint8_t* b = ib + t * obs_size;
+      if (absorbing) {
+        std::memset(b, 0, static_cast<size_t>(obs_size));
+      } else if (s.obs_in_bytes()) {
+        std::memcpy(b, s.obs_bytes.data() + t * obs_size, static_cast<size_t>(obs_size));
+      } else {
+        for (int64_t j = 0; j < obs_size; ++j) {
+          if (!obs_to_byte(s.obs[t * obs_size + j], b + j))
+            throw UsageError("segment " + std::to_string(s.id) + ": observation " + std::to_string(j) + " of step " +
+                             std::to_string(t) + " is not a byte / 255, as earlier clips of this model were");
+        }
+      }
+      for (int64_t j : hidden) b[j] = 0;
+      // The rest of the row: the action encoding and the absorbing flag.
+      encode_step(absorbing ? nullptr : s.obs_row(t, &obs_scratch),
+                  act_width && !absorbing ? s.actions.data() + t * act_size : nullptr, absorbing, row.data());
+      std::memcpy(tail + t * tail_width, row.data() + obs_size, sizeof(float) * tail_width);
+    }
+  }
+
+  // Float rows (K x 2 x L x F) of the stored pairs in slots idx (K).
+  torch::Tensor stored_rows(const torch::Tensor& idx) const {
+    if (!bytes_store) return rows.index_select(0, idx);
+    const int64_t K = idx.size(0), L = seg_len, n = K * 2 * L;
+    torch::Tensor out = torch::empty({K, 2, L, row_width}, torch::kFloat32);
+    const torch::Tensor ic = idx.contiguous();
+    const int64_t* slots = ic.data_ptr<int64_t>();
+    float* o = out.data_ptr<float>();
+    for (int64_t r = 0; r < n; ++r) decode_step(slots[r / (2 * L)] * 2 * L + r % (2 * L), o + r * row_width);
+    return out;
+  }
+  // bytes_store: the float row (F) of stored step `step` (of all held steps, pair-major) into dst.
+  void decode_step(int64_t step, float* dst) const {
+    static const std::array<float, 256> kLut = [] {
+      std::array<float, 256> t{};
+      for (int b = 0; b < 256; ++b) t[b] = byte_to_obs(static_cast<uint8_t>(b));
+      return t;
+    }();
+    const uint8_t* b = img.data_ptr<uint8_t>() + step * obs_size;
+    for (int64_t j = 0; j < obs_size; ++j) dst[j] = kLut[b[j]];
+    std::memcpy(dst + obs_size, rows.data_ptr<float>() + step * tail_width, sizeof(float) * tail_width);
+  }
+  // The same for slots [first, first + count).
+  torch::Tensor stored_rows(int64_t first, int64_t count) const {
+    if (!bytes_store) return rows.narrow(0, first, count);
+    return stored_rows(torch::arange(first, first + count, torch::kInt64));
+  }
+  // The absorbing flag of every step of the held pairs: (n_pairs*2*L).
+  torch::Tensor stored_absorbing() const {
+    return rows.narrow(0, 0, n_pairs).reshape({-1, tail_width}).select(1, tail_width - 1);
+  }
+
+  // Raw member outputs (M x K*2*L) of every step of the stored pairs in slots idx (K), in chunks
+  // of pairs (bytes are decoded one chunk at a time).
+  torch::Tensor raw_eval_pairs(const torch::Tensor& idx) const {
+    const int64_t K = idx.size(0), L = seg_len;
+    const int64_t chunk = bytes_store ? std::max<int64_t>(1, kChunkFloats / (2 * L * row_width)) : std::max<int64_t>(K, 1);
+    std::vector<torch::Tensor> parts;
+    for (int64_t c = 0; c < K; c += chunk) {
+      const int64_t n = std::min(chunk, K - c);
+      parts.push_back(raw_eval(stored_rows(idx.narrow(0, c, n)).reshape({n * 2 * L, row_width})));
+    }
+    if (parts.empty()) return torch::zeros({M, 0}, torch::kFloat32);
+    return parts.size() == 1 ? parts[0] : torch::cat(parts, 1);
+  }
+
+  // Slots of the held pairs, newest last (the ring's order once max_pairs is reached).
+  std::vector<int64_t> slots_oldest_first() const {
+    std::vector<int64_t> out;
+    const int64_t first = n_arrived - n_pairs;
+    for (int64_t a = first; a < n_arrived; ++a) out.push_back(cfg.max_pairs > 0 ? a % cfg.max_pairs : a);
+    return out;
+  }
+
   // Encodes a segment's L steps into dst (L x F).
   void encode_segment(const Segment& s, float* dst) const {
     for (int t = 0; t < s.length; ++t) {
@@ -290,11 +392,31 @@ struct RewardModel::Impl {
     return masks;
   }
 
-  // Raw returns of stored pairs idx without dropout => (M x |idx| x 2) (all pairs if idx is undefined).
+  // How a training minibatch of `pairs` pairs goes through the net: the head's dropout masks
+  // (one per minibatch), one conv dropout mask per pair (both clips, every step), and batch
+  // norm on the minibatch's own statistics. update_running: batch norm's running statistics
+  // follow (a real update; not when only evaluating as one would).
+  reward_detail::ForwardMode training_mode(int64_t pairs, bool update_running) {
+    reward_detail::ForwardMode mode;
+    mode.fc_masks = draw_masks();
+    mode.batch_stats = cfg.batch_norm;
+    mode.update_running = update_running;
+    if (cfg.conv_dropout > 0.0) {
+      const double keep = 1.0 - cfg.conv_dropout;
+      const float scale = static_cast<float>(1.0 / keep);
+      for (const auto& o : net->conv_outputs()) {
+        torch::Tensor mk = torch::empty({pairs, M * o.c, o.h, o.w}, torch::kFloat32);
+        float* v = mk.data_ptr<float>();
+        for (int64_t k = 0; k < mk.numel(); ++k) v[k] = train_rng.uniform() < keep ? scale : 0.0f;
+        mode.conv_masks.push_back(mk);
+      }
+    }
+    return mode;
+  }
+
+  // Raw returns of stored pairs idx without dropout => (M x |idx| x 2).
   torch::Tensor stored_returns(const torch::Tensor& idx) const {
-    torch::Tensor x = idx.defined() ? rows.index_select(0, idx) : rows.narrow(0, 0, n_pairs);
-    const int64_t P = x.size(0);
-    return raw_eval(x.reshape({P * 2 * seg_len, row_width})).view({M, P, 2, seg_len}).sum(3);
+    return raw_eval_pairs(idx).view({M, idx.size(0), 2, seg_len}).sum(3);
   }
 
   // Ensemble accuracy of raw returns (M x P x 2) against targets (P), ties excluded; NaN if none.
@@ -345,22 +467,45 @@ struct RewardModel::Impl {
     return a;
   }
 
-  // Makes room for `needed` pairs in the packed tensors.
+  // Makes room for `needed` pairs in the packed tensors (at most max_pairs, when set).
   void reserve(int64_t needed) {
+    if (cfg.max_pairs > 0) needed = std::min<int64_t>(needed, cfg.max_pairs);
     const int64_t cap = rows.defined() ? rows.size(0) : 0;
     if (needed <= cap) return;
-    const int64_t new_cap = std::max<int64_t>({16, 2 * cap, needed});
-    torch::Tensor r = torch::zeros({new_cap, 2, seg_len, row_width}, torch::kFloat32);
+    int64_t new_cap = std::max<int64_t>({16, 2 * cap, needed});
+    if (cfg.max_pairs > 0) new_cap = std::min<int64_t>(new_cap, cfg.max_pairs);
+    torch::Tensor r = torch::zeros({new_cap, 2, seg_len, tail_width}, torch::kFloat32);
+    torch::Tensor im = bytes_store ? torch::zeros({new_cap, 2, seg_len, obs_size}, torch::kUInt8) : torch::Tensor();
     torch::Tensor t = torch::zeros({new_cap}, torch::kFloat32);
     torch::Tensor w = torch::zeros({new_cap, M}, torch::kFloat32);
     if (n_pairs > 0) {
       r.narrow(0, 0, n_pairs).copy_(rows.narrow(0, 0, n_pairs));
+      if (bytes_store) im.narrow(0, 0, n_pairs).copy_(img.narrow(0, 0, n_pairs));
       t.narrow(0, 0, n_pairs).copy_(targets.narrow(0, 0, n_pairs));
       w.narrow(0, 0, n_pairs).copy_(weights.narrow(0, 0, n_pairs));
     }
     rows = r;
+    img = im;
     targets = t;
     weights = w;
+  }
+
+  // The slot the next pair goes to: a new one, or (the buffer full) the oldest pair's, which is
+  // dropped from the split and its assignment kept for a resumed run.
+  int64_t take_slot() {
+    if (cfg.max_pairs <= 0 || n_arrived < cfg.max_pairs) {
+      label_ids.push_back(-1);
+      is_val.push_back(0);
+      return n_pairs++;
+    }
+    const int64_t slot = n_arrived % cfg.max_pairs;
+    auto& list = is_val[slot] ? val_idx : train_idx;
+    list.erase(std::find(list.begin(), list.end(), slot));
+    if (label_ids[slot] >= 0) {
+      const float* w = weights.data_ptr<float>() + slot * M;
+      evicted_by_label[label_ids[slot]] = {is_val[slot] != 0, std::vector<float>(w, w + M)};
+    }
+    return slot;
   }
 };
 
@@ -408,12 +553,18 @@ RewardModel::RewardModel(const RewardConfig& cfg, std::vector<int64_t> obs_shape
   if (cfg.pixel_encoder != "cnn" && cfg.pixel_encoder != "keypoints" && cfg.pixel_encoder != "mlp") {
     throw UsageError("reward pixel_encoder '" + cfg.pixel_encoder + "' is not one of: cnn, keypoints, mlp");
   }
+  if (cfg.conv_padding != "same" && cfg.conv_padding != "valid")
+    throw UsageError("reward conv_padding '" + cfg.conv_padding + "' is not one of: same, valid");
+  if (!(cfg.conv_dropout >= 0.0 && cfg.conv_dropout < 1.0))
+    throw UsageError("reward conv_dropout must be in [0, 1), got " + std::to_string(cfg.conv_dropout));
   if (m.obs_shape.size() == 3 && !cfg.conv_channels.empty() && cfg.pixel_encoder != "mlp") {
     shape.image = m.obs_shape;
     shape.conv_channels = cfg.conv_channels;
     shape.conv_strides = cfg.conv_strides;
     shape.conv_kernels = cfg.conv_kernels;
     shape.pixel_encoder = cfg.pixel_encoder;
+    shape.same_padding = cfg.conv_padding == "same";
+    shape.batch_norm = cfg.batch_norm;
   }
   shape.row_width = m.row_width;
   if (cfg.form != "direct" && cfg.form != "potential") {
@@ -442,6 +593,7 @@ RewardModel::RewardModel(const RewardConfig& cfg, std::vector<int64_t> obs_shape
   if (cfg.fast_mlp && reward_detail::FastEnsembleMlp::supports(*m.net)) {
     m.fast = std::make_unique<reward_detail::FastEnsembleMlp>(*m.net);
   }
+  m.tail_width = m.row_width;
   m.l2 = cfg.l2_init;
   m.norm_mean = torch::zeros({m.M}, torch::kFloat32);
   m.norm_std = torch::ones({m.M}, torch::kFloat32);
@@ -468,23 +620,36 @@ void RewardModel::add_pairs(const std::vector<LabeledPair>& pairs) {
                        " is not a probability in [0, 1] (skipped queries have no label)");
     }
   }
+  if (m.n_arrived == 0 && !m.net->conv_outputs().empty() && pairs.front().left.obs_in_bytes()) {
+    m.bytes_store = true;  // a conv net on byte observations: keep the image part as bytes
+    m.tail_width = m.row_width - m.obs_size;
+  }
   m.seg_len = L;
   if (m.cfg.standardise_inputs && m.in_mean.empty()) m.set_input_stats(pairs);
   m.reserve(m.n_pairs + static_cast<int64_t>(pairs.size()));
-  const int64_t clip_floats = L * m.row_width;
-  float* rows = m.rows.data_ptr<float>();
   for (const LabeledPair& p : pairs) {
-    const int64_t i = m.n_pairs++;
-    m.encode_segment(p.left, rows + (2 * i) * clip_floats);
-    m.encode_segment(p.right, rows + (2 * i + 1) * clip_floats);
+    const int64_t i = m.take_slot();
+    m.store_segment(p.left, i, 0);
+    m.store_segment(p.right, i, 1);
     m.targets.data_ptr<float>()[i] = p.target;
-    m.label_ids.push_back(p.label_id);
-    m.is_val.push_back(0);
+    m.label_ids[i] = p.label_id;
     const Impl::Assignment* saved = m.saved_assignment(p.label_id, i);
     const Impl::Assignment a = saved ? *saved : m.draw_assignment();
     m.apply_assignment(i, a);
     (a.validation ? m.val_idx : m.train_idx).push_back(i);
+    ++m.n_arrived;
   }
+}
+
+void RewardModel::hide_inputs(const std::vector<int64_t>& obs_indices) {
+  Impl& m = *impl_;
+  if (m.n_arrived > 0) throw RuntimeError("reward model: inputs can only be hidden before any pair is added");
+  for (int64_t j : obs_indices) {
+    if (j < 0 || j >= m.obs_size)
+      throw UsageError("reward model: hidden input " + std::to_string(j) + " is outside the " +
+                       std::to_string(m.obs_size) + " observation values");
+  }
+  m.hidden = obs_indices;
 }
 
 int64_t RewardModel::num_pairs() const { return impl_->n_pairs; }
@@ -504,10 +669,15 @@ RewardTrainStats RewardModel::train_round() {
   const torch::Tensor saved_params = net.params().detach().clone();
   const torch::Tensor saved_m = net.adam().exp_avg().clone(), saved_v = net.adam().exp_avg_sq().clone();
   const int64_t saved_steps = net.adam().steps();
+  std::vector<torch::Tensor> saved_bn;
+  for (const torch::Tensor& t : net.running_stats()) saved_bn.push_back(t.clone());
 
   const int64_t L = m.seg_len, F = m.row_width, M = m.M;
   std::vector<int64_t> order = m.train_idx;
-  const int64_t pairs_per_chunk = std::max<int64_t>(1, kChunkFloats / (net.activation_floats_per_row() * 2 * L));
+  // Batch norm needs the whole minibatch in one pass (its statistics are the minibatch's).
+  const int64_t pairs_per_chunk = m.cfg.batch_norm
+                                      ? std::max<int64_t>(1, m.cfg.batch_pairs)
+                                      : std::max<int64_t>(1, kChunkFloats / (net.activation_floats_per_row() * 2 * L));
   double fit_sum = 0.0;  // sum of minibatch losses
   std::vector<const float*> pair_rows;     // fast path: each minibatch pair's rows
   std::vector<float> batch_targets, batch_weights;  // fast path: (B), (M x B)
@@ -518,8 +688,8 @@ RewardTrainStats RewardModel::train_round() {
          start += static_cast<size_t>(m.cfg.batch_pairs)) {
       const size_t end = std::min(order.size(), start + static_cast<size_t>(m.cfg.batch_pairs));
       const int64_t B = static_cast<int64_t>(end - start);
-      const std::vector<torch::Tensor> masks = m.draw_masks();        // one mask for the whole minibatch
       if (m.fast) {
+        const std::vector<torch::Tensor> masks = m.draw_masks();        // one mask for the whole minibatch
         // The same loss and gradient written out by hand (reward/fast_mlp.h).
         const float* rows = m.rows.data_ptr<float>();
         const float* targets = m.targets.data_ptr<float>();
@@ -552,13 +722,16 @@ RewardTrainStats RewardModel::train_round() {
       // so a minibatch too big for one forward pass (activations over kChunkFloats) is run
       // in chunks of pairs whose gradients accumulate before the one Adam step.
       torch::Tensor loss = torch::zeros({M}, torch::kFloat32);  // (M)
+      reward_detail::ForwardMode mode = m.training_mode(B, /*update_running=*/true);
+      std::vector<torch::Tensor> conv_masks = mode.conv_masks;  // (B x ...) each; a chunk takes its pairs'
       for (int64_t c0 = 0; c0 < B; c0 += pairs_per_chunk) {
         const int64_t Bc = std::min(pairs_per_chunk, B - c0);
         const torch::Tensor cidx = idx.narrow(0, c0, Bc);
-        const torch::Tensor x = m.rows.index_select(0, cidx).view({Bc * 2 * L, F});  // (Bc*2*L x F)
+        for (size_t k = 0; k < conv_masks.size(); ++k) mode.conv_masks[k] = conv_masks[k].narrow(0, c0, Bc);
+        const torch::Tensor x = m.stored_rows(cidx).view({Bc * 2 * L, F});          // (Bc*2*L x F)
         const torch::Tensor target = m.targets.index_select(0, cidx);                // (Bc)
         const torch::Tensor w = w_all.narrow(1, c0, Bc);                             // (M x Bc)
-        const torch::Tensor ret = net.forward(x, masks).view({M, Bc, 2, L}).sum(3);  // (M x Bc x 2)
+        const torch::Tensor ret = net.forward(x, mode).view({M, Bc, 2, L}).sum(3);   // (M x Bc x 2)
         const torch::Tensor nll = preference_nll(ret.select(2, 0), ret.select(2, 1), target, m.cfg.random_response);
         const torch::Tensor part = (nll * w).sum(1) / w_sum;  // (M)
         part.sum().backward();
@@ -575,23 +748,48 @@ RewardTrainStats RewardModel::train_round() {
   if (!torch::isfinite(net.params()).all().item<bool>()) {
     net.params().copy_(saved_params);
     net.adam().set_state(saved_steps, saved_m, saved_v);
+    net.set_running_stats(saved_bn);
     st.diverged = true;
   }
 
-  // Statistics without dropout, over every stored pair in one pass.
-  m.labeled_raw = m.raw_eval(m.rows.narrow(0, 0, m.n_pairs).reshape({m.n_pairs * 2 * L, F}));  // (M x P*2*L)
-  m.labeled_raw_pairs = m.n_pairs;
-  const torch::Tensor ret = m.labeled_raw.view({M, m.n_pairs, 2, L}).sum(3);  // (M x P x 2)
-  const torch::Tensor target = m.targets.narrow(0, 0, m.n_pairs);
+  // Statistics without dropout, over every stored pair (or the newest stats_pairs) in one pass.
+  // tslots / vslots: the evaluated train / validation pairs' slots; tidx / vidx: their positions
+  // among the evaluated pairs (whose returns are ret and targets target).
+  std::vector<int64_t> tslots = m.train_idx, vslots = m.val_idx;
+  torch::Tensor ret, target, tidx, vidx;
+  if (m.cfg.stats_pairs > 0 && m.cfg.stats_pairs < m.n_pairs) {
+    std::vector<int64_t> slots = m.slots_oldest_first();
+    slots.erase(slots.begin(), slots.end() - m.cfg.stats_pairs);
+    std::vector<int64_t> tp, vp;
+    tslots.clear();
+    vslots.clear();
+    for (size_t k = 0; k < slots.size(); ++k) {
+      (m.is_val[slots[k]] ? vp : tp).push_back(static_cast<int64_t>(k));
+      (m.is_val[slots[k]] ? vslots : tslots).push_back(slots[k]);
+    }
+    const torch::Tensor sidx = index_tensor(slots);
+    ret = m.stored_returns(sidx);
+    target = m.targets.index_select(0, sidx);
+    tidx = index_tensor(tp);
+    vidx = index_tensor(vp);
+    m.labeled_raw = torch::Tensor();
+    m.labeled_raw_pairs = -1;
+  } else {
+    m.labeled_raw = m.raw_eval_pairs(torch::arange(m.n_pairs, torch::kInt64));  // (M x P*2*L)
+    m.labeled_raw_pairs = m.n_pairs;
+    ret = m.labeled_raw.view({M, m.n_pairs, 2, L}).sum(3);  // (M x P x 2)
+    target = m.targets.narrow(0, 0, m.n_pairs);
+    tidx = index_tensor(m.train_idx);
+    vidx = index_tensor(m.val_idx);
+  }
   const torch::Tensor nll = preference_nll(ret.select(2, 0), ret.select(2, 1), target, m.cfg.random_response);
-  const torch::Tensor tidx = index_tensor(m.train_idx);
-  const torch::Tensor tw = m.weights.index_select(0, tidx).t();  // (M x T)
-  st.train_loss = ((nll.index_select(1, tidx) * tw).sum(1) / tw.sum(1).clamp_min(1.0)).mean().item<double>();
-  st.train_accuracy = Impl::ensemble_accuracy(ret.index_select(1, tidx), target.index_select(0, tidx));
+  const torch::Tensor tw = m.weights.index_select(0, index_tensor(tslots)).t();  // (M x T)
+  st.train_loss = tslots.empty() ? kNaN
+                                 : ((nll.index_select(1, tidx) * tw).sum(1) / tw.sum(1).clamp_min(1.0)).mean().item<double>();
+  st.train_accuracy = tslots.empty() ? kNaN : Impl::ensemble_accuracy(ret.index_select(1, tidx), target.index_select(0, tidx));
   st.val_loss = kNaN;
   st.val_accuracy = kNaN;
-  if (!m.val_idx.empty()) {
-    const torch::Tensor vidx = index_tensor(m.val_idx);
+  if (!vslots.empty()) {
     st.val_loss = nll.index_select(1, vidx).mean().item<double>();
     st.val_accuracy = Impl::ensemble_accuracy(ret.index_select(1, vidx), target.index_select(0, vidx));
     // Adapt L2 (multiplicatively, so an L2 of 0 stays 0).
@@ -624,15 +822,31 @@ void RewardModel::update_normalisation_on_labeled(int64_t max_steps) {
   // reward is measured against (predict subtracts r̂_abs), so the spread between it and
   // ordinary states must be part of the scale, or a near-constant r̂ on ordinary states
   // would blow the alive-versus-absorbing gap up without bound.
-  const torch::Tensor all = m.rows.narrow(0, 0, m.n_pairs).reshape({-1, m.row_width});  // (P*2*L x F)
-  const torch::Tensor keep = m.can_terminate ? torch::arange(all.size(0))
-                                             : (all.select(1, m.row_width - 1) == 0).nonzero().squeeze(1);  // (K)
+  const torch::Tensor absorbing = m.stored_absorbing();  // (P*2*L)
+  const torch::Tensor keep = m.can_terminate ? torch::arange(absorbing.size(0))
+                                             : (absorbing == 0).nonzero().squeeze(1);  // (K)
   const int64_t k = keep.size(0);
   if (k == 0) return;
   const int64_t stride = (k + max_steps - 1) / max_steps;
   const torch::Tensor pick = keep.index({torch::indexing::Slice(0, torch::indexing::None, stride)});
-  torch::Tensor raw = m.labeled_raw_pairs == m.n_pairs ? m.labeled_raw.index_select(1, pick)  // (M x k')
-                                                       : m.raw_eval(all.index_select(0, pick));
+  torch::Tensor raw;  // (M x k')
+  if (m.labeled_raw_pairs == m.n_pairs) {
+    raw = m.labeled_raw.index_select(1, pick);
+  } else if (!m.bytes_store) {
+    raw = m.raw_eval(m.rows.narrow(0, 0, m.n_pairs).reshape({-1, m.row_width}).index_select(0, pick));
+  } else {  // the picked steps' rows, decoded a chunk at a time
+    const torch::Tensor pc = pick.contiguous();
+    const int64_t* pk = pc.data_ptr<int64_t>();
+    std::vector<torch::Tensor> parts;
+    const int64_t chunk = std::max<int64_t>(1, kChunkFloats / m.row_width);
+    for (int64_t c = 0; c < pc.numel(); c += chunk) {
+      const int64_t n = std::min(chunk, pc.numel() - c);
+      torch::Tensor x = torch::empty({n, m.row_width}, torch::kFloat32);
+      for (int64_t r = 0; r < n; ++r) m.decode_step(pk[c + r], x.data_ptr<float>() + r * m.row_width);
+      parts.push_back(m.raw_eval(x));
+    }
+    raw = torch::cat(parts, 1);
+  }
   const torch::Tensor finite = torch::isfinite(raw).all(0);
   if (!finite.all().item<bool>()) raw = raw.index_select(1, finite.nonzero().squeeze(1));
   if (raw.size(1) == 0) return;
@@ -709,7 +923,10 @@ std::pair<torch::Tensor, torch::Tensor> RewardModel::pair_returns(const std::vec
   }
   auto [x, owner] = m.encode_segments(segs);
   torch::NoGradGuard no_grad;
-  const torch::Tensor raw = training ? m.net->forward(x, m.draw_masks()) : m.raw_eval(x);  // (M x N)
+  // Training: one conv dropout mask per pair (its 2 L rows, consecutive); batch norm on the
+  // pass's statistics, the running ones untouched.
+  const torch::Tensor raw = training ? m.net->forward(x, m.training_mode(static_cast<int64_t>(pairs.size()), false))
+                                     : m.raw_eval(x);  // (M x N)
   const int64_t P = static_cast<int64_t>(pairs.size());
   const torch::Tensor ret = torch::zeros({m.M, 2 * P}, torch::kFloat32).index_add_(1, owner, raw).view({m.M, P, 2});
   return {ret.select(2, 0).contiguous(), ret.select(2, 1).contiguous()};
@@ -722,6 +939,13 @@ torch::Tensor RewardModel::pair_weights() const {
 }
 
 std::vector<uint8_t> RewardModel::validation_flags() const { return impl_->is_val; }
+
+std::vector<int64_t> RewardModel::validation_label_ids() const {
+  std::vector<int64_t> out;
+  for (int64_t i : impl_->val_idx) out.push_back(impl_->label_ids[i]);
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 double RewardModel::l2() const { return impl_->l2; }
 
@@ -751,6 +975,9 @@ void RewardModel::save(const std::string& path) const {
   for (const auto& [label, a] : m.saved_by_label) {
     if (!held_labels.count(label)) put(label, -1, a);
   }
+  for (const auto& [label, a] : m.evicted_by_label) {  // dropped from the buffer (max_pairs)
+    if (!held_labels.count(label) && !m.saved_by_label.count(label)) put(label, -1, a);
+  }
   for (const auto& [pos, a] : m.saved_by_position) {
     if (pos >= m.n_pairs) put(-1, pos, a);
   }
@@ -773,6 +1000,8 @@ void RewardModel::save(const std::string& path) const {
   ar.write("pair_weights", torch::tensor(w, torch::kFloat32).view({K, m.M}));
   ar.write("input_mean", torch::tensor(m.in_mean, torch::kFloat32));
   ar.write("input_inv_std", torch::tensor(m.in_inv_std, torch::kFloat32));
+  const std::vector<torch::Tensor> bn = net.running_stats();
+  if (!bn.empty()) ar.write("bn_running", torch::cat(bn));
   try {
     ar.save_to(path);
   } catch (const c10::Error& e) {
@@ -790,7 +1019,7 @@ void RewardModel::load(const std::string& path) {
     return t;
   };
   torch::Tensor arch, params, adam_m, adam_v, adam_steps, norm_mean, norm_std, l2, split_rng, train_rng, labels,
-      positions, val, w, in_mean, in_inv_std;
+      positions, val, w, in_mean, in_inv_std, bn_running;
   try {
     ar.load_from(path);
     arch = get("architecture");
@@ -810,6 +1039,8 @@ void RewardModel::load(const std::string& path) {
     // Absent from checkpoints written before reward.standardise_inputs existed: no statistics.
     if (!ar.try_read("input_mean", in_mean)) in_mean = torch::empty({0});
     if (!ar.try_read("input_inv_std", in_inv_std)) in_inv_std = torch::empty({0});
+    if (!net.running_stats().empty() && !ar.try_read("bn_running", bn_running))
+      throw RuntimeError("reward model checkpoint '" + path + "' has no batch-norm statistics (reward.batch_norm)");
   } catch (const c10::Error& e) {
     throw RuntimeError("cannot read reward model checkpoint '" + path + "': " + e.what_without_backtrace());
   }
@@ -827,6 +1058,19 @@ void RewardModel::load(const std::string& path) {
   {
     torch::NoGradGuard no_grad;
     net.params().copy_(params);
+  }
+  if (bn_running.defined()) {
+    std::vector<torch::Tensor> parts;
+    int64_t at = 0;
+    const torch::Tensor flat = bn_running.to(torch::kFloat32).reshape({-1});
+    for (const torch::Tensor& t : net.running_stats()) {
+      if (at + t.numel() > flat.numel())
+        throw RuntimeError("reward model checkpoint '" + path + "' has too few batch-norm statistics");
+      parts.push_back(flat.narrow(0, at, t.numel()));
+      at += t.numel();
+    }
+    if (at != flat.numel()) throw RuntimeError("reward model checkpoint '" + path + "' has too many batch-norm statistics");
+    net.set_running_stats(parts);
   }
   m.labeled_raw = torch::Tensor();
   m.labeled_raw_pairs = -1;

@@ -58,6 +58,11 @@ struct RewardConfig {
   std::string form = "direct";        // direct: r̂ = net(o[, a]) | potential: r̂ = phi(newest frame) - phi(previous frame)
   bool fast_mlp = true;               // plain MLP nets: hand-written forward/backward and Adam (false: LibTorch autograd)
   bool standardise_inputs = false;    // flat observations: inputs scaled by the first labeled clips' mean/std
+  std::string conv_padding = "same";  // same (kernel / 2) | valid (none: the paper's Atari net)
+  bool batch_norm = false;            // batch norm after every conv (statistics shared by both clips of a pair)
+  double conv_dropout = 0.0;          // dropout on every conv layer's output (one mask per pair)
+  int max_pairs = 0;                  // labeled pairs kept: the newest this many (0: all; the paper's Atari: 3000)
+  int stats_pairs = 0;                // pairs the end-of-round statistics evaluate: the newest this many (0: all)
 
   template <class V>
   void visit(V& v) {
@@ -106,6 +111,21 @@ struct RewardConfig {
     v.flag("fast_mlp", fast_mlp,
            "plain MLP reward nets (no conv trunk, no per-action outputs, relu or leaky_relu): hand-written "
            "forward/backward and Adam instead of LibTorch autograd (same results up to float rounding)");
+    v.text("conv_padding", conv_padding,
+           "pixel convs: same (padded by kernel / 2, odd kernels) or valid (unpadded, as the paper's Atari network)",
+           {"same", "valid"});
+    v.flag("batch_norm", batch_norm,
+           "batch norm after every conv layer: while training, the statistics of the whole minibatch (both clips of "
+           "every pair alike); when predicting, running averages (momentum 0.1)");
+    v.num("conv_dropout", conv_dropout,
+          "dropout probability on every conv layer's output while training; the two clips of a pair share one mask",
+          0.0, 0.9);
+    v.num("max_pairs", max_pairs,
+          "labeled pairs the model trains on: the newest this many, older ones dropped (0: all; the paper kept the "
+          "last 3000 on Atari)", 0, 100000000);
+    v.num("stats_pairs", stats_pairs,
+          "pairs the statistics after each round (losses, accuracies, L2 adaptation, output normalisation) evaluate: "
+          "the newest this many (0: all; bounds a pixel model's cost)", 0, 100000000);
     v.flag("standardise_inputs", standardise_inputs,
            "flat observations: each observation and action input enters the net as (x - mean) / std, with mean "
            "and std of the real steps of the first labeled batch (fixed from then on, saved in checkpoints), so "
@@ -153,6 +173,10 @@ class RewardModel {
   // counts. Pairs are kept for all later rounds.
   void add_pairs(const std::vector<LabeledPair>& pairs);
   int64_t num_pairs() const;
+  // Observation elements (indices into an observation of D values) the net never sees: they
+  // enter it as 0 (the score display of an Atari frame, which the paper hid from the reward
+  // model). Call before adding any pair (else RuntimeError); UsageError for an index outside D.
+  void hide_inputs(const std::vector<int64_t>& obs_indices);
 
   // One training round over all training pairs => stats (then adapts L2).
   RewardTrainStats train_round();
@@ -191,10 +215,14 @@ class RewardModel {
   // layer, shared by all clips and steps) and advances the dropout RNG; false: no dropout.
   std::pair<torch::Tensor, torch::Tensor> pair_returns(const std::vector<LabeledPair>& pairs, bool training);
 
-  // Per-member bootstrap counts of every stored pair, in order added: (P x M); 0 for held-out pairs.
+  // Per-member bootstrap counts of every stored pair, by slot: (P x M); 0 for held-out pairs.
+  // Slots are the order pairs were added in until max_pairs is reached; then each new pair
+  // takes the oldest one's slot.
   torch::Tensor pair_weights() const;
-  // For every stored pair, in order added: 1 if held out for validation.
+  // For every stored pair, by slot: 1 if held out for validation.
   std::vector<uint8_t> validation_flags() const;
+  // The label ids of the held-out pairs held now.
+  std::vector<int64_t> validation_label_ids() const;
   // Current L2 strength.
   double l2() const;
 
