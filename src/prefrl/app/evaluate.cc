@@ -36,6 +36,7 @@ std::unique_ptr<RewardModel> load_reward_model(const TrainConfig& cfg, const std
   const int64_t A = spec.action.numel();
   auto reward = std::make_unique<RewardModel>(cfg.reward, spec.observation.shape, A, spec.action.discrete,
                                               spec.action.n, spec.can_terminate && !penalty, 0);
+  if (!spec.reward_hidden.empty()) reward->hide_inputs(spec.reward_hidden);
   reward->load(file);
   return reward;
 }

@@ -275,6 +275,11 @@ Trainer::Trainer(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool re
       health_(cfg.health, !spec_.action.discrete, static_cast<int>(spec_.action.discrete ? 1 : collector_.act_size())),
       true_reward_baseline_(cfg.run.policy_reward == "true") {
   agent_->keep_rollout_in(collector_.store().columns());  // its rollout buffer: columns of the one store
+  if (!spec_.reward_hidden.empty()) {  // e.g. an Atari game's score display
+    reward_.hide_inputs(spec_.reward_hidden);
+    log_.line(fmt::format("the reward model does not see {} of the {} observation values (the task hides them: "
+                          "score displays)", spec_.reward_hidden.size(), spec_.observation.numel()));
+  }
   if (server_) {
     server_->start();
     log_.line(fmt::format("labeling page: {}  (open it in a browser; several people may label at once); runs: {}",

@@ -66,6 +66,10 @@ struct EnvSpec {
   // Names of the task's own per-step metrics (a task file's [metrics]); evaluation reports
   // each one's sum over an episode (Env::step_metrics).
   std::vector<std::string> metrics;
+  // Observation elements (indices into the flat observation) the reward model must not see:
+  // an Atari game's score display, which the paper hid from the reward model so that it
+  // judges behaviour rather than reads the score. Empty for most environments.
+  std::vector<int64_t> reward_hidden;
 };
 
 struct StepResult {

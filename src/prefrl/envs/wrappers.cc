@@ -38,6 +38,10 @@ FrameStack::FrameStack(std::unique_ptr<Env> inner, int k) : EnvWrapper(std::move
   o.low = std::move(low);
   o.high = std::move(high);
   spec_.state_size *= k;
+  std::vector<int64_t> hidden;  // the inner observation's hidden elements, in every frame
+  for (int j = 0; j < k; ++j)
+    for (int64_t i : spec_.reward_hidden) hidden.push_back(j * frame_size_ + i);
+  spec_.reward_hidden = std::move(hidden);
   stack_.assign(static_cast<size_t>(k) * frame_size_, 0.0f);
   states_.assign(k, inner_->get_state());  // before any reset: the inner env's initial state in every frame
 }

@@ -135,6 +135,10 @@ struct RewardModel::Impl {
   // by update_normalisation_on_labeled, which needs outputs of the same steps.
   torch::Tensor labeled_raw;
   int64_t labeled_raw_pairs = -1;
+  // With stats_pairs: the slots (K) whose steps labeled_raw holds instead (the newest pairs);
+  // the output normalisation is then computed over them.
+  torch::Tensor labeled_raw_slots;
+  torch::Tensor raw_returns_cache;  // the statistics pass's raw outputs with stats_pairs
   // Assignments from a loaded checkpoint for pairs not (yet) held: by label id, and by
   // position for pairs without one.
   std::map<int64_t, Assignment> saved_by_label, saved_by_position;
@@ -319,6 +323,14 @@ struct RewardModel::Impl {
     }
     if (parts.empty()) return torch::zeros({M, 0}, torch::kFloat32);
     return parts.size() == 1 ? parts[0] : torch::cat(parts, 1);
+  }
+
+  // Forgets the statistics pass's outputs (stale once parameters or pairs change).
+  void drop_labeled_raw() {
+    labeled_raw = torch::Tensor();
+    labeled_raw_pairs = -1;
+    labeled_raw_slots = torch::Tensor();
+    raw_returns_cache = torch::Tensor();
   }
 
   // Slots of the held pairs, newest last (the ring's order once max_pairs is reached).
@@ -625,6 +637,7 @@ void RewardModel::add_pairs(const std::vector<LabeledPair>& pairs) {
     m.tail_width = m.row_width - m.obs_size;
   }
   m.seg_len = L;
+  m.drop_labeled_raw();  // the held pairs change
   if (m.cfg.standardise_inputs && m.in_mean.empty()) m.set_input_stats(pairs);
   m.reserve(m.n_pairs + static_cast<int64_t>(pairs.size()));
   for (const LabeledPair& p : pairs) {
@@ -661,8 +674,7 @@ RewardTrainStats RewardModel::train_round() {
   st.n_val = static_cast<int64_t>(m.val_idx.size());
   st.l2 = m.l2;
   if (m.train_idx.empty()) return st;
-  m.labeled_raw = torch::Tensor();  // the parameters are about to change
-  m.labeled_raw_pairs = -1;
+  m.drop_labeled_raw();  // the parameters are about to change
 
   reward_detail::EnsembleNet& net = *m.net;
   // Snapshot for rollback if the parameters diverge.
@@ -768,15 +780,18 @@ RewardTrainStats RewardModel::train_round() {
       (m.is_val[slots[k]] ? vslots : tslots).push_back(slots[k]);
     }
     const torch::Tensor sidx = index_tensor(slots);
-    ret = m.stored_returns(sidx);
+    m.raw_returns_cache = m.raw_eval_pairs(sidx);  // (M x K*2*L)
+    ret = m.raw_returns_cache.view({M, sidx.size(0), 2, L}).sum(3);
     target = m.targets.index_select(0, sidx);
     tidx = index_tensor(tp);
     vidx = index_tensor(vp);
-    m.labeled_raw = torch::Tensor();
+    m.labeled_raw = m.raw_returns_cache;
     m.labeled_raw_pairs = -1;
+    m.labeled_raw_slots = sidx;
   } else {
     m.labeled_raw = m.raw_eval_pairs(torch::arange(m.n_pairs, torch::kInt64));  // (M x P*2*L)
     m.labeled_raw_pairs = m.n_pairs;
+    m.labeled_raw_slots = torch::Tensor();
     ret = m.labeled_raw.view({M, m.n_pairs, 2, L}).sum(3);  // (M x P x 2)
     target = m.targets.narrow(0, 0, m.n_pairs);
     tidx = index_tensor(m.train_idx);
@@ -822,7 +837,11 @@ void RewardModel::update_normalisation_on_labeled(int64_t max_steps) {
   // reward is measured against (predict subtracts r̂_abs), so the spread between it and
   // ordinary states must be part of the scale, or a near-constant r̂ on ordinary states
   // would blow the alive-versus-absorbing gap up without bound.
-  const torch::Tensor absorbing = m.stored_absorbing();  // (P*2*L)
+  // With stats_pairs, the newest pairs the statistics pass evaluated.
+  const bool subset = m.labeled_raw.defined() && m.labeled_raw_slots.defined();
+  const torch::Tensor absorbing =
+      subset ? m.rows.index_select(0, m.labeled_raw_slots).reshape({-1, m.tail_width}).select(1, m.tail_width - 1)
+             : m.stored_absorbing();  // (P*2*L)
   const torch::Tensor keep = m.can_terminate ? torch::arange(absorbing.size(0))
                                              : (absorbing == 0).nonzero().squeeze(1);  // (K)
   const int64_t k = keep.size(0);
@@ -830,7 +849,7 @@ void RewardModel::update_normalisation_on_labeled(int64_t max_steps) {
   const int64_t stride = (k + max_steps - 1) / max_steps;
   const torch::Tensor pick = keep.index({torch::indexing::Slice(0, torch::indexing::None, stride)});
   torch::Tensor raw;  // (M x k')
-  if (m.labeled_raw_pairs == m.n_pairs) {
+  if (subset || m.labeled_raw_pairs == m.n_pairs) {
     raw = m.labeled_raw.index_select(1, pick);
   } else if (!m.bytes_store) {
     raw = m.raw_eval(m.rows.narrow(0, 0, m.n_pairs).reshape({-1, m.row_width}).index_select(0, pick));
@@ -1072,8 +1091,7 @@ void RewardModel::load(const std::string& path) {
     if (at != flat.numel()) throw RuntimeError("reward model checkpoint '" + path + "' has too many batch-norm statistics");
     net.set_running_stats(parts);
   }
-  m.labeled_raw = torch::Tensor();
-  m.labeled_raw_pairs = -1;
+  m.drop_labeled_raw();
   net.adam().set_state(adam_steps.item<int64_t>(), adam_m, adam_v);
   m.norm_mean = norm_mean.clone();
   m.norm_std = norm_std.clone();

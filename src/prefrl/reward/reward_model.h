@@ -124,8 +124,8 @@ struct RewardConfig {
           "labeled pairs the model trains on: the newest this many, older ones dropped (0: all; the paper kept the "
           "last 3000 on Atari)", 0, 100000000);
     v.num("stats_pairs", stats_pairs,
-          "pairs the statistics after each round (losses, accuracies, L2 adaptation, output normalisation) evaluate: "
-          "the newest this many (0: all; bounds a pixel model's cost)", 0, 100000000);
+          "pairs the statistics after each round (losses, accuracies, L2 adaptation) evaluate, and the output "
+          "normalisation over labeled clips is computed on: the newest this many (0: all; bounds a pixel model's cost)", 0, 100000000);
     v.flag("standardise_inputs", standardise_inputs,
            "flat observations: each observation and action input enters the net as (x - mean) / std, with mean "
            "and std of the real steps of the first labeled batch (fixed from then on, saved in checkpoints), so "
