@@ -100,8 +100,8 @@ class FakeGame : public AtariGame {
     return {double(n_), double(last_), double(score_), double(lives_), over_ ? 1.0 : 0.0, seed_};
   }
   void set_state(const std::vector<double>& s) override {
-    if (s.size() != 6) throw RuntimeError("fake: wrong state size");
-    if (s[0] < 0 || s[1] < 0 || s[1] >= o_.n_actions) throw RuntimeError("fake: state out of range");
+    if (s.size() != 6) throw UsageError("fake: wrong state size");
+    if (s[0] < 0 || s[1] < 0 || s[1] >= o_.n_actions) throw UsageError("fake: state out of range");
     n_ = static_cast<int>(s[0]);
     last_ = static_cast<int>(s[1]);
     score_ = static_cast<int>(s[2]);
@@ -737,20 +737,20 @@ TEST(AtariEnvTest, SetStateRejectsABadStateChangingNothing) {
   const std::vector<double> good = m.env->get_state();
   std::vector<double> s = good;
   s.pop_back();
-  EXPECT_THROW(m.env->set_state(s, other.data()), RuntimeError);
-  EXPECT_THROW(m.env->set_state({}, other.data()), RuntimeError);
+  EXPECT_THROW(m.env->set_state(s, other.data()), UsageError);
+  EXPECT_THROW(m.env->set_state({}, other.data()), UsageError);
   s = good;
   s[12] = 4;  // the last action: out of range
-  EXPECT_THROW(m.env->set_state(s, other.data()), RuntimeError);
+  EXPECT_THROW(m.env->set_state(s, other.data()), UsageError);
   s = good;
   s[14] = 0.5;  // the pending flag
-  EXPECT_THROW(m.env->set_state(s, other.data()), RuntimeError);
+  EXPECT_THROW(m.env->set_state(s, other.data()), UsageError);
   s = good;
   s[13] = -1;  // lives
-  EXPECT_THROW(m.env->set_state(s, other.data()), RuntimeError);
+  EXPECT_THROW(m.env->set_state(s, other.data()), UsageError);
   s = good;
   s[0] = -5;  // the game's current state, which the game rejects after the earlier one was set
-  EXPECT_THROW(m.env->set_state(s, other.data()), RuntimeError);
+  EXPECT_THROW(m.env->set_state(s, other.data()), UsageError);
   EXPECT_EQ(m.env->get_state(), good);
 }
 

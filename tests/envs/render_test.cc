@@ -32,7 +32,16 @@ std::pair<std::vector<double>, std::vector<double>> two_states(const std::string
   if (name == "reacher") return {{0, 0, 0.1, -0.1, 0, 0, 0, 0}, {1.0, 1.5, -0.1, 0.15, 0, 0, 0, 0}};
   if (name == "inverted_pendulum") return {{0, 0, 0, 0}, {0.5, 0.8, 0, 0}};
   if (name == "inverted_double_pendulum") return {{0, 0, 0, 0, 0, 0}, {-0.5, 0.5, -1.0, 0, 0, 0}};
-  return {{3.0, 3.0}, {20.0, 25.0}};  // movingdot
+  if (name == "movingdot") return {{3.0, 3.0}, {20.0, 25.0}};
+  // Atari games: the state after a reset and after 30 more steps of holding one action.
+  auto env = make_env(name);
+  std::vector<float> obs(env->spec().observation.numel());
+  env->seed(4);
+  env->reset(obs.data());
+  const std::vector<double> a = env->get_state();
+  std::vector<float> action(1, static_cast<float>(env->spec().action.n - 1));
+  for (int t = 0; t < 30; ++t) env->step(action.data(), obs.data());
+  return {a, env->get_state()};
 }
 
 constexpr int kGuard = 64;

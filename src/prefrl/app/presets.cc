@@ -139,6 +139,36 @@ std::vector<std::string> mujoco_true() {
   v.push_back("ppo.ent_coef=0.0");
   return v;
 }
+// The Atari games (issue 19): the paper's A2C (16 envs, 5-step returns, RMSprop, lr 7e-4
+// decayed linearly, entropy 0.01; the Nature DQN network) on the standard preprocessing
+// (atari.* defaults: no-op starts, frame skip 4 with a max over two frames, 84 x 84 grey, a
+// stack of 4, no sticky actions, the score area hidden from the reward model).
+std::vector<std::string> atari_a2c() {
+  return {"agent.algorithm=a2c", "env.num_envs=16", "run.total_steps=5000000", "run.eval_episodes=10"};
+}
+// The learned reward: the paper's network (4 unpadded convs 7/5/3/3, strides 3/2/1/1, 16
+// filters, batch norm, dropout 0.5, leaky ReLU, FC 64, scalar out) on observations alone,
+// output std 0.05; 25-step clips; 5,500 labels, 500 of them about the random policy, then at
+// a rate ∝ 5e6 / (T + 5e6); the newest 3,000 labels trained on.
+std::vector<std::string> atari_learned() {
+  std::vector<std::string> v = atari_a2c();
+  for (const std::string s :
+       {"reward.conv_channels=16,16,16,16", "reward.conv_kernels=7,5,3,3", "reward.conv_strides=3,2,1,1",
+        "reward.conv_padding=valid", "reward.batch_norm=true", "reward.conv_dropout=0.5", "reward.hidden=64",
+        "reward.activation=leaky_relu", "reward.use_action=false", "reward.output_std=0.05",
+        "reward.max_pairs=3000", "reward.stats_pairs=300", "reward.batch_pairs=16", "reward.ensemble_size=3",
+        "reward.epochs_per_round=1", "reward.max_updates_per_round=50", "reward.adapt_l2=false",
+        "prefs.segment_length=25", "prefs.total_labels=5500", "prefs.initial_fraction=0.090909",
+        "prefs.schedule=hyperbolic", "prefs.schedule_horizon=5000000", "prefs.query_batch=50",
+        "prefs.pool_capacity=200", "prefs.segments_per_rollout=2", "prefs.oversample=4"})
+    v.push_back(s);
+  return v;
+}
+std::vector<std::string> atari_true() {
+  std::vector<std::string> v = atari_a2c();
+  v.push_back("run.policy_reward=true");
+  return v;
+}
 }  // namespace
 
 const std::vector<Preset>& presets() {
@@ -151,6 +181,13 @@ const std::vector<Preset>& presets() {
                      mujoco_learned_task(t, mujoco_learned(t == "swimmer" ? "0.0001" : "0.001", t == "halfcheetah" ? "3" : "1.5"))});
       all.push_back({t + "-true", t, "MuJoCo " + t + ": PPO on the true reward (baseline for the learned one), 1M steps",
                      mujoco_task(t, mujoco_true())});
+    }
+    for (const char* game : {"pong", "enduro"}) {
+      const std::string g = game;
+      all.push_back({g, g, "Atari " + g + " (prefrl's own game) from 5,500 oracle preferences with the paper's "
+                     "A2C and pixel reward network, 5M steps", atari_learned()});
+      all.push_back({g + "-true", g, "Atari " + g + ": A2C on the game score (baseline for the learned one), 5M steps",
+                     atari_true()});
     }
     return all;
   }();

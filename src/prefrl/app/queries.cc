@@ -41,12 +41,31 @@ Queries::Queries(const PrefsConfig& cfg, int segment_steps, uint64_t segment_see
       query_rng_(query_seed),
       last_disagreement_(std::nan("")) {}
 
+std::vector<int> clip_envs(int num_envs, int segments_per_rollout, Rng& rng) {
+  std::vector<int> envs;
+  if (segments_per_rollout < num_envs) {
+    // Fewer clips than envs (many envs, short rollouts: A2C on pixels): one clip from each of
+    // segments_per_rollout envs drawn without replacement, in env order.
+    std::vector<int> all(static_cast<size_t>(num_envs));
+    for (int i = 0; i < num_envs; ++i) all[i] = i;
+    for (int i = 0; i < segments_per_rollout; ++i)
+      std::swap(all[i], all[i + rng.integer(static_cast<uint64_t>(num_envs - i))]);
+    envs.assign(all.begin(), all.begin() + segments_per_rollout);
+    std::sort(envs.begin(), envs.end());
+  } else {
+    for (int i = 0; i < num_envs; ++i) envs.insert(envs.end(), static_cast<size_t>(segments_per_rollout / num_envs), i);
+  }
+  return envs;
+}
+
 std::vector<Segment> Queries::cut(const TransitionStore& store) {
   std::vector<Segment> fresh;
-  const int N = store.num_envs();
-  const int per_env = std::max(1, cfg_.segments_per_rollout / N);
-  for (int i = 0; i < N; ++i) {
-    for (auto& s : cut_segments(store.trajectory(i), L_, per_env, segment_rng_)) fresh.push_back(s);
+  const std::vector<int> envs = clip_envs(store.num_envs(), cfg_.segments_per_rollout, segment_rng_);
+  for (size_t k = 0; k < envs.size();) {
+    size_t n = 1;  // clips from env envs[k]: cut together, as they must not overlap
+    while (k + n < envs.size() && envs[k + n] == envs[k]) ++n;
+    for (auto& s : cut_segments(store.trajectory(envs[k]), L_, static_cast<int>(n), segment_rng_)) fresh.push_back(s);
+    k += n;
   }
   for (const auto& s : fresh) pool_.add(s);
   return fresh;

@@ -27,6 +27,11 @@ class Teacher;
 struct PhaseTimes;
 struct PrefsConfig;
 
+// Which envs of a rollout clips are cut from, one entry per clip: with segments_per_rollout >=
+// num_envs, every env segments_per_rollout / num_envs times; with fewer, segments_per_rollout
+// distinct envs drawn from rng without replacement; in env order either way.
+std::vector<int> clip_envs(int num_envs, int segments_per_rollout, Rng& rng);
+
 class Queries {
  public:
   Queries(const PrefsConfig& cfg, int segment_steps, uint64_t segment_seed, uint64_t query_seed, PrefStore& db,

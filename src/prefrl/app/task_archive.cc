@@ -8,6 +8,7 @@
 
 #include "prefrl/app/checkpoint.h"
 #include "prefrl/core/error.h"
+#include "prefrl/envs/atari_env.h"
 #include "prefrl/envs/external_env.h"
 #include "prefrl/envs/task_file.h"
 #include "prefrl/tracking/tensorboard.h"
@@ -95,6 +96,11 @@ std::vector<fs::path> model_files(const fs::path& model) {
 }  // namespace
 
 nlohmann::json with_task_registered(nlohmann::json config, const std::string& base_dir) {
+  if (config.is_object() && config.contains("atari") && config["atari"].is_object()) {
+    AtariConfig atari;  // the run's Atari preprocessing, for the games' registrations
+    config_from_json(atari, config["atari"]);
+    configure_atari_envs(atari);
+  }
   if (!config.is_object() || !config.contains("env") || !config["env"].is_object()) return config;
   const nlohmann::json& cmd = config["env"].value("cmd", nlohmann::json(""));
   if (cmd.is_string() && !cmd.get<std::string>().empty()) {
@@ -120,6 +126,7 @@ nlohmann::json with_task_registered(nlohmann::json config, const std::string& ba
 }
 
 void register_task_for(const TrainConfig& cfg) {
+  configure_atari_envs(cfg.atari);
   if (!cfg.env.cmd.empty()) {
     ExternalEnvOptions o;
     o.cmd = cfg.env.cmd;

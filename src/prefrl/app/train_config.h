@@ -10,6 +10,7 @@
 #include "prefrl/server/label_server.h"
 #include "prefrl/core/config.h"
 #include "prefrl/envs/env.h"
+#include "prefrl/envs/atari_env.h"
 #include "prefrl/envs/env_config.h"
 #include "prefrl/prefs/prefs_config.h"
 #include "prefrl/reward/reward_model.h"
@@ -66,6 +67,7 @@ struct RunConfig {
 
 struct TrainConfig {
   EnvConfig env;
+  AtariConfig atari;
   RunConfig run;
   AgentConfig agent;
   PPOConfig ppo;
@@ -79,6 +81,7 @@ struct TrainConfig {
   template <class V>
   void visit(V& v) {
     v.group("env", env);
+    v.group("atari", atari);
     v.group("run", run);
     v.group("agent", agent);
     v.group("ppo", ppo);

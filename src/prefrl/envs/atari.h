@@ -55,7 +55,7 @@ class AtariGame {
   virtual void screen(uint8_t* rgb) const = 0;
 
   // The whole game state as doubles (every value exactly representable), restored exactly by
-  // set_state. set_state throws RuntimeError, changing nothing, on a state of the wrong size or
+  // set_state. set_state throws UsageError, changing nothing, on a state of the wrong size or
   // with values out of range.
   virtual int state_size() const = 0;
   virtual std::vector<double> get_state() const = 0;

@@ -180,6 +180,12 @@ AtariEnv::AtariEnv(std::unique_ptr<AtariGame> game, const AtariConfig& cfg)
   spec_.state_size = static_cast<int>(2 * game_state_size_ + 3);
   spec_.obs_determines_state = false;
   spec_.has_true_reward = true;
+  // The score areas, in every channel: hidden from the reward model (atari.mask_score).
+  const std::vector<uint8_t> mask = atari_observation_mask(*game_, cfg_);
+  const int64_t plane = static_cast<int64_t>(cfg_.screen_size) * cfg_.screen_size;
+  for (int ch = 0; ch < c; ++ch)
+    for (int64_t i = 0; i < plane; ++i)
+      if (mask[static_cast<size_t>(i)]) spec_.reward_hidden.push_back(ch * plane + i);
 
   screen_prev_.assign(kScreenBytes, 0);
   screen_cur_.assign(kScreenBytes, 0);
@@ -299,21 +305,21 @@ void AtariEnv::set_state_impl(const std::vector<double>& state, float* obs) {
   const size_t g = game_state_size_;
   const std::string& name = spec_.name;
   if (state.size() != 2 * g + 3) {
-    throw RuntimeError(name + ": set_state got " + std::to_string(state.size()) + " values; expected " +
+    throw UsageError(name + ": set_state got " + std::to_string(state.size()) + " values; expected " +
                        std::to_string(2 * g + 3) + " (the game's state now and one frame before, the last action, "
                        "the lives count and the pending-continue flag)");
   }
   const double action = state[2 * g], lives = state[2 * g + 1], pending = state[2 * g + 2];
   if (!(action >= 0 && action < n_actions_ && action == std::floor(action))) {
-    throw RuntimeError(name + ": set_state's last action is " + std::to_string(action) +
+    throw UsageError(name + ": set_state's last action is " + std::to_string(action) +
                        "; expected an integer in [0, " + std::to_string(n_actions_ - 1) + "]");
   }
   if (!(lives >= 0 && lives <= 1e9 && lives == std::floor(lives))) {
-    throw RuntimeError(name + ": set_state's lives count is " + std::to_string(lives) +
+    throw UsageError(name + ": set_state's lives count is " + std::to_string(lives) +
                        "; expected a non-negative integer");
   }
   if (pending != 0.0 && pending != 1.0) {
-    throw RuntimeError(name + ": set_state's pending-continue flag is " + std::to_string(pending) +
+    throw UsageError(name + ": set_state's pending-continue flag is " + std::to_string(pending) +
                        "; expected 0 or 1");
   }
   const auto at = [&](size_t i) { return state.begin() + static_cast<std::ptrdiff_t>(i); };

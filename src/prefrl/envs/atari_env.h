@@ -202,4 +202,13 @@ class AtariEnv : public Env {
 // frame_stack x AtariEnv's, newest first.
 std::unique_ptr<Env> make_atari(std::unique_ptr<AtariGame> game, const AtariConfig& cfg);
 
+// ---- The registered games (atari_games.cc) --------------------------------------------------
+// `pong` and `enduro` are registered with the default AtariConfig; a run's atari.* settings
+// reach them through configure_atari_envs (called wherever a run's config is resolved or
+// read back), which replaces both registrations with factories of those settings.
+std::vector<std::string> atari_env_names();
+// A factory of the named game inside make_atari(cfg); UsageError for a name that is not one.
+EnvFactory atari_env_factory(const std::string& name, const AtariConfig& cfg);
+void configure_atari_envs(const AtariConfig& cfg);
+
 }  // namespace prefrl

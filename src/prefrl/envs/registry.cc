@@ -7,6 +7,7 @@
 
 #include "prefrl/core/error.h"
 #include "prefrl/envs/acrobot.h"
+#include "prefrl/envs/atari_env.h"
 #include "prefrl/envs/cartpole.h"
 #include "prefrl/envs/env.h"
 #include "prefrl/envs/mountaincar_continuous.h"
@@ -74,6 +75,13 @@ void register_builtins(Registry& r) {
   add(r, "reacher", builtin_task_factory("reacher", "reacher"));
   add(r, "inverted_pendulum", builtin_task_factory("inverted_pendulum", "inverted_pendulum"));
   add(r, "inverted_double_pendulum", builtin_task_factory("inverted_double_pendulum", "inverted_double_pendulum"));
+  // prefrl's own Atari games inside the standard preprocessing (atari_env.h); a run's atari.*
+  // settings replace these registrations (configure_atari_envs).
+  for (const std::string& name : atari_env_names()) {
+    EnvFactory f = atari_env_factory(name, AtariConfig{});
+    const EnvSpec spec = f()->spec();
+    add(r, name, std::move(f), nullptr, spec);
+  }
 }
 
 Registry& registry() {

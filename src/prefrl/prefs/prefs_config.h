@@ -34,7 +34,7 @@ struct PrefsConfig {
     v.text("selection", selection, "query selection", {"disagreement", "uniform"});
     v.num("oversample", oversample, "candidate pairs sampled per query for disagreement", 1.0, 1000.0);
     v.num("pool_capacity", pool_capacity, "recent segments kept as query candidates", 2, 10000000);
-    v.num("segments_per_rollout", segments_per_rollout, "segments cut from each rollout", 1, 1000000);
+    v.num("segments_per_rollout", segments_per_rollout, "segments cut from each rollout: segments_per_rollout / num_envs from every env, or, when fewer than num_envs, one from each of that many envs drawn at random", 1, 1000000);
     v.num("query_batch", query_batch, "ask for labels once at least this many are due (fewer reward rounds)", 1, 100000);
     v.num("initial_epoch_multiplier", initial_epoch_multiplier, "reward training rounds after the initial labels", 1, 1000);
     v.num("tie_tolerance", tie_tolerance, "scripted teachers answer equal within this return difference", 0.0, 1e12);
