@@ -73,6 +73,47 @@ TEST(Observability, AHealthyCartpoleRunFiresNoHealthCheck) {
   fs::remove_all(dir);
 }
 
+// name => values of one metric, in order.
+std::vector<double> metric_values(const std::string& run, const std::string& metric) {
+  std::vector<double> out;
+  std::istringstream in(read_file(run + "/metrics.jsonl"));
+  std::string line;
+  while (std::getline(in, line)) {
+    const json j = json::parse(line);
+    if (j["name"] == metric && !j["value"].is_null()) out.push_back(j["value"].get<double>());
+  }
+  return out;
+}
+
+// run.metrics_every groups iterations into one record without changing what the run computes:
+// the same evaluation; losses the mean of the grouped iterations' losses; one record per group
+// (the last one short, written before the final checkpoint).
+TEST(Observability, MetricsEveryGroupsIterationsWithoutChangingTheRun) {
+  const std::string base = temp_path("metrics_every");
+  const std::string args = "train --env cartpole --steps 20480 --labels 40 --seed 3 --set run.eval_episodes=3 "
+                           "--set run.checkpoint_every_s=0 --run-dir ";
+  ASSERT_EQ(run_prefrl(args + base + "/every1").exit_code, 0);
+  auto r = run_prefrl(args + base + "/every3 --set run.metrics_every=3");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const json s1 = json::parse(read_file(base + "/every1/summary.json"));
+  const json s3 = json::parse(read_file(base + "/every3/summary.json"));
+  EXPECT_EQ(s1["eval"], s3["eval"]);
+  EXPECT_EQ(s1["labels"], s3["labels"]);
+  const std::vector<double> a = metric_values(base + "/every1", "losses/policy_loss");
+  const std::vector<double> b = metric_values(base + "/every3", "losses/policy_loss");
+  ASSERT_GE(a.size(), 7u);
+  ASSERT_EQ(b.size(), (a.size() + 2) / 3);
+  for (size_t k = 0; k < b.size(); ++k) {
+    double sum = 0;
+    size_t n = 0;
+    for (size_t i = 3 * k; i < std::min(a.size(), 3 * k + 3); ++i, ++n) sum += a[i];
+    EXPECT_NEAR(b[k], sum / n, 1e-9 * std::max(1.0, std::abs(sum / n))) << "record " << k;
+  }
+  EXPECT_EQ(metric_values(base + "/every3", "time/iteration_s").size(), b.size());
+  EXPECT_EQ(metric_values(base + "/every3", "health/nonfinite").size(), b.size());
+  fs::remove_all(base);
+}
+
 TEST(Observability, ProvokedRunsFireTheirHealthChecks) {
   const std::string base = temp_path("provoked");
   // Random answers: the reward model cannot beat chance, its reward does not track the task.

@@ -31,6 +31,7 @@ struct RunConfig {
   double checkpoint_every_s = 120;  // also checkpoint when this many seconds passed since the last (0: off)
   int checkpoint_keep = 2;        // checkpoints kept (the newest; older ones are the fallback)
   double progress_every_s = 2.0;  // seconds between progress lines (display only)
+  int metrics_every = 1;          // training iterations per record of metrics and health checks
   bool tensorboard = true;        // also write every metric to a TensorBoard event file
   double heartbeat_s = 2.0;       // seconds between rewrites of the "running" summary.json
   int true_corr_clips = 8;        // fresh clips scored per iteration for reward/true_corr
@@ -52,6 +53,10 @@ struct RunConfig {
           "resumable checkpoint when this many seconds passed since the last one (0: off)", 0.0, 1e9);
     v.num("checkpoint_keep", checkpoint_keep, "checkpoints kept: the newest, and older ones to fall back on", 1, 1000);
     v.num("progress_every_s", progress_every_s, "seconds between progress lines", 0.0, 1e6);
+    v.num("metrics_every", metrics_every,
+          "training iterations per record of metrics (and per health-check sample): phase times, steps, episodes and "
+          "counts summed over them, losses and entropy averaged over their updates, the rest as at the last; a record "
+          "is also written before every checkpoint (1: every iteration; A2C's short rollouts want more)", 1, 1e9);
     v.flag("tensorboard", tensorboard, "also write every metric to a TensorBoard event file in the run directory");
     v.num("heartbeat_s", heartbeat_s,
           "seconds between rewrites of summary.json while running (progress and heartbeat; shows crashed runs)",

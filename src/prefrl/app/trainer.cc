@@ -49,6 +49,7 @@ namespace {
 
 // Why figures from the true reward are absent, in words.
 constexpr const char* kNoTrueReward = "the task has no true reward";
+constexpr const char* kBaseline = "the true-reward baseline trains no reward model";
 
 volatile std::sig_atomic_t g_stop_signal = 0;  // set by request_stop (a signal handler)
 
@@ -167,6 +168,46 @@ struct Iteration {
   double true_corr = std::nan("");
   std::string true_corr_undefined;  // why true_corr is undefined, in words
   bool reward_round = false;
+  int iterations = 1;  // training iterations this record covers (run.metrics_every)
+
+  // Adds the next iteration `b` to this record (run.metrics_every): sums of times, steps,
+  // episodes and counts; the mean of the losses and entropy over the updates applied; the
+  // newest reward correlation.
+  void merge(const Iteration& b) {
+    t.env += b.t.env; t.inference += b.t.inference; t.reward_predict += b.t.reward_predict; t.ppo += b.t.ppo;
+    t.reward_train += b.t.reward_train; t.query += b.t.query; t.db += b.t.db; t.wait += b.t.wait;
+    auto append = [](auto& into, const auto& from) { into.insert(into.end(), from.begin(), from.end()); };
+    append(episodes.true_returns, b.episodes.true_returns);
+    append(episodes.predicted_returns, b.episodes.predicted_returns);
+    append(episodes.lengths, b.episodes.lengths);
+    append(episodes.successes, b.episodes.successes);
+    append(episodes.envs, b.episodes.envs);
+    if (b.pstats.applied > 0) {
+      if (pstats.applied == 0) {
+        const int64_t skipped = pstats.skipped_nonfinite;
+        pstats = b.pstats;
+        pstats.skipped_nonfinite += skipped;
+        updates_averaged = 1;
+      } else {  // running means over the records' updates
+        ++updates_averaged;
+        const double w = 1.0 / updates_averaged;
+        for (size_t k = 0; k < pstats.metrics.size() && k < b.pstats.metrics.size(); ++k)
+          pstats.metrics[k].second += w * (b.pstats.metrics[k].second - pstats.metrics[k].second);
+        pstats.entropy += w * (b.pstats.entropy - pstats.entropy);
+        pstats.applied += b.pstats.applied;
+        pstats.skipped_nonfinite += b.pstats.skipped_nonfinite;
+      }
+    } else {
+      pstats.skipped_nonfinite += b.pstats.skipped_nonfinite;
+    }
+    discarded_rollouts += b.discarded_rollouts;
+    diverged_rounds += b.diverged_rounds;
+    true_corr = b.true_corr;
+    true_corr_undefined = b.true_corr_undefined;
+    reward_round = reward_round || b.reward_round;
+    iterations += b.iterations;
+  }
+  int updates_averaged = 1;  // merge: the iterations with an update the losses are averaged over
 };
 
 class Trainer {
@@ -230,7 +271,9 @@ class Trainer {
   Clock::time_point last_progress_ = Clock::now() - std::chrono::hours(1), time_at_last_progress_ = Clock::now();
   int64_t steps_at_last_progress_ = 0;
   std::string last_checkpoint_dir_;
-  double iteration_s_ = 0;         // wall time of the current iteration (up to its metrics)
+  double iteration_s_ = 0;         // wall time of the iterations of the metrics record being written
+  std::optional<Iteration> record_;  // the iterations since the last metrics record (run.metrics_every)
+  double record_s_ = 0;              // their wall time
   double rss_mb_ = 0;              // resident memory, measured with the iteration's metrics
   int64_t carried_diverged_ = 0;   // pre-training's diverged reward rounds, counted in the first iteration
   Iteration* waiting_ = nullptr;   // the iteration a teacher's wait is counted in
@@ -290,6 +333,13 @@ Trainer::Trainer(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool re
     log_.line(fmt::format("task {} has no true reward{}: true returns, reward/true_corr and the predicted-vs-true "
                           "correlations are absent; health check {} is off",
                           cfg.env.name, cfg.teacher.kind == "script" ? " (its rewards are the script teacher's score)" : "",
+                          HealthMonitor::name(HealthMonitor::kTrueCorr)));
+  }
+  if (true_reward_baseline_ && spec_.has_true_reward) {
+    health_.turn_off(HealthMonitor::kTrueCorr, kBaseline);
+    log_.line(fmt::format("run.policy_reward=true: the policy learns from the true reward; no labels are asked, no "
+                          "clips are cut and r̂ is not computed while training (reward/true_corr and "
+                          "episode/predicted_return are absent); health check {} is off",
                           HealthMonitor::name(HealthMonitor::kTrueCorr)));
   }
   schedule_.total_labels = true_reward_baseline_ ? 0 : cfg.prefs.total_labels;
@@ -511,7 +561,11 @@ bool Trainer::pretrain() {
 void Trainer::score_and_update(Iteration& it) {
   TransitionStore& st = collector_.store();
   const auto tp = Clock::now();
-  reward_.predict(st.obs(0), st.actions(0), st.transitions(), st.learned(0));  // the rollout: (T x N) rows
+  if (true_reward_baseline_) {  // no reward model trains: r̂ of the untrained one would be noise, and costly on pixels
+    std::fill(st.learned(0), st.learned(0) + st.transitions(), 0.0f);
+  } else {
+    reward_.predict(st.obs(0), st.actions(0), st.transitions(), st.learned(0));  // the rollout: (T x N) rows
+  }
   const float* policy_rewards = true_reward_baseline_ ? st.true_rewards(0) : st.learned(0);
   const bool learnable = !collector_.nonfinite() && all_finite(policy_rewards, st.transitions());
   if (learnable) agent_->set_rewards(policy_rewards);
@@ -534,6 +588,10 @@ void Trainer::score_and_update(Iteration& it) {
 // ---- New candidate clips; the reward model's view of a few of them before any label -------
 // (held out), pooled over the latest iterations (run.true_corr_clips, run.true_corr_window).
 void Trainer::cut_and_score_clips(Iteration& it) {
+  if (true_reward_baseline_) {  // no queries, so no clips
+    it.true_corr_undefined = kBaseline;
+    return;
+  }
   const auto tc = Clock::now();
   std::vector<Segment> fresh = queries_.cut(collector_.store());
   if (!spec_.has_true_reward) {
@@ -597,7 +655,7 @@ void Trainer::log_iteration(Iteration& it) {
   const EpisodeTally& ep = it.episodes;
   if (!ep.true_returns.empty()) {
     if (spec_.has_true_reward) log_m(metric::kEpisodicReturn, mean_of(ep.true_returns));  // absent where none
-    log_m(metric::kPredictedReturn, mean_of(ep.predicted_returns));
+    if (!true_reward_baseline_) log_m(metric::kPredictedReturn, mean_of(ep.predicted_returns));
     log_m(metric::kEpisodicLength, mean_of(ep.lengths));
     if (spec_.has_success) log_m(metric::kSuccessRate, mean_of(ep.successes));
   }
@@ -615,7 +673,7 @@ void Trainer::log_iteration(Iteration& it) {
     }
   }
   publish("training", labels_now, labels_now);
-  const double steps = static_cast<double>(T_) * N_;
+  const double steps = static_cast<double>(T_) * N_ * it.iterations;
   const AgentStats& p = it.pstats;
   const PhaseTimes& t = it.t;
   log_m(metric::kSPS, steps / std::max(iteration_s_, 1e-9));
@@ -630,7 +688,7 @@ void Trainer::log_iteration(Iteration& it) {
   log_m(metric::kRewardValAccuracy, rstats_.val_accuracy);
   log_m(metric::kRewardL2, rstats_.l2);
   log_m(metric::kRewardDiverged, static_cast<double>(it.diverged_rounds));
-  if (spec_.has_true_reward) log_m(metric::kRewardTrueCorr, it.true_corr);
+  if (spec_.has_true_reward && !true_reward_baseline_) log_m(metric::kRewardTrueCorr, it.true_corr);
   log_m(metric::kRewardDisagreement, queries_.last_disagreement());
   log_m(metric::kLabels, static_cast<double>(labels_now));
   log_m(metric::kPendingQueries, static_cast<double>(db_.count_pending()));
@@ -661,8 +719,8 @@ void Trainer::check_health(const Iteration& it) {
   h.skipped_minibatches = p.skipped_nonfinite;
   h.diverged_rounds = it.diverged_rounds;
   h.discarded_rollouts = it.discarded_rollouts;
-  h.rollout_sps = static_cast<double>(T_) * N_ / std::max(it.t.env + it.t.inference, 1e-9);
-  h.rss_mb = rss_mb_;
+  h.rollout_sps = static_cast<double>(T_) * N_ * it.iterations / std::max(it.t.env + it.t.inference, 1e-9);
+  h.rss_mb = rss_mb_ - static_cast<double>(reward_.buffer_bytes()) / (1 << 20);  // the label buffer grows by design
   h.reward_round = it.reward_round;
   h.labels_used = c_.labels_used;
   h.train_loss = rstats_.train_loss;
@@ -685,10 +743,12 @@ void Trainer::progress_line(const Iteration& it) {
                                                 : std::string("no true return (the task has none)");
   const std::string corr = spec_.has_true_reward ? " | true corr " + correlation_text(it.true_corr, it.true_corr_undefined)
                                                  : std::string();
-  log_.progress(fmt::format("step {:>8}/{} | {:>7.0f} steps/s | {} | labels {:>4}/{} | val acc {:.3f}{} | "
-                            "entropy {:+.3f}",
-                            c_.step, cfg_.run.total_steps, sps, ret, queries_.count_labels(),
-                            schedule_.total_labels, rstats_.val_accuracy, corr, it.pstats.entropy),
+  const std::string prefs = true_reward_baseline_
+                                ? std::string("true reward, no labels")
+                                : fmt::format("labels {:>4}/{} | val acc {:.3f}{}", queries_.count_labels(),
+                                              schedule_.total_labels, rstats_.val_accuracy, corr);
+  log_.progress(fmt::format("step {:>8}/{} | {:>7.0f} steps/s | {} | {} | entropy {:+.3f}", c_.step,
+                            cfg_.run.total_steps, sps, ret, prefs, it.pstats.entropy),
                 static_cast<double>(c_.step) / cfg_.run.total_steps);
   last_progress_ = Clock::now();
   steps_at_last_progress_ = c_.step;
@@ -740,7 +800,9 @@ TrainResult Trainer::finish() {
   const std::optional<float> penalty = collector_.termination_penalty();
   std::string why_final = kNoTrueReward, why_heldout = kNoTrueReward;
   result.final_true_corr = result.heldout_true_corr = std::nan("");
-  if (spec_.has_true_reward) {
+  if (spec_.has_true_reward && true_reward_baseline_) {
+    why_final = why_heldout = kBaseline;
+  } else if (spec_.has_true_reward) {
     result.final_true_corr =
         reward_true_correlation(*agent_, reward_, cfg_.env.name, N_, L_, 256, eval_seed, penalty, &why_final);
     result.heldout_true_corr = heldout_correlation(reward_, db_, &why_heldout);
@@ -811,23 +873,34 @@ TrainResult Trainer::run() {
     ask_due_queries(it);
     it.reward_round = train_reward(1, it);
     ++c_.iterations;
-    iteration_s_ = seconds_since(t_iter);
-    log_iteration(it);
-    check_health(it);
-    metrics_.flush();
+    // Checkpoint: on schedule, at the end of training, and when asked to stop; the metrics
+    // record (run.metrics_every iterations) is written before it.
+    const bool stop = stop_requested() != 0;
+    const bool checkpoint =
+        stop || c_.step >= cfg_.run.total_steps ||
+        (cfg_.run.checkpoint_every > 0 && c_.iterations % cfg_.run.checkpoint_every == 0) ||
+        (cfg_.run.checkpoint_every_s > 0 && seconds_since(last_checkpoint_) >= cfg_.run.checkpoint_every_s);
+    const double it_s = seconds_since(t_iter);
+    if (!record_) {
+      record_ = it;
+      record_s_ = it_s;
+    } else {
+      record_->merge(it);
+      record_s_ += it_s;
+    }
+    if (record_->iterations >= cfg_.run.metrics_every || checkpoint) {
+      iteration_s_ = record_s_;
+      log_iteration(*record_);
+      check_health(*record_);
+      metrics_.flush();
+      record_.reset();
+    }
     c_.skipped_minibatches += it.pstats.skipped_nonfinite;
     c_.discarded_rollouts += it.discarded_rollouts;
     c_.diverged_rounds += it.diverged_rounds;
     progress_line(it);
     if (seconds_since(last_heartbeat_) >= cfg_.run.heartbeat_s) write_running_summary();
-
-    // Checkpoint: on schedule, at the end of training, and when asked to stop.
-    const bool stop = stop_requested() != 0;
-    if (stop || c_.step >= cfg_.run.total_steps ||
-        (cfg_.run.checkpoint_every > 0 && c_.iterations % cfg_.run.checkpoint_every == 0) ||
-        (cfg_.run.checkpoint_every_s > 0 && seconds_since(last_checkpoint_) >= cfg_.run.checkpoint_every_s)) {
-      save_checkpoint();
-    }
+    if (checkpoint) save_checkpoint();
     if (stop && c_.step < cfg_.run.total_steps) {
       return stopped(fmt::format("stopped by {} at step {} of {}; everything is saved in {}; continue with: prefrl "
                                  "train --resume {}", stop_requested() == SIGTERM ? "SIGTERM" : "SIGINT", c_.step,

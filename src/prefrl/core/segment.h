@@ -5,6 +5,7 @@
 // "absorbing" input (see reward/), never as ordinary steps, so that episode length alone
 // carries no signal.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -17,11 +18,19 @@ namespace prefrl {
 // are exact inverses: obs_to_byte(byte_to_obs(b)) == b for every byte.
 inline float byte_to_obs(uint8_t b) { return static_cast<float>(b) / 255.0f; }
 // The byte whose float x is; false if x is not byte_to_obs of any byte.
+// (Branch-free, so that loops over it vectorise: x is clamped to [0, 1] first, NaN to 0, and a
+// clamped or rounded value that is not x fails the final comparison. For a byte's float,
+// x * 255 is within an ulp of the byte, so adding 0.5 and truncating gives it.)
 inline bool obs_to_byte(float x, uint8_t* b) {
-  if (!(x >= 0.0f && x <= 1.0f)) return false;
-  const long v = std::lround(x * 255.0f);
-  *b = static_cast<uint8_t>(v);
+  const float c = std::min(1.0f, std::max(0.0f, x));
+  *b = static_cast<uint8_t>(static_cast<int>(c * 255.0f + 0.5f));
   return byte_to_obs(*b) == x;
+}
+// obs_to_byte over n values: false if any is not a byte / 255 (out then holds garbage there).
+inline bool obs_to_bytes(const float* x, size_t n, uint8_t* out) {
+  bool ok = true;
+  for (size_t k = 0; k < n; ++k) ok &= obs_to_byte(x[k], &out[k]);
+  return ok;
 }
 
 struct Segment {
@@ -58,8 +67,7 @@ struct Segment {
   bool pack_obs() {
     if (obs_in_bytes() || obs.empty()) return true;
     std::vector<uint8_t> b(obs.size());
-    for (size_t k = 0; k < obs.size(); ++k)
-      if (!obs_to_byte(obs[k], &b[k])) return false;
+    if (!obs_to_bytes(obs.data(), obs.size(), b.data())) return false;
     obs_bytes = std::move(b);
     obs.clear();
     return true;

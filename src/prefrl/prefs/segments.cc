@@ -30,7 +30,20 @@ void append_steps(std::vector<float>* out, const TrajectoryView& v, const float*
   }
 }
 
-// Copies the window starting at `s` with `real` real steps into a Segment of `length` steps.
+// Appends steps [s, s + n) of a uint8 space's observations as bytes; false if a value is not a
+// byte / 255.
+bool append_obs_bytes(std::vector<uint8_t>* out, const TrajectoryView& v, int s, int n) {
+  bool ok = true;
+  for (int t = s; t < s + n; ++t) {
+    const size_t at = out->size();
+    out->resize(at + static_cast<size_t>(v.D));
+    ok &= obs_to_bytes(v.obs + v.index(t) * v.D, static_cast<size_t>(v.D), out->data() + at);
+  }
+  return ok;
+}
+
+// Copies the window starting at `s` with `real` real steps into a Segment of `length` steps
+// (a uint8 space's observations straight into bytes).
 Segment make_segment(const TrajectoryView& traj, int s, int length, int real) {
   const int64_t D = traj.D, A = traj.A, S = traj.S;
   Segment seg;
@@ -39,8 +52,14 @@ Segment make_segment(const TrajectoryView& traj, int s, int length, int real) {
   seg.act_size = A;
   seg.env_step = traj.start_env_step + static_cast<int64_t>(s) * traj.num_envs;
   seg.env_index = traj.env_index;
-  seg.obs.reserve(static_cast<size_t>(length) * D);
-  append_steps(&seg.obs, traj, traj.obs, s, real, D);
+  bool bytes_ok = true;
+  if (traj.obs_bytes) {
+    seg.obs_bytes.reserve(static_cast<size_t>(length) * D);
+    bytes_ok = append_obs_bytes(&seg.obs_bytes, traj, s, real);
+  } else {
+    seg.obs.reserve(static_cast<size_t>(length) * D);
+    append_steps(&seg.obs, traj, traj.obs, s, real, D);
+  }
   append_steps(&seg.actions, traj, traj.actions, s, real, A);
   for (int t = s; t < s + real; ++t) seg.true_rewards.push_back(traj.true_reward(t));
   seg.absorbing.assign(real, 0);
@@ -51,14 +70,20 @@ Segment make_segment(const TrajectoryView& traj, int s, int length, int real) {
     // action, reward 0.
     const int last = s + real - 1;
     const float* fin = traj.final_obs_at(last);
-    for (int i = real; i < length; ++i) seg.obs.insert(seg.obs.end(), fin, fin + D);
+    if (traj.obs_bytes) {
+      std::vector<uint8_t> b(static_cast<size_t>(D));
+      bytes_ok &= obs_to_bytes(fin, b.size(), b.data());
+      for (int i = real; i < length; ++i) seg.obs_bytes.insert(seg.obs_bytes.end(), b.begin(), b.end());
+    } else {
+      for (int i = real; i < length; ++i) seg.obs.insert(seg.obs.end(), fin, fin + D);
+    }
     const float* fin_state = traj.final_state_at(last);
     for (int i = real; i < length; ++i) seg.states.insert(seg.states.end(), fin_state, fin_state + S);
     seg.actions.resize(static_cast<size_t>(length) * A, 0.0f);
     seg.true_rewards.resize(length, 0.0f);
     seg.absorbing.resize(length, 1);
   }
-  if (traj.obs_bytes && !seg.pack_obs()) {
+  if (!bytes_ok) {
     throw RuntimeError("cut_segments: env " + std::to_string(traj.env_index) +
                        " has a uint8 observation space, but an observation value is not a byte / 255");
   }

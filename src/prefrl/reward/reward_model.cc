@@ -666,6 +666,12 @@ void RewardModel::hide_inputs(const std::vector<int64_t>& obs_indices) {
 }
 
 int64_t RewardModel::num_pairs() const { return impl_->n_pairs; }
+int64_t RewardModel::buffer_bytes() const {
+  int64_t b = 0;
+  for (const torch::Tensor* t : {&impl_->rows, &impl_->img, &impl_->targets, &impl_->weights})
+    if (t->defined()) b += t->numel() * static_cast<int64_t>(t->element_size());
+  return b;
+}
 
 RewardTrainStats RewardModel::train_round() {
   Impl& m = *impl_;

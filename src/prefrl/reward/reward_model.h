@@ -173,6 +173,9 @@ class RewardModel {
   // counts. Pairs are kept for all later rounds.
   void add_pairs(const std::vector<LabeledPair>& pairs);
   int64_t num_pairs() const;
+  // Bytes the stored pairs' packed tensors take (their capacity: it grows by doubling, up to
+  // reward.max_pairs): memory held by design, which the health check's leak test discounts.
+  int64_t buffer_bytes() const;
   // Observation elements (indices into an observation of D values) the net never sees: they
   // enter it as 0 (the score display of an Atari frame, which the paper hid from the reward
   // model). Call before adding any pair (else RuntimeError); UsageError for an index outside D.

@@ -164,8 +164,9 @@ void HealthMonitor::observe_trends(const HealthSample& s, std::vector<HealthEven
     const double grew = m.empty() ? 0 : m.back() - m.front();
     const bool growing = trend_of_tail(m, kTrendWindows) > kSteady && grew > cfg_.memory_growth_mb;
     set(kMemoryGrowing, growing, s.step,
-        fmt::format("resident memory rose steadily over the last {} windows of {} iterations, by {:.0f} MiB since "
-                    "the first to {:.0f} MiB (health.memory_growth_mb {:g}): a leak?",
+        fmt::format("resident memory (less the reward model's label buffer) rose steadily over the last {} windows "
+                    "of {} iterations, by {:.0f} MiB since the first to {:.0f} MiB (health.memory_growth_mb {:g}): "
+                    "a leak?",
                     std::min(kTrendWindows, m.size()), cfg_.trend_window, grew, m.empty() ? 0.0 : m.back(),
                     cfg_.memory_growth_mb),
         out);

@@ -79,7 +79,7 @@ struct HealthSample {
   int64_t diverged_rounds = 0;      // reward rounds rolled back: parameters became non-finite
   int64_t discarded_rollouts = 0;   // rollouts not learned from: non-finite observation or reward
   double rollout_sps = 0;           // environment steps / (env stepping + policy inference seconds)
-  double rss_mb = 0;                // resident memory
+  double rss_mb = 0;                // resident memory, less the reward model's label buffer
   bool reward_round = false;        // the reward model trained a round this iteration
   int64_t labels_used = 0;          // labels the reward model has trained on
   double train_loss = 0, val_loss = 0, val_accuracy = 0;  // that round's (NaN: no validation labels)
