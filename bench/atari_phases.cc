@@ -11,7 +11,6 @@
 //
 // Usage: atari_phases [--threads N] [--env pong|enduro] [--reps R] [--set key=value]...
 // (--set applies to the preset's config, e.g. --set reward.ensemble_size=1)
-#include <malloc.h>
 
 #include <algorithm>
 #include <chrono>
@@ -24,6 +23,7 @@
 #include <torch/torch.h>
 
 #include "prefrl/app/train_config.h"
+#include "prefrl/core/allocator.h"
 #include "prefrl/core/rng.h"
 #include "prefrl/envs/env.h"
 #include "prefrl/reward/reward_model.h"
@@ -170,7 +170,6 @@ int run(int argc, char** argv) {
 }  // namespace prefrl
 
 int main(int argc, char** argv) {
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // as the prefrl command does
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  prefrl::tune_allocator();  // src/prefrl/core/allocator.h
   return prefrl::run(argc, argv);
 }

@@ -4,9 +4,9 @@
 //
 // Training allocates many short-lived multi-MB autograd buffers; with glibc's default
 // malloc each one is fresh pages from the kernel (page faults dominate: measured 260-330 ms
-// per M=3 round). Run with MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=268435456
-// (or mallopt(M_MMAP_THRESHOLD / M_TRIM_THRESHOLD) at program start) to see the compute
-// cost: ~50 ms per M=3 round on the same machine.
+// per M=3 round). This bench keeps glibc's defaults; run it with MALLOC_MMAP_MAX_=0
+// MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_TOP_PAD_=268435456 (what the prefrl command sets,
+// src/prefrl/core/allocator.h) to see the compute cost: ~50 ms per M=3 round.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 

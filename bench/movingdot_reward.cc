@@ -21,13 +21,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <malloc.h>
 #include <string>
 #include <vector>
 
 #include <torch/torch.h>
 
 #include "prefrl/app/train_config.h"
+#include "prefrl/core/allocator.h"
 #include "prefrl/core/rng.h"
 #include "prefrl/envs/env.h"
 #include "prefrl/envs/movingdot.h"
@@ -102,8 +102,7 @@ Segment clip(Rng& rng, double eps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // as the prefrl binary does (tools/prefrl_main.cc)
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  prefrl::tune_allocator();  // src/prefrl/core/allocator.h
   torch::set_num_threads(1);
   int labels = 300;
   uint64_t seed = 1;

@@ -1,13 +1,8 @@
 // The prefrl command: see `prefrl --help` and src/prefrl/app/cli.cc.
-#include <malloc.h>
-
 #include "prefrl/app/cli.h"
+#include "prefrl/core/allocator.h"
 
 int main(int argc, char** argv) {
-  // Keep freed multi-MB training buffers in the heap instead of returning them to the OS:
-  // otherwise every reward-model update page-faults its temporaries in afresh (measured:
-  // a 3-member train round 260-330 ms with glibc defaults, ~50 ms with these).
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  prefrl::tune_allocator();  // keep freed training buffers in the heap (src/prefrl/core/allocator.h)
   return prefrl::cli_main(argc, argv);
 }
