@@ -33,6 +33,8 @@
 #include <map>
 #include <unordered_map>
 
+#include <sys/mman.h>
+
 #include "prefrl/core/error.h"
 #include "prefrl/core/rng.h"
 #include "prefrl/reward/ensemble_net.h"
@@ -49,6 +51,20 @@ constexpr uint64_t kInitStream = 1, kSplitStream = 2, kTrainStream = 3;  // Rng 
 constexpr int64_t kChunkFloats = int64_t{1} << 24;
 constexpr double kStdFloor = 1e-8;                  // floor of a member's output std
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Zeros of the given shape in their own anonymous memory mapping, unmapped when the tensor is
+// freed: the label buffer (GBs for pixel clips) is then resident only as far as it is filled,
+// and a buffer outgrown by doubling goes back to the OS instead of staying in the heap (the
+// process keeps freed heap memory: core/allocator.h). Blocks under 1 MB come from the heap.
+torch::Tensor mapped_zeros(const std::vector<int64_t>& shape, torch::ScalarType type) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  const size_t bytes = static_cast<size_t>(n) * c10::elementSize(type);
+  if (bytes < (size_t{1} << 20)) return torch::zeros(shape, type);
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw RuntimeError("reward model: cannot map " + std::to_string(bytes) + " bytes for the label buffer");
+  return torch::from_blob(p, shape, [bytes](void* q) { ::munmap(q, bytes); }, torch::TensorOptions().dtype(type));
+}
 
 // One Poisson(1) draw (Knuth's product of uniforms): a pair's online-bootstrap count.
 int poisson1(Rng& rng) {
@@ -486,8 +502,8 @@ struct RewardModel::Impl {
     if (needed <= cap) return;
     int64_t new_cap = std::max<int64_t>({16, 2 * cap, needed});
     if (cfg.max_pairs > 0) new_cap = std::min<int64_t>(new_cap, cfg.max_pairs);
-    torch::Tensor r = torch::zeros({new_cap, 2, seg_len, tail_width}, torch::kFloat32);
-    torch::Tensor im = bytes_store ? torch::zeros({new_cap, 2, seg_len, obs_size}, torch::kUInt8) : torch::Tensor();
+    torch::Tensor r = mapped_zeros({new_cap, 2, seg_len, tail_width}, torch::kFloat32);
+    torch::Tensor im = bytes_store ? mapped_zeros({new_cap, 2, seg_len, obs_size}, torch::kUInt8) : torch::Tensor();
     torch::Tensor t = torch::zeros({new_cap}, torch::kFloat32);
     torch::Tensor w = torch::zeros({new_cap, M}, torch::kFloat32);
     if (n_pairs > 0) {
