@@ -8,7 +8,8 @@
 #   GAME pong (default) or enduro; STEPS 100000 by default; THREADS 2 by default.
 # The learned-reward run starts with the 500 labels about the random policy and their
 # pre-training, then asks for labels at the preset's schedule: a short budget over-weights the
-# reward training; the figures of whole runs are in the runs' metrics (README, Atari).
+# reward training; the figures of whole runs are in the runs' metrics (README, Atari). The
+# pre-training alone takes ~8,000 steps (200 clips at 2 per rollout): give at least 20,000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GAME=${1:-pong}
@@ -37,6 +38,9 @@ for line in open(run + "/metrics.jsonl"):
     steps = max(steps, r["step"])
 wall = json.load(open(run + "/summary.json"))["wall_s"]
 it = tot.pop("iteration", sum(tot.values()))
+if it <= 0 or wall <= 0:
+    sys.exit(f"{preset}: no timed iterations in {run} (a budget this short ends before the first metrics record, "
+             f"or inside the learned reward's pre-training: give more steps)")
 print(f"{preset:>12}: {steps} agent steps in {wall:.0f} s = {steps / wall:.0f} steps/s overall "
       f"({steps / it:.0f} in the loop's iterations), {threads} threads")
 for name, s in tot.most_common():
