@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -50,9 +51,54 @@ void dump_clip(const Segment& seg, const Space& obs, const std::set<int64_t>& hi
   }
 }
 
+// The normalised r̂ (ensemble mean, as the policy is given it before subtract_absorbing) over
+// every step of the newest 400 pairs' clips: ordinary steps' percentiles, absorbing steps'
+// share and value, and the std of both together (what the normalisation scaled to output_std).
+void print_norm_stats(RewardModel& model, const std::vector<LabeledPair>& pairs) {
+  std::vector<double> ordinary;
+  int64_t absorbing = 0;
+  for (size_t k = pairs.size() - std::min<size_t>(400, pairs.size()); k < pairs.size(); ++k) {
+    for (const Segment* seg : {&pairs[k].left, &pairs[k].right}) {
+      std::vector<float> obs, scratch, act;
+      int n = 0;
+      for (int t = 0; t < seg->length; ++t) {
+        if (seg->absorbing[static_cast<size_t>(t)]) { ++absorbing; continue; }
+        const float* row = seg->obs_row(t, &scratch);
+        obs.insert(obs.end(), row, row + seg->obs_size);
+        act.insert(act.end(), seg->actions.begin() + static_cast<int64_t>(t) * seg->act_size,
+                   seg->actions.begin() + static_cast<int64_t>(t + 1) * seg->act_size);
+        ++n;
+      }
+      if (n == 0) continue;
+      const torch::Tensor r = model.member_rewards(obs.data(), act.data(), n).mean(0).contiguous();
+      for (int t = 0; t < n; ++t) ordinary.push_back(r[t].item<double>());
+    }
+  }
+  if (ordinary.empty()) return;
+  std::vector<double> sorted = ordinary;
+  std::sort(sorted.begin(), sorted.end());
+  auto pct = [&](double q) { return sorted[static_cast<size_t>(q * static_cast<double>(sorted.size() - 1))]; };
+  double m = 0, ss = 0;
+  for (double x : ordinary) m += x;
+  m /= static_cast<double>(ordinary.size());
+  for (double x : ordinary) ss += (x - m) * (x - m);
+  const double abs_v = model.absorbing_value();
+  const double n_all = static_cast<double>(ordinary.size() + absorbing);
+  const double m_all = (m * static_cast<double>(ordinary.size()) + abs_v * static_cast<double>(absorbing)) / n_all;
+  double ss_all = 0;
+  for (double x : ordinary) ss_all += (x - m_all) * (x - m_all);
+  ss_all += static_cast<double>(absorbing) * (abs_v - m_all) * (abs_v - m_all);
+  std::printf("normalised r̂ on %zu ordinary steps: mean %+.4f std %.4f | min %+.4f p1 %+.4f p5 %+.4f p25 %+.4f "
+              "p50 %+.4f p75 %+.4f p95 %+.4f p99 %+.4f max %+.4f\n",
+              ordinary.size(), m, std::sqrt(ss / static_cast<double>(ordinary.size())), sorted.front(), pct(0.01),
+              pct(0.05), pct(0.25), pct(0.5), pct(0.75), pct(0.95), pct(0.99), sorted.back());
+  std::printf("absorbing steps %lld (%.1f%%), r̂_abs %+.4f; std over all steps %.4f\n", static_cast<long long>(absorbing),
+              100.0 * static_cast<double>(absorbing) / n_all, abs_v, std::sqrt(ss_all / n_all));
+}
+
 int run(int argc, char** argv) {
-  std::string db, preset = "pong", dump;
-  bool errors = false, no_ties = false;
+  std::string db, preset = "pong", dump, load;
+  bool errors = false, no_ties = false, norm_stats = false;
   int64_t dump_label = -1;
   int rounds = 20, threads = 1;
   int64_t max_labels = -1;
@@ -71,9 +117,12 @@ int run(int argc, char** argv) {
     else if (a == "--errors") errors = true;
     else if (a == "--no-ties") no_ties = true;
     else if (a == "--label" && i + 1 < argc) dump_label = std::atoll(argv[++i]);
+    else if (a == "--load" && i + 1 < argc) load = argv[++i];
+    else if (a == "--norm-stats") norm_stats = true;
     else {
       std::fprintf(stderr, "usage: reward_offline --db PREFS_DB [--preset P] [--rounds R] [--labels N] [--threads T] "
-                           "[--seed S] [--set k=v]...\n");
+                           "[--seed S] [--set k=v]... [--load REWARD_PT] [--norm-stats] [--errors] [--no-ties] "
+                           "[--dump DIR [--label ID]]\n");
       return 2;
     }
   }
@@ -107,6 +156,10 @@ int run(int argc, char** argv) {
                     spec.action.discrete, spec.action.discrete ? spec.action.n : 0, spec.can_terminate, seed);
   if (!spec.reward_hidden.empty()) model.hide_inputs(spec.reward_hidden);
   model.add_pairs(pairs);
+  if (!load.empty()) {  // a run's reward model (checkpoints/.../reward.pt) instead of a fresh one
+    model.load(load);
+    rounds = 0;
+  }
   std::printf("reward_offline: %s, %zu labels (%lld ties), preset %s, %d members, %d threads\n", db.c_str(),
               pairs.size(), static_cast<long long>(ties), preset.c_str(), cfg.reward.ensemble_size, threads);
   std::printf("%5s %7s %8s %8s %8s %8s %8s %7s\n", "round", "updates", "fit", "train", "val", "tr_acc", "val_acc", "s");
@@ -118,7 +171,8 @@ int run(int argc, char** argv) {
                 st.train_loss, st.val_loss, st.train_accuracy, st.val_accuracy, s);
     std::fflush(stdout);
   }
-  if (errors) model.update_normalisation_on_labeled();
+  if (errors || norm_stats) model.update_normalisation_on_labeled();
+  if (norm_stats) print_norm_stats(model, pairs);
   if (errors) {  // the misranked non-tie pairs among the newest 400: where their rewards fall
     std::vector<LabeledPair> probe(pairs.end() - std::min<size_t>(400, pairs.size()), pairs.end());
     const auto [left, right] = model.pair_returns(probe, false);

@@ -3,6 +3,7 @@
 // `prefrl eval --json` judges the result.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
@@ -101,7 +102,7 @@ TEST(TrainE2E, RunDirectoryHoldsEverythingAndRewardBeatsChance) {
   ASSERT_EQ(ev3.exit_code, 0) << ev3.out;
   EXPECT_EQ(ev.out, ev3.out);
   ASSERT_EQ(j["lengths"].size(), 3u);
-  std::vector<double> sums(3, 0.0);
+  std::vector<double> sums(3, 0.0), predicted(3, 0.0);
   std::vector<int> counts(3, 0);
   std::ifstream tin(trace);
   std::string tl;
@@ -116,13 +117,24 @@ TEST(TrainE2E, RunDirectoryHoldsEverythingAndRewardBeatsChance) {
     const bool last = counts[e] + 1 == j["lengths"][e].get<int>();
     EXPECT_EQ(step["terminated"].get<bool>() || step["truncated"].get<bool>(), last) << tl;
     sums[e] += step["reward"].get<double>();
+    predicted[e] += step["predicted"].get<double>();
     ++counts[e];
   }
   for (int e = 0; e < 3; ++e) {
     EXPECT_EQ(counts[e], j["lengths"][e].get<int>());
     EXPECT_NEAR(sums[e], j["returns"][e].get<double>(), 1e-6);
     EXPECT_EQ(counts[e], 200);
+    // Each episode's predicted return is the sum of the r̂ the trace shows for its steps.
+    EXPECT_NEAR(predicted[e], j["predicted_returns"][e].get<double>(), 1e-3 * (1 + std::fabs(predicted[e])));
   }
+  EXPECT_NEAR(j["mean_predicted_return"].get<double>(), (predicted[0] + predicted[1] + predicted[2]) / 3,
+              1e-3 * (1 + std::fabs(predicted[0])));
+  // --reward-from the run itself is the run's own reward model; a run without one is refused.
+  auto ev4 = run_prefrl("eval " + dir + " --episodes 3 --json --reward-from " + dir);
+  ASSERT_EQ(ev4.exit_code, 0) << ev4.out;
+  EXPECT_EQ(ev.out, ev4.out);
+  auto bad = run_prefrl("eval " + dir + " --episodes 1 --reward-from " + dir + "/no-such-run");
+  EXPECT_NE(bad.exit_code, 0) << bad.out;
   fs::remove_all(dir);
 }
 

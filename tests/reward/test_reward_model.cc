@@ -187,6 +187,62 @@ TEST(RewardModelNormalisation, EachMemberHasMeanZeroAndTargetStd) {
   for (int64_t i = 0; i < n; i += 97) EXPECT_NEAR(p[i], mean[i].item<double>(), 1e-6);
 }
 
+// Over labeled clips of a terminating environment, the normalisation counts the absorbing
+// steps exactly when the policy's reward is measured against them (subtract_absorbing): then
+// the std over all steps, r̂_abs included, is output_std; otherwise the ordinary steps alone
+// have mean 0 and std output_std, whatever r̂_abs is (on pong a few absorbing steps far below
+// the rest had shrunk the ordinary steps' r̂ to a tenth of output_std).
+TEST(RewardModelNormalisation, AbsorbingStepsCountOnlyWhenThePolicySeesThem) {
+  Rng rng(40);
+  std::vector<LabeledPair> pairs;
+  for (int i = 0; i < 60; ++i) {  // every third clip ends early; an early end is very bad
+    auto reward = [](const float* o, const float* a) { return linear_reward(o, a); };
+    Segment a = make_segment(rng, kL, kD, kA, normal_sampler(kD, kA), reward, i % 3 == 0 ? 3 : -1);
+    Segment b = make_segment(rng, kL, kD, kA, normal_sampler(kD, kA), reward);
+    if (i % 3 == 0) std::fill(a.true_rewards.begin(), a.true_rewards.end(), -5.0f);
+    pairs.push_back(oracle_pair(std::move(a), std::move(b), i));
+  }
+  for (const bool subtract : {false, true}) {
+    RewardConfig cfg = small_config();
+    cfg.output_std = 0.05;
+    cfg.subtract_absorbing = subtract;
+    RewardModel model(cfg, {kD}, kA, false, 0, /*can_terminate=*/true, 41);
+    model.add_pairs(pairs);
+    model.train_round();
+    model.update_normalisation_on_labeled();
+    std::vector<torch::Tensor> ordinary;  // (M x n) per clip, its ordinary steps
+    int64_t absorbing = 0;
+    for (const LabeledPair& p : pairs)
+      for (const Segment* s : {&p.left, &p.right}) {
+        int n = 0;
+        while (n < s->length && !s->absorbing[n]) ++n;
+        absorbing += s->length - n;
+        ordinary.push_back(model.member_rewards(s->obs.data(), s->actions.data(), n));
+      }
+    const torch::Tensor r = torch::cat(ordinary, 1).to(torch::kFloat64);  // (M x K)
+    const double abs_v = model.absorbing_value();
+    ASSERT_GT(absorbing, 0);
+    if (!subtract) {
+      for (int m = 0; m < 3; ++m) {
+        EXPECT_NEAR(r[m].mean().item<double>(), 0.0, 1e-5);
+        EXPECT_NEAR(r[m].std(/*unbiased=*/false).item<double>(), 0.05, 1e-5);
+      }
+    } else {
+      // Per member, mean 0 and std output_std over all steps: the absorbing steps (A of them,
+      // value a_m) give sum(r_m) + A a_m = 0 and (sum(r_m^2) + A a_m^2) / N = output_std^2
+      // (without them, a_m would come out 0 and the spread output_std * sqrt(K / N)).
+      const double A = static_cast<double>(absorbing), N = static_cast<double>(r.size(1)) + A;
+      double mean_abs = 0;
+      for (int m = 0; m < 3; ++m) {
+        const double a_m = -r[m].sum().item<double>() / A;
+        mean_abs += a_m / 3;
+        EXPECT_NEAR(std::sqrt((r[m].pow(2).sum().item<double>() + A * a_m * a_m) / N), 0.05, 1e-5);
+      }
+      EXPECT_NEAR(abs_v, mean_abs, 1e-5);
+    }
+  }
+}
+
 TEST(RewardModelPredict, LargeBatchesMatchSmallOnes) {
   RewardConfig cfg = small_config();
   RewardModel model(cfg, {kD}, kA, false, 0, true, 14);

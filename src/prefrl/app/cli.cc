@@ -1,6 +1,7 @@
 #include "prefrl/app/cli.h"
 
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
@@ -469,8 +470,18 @@ TrainConfig load_run_config(const RunDir& run) {
   return cfg;
 }
 
+// Mean r̂ per step over all evaluated steps (episodes of different lengths weighted by length).
+double predicted_per_step(const EvalResult& r) {
+  double sum = 0, steps = 0;
+  for (size_t e = 0; e < r.predicted_returns.size(); ++e) {
+    sum += r.predicted_returns[e];
+    steps += r.lengths[e];
+  }
+  return steps > 0 ? sum / steps : std::nan("");
+}
+
 int cmd_eval(const std::string& run_path, int episodes, int64_t seed, bool json, bool stochastic,
-             const std::string& trace_path) {
+             const std::string& trace_path, const std::string& reward_from) {
   TrainConfig cfg;
   std::unique_ptr<Agent> agent = load_run_policy(run_path, std::min(episodes, 8), &cfg);
   std::ofstream trace;
@@ -478,7 +489,10 @@ int cmd_eval(const std::string& run_path, int episodes, int64_t seed, bool json,
     trace.open(trace_path);
     if (!trace) throw UsageError("cannot write trace file '" + trace_path + "'");
   }
-  std::unique_ptr<RewardModel> reward = trace_path.empty() ? nullptr : load_run_reward(run_path, cfg);
+  // r̂ of the run's own reward model, or of another run's (how a reward model ranks policies
+  // it was not trained beside: an expert's episodes against its own run's).
+  std::unique_ptr<RewardModel> reward =
+      reward_from.empty() ? load_run_reward(run_path, cfg) : load_other_run_reward(reward_from, cfg.env.name);
   EvalResult r = evaluate_policy(*agent, cfg.env.name, episodes, static_cast<uint64_t>(seed), !stochastic,
                                  trace_path.empty() ? nullptr : &trace, reward.get());
   if (!trace_path.empty()) {
@@ -498,6 +512,11 @@ int cmd_eval(const std::string& run_path, int episodes, int64_t seed, bool json,
       j["undefined"] = {{"mean_return", no_return}};
     }
     if (r.has_success) j["success_rate"] = r.success_rate;
+    if (!r.predicted_returns.empty()) {
+      j["predicted_returns"] = r.predicted_returns;
+      j["mean_predicted_return"] = EvalResult::mean(r.predicted_returns);
+      j["predicted_per_step"] = predicted_per_step(r);
+    }
     for (size_t k = 0; k < r.metric_names.size(); ++k)
       j["metrics"][r.metric_names[k]] = {{"mean", EvalResult::mean(r.metrics[k])},
                                          {"std", EvalResult::stddev(r.metrics[k])}, {"episodes", r.metrics[k]}};
@@ -508,6 +527,10 @@ int cmd_eval(const std::string& run_path, int episodes, int64_t seed, bool json,
     else std::cout << "no return (" << no_return << "), ";
     std::cout << fmt::format("mean length {:.1f}", mean_length);
     if (r.has_success) std::cout << fmt::format(", success rate {:.2f}", r.success_rate);
+    if (!r.predicted_returns.empty())
+      std::cout << fmt::format(", predicted return {:.3f} ± {:.3f} ({:.4f} per step{})", EvalResult::mean(r.predicted_returns),
+                               EvalResult::stddev(r.predicted_returns), predicted_per_step(r),
+                               reward_from.empty() ? "" : ", r̂ of " + reward_from);
     for (size_t k = 0; k < r.metric_names.size(); ++k)
       std::cout << fmt::format(", {} {:.3f} ± {:.3f}", r.metric_names[k], EvalResult::mean(r.metrics[k]),
                                EvalResult::stddev(r.metrics[k]));
@@ -817,7 +840,7 @@ void add_train_command(CLI::App& app, Commands& cmds, int argc, char** argv) {
 // `eval`, `presets`, `label`, `config`.
 void add_run_commands(CLI::App& app, Commands& cmds) {
   struct State {
-    std::string eval_run, eval_trace;
+    std::string eval_run, eval_trace, eval_reward_from;
     int eval_episodes = 20;
     int64_t eval_seed = 1000;
     bool eval_json = false, eval_stochastic = false;
@@ -834,9 +857,13 @@ void add_run_commands(CLI::App& app, Commands& cmds) {
   eval_cmd->add_flag("--stochastic", st->eval_stochastic, "sample actions instead of acting deterministically");
   eval_cmd->add_option("--trace", st->eval_trace,
                        "write one JSON line per step to this file: episode, t, obs, action (as executed), reward, "
-                       "terminated, truncated, and predicted (the run's learned reward r̂ for the step, if it has one)");
+                       "terminated, truncated, and predicted (r̂ for the step: the run's learned reward, or --reward-from's)");
+  eval_cmd->add_option("--reward-from", st->eval_reward_from,
+                       "judge the episodes by this run's final reward model instead of RUN_DIR's own (same "
+                       "environment; e.g. an expert policy's episodes by the reward model of a run that failed)");
   cmds.emplace_back(eval_cmd, [st] {
-    return cmd_eval(st->eval_run, st->eval_episodes, st->eval_seed, st->eval_json, st->eval_stochastic, st->eval_trace);
+    return cmd_eval(st->eval_run, st->eval_episodes, st->eval_seed, st->eval_json, st->eval_stochastic, st->eval_trace,
+                    st->eval_reward_from);
   });
 
   cmds.emplace_back(app.add_subcommand("presets", "list the tuned presets and their settings"), [] { return cmd_presets(); });

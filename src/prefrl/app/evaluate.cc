@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "prefrl/app/checkpoint.h"
 #include "prefrl/app/rollout.h"
 #include "prefrl/app/task_archive.h"
 #include "prefrl/app/train_config.h"
@@ -48,6 +49,23 @@ std::unique_ptr<RewardModel> load_run_reward(const std::string& run_path, const 
   return load_reward_model(cfg, file);
 }
 
+std::unique_ptr<RewardModel> load_other_run_reward(const std::string& reward_run, const std::string& env_name) {
+  TrainConfig rc;
+  config_from_json(rc, read_run_config(RunDir::open(reward_run)));
+  if (rc.env.name != env_name)
+    throw UsageError("run '" + reward_run + "' learned a reward for " + rc.env.name + ", not for " + env_name);
+  if (rc.run.policy_reward != "learned")
+    throw UsageError("run '" + reward_run + "' trained on the true reward: it has no reward model");
+  std::unique_ptr<RewardModel> reward = load_run_reward(reward_run, rc);
+  if (reward) return reward;
+  // A run stopped part way: its newest good checkpoint's reward model.
+  std::vector<std::string> problems;
+  const std::optional<Checkpoint> ckpt = find_checkpoint(RunDir::open(reward_run).file("checkpoints"), &problems);
+  if (!ckpt || !std::filesystem::exists(ckpt->file("reward.pt")))
+    throw UsageError("run '" + reward_run + "' has neither a final reward model (checkpoints/reward.pt) nor a checkpoint with one");
+  return load_reward_model(rc, ckpt->file("reward.pt"));
+}
+
 EvalResult evaluate_policy(ActingPolicy& agent, const std::string& env_name, int episodes, uint64_t seed,
                            bool deterministic, std::ostream* trace, RewardModel* reward) {
   EvalResult res;
@@ -64,6 +82,8 @@ EvalResult evaluate_policy(ActingPolicy& agent, const std::string& env_name, int
   for (int i = 0; i < n; ++i) quota[i] = episodes / n + (i < episodes % n ? 1 : 0);
   std::vector<std::vector<double>> per_env(n);
   std::vector<std::vector<int>> per_env_lengths(n);
+  std::vector<std::vector<double>> per_env_predicted(n);
+  std::vector<double> predicted_sum(n, 0.0);
   res.has_true_reward = col.spec().has_true_reward;
   res.metric_names = col.spec().metrics;
   const size_t M = res.metric_names.size();
@@ -77,8 +97,9 @@ EvalResult evaluate_policy(ActingPolicy& agent, const std::string& env_name, int
   while (remaining > 0) {
     col.collect(agent, deterministic, &step, &times);
     float* predicted = col.store().learned(0);
-    if (trace && reward) reward->predict(st.obs(0), st.actions(0), n, predicted);
+    if (reward) reward->predict(st.obs(0), st.actions(0), n, predicted);
     for (int i = 0; i < n; ++i) {
+      if (reward) predicted_sum[i] += predicted[i];
       if (trace && done[i] < quota[i]) {
         nlohmann::json j = {{"episode", first_episode[i] + done[i]},
                             {"t", steps[i]},
@@ -103,9 +124,11 @@ EvalResult evaluate_policy(ActingPolicy& agent, const std::string& env_name, int
     const EpisodeTally ended = col.tally();
     for (size_t k = 0; k < ended.envs.size(); ++k) {
       const int i = ended.envs[k];
+      const double predicted_return = std::exchange(predicted_sum[i], 0.0);
       if (done[i] >= quota[i]) continue;
       per_env[i].push_back(ended.true_returns[k]);
       per_env_lengths[i].push_back(static_cast<int>(ended.lengths[k]));
+      if (reward) per_env_predicted[i].push_back(predicted_return);
       successes += ended.successes[k] != 0 ? 1 : 0;
       ++done[i];
       --remaining;
@@ -113,6 +136,7 @@ EvalResult evaluate_policy(ActingPolicy& agent, const std::string& env_name, int
   }
   for (const auto& v : per_env) res.returns.insert(res.returns.end(), v.begin(), v.end());
   for (const auto& v : per_env_lengths) res.lengths.insert(res.lengths.end(), v.begin(), v.end());
+  for (const auto& v : per_env_predicted) res.predicted_returns.insert(res.predicted_returns.end(), v.begin(), v.end());
   res.metrics.assign(M, {});
   for (int i = 0; i < n; ++i)
     for (size_t k = 0; k < M; ++k)

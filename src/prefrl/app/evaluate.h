@@ -25,6 +25,9 @@ struct EvalResult {
   // The task's own metrics (EnvSpec::metrics): metrics[k][e] is metric k summed over episode e.
   std::vector<std::string> metric_names;
   std::vector<std::vector<double>> metrics;
+  // With a reward model: each episode's sum of r̂ (normalised, as a policy is given it), in
+  // the order of `returns`; empty without one.
+  std::vector<double> predicted_returns;
   double mean_length() const;
   static double mean(const std::vector<double>& v);
   static double stddev(const std::vector<double>& v);
@@ -41,6 +44,12 @@ std::unique_ptr<Agent> load_run_policy(const std::string& run_path, int num_envs
 // has no final reward model.
 std::unique_ptr<RewardModel> load_run_reward(const std::string& run_path, const TrainConfig& cfg);
 
+// Another run's final reward model, to judge a policy by (`prefrl eval --reward-from`): the
+// two runs must share the environment; a run stopped part way lends its newest good
+// checkpoint's. Throws UsageError if `reward_run` trained on the true reward, has no reward
+// model, or ran another environment than `env_name`.
+std::unique_ptr<RewardModel> load_other_run_reward(const std::string& reward_run, const std::string& env_name);
+
 // A reward model shaped for `cfg`'s environment, as training builds it, loaded from `file`.
 std::unique_ptr<RewardModel> load_reward_model(const TrainConfig& cfg, const std::string& file);
 
@@ -48,7 +57,8 @@ std::unique_ptr<RewardModel> load_reward_model(const TrainConfig& cfg, const std
 // trace: if given, one JSON line per counted step: {"episode", "t", "obs", "action", "reward",
 // "terminated", "truncated"[, "predicted"]}; "episode" indexes `returns`, "obs" is what the agent
 // acted on, "action" what the environment executed (clipped), "predicted" the reward model's
-// r̂ for that step as the policy was given it (when `reward` is given).
+// r̂ for that step as the policy was given it (when `reward` is given). With `reward`, every
+// episode's sum of r̂ goes to EvalResult::predicted_returns.
 EvalResult evaluate_policy(ActingPolicy& agent, const std::string& env_name, int episodes, uint64_t seed,
                            bool deterministic = true, std::ostream* trace = nullptr, RewardModel* reward = nullptr);
 

@@ -151,14 +151,16 @@ std::vector<std::string> atari_a2c() {
 // The learned reward: the paper's network (4 unpadded convs 7/5/3/3, strides 3/2/1/1, 16
 // filters, batch norm, dropout 0.5, leaky ReLU, FC 64, scalar out) on observations alone,
 // output std 0.05; 25-step clips; 5,500 labels, 500 of them about the random policy, then at
-// a rate ∝ 5e6 / (T + 5e6); the newest 3,000 labels trained on.
+// a rate ∝ 5e6 / (T + 5e6); the newest 3,000 labels trained on. The end of a game is no
+// failure to learn a reward for (the paper's Atari r̂ is a function of frames alone): no
+// absorbing-state reward, so nor does the absorbing input set the output scale.
 std::vector<std::string> atari_learned() {
   std::vector<std::string> v = atari_a2c();
   for (const std::string s :
        {"reward.conv_channels=16,16,16,16", "reward.conv_kernels=7,5,3,3", "reward.conv_strides=3,2,1,1",
         "reward.conv_padding=valid", "reward.batch_norm=true", "reward.conv_dropout=0.5", "reward.hidden=64",
         "reward.activation=leaky_relu", "reward.use_action=false", "reward.output_std=0.05",
-        "reward.max_pairs=3000", "reward.stats_pairs=300", "reward.batch_pairs=16", "reward.ensemble_size=3",
+        "reward.subtract_absorbing=false", "reward.max_pairs=3000", "reward.stats_pairs=300", "reward.batch_pairs=16", "reward.ensemble_size=3",
         "reward.epochs_per_round=1", "reward.max_updates_per_round=50", "reward.adapt_l2=false",
         "prefs.segment_length=25", "prefs.total_labels=5500", "prefs.initial_fraction=0.090909",
         "prefs.schedule=hyperbolic", "prefs.schedule_horizon=5000000", "prefs.query_batch=50",

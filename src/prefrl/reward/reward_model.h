@@ -188,7 +188,8 @@ class RewardModel {
   void update_normalisation(const float* obs, const float* act, int64_t n);
 
   // Recomputes every member's output normalisation over the steps of all labeled clips
-  // (strided down to at most max_steps; absorbing steps included when the env can terminate):
+  // (strided down to at most max_steps; absorbing steps included when the policy's reward is
+  // measured against them: subtract_absorbing on an environment that can terminate):
   // a broad, slowly changing reference distribution, unlike the current policy's states,
   // whose spread shrinks as it converges.
   void update_normalisation_on_labeled(int64_t max_steps = 20000);
