@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Learning from oracle preferences, several seeds: trains each seed with the environment's
 # preset (two at a time), then judges each final policy with `prefrl eval` over 20 episodes.
-# Usage: bench/oracle_seeds.sh ENV [SEEDS=5] [extra train flags...]
+# Usage: [FIRST=1] [JOBS=2] bench/oracle_seeds.sh ENV [SEEDS=5] [extra train flags...]
+# (seeds FIRST .. FIRST+SEEDS-1, JOBS at a time)
 # Prints one line per seed and a summary: mean ± std of the evaluation returns.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,8 @@ ENV=${1:?usage: bench/oracle_seeds.sh ENV [SEEDS] [train flags...]}
 SEEDS=${2:-5}
 shift $(( $# >= 2 ? 2 : 1 ))
 BIN=${PREFRL:-build/prefrl}
+FIRST=${FIRST:-1}
+JOBS=${JOBS:-2}
 ROOT=${ROOT:-runs/oracle-$ENV-$(date -u +%Y%m%d-%H%M%S)}
 mkdir -p "$ROOT"
 run_seed() {
@@ -17,12 +20,12 @@ run_seed() {
 }
 export -f run_seed
 export BIN ENV ROOT
-seq 1 "$SEEDS" | xargs -P 2 -I{} bash -c 'run_seed {} "$@"' _ "$@"
-python3 - "$ROOT" "$SEEDS" "$BIN" <<'PY'
+seq "$FIRST" $((FIRST + SEEDS - 1)) | xargs -P "$JOBS" -I{} bash -c 'run_seed {} "$@"' _ "$@"
+python3 - "$ROOT" "$SEEDS" "$BIN" "$FIRST" <<'PY'
 import json, subprocess, sys, statistics
-root, seeds, binary = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+root, seeds, binary, first = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 rets = []
-for s in range(1, seeds + 1):
+for s in range(first, first + seeds):
     d = f"{root}/seed{s}"
     try:
         summ = json.load(open(f"{d}/summary.json"))

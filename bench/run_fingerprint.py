@@ -11,7 +11,9 @@ runs with the same seed, binary behaviour and one thread give equal fingerprints
   db        prefs.db: every row of segments, queries and labels (creation times excluded), in
             id order, and the schema version
   summary   summary.json without wall time, process identity and the wall-clock health checks
-  eval      the file written by `prefrl eval RUN --json` (when given)
+  eval      the file written by `prefrl eval RUN --json` (when given), without the predicted
+            returns that eval reports since 2026-12-07 (EVAL_ADDED: the episodes and returns
+            stay compared as they were recorded)
 Python's standard library only (Debian's /usr/bin/python3)."""
 import hashlib
 import json
@@ -21,6 +23,7 @@ import sys
 MACHINE_SERIES = {"charts/SPS", "charts/rollout_SPS", "prefs/db_bytes", "health/sps_falling",
                   "health/memory_growing", "health/label_wait"}
 MACHINE_HEALTH = {"sps_falling", "memory_growing", "label_wait"}
+EVAL_ADDED = {"predicted_returns", "mean_predicted_return", "predicted_per_step"}
 
 
 def measures_machine(name):
@@ -91,7 +94,8 @@ def main():
     out["summary"] = summary_fingerprint(f"{run}/summary.json")
     if len(sys.argv) > 2:
         with open(sys.argv[2]) as f:
-            out["eval"] = sha(canonical(json.load(f)))
+            ev = json.load(f)
+        out["eval"] = sha(canonical({k: v for k, v in ev.items() if k not in EVAL_ADDED}))
     print(canonical(out))
 
 
