@@ -202,5 +202,31 @@ TEST(A2C, TheNatureCnnHasTheNatureDqnShape) {
   for (float x : act) EXPECT_TRUE(x >= 0 && x < 6);
 }
 
+// A pixel A2C agent differentiates its acting forwards (reuse_acting_forward, the default) and
+// computes what the agent that runs the network again computes, update after update.
+TEST(A2C, ReusingTheActingForwardsGivesTheRecomputedUpdates) {
+  A2CConfig a;
+  a.cnn = "small";
+  a.conv_channels = {4, 8};
+  a.lr = 3e-3;
+  A2CConfig again = a;
+  again.reuse_acting_forward = false;
+  ToyVec<testing::ToyPixels> envs(4, 2);
+  envs.reset();
+  ToyVec<testing::ToyPixels> envs2 = envs;
+  std::unique_ptr<PPOAgent> reuse = make_a2c(a, envs.spec(), 4, 7), recompute = make_a2c(again, envs.spec(), 4, 7);
+  const auto log1 = testing::train(*reuse, envs, 6);
+  const auto log2 = testing::train(*recompute, envs2, 6);
+  EXPECT_EQ(log1.actions, log2.actions);
+  for (size_t u = 0; u < log1.stats.size(); ++u) {
+    EXPECT_NEAR(log1.stats[u].policy_loss, log2.stats[u].policy_loss, 1e-5) << "update " << u;
+    EXPECT_NEAR(log1.stats[u].value_loss, log2.stats[u].value_loss, 1e-5) << "update " << u;
+    EXPECT_NEAR(log1.stats[u].entropy, log2.stats[u].entropy, 1e-5) << "update " << u;
+  }
+  const double moved = (reuse->parameters() - torch::zeros_like(reuse->parameters())).abs().max().item<double>();
+  EXPECT_GT(moved, 0.0);
+  EXPECT_LT((reuse->parameters() - recompute->parameters()).abs().max().item<double>(), 1e-5);
+}
+
 }  // namespace
 }  // namespace prefrl

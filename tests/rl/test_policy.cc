@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <iostream>
+#include <memory>
 #include <vector>
 
 #include "prefrl/core/rng.h"
@@ -214,6 +215,67 @@ TEST(Layout, PixelsUseTheConvTrunk) {
   EXPECT_EQ(L.actor.size(), 1u);
   EXPECT_EQ(L.actor[0].out, 5);
   EXPECT_THROW(make_fast_mlp_policy(L, cfg, nullptr, 8), std::exception);
+}
+
+// forward_kept keeps the graph of the forward that acted: loss_and_grad of the kept rows
+// differentiates those outputs (whatever observations the minibatch points to), with a fresh
+// forward's gradient, and refuses a minibatch of another size.
+TEST(KeptForward, TheKeptGraphIsTheOneDifferentiated) {
+  EnvSpec s;
+  s.name = "pix";
+  s.pixels = true;
+  s.observation = Space::box({1, 8, 8}, std::vector<float>(64, 0), std::vector<float>(64, 1));
+  s.action = Space::discrete_n(3);
+  PPOConfig cfg;
+  cfg.conv_channels = {4, 8};
+  cfg.norm_adv = false;
+  const PolicyLayout L = make_layout(cfg, s);
+  std::vector<float> params(L.num_params);
+  Rng init(5);
+  init_params(L, 0.0, init, params.data());
+  std::unique_ptr<Policy> pol = make_autograd_policy(L, cfg, params.data());
+  const RandomBatch b = random_batch(L, *pol, params.data(), 12, 9);
+
+  // Two acting forwards of 5 and 7 rows, as a rollout's steps.
+  std::vector<float> head(12 * L.head_dim), values(12), ref_head(12 * L.head_dim), ref_values(12);
+  ASSERT_TRUE(pol->forward_kept(b.obs.data(), 5, head.data(), values.data()));
+  ASSERT_TRUE(pol->forward_kept(b.obs.data() + 5 * L.obs_dim, 7, head.data() + 5 * L.head_dim, values.data() + 5));
+  EXPECT_EQ(pol->kept_rows(), 12);
+  pol->forward(b.obs.data(), 12, ref_head.data(), ref_values.data());
+  for (int i = 0; i < 12; ++i) EXPECT_NEAR(values[i], ref_values[i], 1e-6);
+  for (size_t k = 0; k < head.size(); ++k) EXPECT_NEAR(head[k], ref_head[k], 1e-6);
+
+  // The kept minibatch points at other observations: they are not run through the network.
+  RandomBatch other = b;
+  for (auto& x : other.obs) x = 1.0f - x;
+  Minibatch mb = other.mb();
+  mb.kept = true;
+  std::vector<float> g_kept(L.num_params), g_fresh(L.num_params), g_other(L.num_params);
+  const LossTerms kept = pol->loss_and_grad(mb, g_kept.data());
+  EXPECT_EQ(pol->kept_rows(), 0);
+  const LossTerms fresh = pol->loss_and_grad(b.mb(), g_fresh.data());
+  const LossTerms recomputed_other = pol->loss_and_grad(other.mb(), g_other.data());
+  EXPECT_NEAR(kept.loss, fresh.loss, 1e-6);
+  EXPECT_GT(std::fabs(kept.loss - recomputed_other.loss), 1e-4) << "the minibatch's observations were run again";
+  double diff = 0;
+  for (int64_t k = 0; k < L.num_params; ++k) diff = std::max(diff, static_cast<double>(std::fabs(g_kept[k] - g_fresh[k])));
+  EXPECT_LT(diff, 1e-6 * std::max(1.0, max_abs(g_fresh)));
+
+  // Kept rows that are not the minibatch's: refused; drop_kept forgets them.
+  ASSERT_TRUE(pol->forward_kept(b.obs.data(), 5, head.data(), values.data()));
+  EXPECT_THROW(pol->loss_and_grad(mb, g_kept.data()), std::exception);
+  ASSERT_TRUE(pol->forward_kept(b.obs.data(), 5, head.data(), values.data()));
+  pol->drop_kept();
+  EXPECT_EQ(pol->kept_rows(), 0);
+  // The hand-written MLP keeps nothing.
+  const PolicyLayout M = make_layout(PPOConfig{}, discrete_spec(3, 2));
+  std::vector<float> mp(M.num_params);
+  Rng r2(1);
+  init_params(M, 0.0, r2, mp.data());
+  std::unique_ptr<Policy> fast = make_fast_mlp_policy(M, PPOConfig{}, mp.data(), 8);
+  std::vector<float> obs3(3, 0.1f), h2(2), v1(1);
+  EXPECT_FALSE(fast->forward_kept(obs3.data(), 1, h2.data(), v1.data()));
+  EXPECT_EQ(fast->kept_rows(), 0);
 }
 
 }  // namespace

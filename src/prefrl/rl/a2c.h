@@ -39,6 +39,7 @@ struct A2CConfig {
   bool norm_reward = false;           // scale rewards by a running std of discounted returns
   double reward_clip = 10.0;
   double init_log_std = 0.0;          // Gaussian policies' initial log-std
+  bool reuse_acting_forward = true;   // the update differentiates the rollout's acting forward passes
 
   template <class V>
   void visit(V& v) {
@@ -61,6 +62,10 @@ struct A2CConfig {
     v.flag("norm_reward", norm_reward, "scale rewards by a running std of discounted returns");
     v.num("reward_clip", reward_clip, "clip scaled rewards", 0.0, 1e6);
     v.num("init_log_std", init_log_std, "initial log std of the Gaussian policy", -10.0, 5.0);
+    v.flag("reuse_acting_forward", reuse_acting_forward,
+           "pixel and LibTorch policies: the update differentiates the forward passes that acted on the rollout (the "
+           "same parameters) instead of running the network on it again; off: a second forward, the same gradient up "
+           "to float rounding");
   }
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 
 #include "prefrl/core/error.h"
 
@@ -155,7 +156,28 @@ using torch::Tensor;
 class AutogradPolicy final : public Policy {
  public:
   AutogradPolicy(const PolicyLayout& layout, const PPOConfig& cfg, float* params) : L_(layout), cfg_(cfg) {
-    flat_ = torch::from_blob(params, {L_.num_params}, torch::kFloat32).requires_grad_(true);
+    // One leaf per weight and bias, each a view of the caller's vector: the gradient of a loss
+    // comes per parameter (no flat-sized zero tensor per slice, as differentiating narrow()s of
+    // one flat leaf costs), and is written into the flat gradient where the parameter lives.
+    auto leaf = [&](int64_t offset, int64_t numel) {
+      leaves_.emplace(offset, torch::from_blob(params + offset, {numel}, torch::kFloat32).requires_grad_(true));
+    };
+    auto linear_leaves = [&](const LinearSlot& s) {
+      leaf(s.w, int64_t{s.in} * s.out);
+      leaf(s.b, s.out);
+    };
+    for (const auto& c : L_.convs) {
+      leaf(c.w, int64_t{c.cout} * c.cin * c.k * c.k);
+      leaf(c.b, c.cout);
+    }
+    if (L_.pixels) linear_leaves(L_.trunk_fc);
+    for (const auto& s : L_.actor) linear_leaves(s);
+    for (const auto& s : L_.critic) linear_leaves(s);
+    if (L_.log_std >= 0) leaf(L_.log_std, L_.head_dim);
+    for (const auto& [offset, t] : leaves_) {
+      leaf_offsets_.push_back(offset);
+      leaf_list_.push_back(t);
+    }
   }
 
   void forward(const float* obs, int n, float* head, float* values) override {
@@ -168,8 +190,31 @@ class AutogradPolicy final : public Policy {
     std::memcpy(values, v.data_ptr<float>(), sizeof(float) * n);
   }
 
+  bool forward_kept(const float* obs, int n, float* head, float* values) override {
+    auto x = torch::from_blob(const_cast<float*>(obs), {n, L_.obs_dim}, torch::kFloat32);
+    auto [h, v] = net(x);
+    {
+      torch::NoGradGuard no_grad;
+      std::memcpy(head, h.contiguous().data_ptr<float>(), sizeof(float) * n * L_.head_dim);
+      std::memcpy(values, v.contiguous().data_ptr<float>(), sizeof(float) * n);
+    }
+    kept_heads_.push_back(h);
+    kept_values_.push_back(v);
+    kept_rows_ += n;
+    return true;
+  }
+  int64_t kept_rows() const override { return kept_rows_; }
+  void drop_kept() override {
+    kept_heads_.clear();
+    kept_values_.clear();
+    kept_rows_ = 0;
+  }
+
   LossTerms loss_and_grad(const Minibatch& mb, float* grad) override {
     const int64_t B = mb.size;
+    if (mb.kept && kept_rows_ != B)
+      throw RuntimeError("Policy::loss_and_grad: the minibatch is the kept forwards' " + std::to_string(kept_rows_) +
+                         " rows, but has " + std::to_string(B));
     auto blob = [&](const float* p, at::IntArrayRef shape) {
       return torch::from_blob(const_cast<float*>(p), shape, torch::kFloat32);
     };
@@ -180,7 +225,9 @@ class AutogradPolicy final : public Policy {
     const Tensor returns = blob(mb.returns, {B});              // (B)
     Tensor adv = blob(mb.advantages, {B});                     // (B)
 
-    auto [head, newvalue] = net(obs);  // (B x H), (B)
+    auto [head, newvalue] = mb.kept ? std::pair<Tensor, Tensor>{torch::cat(kept_heads_), torch::cat(kept_values_)}
+                                    : net(obs);  // (B x H), (B)
+    drop_kept();  // differentiated below (or made stale by this step)
     Tensor newlogprob, entropy;        // (B), (B)
     if (L_.discrete) {
       const Tensor logp_all = torch::log_softmax(head, 1);
@@ -223,8 +270,14 @@ class AutogradPolicy final : public Policy {
     const Tensor entropy_loss = entropy.mean();
     const Tensor loss = pg_loss - cfg_.ent_coef * entropy_loss + v_loss * cfg_.vf_coef;
 
-    const Tensor g = torch::autograd::grad({loss}, {flat_})[0].contiguous();
-    std::memcpy(grad, g.data_ptr<float>(), sizeof(float) * L_.num_params);
+    const std::vector<Tensor> g = torch::autograd::grad({loss}, leaf_list_, /*grad_outputs=*/{}, /*retain_graph=*/false,
+                                                        /*create_graph=*/false, /*allow_unused=*/true);
+    std::fill(grad, grad + L_.num_params, 0.0f);
+    for (size_t i = 0; i < g.size(); ++i) {
+      if (!g[i].defined()) continue;  // e.g. a head the loss does not reach
+      const Tensor gi = g[i].contiguous();
+      std::memcpy(grad + leaf_offsets_[i], gi.data_ptr<float>(), sizeof(float) * gi.numel());
+    }
     out.loss = loss.item<double>();
     out.policy_loss = pg_loss.item<double>();
     out.value_loss = v_loss.item<double>();
@@ -234,10 +287,7 @@ class AutogradPolicy final : public Policy {
 
  private:
   // A view of the flat vector as a parameter tensor.
-  Tensor param(int64_t offset, at::IntArrayRef shape) const {
-    int64_t numel = 1;
-    for (auto d : shape) numel *= d;
-    return flat_.narrow(0, offset, numel).view(shape);
+  Tensor param(int64_t offset, at::IntArrayRef shape) const { return leaves_.at(offset).view(shape);
   }
   // x (B x in) => (B x out).
   Tensor linear(const Tensor& x, const LinearSlot& s) const {
@@ -264,7 +314,11 @@ class AutogradPolicy final : public Policy {
 
   PolicyLayout L_;
   PPOConfig cfg_;
-  Tensor flat_;  // (P) aliases the caller's parameter vector; a leaf that requires grad
+  std::map<int64_t, Tensor> leaves_;  // offset => that parameter (1-D view of the caller's vector), requires grad
+  std::vector<int64_t> leaf_offsets_;  // leaves_' offsets and tensors, in offset order
+  std::vector<Tensor> leaf_list_;
+  std::vector<Tensor> kept_heads_, kept_values_;  // forward_kept's outputs, with their graphs
+  int64_t kept_rows_ = 0;
 };
 
 }  // namespace

@@ -72,6 +72,7 @@ struct Minibatch {
   const float* values = nullptr;      // (B) values when collected
   const float* advantages = nullptr;  // (B) GAE advantages
   const float* returns = nullptr;     // (B) value targets
+  bool kept = false;                  // the rows are the kept acting forwards', in order (see forward_kept)
 };
 
 // The PPO loss of one minibatch and its parts (CleanRL's names).
@@ -89,6 +90,20 @@ class Policy {
   virtual void forward(const float* obs, int n, float* head, float* values) = 0;
   // PPO loss of a minibatch (CleanRL's ppo.py): writes d loss / d params into grad (num_params).
   virtual LossTerms loss_and_grad(const Minibatch& mb, float* grad) = 0;
+  // forward() whose graph the policy keeps, so that the next loss_and_grad of a Minibatch with
+  // `kept` set (the kept rows, in the order they were computed) differentiates these outputs
+  // instead of running the network again: A2C's only minibatch of its only epoch is the whole
+  // rollout, evaluated by the very parameters that acted on it. The graph reads the parameters
+  // where they live, so they must not change between the kept forwards and that loss_and_grad.
+  // Returns false (and computes nothing) where the policy cannot keep graphs.
+  virtual bool forward_kept(const float* obs, int n, float* head, float* values) {
+    (void)obs, (void)n, (void)head, (void)values;
+    return false;
+  }
+  // Rows of the kept graphs (0 when none).
+  virtual int64_t kept_rows() const { return 0; }
+  // Forgets the kept graphs.
+  virtual void drop_kept() {}
 };
 
 // LibTorch autograd implementation (any layout).

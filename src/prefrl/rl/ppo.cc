@@ -101,6 +101,7 @@ struct PPOAgent::Impl {
   int D, A, H;               // floats per observation, per action; actor outputs
   int64_t P;                 // parameters
   bool fast;                 // hand-written MLP path in use
+  bool reuse_forward = false;  // the update differentiates the acting forwards (Policy::forward_kept)
   torch::Tensor params;      // (P) every parameter, flat (the policy reads it in place)
   torch::Tensor grad;        // (P) gradient of the current minibatch
   nn::FlatAdam adam;          // optimizer = adam
@@ -157,6 +158,7 @@ struct PPOAgent::Impl {
     policy = fast ? make_fast_mlp_policy(layout, cfg, params.data_ptr<float>(), std::max(mb, N))
                   : make_autograd_policy(layout, cfg, params.data_ptr<float>());
 
+    reuse_forward = cfg.reuse_acting_forward && cfg.update_epochs == 1 && mb == batch;
     keep_rollout_in(own_columns);
     acted.assign(T, 0);
     recorded.assign(T, 0);
@@ -268,6 +270,20 @@ struct PPOAgent::Impl {
     return mb;
   }
 
+  // The whole rollout in row order, as the minibatch of the kept acting forwards.
+  Minibatch whole_rollout() const {
+    Minibatch mb;
+    mb.size = static_cast<int>(static_cast<int64_t>(T) * N);
+    mb.obs = obs;
+    mb.actions = actions;
+    mb.logprobs = logprobs;
+    mb.values = values;
+    mb.advantages = advantages;
+    mb.returns = returns;
+    mb.kept = true;
+    return mb;
+  }
+
   // Throws unless step t is inside the rollout.
   void check_step(int t, const char* fn) const {
     if (t < 0 || t >= T)
@@ -280,6 +296,7 @@ struct PPOAgent::Impl {
     std::fill(acted.begin(), acted.end(), 0);
     std::fill(recorded.begin(), recorded.end(), 0);
     rewards_set = false;
+    if (policy) policy->drop_kept();
   }
 
   // GAE, then CleanRL's epochs of shuffled minibatches: loss + gradient, clip, Adam.
@@ -319,7 +336,9 @@ struct PPOAgent::Impl {
       shuffle_rng.shuffle(perm);
       double last_kl = 0.0;
       for (int64_t start = 0; start < batch; start += minibatch) {
-        const Minibatch mb = gather(start, static_cast<int>(std::min<int64_t>(minibatch, batch - start)));
+        // The kept acting forwards are the whole rollout in row order: its arrays as they are.
+        const Minibatch mb = policy->kept_rows() == batch ? whole_rollout()
+                                                          : gather(start, static_cast<int>(std::min<int64_t>(minibatch, batch - start)));
         const LossTerms loss = policy->loss_and_grad(mb, g);
         const double norm = nn::grad_norm(g, P);
         if (!std::isfinite(loss.loss) || !std::isfinite(norm)) {  // never let NaN/Inf reach the weights
@@ -413,6 +432,7 @@ PPOConfig a2c_as_ppo(const A2CConfig& a) {
   p.optimizer = "rmsprop";
   p.rmsprop_alpha = a.rmsprop_alpha;
   p.rmsprop_eps = a.rmsprop_eps;
+  p.reuse_acting_forward = a.reuse_acting_forward;
   return p;
 }
 
@@ -437,7 +457,11 @@ void PPOAgent::rollout_act(int t, const float* obs_in, float* actions_out) {
   float* x = m.obs + row * m.D;
   m.obs_norm.update(obs_in, m.N);
   m.obs_norm.normalize(obs_in, m.N, x);
-  m.policy->forward(x, m.N, m.head.data(), m.values + row);
+  // Kept for the update only while every step so far was (a rollout acted on in order).
+  if (!(m.reuse_forward && m.policy->kept_rows() == row && m.policy->forward_kept(x, m.N, m.head.data(), m.values + row))) {
+    m.policy->drop_kept();
+    m.policy->forward(x, m.N, m.head.data(), m.values + row);
+  }
   float* a = m.actions + row * m.A;
   m.choose(m.N, false, m.act_rng, a, m.logprobs + row);
   std::copy_n(a, static_cast<int64_t>(m.N) * m.A, actions_out);

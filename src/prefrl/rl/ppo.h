@@ -52,6 +52,7 @@ struct PPOConfig {
   double rmsprop_alpha = 0.99;        // RMSprop's smoothing constant
   double rmsprop_eps = 1e-5;          // RMSprop's epsilon (outside the square root, as PyTorch's)
   bool fast_mlp = true;               // MLP policies: hand-written forward/backward (false: LibTorch autograd)
+  bool reuse_acting_forward = true;   // one epoch of one minibatch (A2C): differentiate the acting forwards
 
   template <class V>
   void visit(V& v) {
@@ -85,6 +86,10 @@ struct PPOConfig {
     v.num("rmsprop_alpha", rmsprop_alpha, "RMSprop smoothing constant (optimizer = rmsprop)", 0.0, 1.0);
     v.num("rmsprop_eps", rmsprop_eps, "RMSprop epsilon, added to the root mean square (optimizer = rmsprop)", 0.0, 1.0);
     v.flag("fast_mlp", fast_mlp, "MLP policies: hand-written forward/backward instead of LibTorch autograd");
+    v.flag("reuse_acting_forward", reuse_acting_forward,
+           "with one epoch of one minibatch (update_epochs 1, minibatch_size >= the rollout) and the LibTorch policy: "
+           "the update differentiates the forward passes that acted instead of running the network again (the same "
+           "gradient up to float rounding)");
   }
 };
 
