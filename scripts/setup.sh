@@ -5,7 +5,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-  build-essential cmake ninja-build git pkg-config ccache python3 python3-numpy \
+  build-essential cmake ninja-build git pkg-config ccache python3 python3-numpy python3-torch \
   libtorch-dev libopenblas0-openmp \
   libsqlite3-dev sqlite3 \
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev libtomlplusplus-dev \

@@ -21,6 +21,7 @@
 
 #include "prefrl/app/checkpoint.h"
 #include "prefrl/app/evaluate.h"
+#include "prefrl/app/export.h"
 #include "prefrl/app/render_video.h"
 #include "prefrl/app/task_archive.h"
 #include "prefrl/app/train_config.h"
@@ -480,10 +481,28 @@ double predicted_per_step(const EvalResult& r) {
   return steps > 0 ? sum / steps : std::nan("");
 }
 
-int cmd_eval(const std::string& run_path, int episodes, int64_t seed, bool json, bool stochastic,
-             const std::string& trace_path, const std::string& reward_from) {
+int cmd_eval(const std::string& run_path, const std::string& exported, int episodes, int64_t seed, bool json,
+             bool stochastic, const std::string& trace_path, const std::string& reward_from) {
+  if (run_path.empty() == exported.empty()) throw UsageError("give a run directory or --exported BUNDLE (one of them)");
   TrainConfig cfg;
-  std::unique_ptr<Agent> agent = load_run_policy(run_path, std::min(episodes, 8), &cfg);
+  std::unique_ptr<ActingPolicy> agent;
+  std::unique_ptr<RewardModel> reward_model;
+  StepReward reward;
+  if (!exported.empty()) {  // the bundle's TorchScript modules, not the training code
+    const Bundle b = load_bundle(exported);
+    config_from_json(cfg, b.card.at("config"));
+    register_task_for(cfg);
+    agent = bundle_policy(b);
+    reward = bundle_reward(b);
+  } else {
+    std::unique_ptr<Agent> a = load_run_policy(run_path, std::min(episodes, 8), &cfg);
+    // LibTorch's operators, as an exported policy computes (the same returns as eval --exported).
+    if (auto* p = dynamic_cast<PPOAgent*>(a.get())) p->use_libtorch_ops();
+    agent = std::move(a);
+    TrainConfig libtorch = cfg;  // r̂ through LibTorch's operators too, as the exported reward module
+    libtorch.reward.fast_mlp = false;
+    reward_model = load_run_reward(run_path, libtorch);
+  }
   std::ofstream trace;
   if (!trace_path.empty()) {
     trace.open(trace_path);
@@ -491,10 +510,16 @@ int cmd_eval(const std::string& run_path, int episodes, int64_t seed, bool json,
   }
   // r̂ of the run's own reward model, or of another run's (how a reward model ranks policies
   // it was not trained beside: an expert's episodes against its own run's).
-  std::unique_ptr<RewardModel> reward =
-      reward_from.empty() ? load_run_reward(run_path, cfg) : load_other_run_reward(reward_from, cfg.env.name);
+  if (!reward_from.empty()) {
+    reward_model = load_other_run_reward(reward_from, cfg.env.name);
+    reward = nullptr;
+  }
+  if (reward_model) {
+    RewardModel* m = reward_model.get();
+    reward = [m](const float* obs, const float* act, int64_t n, float* out) { m->predict(obs, act, n, out); };
+  }
   EvalResult r = evaluate_policy(*agent, cfg.env.name, episodes, static_cast<uint64_t>(seed), !stochastic,
-                                 trace_path.empty() ? nullptr : &trace, reward.get());
+                                 trace_path.empty() ? nullptr : &trace, reward);
   if (!trace_path.empty()) {
     trace.close();
     if (!trace) throw UsageError("writing trace file '" + trace_path + "' failed");
@@ -840,7 +865,7 @@ void add_train_command(CLI::App& app, Commands& cmds, int argc, char** argv) {
 // `eval`, `presets`, `label`, `config`.
 void add_run_commands(CLI::App& app, Commands& cmds) {
   struct State {
-    std::string eval_run, eval_trace, eval_reward_from;
+    std::string eval_run, eval_exported, eval_trace, eval_reward_from;
     int eval_episodes = 20;
     int64_t eval_seed = 1000;
     bool eval_json = false, eval_stochastic = false;
@@ -850,7 +875,10 @@ void add_run_commands(CLI::App& app, Commands& cmds) {
   };
   auto st = std::make_shared<State>();
   auto* eval_cmd = app.add_subcommand("eval", "evaluate a run's final policy on fresh episodes");
-  eval_cmd->add_option("RUN_DIR", st->eval_run, "run directory")->required();
+  eval_cmd->add_option("RUN_DIR", st->eval_run, "run directory");
+  eval_cmd->add_option("--exported", st->eval_exported,
+                       "evaluate an exported bundle (prefrl export) through LibTorch's TorchScript loader instead of "
+                       "a run: the same returns as evaluating its run");
   eval_cmd->add_option("--episodes", st->eval_episodes, "episodes")->check(CLI::Range(1, 1000000));
   eval_cmd->add_option("--seed", st->eval_seed, "seed of the evaluation environments")->check(CLI::NonNegativeNumber);
   eval_cmd->add_flag("--json", st->eval_json, "print {\"mean_return\", \"std_return\", \"episodes\", ...} as JSON");
@@ -862,8 +890,26 @@ void add_run_commands(CLI::App& app, Commands& cmds) {
                        "judge the episodes by this run's final reward model instead of RUN_DIR's own (same "
                        "environment; e.g. an expert policy's episodes by the reward model of a run that failed)");
   cmds.emplace_back(eval_cmd, [st] {
-    return cmd_eval(st->eval_run, st->eval_episodes, st->eval_seed, st->eval_json, st->eval_stochastic, st->eval_trace,
-                    st->eval_reward_from);
+    return cmd_eval(st->eval_run, st->eval_exported, st->eval_episodes, st->eval_seed, st->eval_json,
+                    st->eval_stochastic, st->eval_trace, st->eval_reward_from);
+  });
+
+  auto ex = std::make_shared<ExportOptions>();
+  auto* export_cmd = app.add_subcommand(
+      "export", "write a run's policy and reward model as a checked, self-contained bundle (TorchScript, model card)");
+  export_cmd->add_option("RUN_DIR", ex->run, "run directory")->required();
+  export_cmd->add_option("--out", ex->out, "bundle directory to create (default RUN_DIR/export)");
+  export_cmd->add_option("--checkpoint", ex->checkpoint, "export this checkpoint (ckpt-<step>, or latest) instead of the final files");
+  export_cmd->add_flag("--force", ex->force, "write the bundle even if a sanity check fails (the card records which)");
+  export_cmd->add_option("--min-val-accuracy", ex->min_val_accuracy, "the reward model's held-out accuracy must exceed this")
+      ->check(CLI::Range(0.0, 1.0));
+  export_cmd->add_option("--check-episodes", ex->check_episodes, "episodes of the final and the initial policy compared")
+      ->check(CLI::Range(1, 10000));
+  export_cmd->add_option("--parity-steps", ex->parity_steps, "recorded observations the modules are compared on")
+      ->check(CLI::Range(1, 1000000));
+  cmds.emplace_back(export_cmd, [ex] {
+    export_run(*ex, std::cout);
+    return 0;
   });
 
   cmds.emplace_back(app.add_subcommand("presets", "list the tuned presets and their settings"), [] { return cmd_presets(); });

@@ -22,6 +22,7 @@ std::unique_ptr<Agent> load_run_policy(const std::string& run_path, int num_envs
   RunDir run = RunDir::open(run_path);
   *cfg = TrainConfig();
   config_from_json(*cfg, read_run_config(run));
+  configure_atari_envs(cfg->atari);  // the run's game settings (sticky actions, ...), as training had them
   const std::string policy = run.file("checkpoints/policy.pt");
   if (!std::filesystem::exists(policy)) throw UsageError("run '" + run_path + "' has no final policy (" + policy + ")");
   if (policy_file_describes_itself(policy)) return load_agent(policy, num_envs);  // the file says what it holds
@@ -56,6 +57,7 @@ std::unique_ptr<RewardModel> load_other_run_reward(const std::string& reward_run
     throw UsageError("run '" + reward_run + "' learned a reward for " + rc.env.name + ", not for " + env_name);
   if (rc.run.policy_reward != "learned")
     throw UsageError("run '" + reward_run + "' trained on the true reward: it has no reward model");
+  rc.reward.fast_mlp = false;  // r̂ through LibTorch's operators, as prefrl eval computes a run's own
   std::unique_ptr<RewardModel> reward = load_run_reward(reward_run, rc);
   if (reward) return reward;
   // A run stopped part way: its newest good checkpoint's reward model.
@@ -67,7 +69,14 @@ std::unique_ptr<RewardModel> load_other_run_reward(const std::string& reward_run
 }
 
 EvalResult evaluate_policy(ActingPolicy& agent, const std::string& env_name, int episodes, uint64_t seed,
-                           bool deterministic, std::ostream* trace, RewardModel* reward) {
+                           bool deterministic, std::ostream* trace, RewardModel* model) {
+  StepReward reward;
+  if (model) reward = [model](const float* obs, const float* act, int64_t n, float* out) { model->predict(obs, act, n, out); };
+  return evaluate_policy(agent, env_name, episodes, seed, deterministic, trace, reward);
+}
+
+EvalResult evaluate_policy(ActingPolicy& agent, const std::string& env_name, int episodes, uint64_t seed,
+                           bool deterministic, std::ostream* trace, const StepReward& reward) {
   EvalResult res;
   if (episodes <= 0) return res;
   // Up to 8 environments side by side; env i runs a fixed quota of episodes (so short
@@ -97,7 +106,7 @@ EvalResult evaluate_policy(ActingPolicy& agent, const std::string& env_name, int
   while (remaining > 0) {
     col.collect(agent, deterministic, &step, &times);
     float* predicted = col.store().learned(0);
-    if (reward) reward->predict(st.obs(0), st.actions(0), n, predicted);
+    if (reward) reward(st.obs(0), st.actions(0), n, predicted);
     for (int i = 0; i < n; ++i) {
       if (reward) predicted_sum[i] += predicted[i];
       if (trace && done[i] < quota[i]) {

@@ -1,6 +1,7 @@
 // Judging a policy and a reward model on fresh episodes, apart from training.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -46,7 +47,8 @@ std::unique_ptr<RewardModel> load_run_reward(const std::string& run_path, const 
 
 // Another run's final reward model, to judge a policy by (`prefrl eval --reward-from`): the
 // two runs must share the environment; a run stopped part way lends its newest good
-// checkpoint's. Throws UsageError if `reward_run` trained on the true reward, has no reward
+// checkpoint's; computed with LibTorch's operators (reward.fast_mlp off), as `prefrl eval` computes
+// a run's own. Throws UsageError if `reward_run` trained on the true reward, has no reward
 // model, or ran another environment than `env_name`.
 std::unique_ptr<RewardModel> load_other_run_reward(const std::string& reward_run, const std::string& env_name);
 
@@ -61,6 +63,11 @@ std::unique_ptr<RewardModel> load_reward_model(const TrainConfig& cfg, const std
 // episode's sum of r̂ goes to EvalResult::predicted_returns.
 EvalResult evaluate_policy(ActingPolicy& agent, const std::string& env_name, int episodes, uint64_t seed,
                            bool deterministic = true, std::ostream* trace = nullptr, RewardModel* reward = nullptr);
+// A per-step reward as a policy is given it: r̂ (n) of obs (n x D) and actions (n x A).
+using StepReward = std::function<void(const float* obs, const float* act, int64_t n, float* out)>;
+// The same with any per-step reward (an exported reward module, `prefrl eval --exported`); empty: none.
+EvalResult evaluate_policy(ActingPolicy& agent, const std::string& env_name, int episodes, uint64_t seed,
+                           bool deterministic, std::ostream* trace, const StepReward& reward);
 
 // Pearson correlation; NaN when either side has no variance or fewer than 2 points.
 double pearson(const std::vector<double>& a, const std::vector<double>& b);

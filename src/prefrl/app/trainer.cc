@@ -966,4 +966,9 @@ TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool r
   return trainer.run();
 }
 
+std::unique_ptr<Agent> initial_agent(const TrainConfig& cfg, int num_envs) {
+  return make_agent(cfg.agent, cfg.ppo, cfg.a2c, env_spec(cfg.env.name), num_envs,
+                    derive_seed(static_cast<uint64_t>(cfg.run.seed), kPolicyStream));
+}
+
 }  // namespace prefrl

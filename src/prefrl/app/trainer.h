@@ -4,12 +4,14 @@
 #include <cmath>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "prefrl/app/checkpoint.h"
 #include "prefrl/app/train_config.h"
+#include "prefrl/rl/agent.h"
 #include "prefrl/tracking/run_dir.h"
 
 namespace prefrl {
@@ -50,6 +52,9 @@ struct TrainResult {
 // checkpoint starts over, reusing its database in the same way. Damaged checkpoints are
 // reported in the log and skipped.
 TrainResult train(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool resume = false);
+
+// The policy `cfg`'s run started from (its seed's initial parameters), for num_envs envs.
+std::unique_ptr<Agent> initial_agent(const TrainConfig& cfg, int num_envs);
 
 // Loads every part of a verified checkpoint as a resume would (policy, reward model, trainer
 // state, environment states, health monitor) into throwaway components built from cfg.

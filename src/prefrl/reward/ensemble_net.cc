@@ -303,6 +303,36 @@ torch::Tensor EnsembleNet::run(const torch::Tensor& rows, const ForwardMode& mod
   return h.squeeze(2);  // (M x N)
 }
 
+EnsembleNet::EvalTensors EnsembleNet::eval_tensors() const {
+  torch::NoGradGuard no_grad;
+  EvalTensors t;
+  auto copy = [&](int block) { return view(block).detach().clone(); };
+  for (size_t i = 0; i < conv_w_.size(); ++i) {
+    t.conv_w.push_back(copy(conv_w_[i]));
+    t.conv_b.push_back(copy(conv_b_[i]));
+    t.strides.push_back(strides_[i]);
+    t.kernels.push_back(kernels_[i]);
+    t.groups.push_back(i == 0 ? 1 : shape_.members);
+  }
+  for (size_t i = 0; i < bn_w_.size(); ++i) {
+    t.bn_w.push_back(copy(bn_w_[i]));
+    t.bn_b.push_back(copy(bn_b_[i]));
+    t.bn_mean.push_back(bn_mean_[i].clone());
+    t.bn_var.push_back(bn_var_[i].clone());
+  }
+  t.bn_eps = kBnEps;
+  if (kp_temp_ >= 0) {
+    t.kp_temp = copy(kp_temp_);
+    t.kp_grid = kp_grid_.clone();
+  }
+  t.conv_features = conv_features_;
+  for (size_t i = 0; i < fc_w_.size(); ++i) {
+    t.fc_w.push_back(copy(fc_w_[i]));
+    t.fc_b.push_back(copy(fc_b_[i]));
+  }
+  return t;
+}
+
 void EnsembleNet::adam_step(double lr, double l2) { adam_.step_tensor(flat_, lr, l2, n_weights_); }
 
 }  // namespace prefrl::reward_detail

@@ -135,6 +135,21 @@ class EnsembleNet {
   // The first num_weights() floats of params() are weights (L2 applies), the rest biases etc.
   int64_t num_weights() const { return n_weights_; }
 
+  // Every tensor an evaluation pass (no dropout, batch norm on running statistics) reads, as
+  // copies, for export (reward_export.cc): per conv layer its weight, bias, stride, kernel
+  // (padding kernel / 2 when same_padding) and groups (1, then members), batch norm's scale,
+  // shift and running statistics; the keypoint log-temperatures and cell grid; per head layer
+  // its weight (M x in x out) and bias (M x 1 x out).
+  struct EvalTensors {
+    std::vector<torch::Tensor> conv_w, conv_b, bn_w, bn_b, bn_mean, bn_var;
+    std::vector<int64_t> strides, kernels, groups;
+    double bn_eps = 0;
+    torch::Tensor kp_temp, kp_grid;  // undefined without keypoints
+    int64_t conv_features = 0;       // per-member features of the trunk
+    std::vector<torch::Tensor> fc_w, fc_b;
+  };
+  EvalTensors eval_tensors() const;
+
  private:
   struct Block { int64_t offset, numel; std::vector<int64_t> shape; };
   // Adds a block of `numel` floats to the layout and returns its index.

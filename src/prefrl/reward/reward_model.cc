@@ -899,6 +899,29 @@ void RewardModel::update_normalisation_on_labeled(int64_t max_steps) {
   m.norm_std = (raw - m.norm_mean.unsqueeze(1)).pow(2).mean(1).sqrt().clamp_min(kStdFloor);
 }
 
+RewardEncoding RewardModel::encoding() const {
+  const Impl& m = *impl_;
+  RewardEncoding e;
+  e.members = m.M;
+  e.obs_size = m.obs_size;
+  e.act_size = m.act_size;
+  e.discrete = m.discrete;
+  e.n_actions = m.n_actions;
+  e.act_width = m.act_width;
+  e.row_width = m.row_width;
+  e.hidden = m.hidden;
+  e.in_mean = m.in_mean;
+  e.in_inv_std = m.in_inv_std;
+  const torch::Tensor mean = m.norm_mean.contiguous(), sd = m.norm_std.contiguous();
+  e.norm_mean.assign(mean.data_ptr<float>(), mean.data_ptr<float>() + m.M);
+  e.norm_std.assign(sd.data_ptr<float>(), sd.data_ptr<float>() + m.M);
+  e.output_std = m.cfg.output_std;
+  e.subtract_absorbing = m.cfg.subtract_absorbing && m.can_terminate;
+  return e;
+}
+
+const reward_detail::EnsembleNet& RewardModel::net_for_export() const { return *impl_->net; }
+
 void RewardModel::predict(const float* obs, const float* act, int64_t n, float* out) {
   Impl& m = *impl_;
   if (n <= 0) return;

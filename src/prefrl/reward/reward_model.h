@@ -29,6 +29,10 @@
 
 namespace prefrl {
 
+namespace reward_detail {
+class EnsembleNet;
+}
+
 struct RewardConfig {
   int ensemble_size = 3;              // number of members
   std::vector<int> hidden = {64, 64}; // MLP hidden widths (state inputs)
@@ -160,6 +164,24 @@ struct RewardTrainStats {
   bool diverged = false;                  // parameters became non-finite: the round was rolled back
 };
 
+// What predict() and member_rewards() compute, for export (reward_export.h): how a step
+// becomes an input row, the members' output normalisation and whether r̂(absorbing) is
+// subtracted.
+struct RewardEncoding {
+  int64_t members = 0;               // M
+  int64_t obs_size = 0;              // D
+  int64_t act_size = 0;              // floats per action as given (1 for a discrete index)
+  bool discrete = false;
+  int64_t n_actions = 0;
+  int64_t act_width = 0;             // encoded action floats: one-hot n_actions, act_size, or 0 (no action input)
+  int64_t row_width = 0;             // F = D + act_width + 1 (absorbing flag last)
+  std::vector<int64_t> hidden;       // observation elements entered as 0
+  std::vector<float> in_mean, in_inv_std;  // (D + act_width) input standardisation; empty: none
+  std::vector<float> norm_mean, norm_std;  // (M) raw-output mean and std per member
+  double output_std = 1.0;           // r = (raw - mean) / std * output_std
+  bool subtract_absorbing = false;   // predict() gives r̂ - r̂(absorbing input)
+};
+
 class RewardModel {
  public:
   // obs_shape: e.g. {D} or {C, H, W}; act_size: floats per action; discrete actions are
@@ -231,6 +253,16 @@ class RewardModel {
   double l2() const;
 
   const RewardConfig& config() const;
+  // The encoding and normalisation of predict(), for export.
+  RewardEncoding encoding() const;
+  // The reward network as a TorchScript module (reward_export.cc):
+  //   forward(obs, action=None) -> r (n)    predict()'s reward: the ensemble mean of the members'
+  //                                         normalised outputs [- r̂(absorbing)]
+  //   members(obs, action=None) -> (M x n)  member_rewards(): each member's normalised output
+  // obs (n x obs shape) or (n x D) float32 as the environment gives them; action (n x A), a
+  // discrete action as its index. Everything predict() applies (hidden inputs, input
+  // standardisation, normalisation) is inside.
+  torch::jit::Module to_torchscript() const;
   // Whether the hand-written MLP path (reward/fast_mlp.h) is in use: cfg.fast_mlp and a net it supports.
   bool uses_fast_mlp() const;
   // Writes weights, Adam state, normalisation, L2, RNG states and every stored pair's split
@@ -242,6 +274,8 @@ class RewardModel {
 
  private:
   struct Impl;
+  // The network (to_torchscript, in reward_export.cc).
+  const reward_detail::EnsembleNet& net_for_export() const;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -44,6 +44,10 @@ class ObsNormalizer {
 
   bool enabled() const { return enabled_; }
   const RunningMeanStd& stats() const { return rms_; }
+  // What normalize() computes with: clamp((x - shift) * scale, -clip, clip), as floats.
+  const std::vector<float>& shift() const { return shift_; }
+  const std::vector<float>& scale() const { return scale_; }
+  float clip() const { return clip_; }
   // Restores saved statistics.
   void set_stats(const std::vector<double>& mean, const std::vector<double>& var, double count);
 

@@ -323,6 +323,40 @@ class AutogradPolicy final : public Policy {
 
 }  // namespace
 
+void choose_actions(const PolicyLayout& layout, const float* head, const float* log_std, int n, bool deterministic,
+                    Rng& rng, float* act, float* logp, float* scratch) {
+  const int H = layout.head_dim, A = layout.act_dim;
+  if (layout.discrete) {
+    for (int i = 0; i < n; ++i) {
+      log_softmax_row(head + static_cast<int64_t>(i) * H, H, scratch);
+      int a = 0;
+      if (deterministic) {
+        for (int k = 1; k < H; ++k) if (scratch[k] > scratch[a]) a = k;
+      } else {  // inverse CDF
+        double total = 0;
+        for (int k = 0; k < H; ++k) total += std::exp(static_cast<double>(scratch[k]));
+        const double u = rng.uniform() * total;
+        double cum = 0;
+        a = H - 1;
+        for (int k = 0; k < H; ++k) {
+          cum += std::exp(static_cast<double>(scratch[k]));
+          if (u < cum) { a = k; break; }
+        }
+      }
+      act[i] = static_cast<float>(a);
+      logp[i] = scratch[a];
+    }
+    return;
+  }
+  for (int i = 0; i < n; ++i)
+    for (int a = 0; a < A; ++a) {
+      const float mean = head[static_cast<int64_t>(i) * H + a];
+      act[static_cast<int64_t>(i) * A + a] =
+          deterministic ? mean : mean + std::exp(log_std[a]) * static_cast<float>(rng.normal());
+    }
+  gaussian_logprob(head, log_std, act, n, A, logp);
+}
+
 std::unique_ptr<Policy> make_autograd_policy(const PolicyLayout& layout, const PPOConfig& cfg, float* params) {
   return std::make_unique<AutogradPolicy>(layout, cfg, params);
 }

@@ -59,6 +59,17 @@ struct PolicyLayout {
 // Builds the layout; throws UsageError for spaces it cannot handle (e.g. pixels that are not C x H x W).
 PolicyLayout make_layout(const PPOConfig& cfg, const EnvSpec& spec);
 
+// What an agent's acting policy computes, for export (app/torchscript.h): its layout, a copy of
+// its parameters, and the observation normalisation it applies.
+struct PolicyParts {
+  PolicyLayout layout;
+  std::vector<float> params;                // (num_params)
+  bool norm_obs = false;                    // observations normalised: clamp((x - shift) * scale, -clip, clip)
+  std::vector<float> obs_shift, obs_scale;  // (obs_dim) each, with norm_obs
+  float obs_clip = 0.0f;
+  std::vector<uint64_t> eval_rng_state;     // the evaluation RNG (stochastic act())
+};
+
 // Fills params (num_params): orthogonal weights with their gains (from rng, not torch's
 // generator), zero biases, log-std = init_log_std.
 void init_params(const PolicyLayout& layout, double init_log_std, Rng& rng, float* params);
@@ -117,5 +128,11 @@ std::unique_ptr<Policy> make_fast_mlp_policy(const PolicyLayout& layout, const P
 void gaussian_logprob(const float* mean, const float* log_std, const float* actions, int n, int A, float* logp);
 // Log-softmax of one row of logits (n); writes out (n).
 void log_softmax_row(const float* logits, int n, float* out);
+// How an actor's outputs head (n x head_dim) become actions (n x act_dim) and their
+// log-probabilities logp (n): discrete, the first argmax (deterministic) or a draw by inverse
+// CDF from rng; Gaussian (log_std: head_dim), the mean or mean + exp(log_std) * N(0, 1).
+// scratch holds head_dim floats.
+void choose_actions(const PolicyLayout& layout, const float* head, const float* log_std, int n, bool deterministic,
+                    Rng& rng, float* act, float* logp, float* scratch);
 
 }  // namespace prefrl

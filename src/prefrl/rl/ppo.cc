@@ -216,36 +216,8 @@ struct PPOAgent::Impl {
   // Samples (or, deterministic, takes the mode of) actions (n x A) from actor outputs head
   // (n x H); writes their log-probabilities logp (n).
   void choose(int n, bool deterministic, Rng& rng, float* act, float* logp) {
-    if (layout.discrete) {
-      for (int i = 0; i < n; ++i) {
-        log_softmax_row(head.data() + static_cast<int64_t>(i) * H, H, logp_row.data());
-        int a = 0;
-        if (deterministic) {
-          for (int k = 1; k < H; ++k) if (logp_row[k] > logp_row[a]) a = k;
-        } else {  // inverse CDF
-          double total = 0;
-          for (int k = 0; k < H; ++k) total += std::exp(static_cast<double>(logp_row[k]));
-          const double u = rng.uniform() * total;
-          double cum = 0;
-          a = H - 1;
-          for (int k = 0; k < H; ++k) {
-            cum += std::exp(static_cast<double>(logp_row[k]));
-            if (u < cum) { a = k; break; }
-          }
-        }
-        act[i] = static_cast<float>(a);
-        logp[i] = logp_row[a];
-      }
-    } else {
-      const float* log_std = params.data_ptr<float>() + layout.log_std;
-      for (int i = 0; i < n; ++i)
-        for (int a = 0; a < A; ++a) {
-          const float mean = head[static_cast<int64_t>(i) * H + a];
-          act[static_cast<int64_t>(i) * A + a] =
-              deterministic ? mean : mean + std::exp(log_std[a]) * static_cast<float>(rng.normal());
-        }
-      gaussian_logprob(head.data(), log_std, act, n, A, logp);
-    }
+    const float* log_std = layout.discrete ? nullptr : params.data_ptr<float>() + layout.log_std;
+    choose_actions(layout, head.data(), log_std, n, deterministic, rng, act, logp, logp_row.data());
   }
 
   // Copies the transitions perm[start, start + B) into the minibatch arrays.
@@ -539,6 +511,38 @@ std::unique_ptr<ActingPolicy> PPOAgent::snapshot() const {
   c.obs_norm.set_stats(o.mean(), o.var(), o.count());
   c.eval_rng.set_state(m.eval_rng.state());
   return copy;
+}
+
+PolicyParts PPOAgent::export_parts() const {
+  const Impl& m = *impl_;
+  PolicyParts out;
+  out.layout = m.layout;
+  const float* p = m.params.data_ptr<float>();
+  out.params.assign(p, p + m.P);
+  out.norm_obs = m.obs_norm.enabled();
+  if (out.norm_obs) {
+    out.obs_shift = m.obs_norm.shift();
+    out.obs_scale = m.obs_norm.scale();
+    out.obs_clip = m.obs_norm.clip();
+  }
+  out.eval_rng_state = m.eval_rng.state();
+  return out;
+}
+
+void PPOAgent::forward_heads(const float* obs, int n, float* head, float* values) {
+  Impl& m = *impl_;
+  if (n <= 0) return;
+  m.check_finite(obs, n, "observation");
+  m.reserve_rows(n);
+  m.obs_norm.normalize(obs, n, m.norm_obs.data());
+  m.policy->forward(m.norm_obs.data(), n, head, values);
+}
+
+void PPOAgent::use_libtorch_ops() {
+  Impl& m = *impl_;
+  if (!m.fast) return;
+  m.policy = make_autograd_policy(m.layout, m.cfg, m.params.data_ptr<float>());
+  m.fast = false;
 }
 
 bool policy_file_describes_itself(const std::string& path) {

@@ -100,6 +100,8 @@ struct PPOStats {
   int64_t skipped_nonfinite = 0;  // minibatches skipped because a loss was NaN/Inf
 };
 
+struct PolicyParts;  // policy.h
+
 class PPOAgent : public Agent {
  public:
   PPOAgent(const PPOConfig& cfg, const EnvSpec& spec, int num_envs, uint64_t seed);
@@ -149,6 +151,16 @@ class PPOAgent : public Agent {
   void load(const std::string& path) override;
   // load() from an archive already read from `path` (named in messages).
   void load(torch::serialize::InputArchive& ar, const std::string& path);
+
+  // The acting policy's layout, parameters and observation normalisation (export).
+  PolicyParts export_parts() const;
+  // Actor outputs head (n x head_dim) and values (n) of raw observations obs (n x D), as act()
+  // computes them.
+  void forward_heads(const float* obs, int n, float* head, float* values);
+  // Acts (act, forward_heads) through LibTorch's operators (the autograd policy) instead of the
+  // hand-written MLP kernels: what an exported TorchScript policy computes, bit for bit (prefrl
+  // eval). Training after this call is as correct, only slower.
+  void use_libtorch_ops();
 
   // Added for tests and diagnostics:
   torch::Tensor parameters() const;  // (P) copy of the flat parameter vector
