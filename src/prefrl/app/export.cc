@@ -447,8 +447,14 @@ std::string export_run(const ExportOptions& o, std::ostream& log) {
     if (!refused.empty() && !o.force) throw UsageError(refused + "\n(nothing written; --force exports anyway and says so in the card)");
 
     TrainConfig cfg_copy = s.cfg;
-    const nlohmann::json config = config_to_json(cfg_copy);
-    const std::string config_text = config.dump();
+    nlohmann::json config = config_to_json(cfg_copy);
+    const std::string config_text = config.dump();  // the hash is of the run's config as it was
+    for (auto& [group, keys] : config.items()) {     // secrets (server.token) stay out of the card
+      if (!keys.is_object()) continue;
+      for (auto& [key, value] : keys.items())
+        if (key.size() >= 5 && key.compare(key.size() - 5, 5, "token") == 0 && value.is_string() && !value.get<std::string>().empty())
+          value = "(hidden)";
+    }
     nlohmann::json env = {{"name", spec.name}, {"reference", spec.reference},
                           {"observation", {{"shape", spec.observation.shape}, {"dtype", dtype_name(spec.observation.dtype)},
                                            {"low", spec.observation.low}, {"high", spec.observation.high}}},
