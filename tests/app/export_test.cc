@@ -33,16 +33,7 @@ const std::string kQuiet = " --set run.progress_every_s=0 --set run.eval_episode
 
 // Runs Debian's Python on the bundle parity checker; => its exit status and output.
 testing::CommandResult python_parity(const std::string& bundle) {
-  const std::string script = std::string(PREFRL_TEST_DATA) + "/../python/check_bundle.py";
-  testing::CommandResult r;
-  FILE* p = ::popen(("/usr/bin/python3 " + script + " " + bundle + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return testing::run_command("/usr/bin/python3 " + std::string(PREFRL_TEST_DATA) + "/../python/check_bundle.py " + bundle);
 }
 
 nlohmann::json card_of(const std::string& bundle) { return nlohmann::json::parse(read_file(bundle + "/model_card.json")); }
@@ -96,14 +87,10 @@ TEST_P(ExportServing, PythonReproducesPrefrlAndEvalExportedEqualsEvalRun) {
     ASSERT_FALSE(script.empty());
     EXPECT_NE(read_file(src + "/../README.md").find(script), std::string::npos)
         << "README's snippet and python/run_exported.py differ";
-    FILE* p = ::popen(("PYTHONPATH=" + src + "/python/stub_gymnasium /usr/bin/python3 " + src +
-                       "/../python/run_exported.py " + bundle + " 2>&1").c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    std::string out;
-    char buf[4096];
-    size_t got;
-    while ((got = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, got);
-    EXPECT_EQ(::pclose(p), 0) << out;
+    const testing::CommandResult py = testing::run_command("PYTHONPATH=" + src + "/python/gymnasium_standin /usr/bin/python3 " +
+                                                           src + "/../python/run_exported.py " + bundle);
+    const std::string& out = py.out;
+    EXPECT_EQ(py.exit_code, 0) << out;
     EXPECT_NE(out.find("episode 2: return -"), std::string::npos) << out;
   }
 

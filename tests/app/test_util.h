@@ -17,9 +17,9 @@ struct CommandResult {
   std::string out;  // stdout and stderr, interleaved
 };
 
-// Runs `prefrl <args>` through the shell, capturing output and exit code.
-inline CommandResult run_prefrl(const std::string& args) {
-  const std::string cmd = std::string(PREFRL_BINARY) + " " + args + " 2>&1";
+// Runs `command` through the shell, capturing output (stderr too) and exit code.
+inline CommandResult run_command(const std::string& command) {
+  const std::string cmd = command + " 2>&1";
   CommandResult r;
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -30,6 +30,9 @@ inline CommandResult run_prefrl(const std::string& args) {
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
 }
+
+// Runs `prefrl <args>` through the shell, capturing output and exit code.
+inline CommandResult run_prefrl(const std::string& args) { return run_command(std::string(PREFRL_BINARY) + " " + args); }
 
 // A fresh, empty temporary directory path (not created).
 inline std::string temp_path(const std::string& name) {

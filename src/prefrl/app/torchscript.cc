@@ -3,21 +3,12 @@
 #include <sstream>
 #include <vector>
 
+#include "prefrl/core/config.h"
 #include "prefrl/core/error.h"
 
 namespace prefrl {
 
 namespace {
-
-// A float as TorchScript source, exactly (max_digits10).
-std::string float_literal(double v) {
-  std::ostringstream o;
-  o.precision(17);
-  o << v;
-  std::string s = o.str();
-  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
-  return s;
-}
 
 // A tensor holding `n` floats from `data` in `shape` (a copy the module owns).
 torch::Tensor owned(const float* data, std::vector<int64_t> shape) {
@@ -53,8 +44,8 @@ torch::jit::Module policy_module(const PolicyParts& parts, const EnvSpec& spec) 
   if (parts.norm_obs) {
     m.register_buffer("obs_shift", owned(parts.obs_shift.data(), {L.obs_dim}));
     m.register_buffer("obs_scale", owned(parts.obs_scale.data(), {L.obs_dim}));
-    code << "    x = torch.clamp((x - self.obs_shift) * self.obs_scale, " << float_literal(-parts.obs_clip) << ", "
-         << float_literal(parts.obs_clip) << ")\n";
+    code << "    x = torch.clamp((x - self.obs_shift) * self.obs_scale, " << exact_float_literal(-parts.obs_clip) << ", "
+         << exact_float_literal(parts.obs_clip) << ")\n";
   }
   code << "    return x\n\n";
 

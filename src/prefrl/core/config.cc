@@ -99,6 +99,14 @@ std::string format_number(double x) {
   return buf;
 }
 
+std::string exact_float_literal(double x) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", x);
+  std::string s = buf;
+  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";  // n: nan and inf spell themselves
+  return s;
+}
+
 double parse_number(const std::string& key, const std::string& text) {
   const char* s = text.c_str();
   char* end = nullptr;

@@ -37,6 +37,9 @@ std::vector<std::string> nearest_names(const std::string& word, const std::vecto
                                        size_t max_count = 3);
 // Formats a number for messages: integers without a decimal point, others with %g.
 std::string format_number(double x);
+// x as source text that reads back as exactly x (17 significant digits, always with a '.' or an
+// exponent, so that it is a float literal: TorchScript code generated from parameters).
+std::string exact_float_literal(double x);
 // Parses numbers strictly: the whole string must be consumed. Throws UsageError naming key.
 double parse_number(const std::string& key, const std::string& text);
 bool parse_bool(const std::string& key, const std::string& text);

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "prefrl/core/config.h"
 #include "prefrl/core/error.h"
 #include "prefrl/reward/ensemble_net.h"
 #include "prefrl/reward/reward_model.h"
@@ -12,16 +13,6 @@
 namespace prefrl {
 
 namespace {
-
-// A double as TorchScript source, exactly.
-std::string literal(double v) {
-  std::ostringstream o;
-  o.precision(17);
-  o << v;
-  std::string s = o.str();
-  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
-  return s;
-}
 
 torch::Tensor floats(const std::vector<float>& v) { return torch::tensor(v, torch::kFloat32); }
 
@@ -100,7 +91,7 @@ void raw_code(const reward_detail::EnsembleNet& net, torch::jit::Module& m, std:
         m.register_buffer("bn" + n + "_mean", t.bn_mean[i]);
         m.register_buffer("bn" + n + "_var", t.bn_var[i]);
         code << "    y = torch.batch_norm(y, self.bn" << n << "_w, self.bn" << n << "_b, self.bn" << n << "_mean, self.bn"
-             << n << "_var, False, " << literal(sh.bn_momentum) << ", " << literal(t.bn_eps) << ", False)\n";
+             << n << "_var, False, " << exact_float_literal(sh.bn_momentum) << ", " << exact_float_literal(t.bn_eps) << ", False)\n";
       }
       if (!t.kp_temp.defined() || i + 1 < t.conv_w.size()) code << "    y = " << activation(sh.activation, "y") << "\n";
     }
@@ -149,7 +140,7 @@ torch::jit::Module RewardModel::to_torchscript() const {
   m.register_buffer("norm_std", floats(e.norm_std));
   // RewardModel's normalise: (raw - mean) / std * output_std, per member.
   code << "def normalise(self, raw: Tensor) -> Tensor:\n"
-       << "    return (raw - self.norm_mean.unsqueeze(1)) / self.norm_std.unsqueeze(1) * " << literal(e.output_std) << "\n\n"
+       << "    return (raw - self.norm_mean.unsqueeze(1)) / self.norm_std.unsqueeze(1) * " << exact_float_literal(e.output_std) << "\n\n"
        << "def members(self, obs: Tensor, action: Optional[Tensor] = None) -> Tensor:\n"
        << "    return self.normalise(self.raw(self.rows(obs, action)))\n\n"
        << "def forward(self, obs: Tensor, action: Optional[Tensor] = None) -> Tensor:\n"
