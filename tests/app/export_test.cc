@@ -29,7 +29,7 @@ using testing::read_file;
 using testing::run_prefrl;
 using testing::temp_path;
 
-const std::string kQuiet = " --set run.progress_every_s=0 --set run.eval_episodes=0";
+using testing::kQuiet;
 
 // Runs Debian's Python on the bundle parity checker; => its exit status and output.
 testing::CommandResult python_parity(const std::string& bundle) {
@@ -120,7 +120,8 @@ TEST(Export, FailedChecksRefuseTheBundleUnlessForced) {
   const std::string run = temp_path("export_refuse"), bundle = run + "_bundle";
   fs::remove_all(bundle);
   auto r = run_prefrl("train --env pendulum --steps 4096 --labels 30 --seed 4 --set prefs.segment_length=25 "
-                      "--set ppo.lr=0 --set ppo.norm_obs=false" + kQuiet + " --run-dir " + run);
+                      "--set ppo.lr=0 --set ppo.norm_obs=false --set server.token=s3cr3t-t0ken" + kQuiet +
+                      " --run-dir " + run);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   r = run_prefrl("export " + run + " --out " + bundle + " --min-val-accuracy 1 --check-episodes 2");
   EXPECT_EQ(r.exit_code, 2) << r.out;
@@ -134,6 +135,10 @@ TEST(Export, FailedChecksRefuseTheBundleUnlessForced) {
   const nlohmann::json card = card_of(bundle);
   EXPECT_EQ(card["forced"], nlohmann::json({"policy improved on the initial one", "reward validation accuracy"}));
   EXPECT_NE(read_file(bundle + "/MODEL_CARD.md").find("--force"), std::string::npos);
+  // Secrets stay out of the card: the run's server.token is "(hidden)".
+  EXPECT_EQ(card["config"]["server"]["token"], "(hidden)");
+  for (const char* f : {"/model_card.json", "/MODEL_CARD.md"})
+    EXPECT_EQ(read_file(bundle + f).find("s3cr3t-t0ken"), std::string::npos) << f;
 
   // --out exists: refused.
   r = run_prefrl("export " + run + " --out " + bundle + " --force");
@@ -182,19 +187,7 @@ TEST(Export, RunningRunsAndRunsWithoutCheckpointsAreRefused) {
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_NE(r.out.find("no final policy"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("no checkpoint"), std::string::npos) << r.out;
-  // "running" by this very process's identity (alive, same boot, same start time).
-  std::ifstream stat("/proc/self/stat");
-  std::string s((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  std::istringstream fields(s.substr(s.rfind(')') + 2));
-  std::string field;
-  for (int k = 3; k <= 22; ++k) fields >> field;  // field 22: start time in clock ticks
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  nlohmann::json summary = {{"status", "running"},
-                            {"process", {{"pid", ::getpid()}, {"host", host},
-                                         {"boot_id", read_file("/proc/sys/kernel/random/boot_id").substr(0, 36)},
-                                         {"start_ticks", std::stoll(field)}, {"heartbeat", 1e12}}}};
-  std::ofstream(run + "/summary.json") << summary.dump();
+  testing::mark_running_by_this_process(run);
   r = run_prefrl("export " + run);
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_NE(r.out.find("still running"), std::string::npos) << r.out;

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <iterator>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -46,6 +48,27 @@ inline std::string read_file(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+inline nlohmann::json json_of(const std::string& path) { return nlohmann::json::parse(read_file(path)); }
+
+// Flags that keep a short test run quiet and quick: no progress lines, no final evaluation.
+inline const std::string kQuiet = " --set run.progress_every_s=0 --set run.eval_episodes=0";
+
+// Writes RUN/summary.json saying the run is running, by this very process's identity (alive,
+// same boot, same start time): what prefrl reads as a live run.
+inline void mark_running_by_this_process(const std::string& run) {
+  std::ifstream stat("/proc/self/stat");
+  std::string s((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  std::istringstream fields(s.substr(s.rfind(')') + 2));
+  std::string field;
+  for (int k = 3; k <= 22; ++k) fields >> field;  // field 22: start time in clock ticks
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  const std::string boot = read_file("/proc/sys/kernel/random/boot_id").substr(0, 36);
+  std::ofstream(run + "/summary.json")
+      << "{\"status\": \"running\", \"process\": {\"pid\": " << ::getpid() << ", \"host\": \"" << host
+      << "\", \"boot_id\": \"" << boot << "\", \"start_ticks\": " << field << ", \"heartbeat\": 1e12}}";
 }
 
 // A running `prefrl ...` whose output is read line by line.

@@ -19,10 +19,13 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "prefrl/app/artifacts.h"
 #include "prefrl/app/checkpoint.h"
+#include "prefrl/app/dataset.h"
 #include "prefrl/app/evaluate.h"
 #include "prefrl/app/export.h"
 #include "prefrl/app/render_video.h"
+#include "prefrl/app/reward_reuse.h"
 #include "prefrl/app/task_archive.h"
 #include "prefrl/app/train_config.h"
 #include "prefrl/app/trainer.h"
@@ -97,6 +100,8 @@ struct ConfigFlags {
   std::vector<std::string> sets;
   // Dedicated flags, kept as text and validated by the config's own ranges.
   std::string teacher, labels, steps, seed, threads, host, port, token;
+  std::string prefs_from;  // a preference dataset the new run starts with (prefs.import_from)
+  std::string reward_from;  // a reward model the new run starts from (run.reward_from)
 
   enum Flags { kConfigOnly, kTrain, kSweep };  // kSweep: no --seed (the sweep sets it) and no server flags
   void add_to(CLI::App* cmd, Flags which) {
@@ -115,6 +120,12 @@ struct ConfigFlags {
     cmd->add_option("--labels", labels, "label budget (prefs.total_labels)");
     cmd->add_option("--steps", steps, "environment steps (run.total_steps)");
     cmd->add_option("--threads", threads, "LibTorch intra-op threads (run.threads)");
+    cmd->add_option("--prefs-from", prefs_from,
+                    "start with the answers of this preference dataset (prefrl prefs export; prefs.import_from), "
+                    "counted apart from the run's new labels");
+    cmd->add_option("--reward-from", reward_from,
+                    "train the policy on this reward model (a run directory, an export bundle or a prefrl reward train "
+                    "bundle; run.reward_from): no labels are asked unless --labels N, and then the model trains on");
     if (which == kSweep) return;
     cmd->add_option("--seed", seed, "seed (run.seed)");
     cmd->add_option("--host", host, "--teacher human: address of the labeling page (server.host; default 127.0.0.1)");
@@ -137,6 +148,8 @@ struct ConfigFlags {
     add("--labels", labels);
     add("--steps", steps);
     add("--threads", threads);
+    add("--prefs-from", prefs_from.empty() ? "" : std::filesystem::absolute(prefs_from).string());
+    add("--reward-from", reward_from.empty() ? "" : std::filesystem::absolute(reward_from).string());
     return out;
   }
 
@@ -194,11 +207,21 @@ struct ConfigFlags {
     if (!steps.empty()) config_set(cfg, "run.total_steps", steps);
     if (!seed.empty()) config_set(cfg, "run.seed", seed);
     if (!threads.empty()) config_set(cfg, "run.threads", threads);
+    if (!prefs_from.empty())
+      config_set(cfg, "prefs.import_from", std::filesystem::absolute(prefs_from).lexically_normal().string());
     if (!host.empty()) config_set(cfg, "server.host", host);
     if (!port.empty()) config_set(cfg, "server.port", port);
     if (!token.empty()) config_set(cfg, "server.token", token);
     if (cfg.env.name != env) throw UsageError("env.name '" + cfg.env.name + "' contradicts --env '" + env + "'");
     register_task_for(cfg);
+    if (!reward_from.empty()) {
+      const RewardSource src = resolve_reward_source(reward_from);
+      adopt_reward_source(cfg, src);
+      config_set(cfg, "run.reward_from", std::filesystem::absolute(reward_from).lexically_normal().string());
+      bool budget_given = !labels.empty();
+      for (const auto& s : sets) budget_given |= s.rfind("prefs.total_labels=", 0) == 0;
+      if (!budget_given) config_set(cfg, "prefs.total_labels", "0");  // a fixed reward: no labels asked
+    }
     cfg.validate();
     return cfg;
   }
@@ -268,6 +291,12 @@ int run_training(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool re
 
 // Creates the run directory at `path`, records the config, command and build, and trains.
 int start_run(TrainConfig cfg, const std::string& path, const std::string& command) {
+  // A dataset to start with is read and checked against the task before anything is written.
+  std::optional<Dataset> start_with;
+  if (!cfg.prefs.import_from.empty()) {
+    start_with = read_dataset(cfg.prefs.import_from);
+    check_compatible(*start_with, task_spec(cfg), cfg.prefs.import_from);
+  }
   RunDir run = RunDir::create(path);
   run.write_json("config.json", archive_task(cfg, run));  // a task file: with its copy under task/
   run.write_text("command.txt", command + "\n");
@@ -277,6 +306,12 @@ int start_run(TrainConfig cfg, const std::string& path, const std::string& comma
   std::ostringstream cfgtext;
   print_config(cfg, cfgtext);
   log.line("resolved config:\n" + cfgtext.str());
+  if (start_with) {
+    const std::unique_ptr<PrefStore> store = open_pref_store(sqlite_store_url(run.file("prefs.db")));
+    const ImportResult r = import_dataset(*start_with, *store, cfg.prefs.import_from);
+    log.line(fmt::format("started with {} answers ({} clips) of {}: counted apart from new labels (prefs/labels_imported)",
+                         r.answers, r.clips, cfg.prefs.import_from));
+  }
   return run_training(cfg, run, log, false);
 }
 
@@ -293,6 +328,11 @@ int cmd_resume(const ConfigFlags& flags, const std::string& dir, bool override_c
   }
   TrainConfig cfg = archived;
   if (!flags.preset.empty()) throw UsageError("--resume: --preset cannot be applied to a run that has started");
+  if (!flags.reward_from.empty())
+    throw UsageError("--resume: --reward-from applies to a new run (the run keeps the reward model it has)");
+  if (!flags.prefs_from.empty())
+    throw UsageError("--resume: --prefs-from starts a new run with a dataset's answers; add them to this one with "
+                     "prefrl prefs import DATASET --into " + dir);
   if (!flags.env.empty() && flags.env != archived.env.name)
     throw UsageError("--resume: --env " + flags.env + " contradicts the run's environment '" + archived.env.name + "'");
   if (!flags.config_file.empty()) config_from_json(cfg, read_config_file(flags.config_file));
@@ -1079,6 +1119,89 @@ void add_env_commands(CLI::App& app, Commands& cmds) {
 
 }  // namespace
 
+// `prefs export|import|merge|show`: preference datasets (docs/dataset.md).
+void add_prefs_commands(CLI::App& app, Commands& cmds) {
+  struct State {
+    std::string run, out, dataset, into;
+    std::vector<std::string> inputs;
+    bool json = false;
+  };
+  auto st = std::make_shared<State>();
+  auto* prefs = app.add_subcommand("prefs", "preference datasets: a run's clips and answers, to keep, share and reuse");
+  prefs->require_subcommand(1);
+  auto* ex = prefs->add_subcommand("export", "write a run's clips and answers as a dataset (NumPy .npy + JSON lines)");
+  ex->add_option("RUN_DIR", st->run, "run directory")->required();
+  ex->add_option("--out", st->out, "dataset directory to create (default RUN_DIR/prefs)");
+  cmds.emplace_back(ex, [st] {
+    export_run_prefs(st->run, st->out, std::cout);
+    return 0;
+  });
+  auto* im = prefs->add_subcommand("import", "add a dataset's answers (and their clips) to a run's store");
+  im->add_option("DATASET", st->dataset, "dataset directory")->required();
+  im->add_option("--into", st->into, "run directory (its task must match the dataset's)")->required();
+  cmds.emplace_back(im, [st] {
+    import_into_run(st->dataset, st->into, std::cout);
+    return 0;
+  });
+  auto* mg = prefs->add_subcommand("merge", "combine datasets of one task (clips by content, answers once each)");
+  mg->add_option("DATASETS", st->inputs, "dataset directories")->required()->expected(2, 1000);
+  mg->add_option("--out", st->out, "dataset directory to create")->required();
+  cmds.emplace_back(mg, [st] {
+    std::vector<Dataset> ds;
+    for (const std::string& in : st->inputs) ds.push_back(read_dataset(in));
+    std::vector<std::string> names;
+    for (const std::string& in : st->inputs) names.push_back(std::filesystem::absolute(in).lexically_normal().string());
+    Dataset m = merge_datasets(ds, names);
+    write_dataset(m, st->out);
+    size_t total = 0;
+    for (const Dataset& d : ds) total += d.answers.size();
+    std::cout << fmt::format("wrote {}: {} answers ({} duplicates left out) about {} clips\n", st->out,
+                             m.answers.size(), total - m.answers.size(), m.clips.size());
+    return 0;
+  });
+  auto* sh = prefs->add_subcommand("show", "summarise a dataset: counts, labelers, agreement between labelers");
+  sh->add_option("DATASET", st->dataset, "dataset directory")->required();
+  cmds.emplace_back(sh, [st] {
+    std::cout << describe_dataset(read_dataset(st->dataset));
+    return 0;
+  });
+}
+
+// `reward train`: a reward model trained offline from a preference dataset, as a bundle.
+void add_reward_commands(CLI::App& app, Commands& cmds) {
+  struct State {
+    ConfigFlags flags;
+    OfflineRewardOptions o;
+    std::string seed;
+  };
+  auto st = std::make_shared<State>();
+  auto* reward = app.add_subcommand("reward", "reward models apart from training a policy");
+  reward->require_subcommand(1);
+  auto* tr = reward->add_subcommand("train", "train a reward model offline from a preference dataset into a reward bundle "
+                                             "(prefrl train --reward-from takes it)");
+  tr->add_option("--prefs", st->o.prefs, "the preference dataset (prefrl prefs export)")->required();
+  tr->add_option("--out", st->o.out, "the reward bundle directory to create")->required();
+  tr->add_option("--rounds", st->o.rounds, "training rounds (each reward.epochs_per_round passes, at most "
+                                           "reward.max_updates_per_round updates; default 20)")->check(CLI::Range(1, 100000));
+  tr->add_option("--seed", st->seed, "seed of the model's initialisation, split and minibatches (run.seed)");
+  st->flags.add_to(tr, ConfigFlags::kConfigOnly);
+  tr->footer("The reward.* settings are the environment's preset's (or --preset's), changed by --config and --set; "
+             "--env defaults to the dataset's environment.");
+  cmds.emplace_back(tr, [st] {
+    ConfigFlags flags = st->flags;
+    if (flags.env.empty() && flags.task.empty() && flags.env_cmd.empty()) {
+      const nlohmann::json meta = read_json_object(st->o.prefs + "/dataset.json", "not a prefrl preference dataset");
+      if (!meta.contains("spec") || !meta["spec"].contains("env"))
+        throw UsageError(st->o.prefs + "/dataset.json: lacks 'spec'");
+      flags.env = meta["spec"]["env"].value("name", "");
+    }
+    TrainConfig cfg = flags.resolve();
+    if (!st->seed.empty()) config_set(cfg, "run.seed", st->seed);
+    train_reward_offline(cfg, st->o, std::cout);
+    return 0;
+  });
+}
+
 int cli_main(int argc, char** argv) {
   torch::set_num_threads(1);
   CLI::App app{"prefrl: reinforcement learning from pairwise preferences (Christiano et al. 2017)"};
@@ -1090,6 +1213,8 @@ int cli_main(int argc, char** argv) {
   add_archive_commands(app, cmds, argc, argv);
   add_sweep_command(app, cmds, argc, argv);
   add_env_commands(app, cmds);
+  add_prefs_commands(app, cmds);
+  add_reward_commands(app, cmds);
 
   try {
     app.parse(argc, argv);

@@ -32,13 +32,18 @@ std::unique_ptr<Agent> load_run_policy(const std::string& run_path, int num_envs
   return agent;
 }
 
-std::unique_ptr<RewardModel> load_reward_model(const TrainConfig& cfg, const std::string& file) {
+std::unique_ptr<RewardModel> make_reward_model(const TrainConfig& cfg, uint64_t seed) {
   const EnvSpec& spec = env_spec(cfg.env.name);
   const bool penalty = cfg.env.termination == "penalty" && spec.can_terminate;  // as train() builds it
   const int64_t A = spec.action.numel();
   auto reward = std::make_unique<RewardModel>(cfg.reward, spec.observation.shape, A, spec.action.discrete,
-                                              spec.action.n, spec.can_terminate && !penalty, 0);
+                                              spec.action.n, spec.can_terminate && !penalty, seed);
   if (!spec.reward_hidden.empty()) reward->hide_inputs(spec.reward_hidden);
+  return reward;
+}
+
+std::unique_ptr<RewardModel> load_reward_model(const TrainConfig& cfg, const std::string& file) {
+  std::unique_ptr<RewardModel> reward = make_reward_model(cfg, 0);
   reward->load(file);
   return reward;
 }

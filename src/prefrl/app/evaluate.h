@@ -52,6 +52,8 @@ std::unique_ptr<RewardModel> load_run_reward(const std::string& run_path, const 
 // model, or ran another environment than `env_name`.
 std::unique_ptr<RewardModel> load_other_run_reward(const std::string& reward_run, const std::string& env_name);
 
+// A new reward model shaped for `cfg`'s environment, as training builds it (hidden inputs set).
+std::unique_ptr<RewardModel> make_reward_model(const TrainConfig& cfg, uint64_t seed);
 // A reward model shaped for `cfg`'s environment, as training builds it, loaded from `file`.
 std::unique_ptr<RewardModel> load_reward_model(const TrainConfig& cfg, const std::string& file);
 

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <torch/script.h>
 
+#include "prefrl/app/artifacts.h"
 #include "prefrl/app/checkpoint.h"
 #include "prefrl/app/evaluate.h"
 #include "prefrl/app/task_archive.h"
@@ -156,11 +157,6 @@ std::optional<double> val_accuracy(const Source& s) {
     last = r["value"].get<double>();
   }
   return last;
-}
-
-nlohmann::json file_entry(const std::string& path) {
-  const std::string bytes = read_file_bytes(path);
-  return {{"bytes", bytes.size()}, {"crc32c", crc32c(bytes.data(), bytes.size())}};
 }
 
 std::string card_time_now() {
@@ -398,7 +394,10 @@ std::string export_run(const ExportOptions& o, std::ostream& log) {
   try {
     torch::jit::Module pm = policy_module(parts, spec);
     pm.save(tmp + "/policy.pt");
-    if (reward) reward->to_torchscript().save(tmp + "/reward.pt");
+    if (reward) {
+      reward->to_torchscript().save(tmp + "/reward.pt");
+      fs::copy_file(s.reward_file, tmp + "/reward_state.pt");  // prefrl's own state: train --reward-from BUNDLE
+    }
 
     Verdict v;
     std::optional<torch::jit::Module> rm;
@@ -455,13 +454,7 @@ std::string export_run(const ExportOptions& o, std::ostream& log) {
         if (key.size() >= 5 && key.compare(key.size() - 5, 5, "token") == 0 && value.is_string() && !value.get<std::string>().empty())
           value = "(hidden)";
     }
-    nlohmann::json env = {{"name", spec.name}, {"reference", spec.reference},
-                          {"observation", {{"shape", spec.observation.shape}, {"dtype", dtype_name(spec.observation.dtype)},
-                                           {"low", spec.observation.low}, {"high", spec.observation.high}}},
-                          {"action", {{"discrete", spec.action.discrete}, {"shape", spec.action.shape}, {"n", spec.action.n},
-                                      {"low", spec.action.low}, {"high", spec.action.high}}},
-                          {"max_episode_steps", spec.max_episode_steps}, {"fps", spec.fps}, {"pixels", spec.pixels}};
-    if (spec.name == "pong" || spec.name == "enduro") env["frame_skip"] = s.cfg.atari.frame_skip;
+    const nlohmann::json env = env_spec_json(spec, atari_frame_skip(spec.name, s.cfg.atari.frame_skip));
     nlohmann::json summary = s.info.summary;
     nlohmann::json evaluation = v.evaluation;
     if (s.from == "final" && summary.contains("eval")) evaluation["run"] = summary["eval"];
@@ -483,12 +476,7 @@ std::string export_run(const ExportOptions& o, std::ostream& log) {
                                                  {"uses_action", reward->encoding().act_width > 0},
                                                  {"subtract_absorbing", reward->encoding().subtract_absorbing}}
                                 : nlohmann::json(nullptr)}};
-    nlohmann::json files = nlohmann::json::object();
-    for (const auto& e : fs::recursive_directory_iterator(tmp)) {
-      if (!e.is_regular_file()) continue;
-      files[fs::relative(e.path(), tmp).string()] = file_entry(e.path().string());
-    }
-    card["files"] = files;
+    card["files"] = file_manifest(tmp);
     write_file_synced(tmp + "/model_card.json", card.dump(2) + "\n");
     write_file_synced(tmp + "/MODEL_CARD.md", card_markdown(card));
     fs::rename(tmp, out);
@@ -505,15 +493,7 @@ Bundle load_bundle(const std::string& dir) {
   Bundle b;
   b.dir = dir;
   const std::string card_path = dir + "/model_card.json";
-  if (!fs::exists(card_path)) throw UsageError(card_path + ": missing (not a prefrl bundle)");
-  std::string text;
-  try {
-    text = read_file_bytes(card_path);
-  } catch (const std::exception& e) {
-    throw UsageError(e.what());
-  }
-  b.card = nlohmann::json::parse(text, nullptr, false);
-  if (b.card.is_discarded() || !b.card.is_object()) throw UsageError(card_path + ": not valid JSON (truncated or corrupt?)");
+  b.card = read_json_object(card_path, "not a prefrl bundle");
   if (b.card.value("format", "") != kBundleFormat)
     throw UsageError(card_path + ": format '" + b.card.value("format", "") + "', expected '" + kBundleFormat + "'");
   if (b.card.value("version", -1) != kBundleVersion)
@@ -521,16 +501,7 @@ Bundle load_bundle(const std::string& dir) {
                      "; this prefrl reads version " + std::to_string(kBundleVersion));
   if (!b.card.contains("files") || !b.card["files"].is_object() || !b.card.contains("policy") || !b.card.contains("env"))
     throw UsageError(card_path + ": lacks 'files', 'policy' or 'env'");
-  for (const auto& [name, want] : b.card["files"].items()) {
-    const std::string path = dir + "/" + name;
-    if (!fs::exists(path)) throw UsageError(path + ": missing (the card lists it)");
-    const std::string bytes = read_file_bytes(path);
-    if (bytes.size() != want.value("bytes", uint64_t{0}))
-      throw UsageError(path + ": " + std::to_string(bytes.size()) + " bytes, the card says " + want["bytes"].dump() +
-                       (bytes.size() < want.value("bytes", uint64_t{0}) ? " (truncated)" : ""));
-    if (crc32c(bytes.data(), bytes.size()) != want.value("crc32c", uint32_t{0}))
-      throw UsageError(path + ": CRC-32C does not match the card's (corrupt)");
-  }
+  check_manifest(dir, b.card["files"], "the card");
   auto load = [&](const std::string& name) {
     try {
       auto m = std::make_shared<torch::jit::Module>(torch::jit::load(dir + "/" + name));

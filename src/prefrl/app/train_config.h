@@ -26,6 +26,7 @@ struct RunConfig {
   int64_t total_steps = 100000;   // environment steps, including pre-training collection
   int threads = 1;                // LibTorch intra-op threads
   std::string policy_reward = "learned";  // what the policy learns from: r̂, or the true reward (baseline)
+  std::string reward_from;        // the reward model the run starts from (a run, an export or a reward bundle)
   int eval_episodes = 20;         // deterministic episodes evaluated at the end (summary.json)
   int checkpoint_every = 0;       // also checkpoint every N training iterations (0: by time only)
   double checkpoint_every_s = 120;  // also checkpoint when this many seconds passed since the last (0: off)
@@ -45,6 +46,10 @@ struct RunConfig {
     v.text("policy_reward", policy_reward,
            "reward the policy learns from: learned (from preferences) or true (baseline: no labels used)",
            {"learned", "true"});
+    v.text("reward_from", reward_from,
+           "start from this reward model (--reward-from: a run directory, a prefrl export bundle or a prefrl reward "
+           "train bundle; its reward.* settings replace the run's): fixed unless the run asks labels; empty: a new one",
+           {});
     v.num("eval_episodes", eval_episodes, "deterministic evaluation episodes at the end (0: none)", 0, 100000);
     v.num("checkpoint_every", checkpoint_every,
           "resumable checkpoint every N training iterations (0: by time only); one is always written at the end "

@@ -26,6 +26,8 @@
 #include <torch/torch.h>
 
 #include "prefrl/app/checkpoint.h"
+#include "prefrl/app/dataset.h"
+#include "prefrl/app/reward_reuse.h"
 #include "prefrl/app/evaluate.h"
 #include "prefrl/app/loop_state.h"
 #include "prefrl/app/queries.h"
@@ -259,6 +261,9 @@ class Trainer {
   HealthMonitor health_;
   std::ofstream health_log_;  // health.jsonl: one line per warning
   const bool true_reward_baseline_;  // the policy learns from the true reward; no labels are asked
+  // Answers the run started with (prefs.import_from, label ids 1..imported_): counted apart.
+  int64_t imported_ = 0, imported_pairs_ = 0;
+  int64_t new_labels() const { return queries_.count_labels() - imported_; }
   const nlohmann::json identity_ = process_identity();
 
   LoopCounters c_;  // labels_requested and last_label_id are Queries' (filled in by capture())
@@ -310,7 +315,7 @@ Trainer::Trainer(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool re
       teacher_(make_teacher(cfg.teacher, cfg.prefs.tie_tolerance, derive_seed(seeding_.seed, kTeacherStream),
                             PeopleSettings{cfg.server.answers_per_query, cfg.server.undo_window_s,
                                            cfg.server.max_pending, cfg.server.max_label_lag,
-                                           server_ ? server_->url() : std::string()},
+                                           server_ ? server_->url() : std::string(), imported_label_count(*store_)},
                             db_)),
       queries_(cfg.prefs, L_, derive_seed(seeding_.seed, kSegmentStream), derive_seed(seeding_.seed, kQueryStream),
                db_, *teacher_, reward_, log),
@@ -318,6 +323,23 @@ Trainer::Trainer(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool re
       health_(cfg.health, !spec_.action.discrete, static_cast<int>(spec_.action.discrete ? 1 : collector_.act_size())),
       true_reward_baseline_(cfg.run.policy_reward == "true") {
   agent_->keep_rollout_in(collector_.store().columns());  // its rollout buffer: columns of the one store
+  if (!cfg.run.reward_from.empty()) {  // the model to start from (a resumed run's checkpoint replaces it)
+    const RewardSource src = resolve_reward_source(cfg.run.reward_from);
+    reward_.load(src.state_file);
+    reward_.forget_saved_pairs();
+    log_.line(fmt::format("reward model from {} ({}){}", src.path, src.kind,
+                          cfg.prefs.total_labels > 0 ? fmt::format(": it trains on the run's {} labels", cfg.prefs.total_labels)
+                                                     : std::string(": fixed, no labels are asked")));
+  }
+  imported_ = imported_label_count(db_);
+  if (imported_ > 0) {
+    for (const ImportedRange& r : imported_ranges(db_))
+      for (const Label& l : db_.labels())
+        if (l.id >= r.first && l.id <= r.last && l.choice != Choice::kSkip) ++imported_pairs_;
+    log_.line(fmt::format("the store holds {} imported answers ({} labeled pairs; prefs.import_from): the reward model "
+                          "learns from them, and metrics count them apart (prefs/labels_imported) from the {} new labels "
+                          "of the budget", imported_, imported_pairs_, cfg.prefs.total_labels));
+  }
   if (!spec_.reward_hidden.empty()) {  // e.g. an Atari game's score display
     reward_.hide_inputs(spec_.reward_hidden);
     log_.line(fmt::format("the reward model does not see {} of the {} observation values (the task hides them: "
@@ -381,7 +403,7 @@ void Trainer::publish(const char* phase, int64_t have, int64_t need) {
   nlohmann::json curve = nlohmann::json::array();
   for (const auto& [s, r] : return_curve_) curve.push_back({s, r});
   server_->publish({{"phase", phase}, {"step", c_.step}, {"total_steps", cfg_.run.total_steps},
-                    {"labels_used", c_.labels_used}, {"label_budget", schedule_.total_labels},
+                    {"labels_used", c_.labels_used - imported_pairs_}, {"label_budget", schedule_.total_labels},
                     {"labels_have", have}, {"labels_needed", need},
                     {"val_accuracy", c_.labels_used > 0 ? num_or_null(rstats_.val_accuracy) : nlohmann::json(nullptr)},
                     {"recent_return", num_or_null(mean_of(recent_returns_))},
@@ -393,7 +415,7 @@ void Trainer::write_running_summary() {
   nlohmann::json process = identity_;
   process["heartbeat"] = unix_time_now();
   run_.write_json("summary.json", {{"status", "running"}, {"env_steps", c_.step},
-                                   {"total_steps", cfg_.run.total_steps}, {"labels", c_.labels_used},
+                                   {"total_steps", cfg_.run.total_steps}, {"labels", std::max<int64_t>(0, c_.labels_used - imported_pairs_)},
                                    {"wall_s", wall_before_ + seconds_since(t_start_)},
                                    {"train_return", num_or_null(mean_of(recent_returns_))},
                                    {"heartbeat_s", cfg_.run.heartbeat_s}, {"process", process}},
@@ -548,10 +570,15 @@ bool Trainer::pretrain() {
   waiting_ = &it;
   teacher_->wait_for_first_labels(std::min<int64_t>(initial, queries_.labels_requested()), hooks_);
   if (stop_requested()) return false;
-  train_reward(cfg_.prefs.initial_epoch_multiplier, it);
+  // Answers the run started with get the rounds they would have had arriving query_batch at a
+  // time (a run learns from its labels over one round per batch): else a model that starts with
+  // hundreds of answers trains on them for only the first few rounds.
+  const int imported_rounds =
+      static_cast<int>((imported_pairs_ + cfg_.prefs.query_batch - 1) / std::max(1, cfg_.prefs.query_batch));
+  train_reward(cfg_.prefs.initial_epoch_multiplier + imported_rounds, it);
   carried_diverged_ = it.diverged_rounds;
   log_.line(fmt::format("pre-training: {} labels from the untrained policy over {} steps; reward model "
-                        "val accuracy {:.3f}", db_.count_labels(), c_.step, rstats_.val_accuracy));
+                        "val accuracy {:.3f}", new_labels(), c_.step, rstats_.val_accuracy));
   return true;
 }
 
@@ -650,7 +677,7 @@ bool Trainer::train_reward(int rounds, Iteration& it) {
 
 // ---- Metrics of one iteration, against environment steps ------------------------------------
 void Trainer::log_iteration(Iteration& it) {
-  const int64_t labels_now = queries_.count_labels();
+  const int64_t labels_now = queries_.count_labels();  // imported ones included
   auto log_m = [&](const char* name, double v) { metrics_.log(name, v, c_.step); };
   const EpisodeTally& ep = it.episodes;
   if (!ep.true_returns.empty()) {
@@ -690,7 +717,8 @@ void Trainer::log_iteration(Iteration& it) {
   log_m(metric::kRewardDiverged, static_cast<double>(it.diverged_rounds));
   if (spec_.has_true_reward && !true_reward_baseline_) log_m(metric::kRewardTrueCorr, it.true_corr);
   log_m(metric::kRewardDisagreement, queries_.last_disagreement());
-  log_m(metric::kLabels, static_cast<double>(labels_now));
+  log_m(metric::kLabels, static_cast<double>(labels_now - imported_));
+  if (imported_ > 0) log_m(metric::kLabelsImported, static_cast<double>(imported_));
   log_m(metric::kPendingQueries, static_cast<double>(db_.count_pending()));
   log_m(metric::kLabelRate, 1000.0 * (labels_now - it.labels_before) / steps);
   log_m(metric::kDbBytes, static_cast<double>(db_.file_size()));
@@ -745,7 +773,7 @@ void Trainer::progress_line(const Iteration& it) {
                                                  : std::string();
   const std::string prefs = true_reward_baseline_
                                 ? std::string("true reward, no labels")
-                                : fmt::format("labels {:>4}/{} | val acc {:.3f}{}", queries_.count_labels(),
+                                : fmt::format("labels {:>4}/{} | val acc {:.3f}{}", new_labels(),
                                               schedule_.total_labels, rstats_.val_accuracy, corr);
   log_.progress(fmt::format("step {:>8}/{} | {:>7.0f} steps/s | {} | {} | entropy {:+.3f}", c_.step,
                             cfg_.run.total_steps, sps, ret, prefs, it.pstats.entropy),
@@ -762,7 +790,8 @@ TrainResult Trainer::stopped(const std::string& line, bool with_checkpoint) {
   result.env_steps = c_.step;
   result.has_true_reward = spec_.has_true_reward;
   result.total_steps = cfg_.run.total_steps;
-  result.labels = db_.count_labels();
+  result.labels = db_.count_labels() - imported_;
+  result.labels_imported = imported_;
   if (with_checkpoint) result.wall_s = wall_before_ + seconds_since(t_start_);
   nlohmann::json summary = result.to_json();
   if (with_checkpoint) summary["checkpoint"] = last_checkpoint_dir_;
@@ -783,7 +812,8 @@ TrainResult Trainer::finish() {
   result.has_true_reward = spec_.has_true_reward;
   result.total_steps = cfg_.run.total_steps;
   result.train_return = mean_of(recent_returns_);
-  result.labels = db_.count_labels();
+  result.labels = db_.count_labels() - imported_;
+  result.labels_imported = imported_;
   for (int k = 0; k < HealthMonitor::kNumChecks; ++k) {
     const auto check = static_cast<HealthMonitor::Check>(k);
     if (!cfg_.health.enabled) continue;
@@ -857,7 +887,7 @@ TrainResult Trainer::run() {
   if (!pretrain()) {  // still waiting for people's first labels: nothing to checkpoint yet
     return stopped(fmt::format("stopped during pre-training, before the first checkpoint; the {} labels given are "
                                "in prefs.db; `prefrl train --resume {}` starts over and reuses them",
-                               db_.count_labels(), run_.path()),
+                               new_labels(), run_.path()),
                    /*with_checkpoint=*/false);
   }
   steps_at_last_progress_ = c_.step;
@@ -957,6 +987,7 @@ nlohmann::json TrainResult::to_json() const {
   if (!undefined.empty()) j["undefined"] = undefined;
   if (eval_episodes > 0) j["eval"]["mean_length"] = num(eval_mean_length);
   if (!eval_metrics.empty()) j["eval"]["metrics"] = eval_metrics;
+  if (labels_imported > 0) j["labels_imported"] = labels_imported;
   if (!health_off.empty()) j["health_off"] = health_off;  // checks that were off, and why  // what is null above because it has no value, and why
   return j;
 }

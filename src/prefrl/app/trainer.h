@@ -20,7 +20,8 @@ struct TrainResult {
   std::string status = "finished";   // "finished" | "failed" | "stopped" (SIGINT/SIGTERM; resumable)
   int64_t env_steps = 0;
   int64_t total_steps = 0;            // the budget (run.total_steps)
-  int64_t labels = 0;
+  int64_t labels = 0;                 // labels given during the run (imported ones not counted)
+  int64_t labels_imported = 0;        // answers the run started with (prefs.import_from)
   double wall_s = 0;
   double train_return = std::nan("");  // mean true return of the last 20 training episodes
   double eval_mean_return = 0, eval_std_return = 0, eval_success_rate = 0;

@@ -31,7 +31,8 @@ inline constexpr const char* kRewardDisagreement = "reward/ensemble_disagreement
 inline constexpr const char* kRewardL2 = "reward/l2";
 inline constexpr const char* kRewardDiverged = "reward/diverged_rounds";    // rounds rolled back this iteration
 
-inline constexpr const char* kLabels = "prefs/labels";
+inline constexpr const char* kLabels = "prefs/labels";  // labels given during the run
+inline constexpr const char* kLabelsImported = "prefs/labels_imported";  // answers it started with (prefs.import_from)
 inline constexpr const char* kPendingQueries = "prefs/pending_queries";
 inline constexpr const char* kLabelRate = "prefs/label_rate";   // labels per 1000 env steps this iteration
 inline constexpr const char* kDbBytes = "prefs/db_bytes";

@@ -95,6 +95,7 @@ class PrefStore {
     int64_t query_id = -1;
     Choice choice = Choice::kSkip;
     std::string teacher, labeler;
+    double created_at = 0;  // unix seconds; 0: now (an imported label keeps its original time)
   };
   // Commits several labels in one transaction (one fsync), each checked as add_label does;
   // returns their ids. All or none are stored (a failed check stores none).
@@ -151,6 +152,10 @@ class PrefStore {
   // Checks the store: integrity_check() and the invariants the store's methods keep (no query
   // has more answers than it asked for). One line per problem; empty when all is well.
   virtual std::vector<std::string> verify() const = 0;
+  // The store's own records (key => text; e.g. "imports", what `prefrl prefs import` added):
+  // the value, or nothing if the key was never set. set_meta replaces a value, durably.
+  virtual std::optional<std::string> get_meta(const std::string& key) const = 0;
+  virtual void set_meta(const std::string& key, const std::string& value) = 0;
   // Size of the stored data in bytes (SQLite: page_count x page_size, i.e. the main file's size
   // once the WAL is checkpointed, independent of when checkpoints happen).
   virtual int64_t file_size() const = 0;

@@ -19,6 +19,7 @@ struct PrefsConfig {
   int query_batch = 4;              // labels are asked for once at least this many are due
   int initial_epoch_multiplier = 4; // reward training rounds after the initial labels
   double tie_tolerance = 0.0;       // scripted teachers answer "equal" within this return difference
+  std::string import_from;          // a preference dataset whose answers a new run starts with
 
   template <class V>
   void visit(V& v) {
@@ -38,6 +39,10 @@ struct PrefsConfig {
     v.num("query_batch", query_batch, "ask for labels once at least this many are due (fewer reward rounds)", 1, 100000);
     v.num("initial_epoch_multiplier", initial_epoch_multiplier, "reward training rounds after the initial labels", 1, 1000);
     v.num("tie_tolerance", tie_tolerance, "scripted teachers answer equal within this return difference", 0.0, 1e12);
+    v.text("import_from", import_from,
+           "a preference dataset (prefrl prefs export) whose answers a new run starts with (--prefs-from), counted "
+           "apart from its new labels; empty: none",
+           {});
   }
 };
 

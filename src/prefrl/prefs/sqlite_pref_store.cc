@@ -647,7 +647,9 @@ int64_t SqlitePrefStore::count_pending() const {
 namespace {
 // add_label's work inside an open write transaction: checks, insert, query status => label id.
 int64_t insert_label(sqlite3* db, const std::string& path, int64_t query_id, Choice choice,
-                     const std::string& teacher, const std::string& labeler) {
+                     const std::string& teacher, const std::string& labeler, double created_at = 0) {
+  if (!(created_at >= 0) || !std::isfinite(created_at))
+    throw UsageError("cannot store label: created_at " + std::to_string(created_at) + " is not a time");
   Stmt q(db, path, "SELECT answers_wanted FROM queries WHERE id = ?");
   q.bind(1, query_id);
   if (!q.step()) throw UsageError("unknown query id " + std::to_string(query_id));
@@ -666,7 +668,7 @@ int64_t insert_label(sqlite3* db, const std::string& path, int64_t query_id, Cho
   Stmt ins(db, path,
            "INSERT INTO labels (query_id, choice, teacher, labeler, created_at) VALUES (?, ?, ?, ?, ?)");
   ins.bind(1, query_id).bind(2, std::string(choice_name(choice))).bind(3, teacher).bind(4, labeler)
-      .bind(5, now_unix());
+      .bind(5, created_at > 0 ? created_at : now_unix());
   ins.run();
   const int64_t id = sqlite3_last_insert_rowid(db);
   if (have + 1 >= wanted) {
@@ -689,7 +691,7 @@ std::vector<int64_t> SqlitePrefStore::add_labels(const std::vector<NewLabel>& la
   std::vector<int64_t> ids;
   if (labels.empty()) return ids;
   Txn txn(db_, path_);
-  for (const NewLabel& l : labels) ids.push_back(insert_label(db_, path_, l.query_id, l.choice, l.teacher, l.labeler));
+  for (const NewLabel& l : labels) ids.push_back(insert_label(db_, path_, l.query_id, l.choice, l.teacher, l.labeler, l.created_at));
   txn.commit();
   return ids;
 }
@@ -805,6 +807,19 @@ int64_t SqlitePrefStore::file_size() const {
   pc.step();
   ps.step();
   return pc.i64(0) * ps.i64(0);
+}
+
+std::optional<std::string> SqlitePrefStore::get_meta(const std::string& key) const {
+  Stmt st(db_, path_, "SELECT value FROM meta WHERE key = ?");
+  st.bind(1, key);
+  if (!st.step()) return std::nullopt;
+  return st.text(0);
+}
+
+void SqlitePrefStore::set_meta(const std::string& key, const std::string& value) {
+  Txn txn(db_, path_);
+  Stmt(db_, path_, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").bind(1, key).bind(2, value).run();
+  txn.commit();
 }
 
 bool SqlitePrefStore::has_answered(int64_t query_id, const std::string& labeler) const {

@@ -61,6 +61,8 @@ class SqlitePrefStore final : public PrefStore {
   std::string integrity_check() const override;
   std::vector<std::string> verify() const override;
   int64_t file_size() const override;
+  std::optional<std::string> get_meta(const std::string& key) const override;
+  void set_meta(const std::string& key, const std::string& value) override;
 
  private:
   // A Batch is a BEGIN IMMEDIATE transaction, or inside one a savepoint.

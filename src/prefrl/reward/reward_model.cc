@@ -1178,4 +1178,9 @@ void RewardModel::load(const std::string& path) {
   m.rebuild_split();
 }
 
+void RewardModel::forget_saved_pairs() {
+  impl_->saved_by_label.clear();
+  impl_->saved_by_position.clear();
+}
+
 }  // namespace prefrl

@@ -271,6 +271,10 @@ class RewardModel {
   // RuntimeError); pairs already held or added later get their saved split back.
   void save(const std::string& path) const;
   void load(const std::string& path);
+  // After load(): forgets the saved splits of the labels the model was trained on, so that a
+  // model taken as another run's starting point (prefrl train --reward-from) splits that run's
+  // own labels afresh (its label ids mean other labels).
+  void forget_saved_pairs();
 
  private:
   struct Impl;

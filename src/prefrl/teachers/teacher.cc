@@ -60,7 +60,8 @@ double PeopleTeacher::wait_for(int64_t want, bool say_every_10s, const WaitHooks
   auto since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
   const auto t0 = Clock::now();
   auto last_line = Clock::now() - std::chrono::hours(1);
-  for (int64_t have = store_.count_labels(); have < want && !hooks.stop(); have = store_.count_labels()) {
+  auto given = [&] { return store_.count_labels() - s_.labels_before; };
+  for (int64_t have = given(); have < want && !hooks.stop(); have = given()) {
     hooks.show(have, want);
     if (say_every_10s && since(last_line) >= 10.0) {
       hooks.say(fmt::format("waiting for the first labels: {} of {} given; label at {}", have, want, s_.url));

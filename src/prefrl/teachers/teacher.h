@@ -104,6 +104,7 @@ struct PeopleSettings {
   int max_pending = 30;        // at most this many unanswered queries are asked ahead
   int max_label_lag = -1;      // >= 0: training pauses while more asked queries are unanswered
   std::string url;             // the labeling page, named in the waiting lines
+  int64_t labels_before = 0;   // labels in the store the run did not ask for (imported): not waited for
 };
 
 // People in a browser: queries wait in the store until someone answers them on the labeling
