@@ -55,6 +55,7 @@ struct DatasetTask {
   const char* name;
   std::string train;
   bool states;  // clips keep render states (MuJoCo)
+  std::string export_flags = "";  // e.g. --frames 32
 };
 
 class DatasetRoundTrip : public ::testing::TestWithParam<DatasetTask> {};
@@ -65,18 +66,19 @@ TEST_P(DatasetRoundTrip, ExportImportExportIsIdenticalAndNumpyReadsIt) {
   for (const std::string& d : {a, b}) fs::remove_all(d);
   auto r = run_prefrl(t.train + kQuiet + " --run-dir " + run);
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  r = run_prefrl("prefs export " + run + " --out " + a);
+  r = run_prefrl("prefs export " + run + " --out " + a + " " + t.export_flags);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const nlohmann::json meta = json_of(a + "/dataset.json");
   EXPECT_EQ(meta["format"], "prefrl-preferences");
   EXPECT_EQ(meta["counts"]["answers"].get<int64_t>(), labels_in(run + "/prefs.db"));
   EXPECT_EQ(fs::exists(a + "/clips/states.npy"), t.states);
+  EXPECT_EQ(fs::exists(a + "/clips/frames.npy"), !t.export_flags.empty());
 
   const std::string fresh = fresh_run_like(run, std::string("ds_fresh_") + t.name);
   r = run_prefrl("prefs import " + a + " --into " + fresh);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_EQ(labels_in(fresh + "/prefs.db"), meta["counts"]["answers"].get<int64_t>());
-  r = run_prefrl("prefs export " + fresh + " --out " + b);
+  r = run_prefrl("prefs export " + fresh + " --out " + b + " " + t.export_flags);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_EQ(content_of(a), content_of(b));
   for (const auto& [name, entry] : meta["files"].items()) EXPECT_EQ(read_file(a + "/" + name), read_file(b + "/" + name)) << name;
@@ -106,6 +108,11 @@ assert acts.shape[:2] == (C, L) and np.load(d + "/clips/true_rewards.npy").shape
 assert len(answers) == meta["counts"]["answers"]
 assert all(0 <= a["left"] < C and 0 <= a["right"] < C for a in answers)
 assert all(a["choice"] in ("left", "right", "equal", "skip") for a in answers)
+if meta["frame_size"]:
+    frames = np.load(d + "/clips/frames.npy")
+    F = meta["frame_size"]
+    assert frames.shape == (C, L, F, F, 3) and frames.dtype == np.uint8, frames.shape
+    assert frames.std() > 0, "blank frames"
 print("ok", obs.dtype, C, len(answers))
 )";
   std::ofstream(run + "_read.py") << py;
@@ -118,7 +125,8 @@ print("ok", obs.dtype, C, len(answers))
 
 INSTANTIATE_TEST_SUITE_P(
     Tasks, DatasetRoundTrip,
-    ::testing::Values(DatasetTask{"pendulum", "train --env pendulum --steps 8192 --labels 40 --seed 3 --set prefs.segment_length=25", false},
+    ::testing::Values(DatasetTask{"pendulum", "train --env pendulum --steps 8192 --labels 40 --seed 3 --set prefs.segment_length=25", false,
+                                  "--frames 32"},
                       DatasetTask{"hopper", "train --env hopper --steps 4096 --labels 20 --seed 2", true},
                       DatasetTask{"movingdot", "train --env movingdot --steps 4096 --labels 20 --seed 1", false}),
     [](const ::testing::TestParamInfo<DatasetTask>& i) { return std::string(i.param.name); });

@@ -45,6 +45,8 @@ TEST(Npy, NumpyReadsWhatIsWrittenAndItReadsBack) {
   const std::string c = npy_bytes(NpyType::kUInt8, {2, 1, 2}, u.data());
   EXPECT_EQ(numpy_says(c), "uint8 (2, 1, 2) [0, 255, 17, 3]\n");
   EXPECT_EQ(parse_npy(c, "c.npy").values<uint8_t>("c.npy"), u);
+  // A header, then the data written piece by piece: the same file.
+  EXPECT_EQ(npy_header(NpyType::kUInt8, {2, 1, 2}) + std::string(reinterpret_cast<const char*>(u.data()), u.size()), c);
   const double d = 2.5;
   const std::string s = npy_bytes(NpyType::kFloat64, {}, &d);
   EXPECT_EQ(numpy_says(s), "float64 () [2.5]\n");

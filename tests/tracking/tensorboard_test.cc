@@ -136,6 +136,14 @@ TEST(TensorBoard, Crc32cKnownValues) {
   EXPECT_EQ(masked_crc32c("abc", 3), reference_mask(reference_crc32c("abc")));
 }
 
+// crc32c_extend: a file's CRC-32C computed chunk by chunk equals the whole's, at every split.
+TEST(TensorBoard, Crc32cExtendedChunkByChunkEqualsTheWhole) {
+  const std::string s = "123456789 a longer text, with more than one chunk's worth of bytes";
+  EXPECT_EQ(crc32c_extend(0, "123456789", 9), 0xE3069283u);
+  for (size_t cut = 0; cut <= s.size(); ++cut)
+    EXPECT_EQ(crc32c_extend(crc32c_extend(0, s.data(), cut), s.data() + cut, s.size() - cut), reference_crc32c(s)) << cut;
+}
+
 TEST(TensorBoard, MetricWriterWritesEveryScalarReadableByAnIndependentReader) {
   const fs::path dir = fs::temp_directory_path() / ("prefrl_tb_" + std::to_string(::getpid()));
   fs::remove_all(dir);

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <utility>
+#include <vector>
 
 #include "prefrl/app/checkpoint.h"
 #include "prefrl/core/error.h"
@@ -12,6 +15,25 @@ namespace prefrl {
 
 namespace fs = std::filesystem;
 
+namespace {
+// A file's size and CRC-32C, read in chunks (a dataset's frames may be gigabytes).
+std::pair<uint64_t, uint32_t> size_and_crc(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError(path + ": cannot be read");
+  std::vector<char> buf(1 << 22);
+  uint64_t n = 0;
+  uint32_t crc = 0;
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const std::streamsize got = in.gcount();
+    if (got <= 0) break;
+    crc = crc32c_extend(crc, buf.data(), static_cast<size_t>(got));
+    n += static_cast<uint64_t>(got);
+  }
+  return {n, crc};
+}
+}  // namespace
+
 nlohmann::json file_manifest(const std::string& dir) {
   nlohmann::json files = nlohmann::json::object();
   std::vector<fs::path> paths;
@@ -19,8 +41,8 @@ nlohmann::json file_manifest(const std::string& dir) {
     if (e.is_regular_file()) paths.push_back(e.path());
   std::sort(paths.begin(), paths.end());
   for (const fs::path& p : paths) {
-    const std::string bytes = read_file_bytes(p.string());
-    files[fs::relative(p, dir).generic_string()] = {{"bytes", bytes.size()}, {"crc32c", crc32c(bytes.data(), bytes.size())}};
+    const auto [bytes, crc] = size_and_crc(p.string());
+    files[fs::relative(p, dir).generic_string()] = {{"bytes", bytes}, {"crc32c", crc}};
   }
   return files;
 }
@@ -29,12 +51,12 @@ void check_manifest(const std::string& dir, const nlohmann::json& files, const s
   for (const auto& [name, want] : files.items()) {
     const std::string path = dir + "/" + name;
     if (!fs::exists(path)) throw UsageError(path + ": missing (" + listed_by + " lists it)");
-    const std::string bytes = read_file_bytes(path);
     const uint64_t size = want.is_object() ? want.value("bytes", uint64_t{0}) : 0;
-    if (bytes.size() != size)
-      throw UsageError(path + ": " + std::to_string(bytes.size()) + " bytes, " + listed_by + " says " +
-                       std::to_string(size) + (bytes.size() < size ? " (truncated)" : ""));
-    if (crc32c(bytes.data(), bytes.size()) != want.value("crc32c", uint32_t{0}))
+    const uint64_t have = fs::file_size(path);
+    if (have != size)
+      throw UsageError(path + ": " + std::to_string(have) + " bytes, " + listed_by + " says " +
+                       std::to_string(size) + (have < size ? " (truncated)" : ""));
+    if (size_and_crc(path).second != want.value("crc32c", uint32_t{0}))
       throw UsageError(path + ": CRC-32C does not match " + listed_by + "'s (corrupt)");
   }
 }

@@ -1124,7 +1124,7 @@ void add_prefs_commands(CLI::App& app, Commands& cmds) {
   struct State {
     std::string run, out, dataset, into;
     std::vector<std::string> inputs;
-    bool json = false;
+    int frames = 0;
   };
   auto st = std::make_shared<State>();
   auto* prefs = app.add_subcommand("prefs", "preference datasets: a run's clips and answers, to keep, share and reuse");
@@ -1132,8 +1132,10 @@ void add_prefs_commands(CLI::App& app, Commands& cmds) {
   auto* ex = prefs->add_subcommand("export", "write a run's clips and answers as a dataset (NumPy .npy + JSON lines)");
   ex->add_option("RUN_DIR", st->run, "run directory")->required();
   ex->add_option("--out", st->out, "dataset directory to create (default RUN_DIR/prefs)");
+  ex->add_option("--frames", st->frames, "also write every clip rendered as the labeling page shows it, SIZE x SIZE "
+                                         "pixels per frame (clips/frames.npy)")->check(CLI::Range(8, 1024));
   cmds.emplace_back(ex, [st] {
-    export_run_prefs(st->run, st->out, std::cout);
+    export_run_prefs(st->run, st->out, std::cout, st->frames);
     return 0;
   });
   auto* im = prefs->add_subcommand("import", "add a dataset's answers (and their clips) to a run's store");

@@ -11,7 +11,9 @@
 #include <set>
 #include <sstream>
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include "prefrl/app/artifacts.h"
 #include "prefrl/app/checkpoint.h"
@@ -20,6 +22,7 @@
 #include "prefrl/core/npy.h"
 #include "prefrl/envs/env.h"
 #include "prefrl/prefs/sqlite_pref_store.h"
+#include "prefrl/server/clip_media.h"
 #include "prefrl/tracking/run_dir.h"
 #include "prefrl/tracking/runs.h"
 #include "prefrl/tracking/tensorboard.h"
@@ -205,6 +208,44 @@ std::string time_text(double unix_s) {
   return buf;
 }
 
+// Every clip as the labeling page renders it, frame by frame: uint8 (C, L, size, size, 3),
+// written clip by clip (frames are the largest part of a dataset by far).
+void write_frames(const Dataset& d, const std::string& path) {
+  const std::string env = d.task.spec["env"].value("name", "");
+  const int64_t C = static_cast<int64_t>(d.clips.size()), L = d.task.segment_length, F = d.frame_size;
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    const std::string header = npy_header(NpyType::kUInt8, {C, L, F, F, 3});
+    out.write(header.data(), static_cast<std::streamsize>(header.size()));
+    std::vector<uint8_t> rgb, frames;
+    for (const Segment& c : d.clips) {
+      const ClipSheet sheet = render_clip(env, c, d.frame_size);
+      int w = 0, h = 0;
+      if (!decode_png(sheet.png, &rgb, &w, &h)) throw RuntimeError("rendering a clip of " + env + " gave no image");
+      if (sheet.frames != L || sheet.frame_width != F || sheet.frame_height != F)
+        throw RuntimeError("rendered clips of " + env + " are not " + std::to_string(L) + " frames of " + std::to_string(F) +
+                           " x " + std::to_string(F));
+      frames.clear();
+      for (int k = 0; k < sheet.frames; ++k) {
+        const int x0 = (k % sheet.columns) * sheet.frame_width, y0 = (k / sheet.columns) * sheet.frame_height;
+        for (int y = 0; y < sheet.frame_height; ++y) {
+          const uint8_t* row = rgb.data() + (static_cast<size_t>(y0 + y) * w + x0) * 3;
+          frames.insert(frames.end(), row, row + sheet.frame_width * 3);
+        }
+      }
+      out.write(reinterpret_cast<const char*>(frames.data()), static_cast<std::streamsize>(frames.size()));
+    }
+    out.close();
+    if (!out) throw RuntimeError("cannot write '" + path + "'");
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY);  // durable, as write_file_synced makes the other files
+  if (fd < 0 || ::fsync(fd) != 0) {
+    if (fd >= 0) ::close(fd);
+    throw RuntimeError("cannot flush '" + path + "' to disk");
+  }
+  ::close(fd);
+}
+
 }  // namespace
 
 DatasetTask task_spec(const TrainConfig& cfg) {
@@ -298,6 +339,7 @@ void write_dataset(const Dataset& d, const std::string& dir) {
     write_file_synced(tmp + "/clips/env_steps.npy", npy_bytes(NpyType::kInt64, {C}, steps.data()));
     if (same_states && S > 0)
       write_file_synced(tmp + "/clips/states.npy", npy_bytes(NpyType::kFloat32, {C, L, S}, states.data()));
+    if (d.frame_size > 0) write_frames(d, tmp + "/clips/frames.npy");
     std::string lines;
     for (const DatasetAnswer& a : d.answers) lines += answer_json(a).dump() + "\n";
     write_file_synced(tmp + "/answers.jsonl", lines);
@@ -313,6 +355,7 @@ void write_dataset(const Dataset& d, const std::string& dir) {
                            {"spec", d.task.spec},
                            {"task_hash", d.task.hash},
                            {"state_size", same_states ? S : 0},
+                           {"frame_size", d.frame_size},
                            {"counts", {{"clips", C}, {"answers", d.answers.size()}, {"by_choice", by_choice},
                                        {"by_labeler", by_labeler}, {"by_teacher", by_teacher}}},
                            {"files", file_manifest(tmp)},
@@ -580,7 +623,7 @@ TrainConfig run_config(const std::string& run) {
 }
 }  // namespace
 
-std::string export_run_prefs(const std::string& run, const std::string& out_flag, std::ostream& log) {
+std::string export_run_prefs(const std::string& run, const std::string& out_flag, std::ostream& log, int frame_size) {
   const TrainConfig cfg = run_config(run);
   const std::string db = run + "/prefs.db";
   if (!fs::exists(db)) throw UsageError(db + ": missing (the run has asked no questions)");
@@ -589,6 +632,7 @@ std::string export_run_prefs(const std::string& run, const std::string& out_flag
   const auto t0 = std::chrono::steady_clock::now();
   const SqlitePrefStore store(db);
   Dataset d = dataset_from_store(store, task_spec(cfg));
+  d.frame_size = frame_size;
   d.provenance = {{"run", fs::absolute(run).lexically_normal().string()},
                   {"exported_at", time_text(static_cast<double>(std::time(nullptr)))},
                   {"prefrl", std::string(PREFRL_VERSION) + " (" + PREFRL_GIT_COMMIT + ")"}};

@@ -53,6 +53,7 @@ struct DatasetAnswer {
 
 struct Dataset {
   DatasetTask task;
+  int frame_size = 0;  // > 0: write_dataset adds every clip rendered at this size (clips/frames.npy)
   nlohmann::json provenance = nlohmann::json::object();  // where and when it was written (not content)
   std::vector<Segment> clips;                            // ids: -1
   std::vector<DatasetAnswer> answers;                    // oldest first
@@ -96,8 +97,10 @@ int64_t imported_label_count(const PrefStore& store, int64_t max_label_id = INT6
 // UsageError naming the first dataset whose task differs from the first's.
 Dataset merge_datasets(const std::vector<Dataset>& ds, const std::vector<std::string>& names);
 
-// `prefrl prefs export RUN --out DIR`: the run's answers as a dataset (default DIR: RUN/prefs) => DIR.
-std::string export_run_prefs(const std::string& run, const std::string& out, std::ostream& log);
+// `prefrl prefs export RUN --out DIR [--frames SIZE]`: the run's answers as a dataset (default
+// DIR: RUN/prefs) => DIR. frame_size > 0: also every clip rendered as people see it
+// (clips/frames.npy, uint8 (C, L, SIZE, SIZE, 3)).
+std::string export_run_prefs(const std::string& run, const std::string& out, std::ostream& log, int frame_size = 0);
 // `prefrl prefs import DIR --into RUN`: checked against the run's task, refused for a run that is
 // running; nothing is written unless every check passes.
 ImportResult import_into_run(const std::string& dataset_dir, const std::string& run, std::ostream& log);

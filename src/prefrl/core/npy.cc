@@ -88,7 +88,7 @@ const char* npy_descr(NpyType t) {
   return "?";
 }
 
-std::string npy_bytes(NpyType type, const std::vector<int64_t>& shape, const void* data) {
+std::string npy_header(NpyType type, const std::vector<int64_t>& shape) {
   // numpy's tuple: () for a scalar, (n,) for one dimension, (a, b, c) otherwise.
   std::string dims;
   int64_t n = 1;
@@ -109,6 +109,14 @@ std::string npy_bytes(NpyType type, const std::vector<int64_t>& shape, const voi
   out += static_cast<char>(len & 0xff);
   out += static_cast<char>(len >> 8);
   out += header;
+  (void)n;
+  return out;
+}
+
+std::string npy_bytes(NpyType type, const std::vector<int64_t>& shape, const void* data) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  std::string out = npy_header(type, shape);
   out.append(static_cast<const char*>(data), static_cast<size_t>(n) * npy_element_size(type));
   return out;
 }

@@ -25,6 +25,9 @@ struct NpyArray {
 size_t npy_element_size(NpyType t);
 const char* npy_descr(NpyType t);  // '<f4', '<f8', '<i8', '|u1'
 
+// The header of an array's .npy file (the magic string, version and header dict): what precedes
+// its numel * element size bytes, for writing a large array piece by piece.
+std::string npy_header(NpyType type, const std::vector<int64_t>& shape);
 // The .npy file of an array.
 std::string npy_bytes(NpyType type, const std::vector<int64_t>& shape, const void* data);
 // Parses a .npy file's bytes; `name` (the file) is named in every error (RuntimeError).

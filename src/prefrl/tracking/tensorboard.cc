@@ -64,10 +64,12 @@ void put_le(std::string& out, uint64_t v, int bytes) {
 
 }  // namespace
 
-uint32_t crc32c(const void* data, size_t n) {
+uint32_t crc32c(const void* data, size_t n) { return crc32c_extend(0, data, n); }
+
+uint32_t crc32c_extend(uint32_t crc, const void* data, size_t n) {
   const auto& t = crc_table();
   const auto* p = static_cast<const unsigned char*>(data);
-  uint32_t c = 0xffffffffu;
+  uint32_t c = crc ^ 0xffffffffu;
   for (size_t i = 0; i < n; ++i) c = t[(c ^ p[i]) & 0xff] ^ (c >> 8);
   return c ^ 0xffffffffu;
 }

@@ -17,6 +17,8 @@ namespace prefrl {
 
 // CRC-32C (Castagnoli), as TFRecord uses it, and TFRecord's mask of it.
 uint32_t crc32c(const void* data, size_t n);
+// The CRC-32C of (the bytes whose CRC-32C is `crc`) followed by data[0, n): a file's, chunk by chunk.
+uint32_t crc32c_extend(uint32_t crc, const void* data, size_t n);
 inline uint32_t masked_crc32c(const void* data, size_t n) {
   const uint32_t crc = crc32c(data, n);
   return ((crc >> 15) | (crc << 17)) + 0xa282ead8u;
