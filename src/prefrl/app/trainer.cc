@@ -333,8 +333,9 @@ Trainer::Trainer(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool re
   }
   imported_ = imported_label_count(db_);
   if (imported_ > 0) {
-    for (const ImportedRange& r : imported_ranges(db_))
-      for (const Label& l : db_.labels())
+    const std::vector<ImportedRange> ranges = imported_ranges(db_);
+    for (const Label& l : db_.labels())  // the store's labels read once, not once per import
+      for (const ImportedRange& r : ranges)
         if (l.id >= r.first && l.id <= r.last && l.choice != Choice::kSkip) ++imported_pairs_;
     log_.line(fmt::format("the store holds {} imported answers ({} labeled pairs; prefs.import_from): the reward model "
                           "learns from them, and metrics count them apart (prefs/labels_imported) from the {} new labels "
