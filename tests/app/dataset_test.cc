@@ -203,6 +203,28 @@ TEST(Dataset, MismatchedAndDamagedDatasetsAreRefusedAndNothingIsWritten) {
     m["files"].erase("dataset.json");
     std::ofstream(bad + "/dataset.json") << m.dump();
   }, "is not that of its clips and answer");
+  // Clips are read where they lie, when they are needed: one changed after the dataset was read
+  // (and checked) is noticed when it is read.
+  fs::remove_all(bad);
+  fs::copy(ds, bad, fs::copy_options::recursive);
+  const Dataset held = read_dataset(bad);
+  ASSERT_GT(held.clip_count(), 1);
+  const int64_t last = held.clip_count() - 1;
+  EXPECT_EQ(clip_hash(held.clip(last)), held.clip_hashes[last]);
+  {
+    std::fstream f(bad + "/clips/obs.npy", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-1, std::ios::end);
+    const char c = static_cast<char>(f.get());
+    f.seekp(-1, std::ios::end);
+    f.put(static_cast<char>(c ^ 0x01));
+  }
+  EXPECT_NO_THROW(held.clip(0));
+  try {
+    held.clip(last);
+    ADD_FAILURE() << "a changed clip was read as it was";
+  } catch (const RuntimeError& e) {
+    EXPECT_NE(std::string(e.what()).find("changed since it was read"), std::string::npos) << e.what();
+  }
   for (const std::string& d : {run, ds, other, longer, live, target, bad}) fs::remove_all(d);
 }
 
@@ -248,6 +270,7 @@ TEST(Dataset, AgreementBetweenLabelersAndMergeAsComputedByHand) {
   d.task.spec = {{"env", {{"name", "toy"}}}, {"segment_length", 1}};
   d.task.hash = "00000000";
   d.task.segment_length = 1;
+  std::vector<Segment> clips;
   for (int c = 0; c < 8; ++c) {
     Segment s;
     s.length = 1;
@@ -257,10 +280,10 @@ TEST(Dataset, AgreementBetweenLabelersAndMergeAsComputedByHand) {
     s.actions = {0};
     s.true_rewards = {0};
     s.absorbing = {0};
-    d.clips.push_back(s);
+    clips.push_back(s);
   }
-  std::vector<uint64_t> h;
-  for (const Segment& s : d.clips) h.push_back(clip_hash(s));
+  d.hold_clips(clips);
+  const std::vector<uint64_t> h = d.clip_hashes;
   auto answer = [&](int64_t q, int64_t l, int64_t r, Choice c, const std::string& who, double at) {
     DatasetAnswer a;
     a.query = q;
@@ -282,7 +305,7 @@ TEST(Dataset, AgreementBetweenLabelersAndMergeAsComputedByHand) {
                  answer(2, 5, 4, Choice::kEqual, "bob", 7), answer(3, 6, 7, Choice::kRight, "bob", 8)};
   const Dataset m = merge_datasets({alice, bob, alice}, {"alice", "bob", "alice again"});
   EXPECT_EQ(m.answers.size(), 8u);  // alice's second copy adds nothing
-  EXPECT_EQ(m.clips.size(), 8u);
+  EXPECT_EQ(m.clip_count(), 8);
   const std::string text = describe_dataset(m);
   EXPECT_NE(text.find("4 pairs of clips answered by several labelers"), std::string::npos) << text;
   EXPECT_NE(text.find("agree on 75.0% of 4 comparisons"), std::string::npos) << text;

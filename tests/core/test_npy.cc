@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -79,6 +80,58 @@ TEST(Npy, DamagedOrUnsupportedFilesAreNamed) {
   std::string fortran = a;
   fortran.replace(fortran.find("False"), 5, "True ");
   EXPECT_NE(message(fortran).find("Fortran order"), std::string::npos);
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// NpyWriter appends rows to a file and gives exactly npy_bytes' file; NpyRows reads any rows
+// back where they lie; a file written short, or read past its end, is named.
+TEST(Npy, RowsWrittenPieceByPieceAndReadWhereTheyLie) {
+  const std::string path = "/tmp/prefrl_npy_rows_" + std::to_string(::getpid()) + ".npy";
+  std::vector<float> all;
+  for (int k = 0; k < 5 * 2 * 3; ++k) all.push_back(0.5f * static_cast<float>(k) - 3.0f);
+  {
+    NpyWriter w(path, NpyType::kFloat32, {5, 2, 3});
+    EXPECT_EQ(w.row_bytes(), 2u * 3u * 4u);
+    w.append(all.data(), 2 * w.row_bytes());      // rows 0-1
+    w.append(all.data() + 12, 3 * w.row_bytes());  // rows 2-4
+    EXPECT_THROW(w.append(all.data(), w.row_bytes()), std::exception) << "a sixth row";
+    EXPECT_THROW(w.append(all.data(), 5), std::exception) << "not a whole row";
+    w.finish();
+  }
+  EXPECT_EQ(slurp(path), npy_bytes(NpyType::kFloat32, {5, 2, 3}, all.data()));
+  const NpyRows rows(path);
+  EXPECT_EQ(rows.header().shape, (std::vector<int64_t>{5, 2, 3}));
+  EXPECT_EQ(rows.header().type, NpyType::kFloat32);
+  std::vector<float> got(12);
+  rows.read(3, 2, got.data());
+  EXPECT_EQ(got, std::vector<float>(all.begin() + 18, all.end()));
+  rows.read(0, 1, got.data());
+  EXPECT_EQ(std::vector<float>(got.begin(), got.begin() + 6), std::vector<float>(all.begin(), all.begin() + 6));
+  EXPECT_THROW(rows.read(4, 2, got.data()), std::exception) << "past the last row";
+  {
+    NpyWriter w(path, NpyType::kUInt8, {3, 4});
+    const std::vector<uint8_t> one = {1, 2, 3, 4};
+    w.append(one.data(), one.size());
+    try {
+      w.finish();
+      ADD_FAILURE() << "finished with 1 of 3 rows";
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find("1 rows written, its header announces 3"), std::string::npos) << e.what();
+    }
+  }
+  try {
+    NpyRows short_file(path);
+    ADD_FAILURE() << "a file holding 1 of its 3 rows was read";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ": not a .npy file prefrl reads (the data is 4 bytes"), std::string::npos)
+        << e.what();
+  }
+  std::remove(path.c_str());
+  EXPECT_THROW(NpyRows missing(path), std::exception);
 }
 
 }  // namespace

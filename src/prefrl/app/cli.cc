@@ -1158,7 +1158,7 @@ void add_prefs_commands(CLI::App& app, Commands& cmds) {
     size_t total = 0;
     for (const Dataset& d : ds) total += d.answers.size();
     std::cout << fmt::format("wrote {}: {} answers ({} duplicates left out) about {} clips\n", st->out,
-                             m.answers.size(), total - m.answers.size(), m.clips.size());
+                             m.answers.size(), total - m.answers.size(), m.clip_count());
     return 0;
   });
   auto* sh = prefs->add_subcommand("show", "summarise a dataset: counts, labelers, agreement between labelers");

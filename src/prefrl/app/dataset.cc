@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -86,31 +88,55 @@ DatasetTask task_from_json(const nlohmann::json& spec, const std::string& where)
   return t;
 }
 
-// What the store holds: its answers (store ids of the clips kept in `clip_ids`) and its clips.
+// The common value of the sizes added, 0 if they differ (or none was added).
+struct CommonSize {
+  int64_t value = -1;
+  bool mixed = false;
+  void add(int64_t v) {
+    if (value < 0) value = v;
+    else if (v != value) mixed = true;
+  }
+  int64_t get() const { return mixed || value < 0 ? 0 : value; }
+};
+
+// A store's clip as a dataset keeps it. obs_bytes: the task's observations are bytes, so clips
+// an older prefrl kept as floats are converted (and hash as the same clip kept as bytes).
+Segment stored_clip(const PrefStore& store, int64_t id, bool obs_bytes) {
+  std::optional<Segment> seg = store.get_segment(id);
+  if (!seg) throw RuntimeError(store.path() + ": a query refers to segment " + std::to_string(id) + ", which is missing");
+  if (obs_bytes && !seg->obs_in_bytes() && !seg->pack_obs())
+    throw RuntimeError(store.path() + ": segment " + std::to_string(id) +
+                       " of a byte observation space holds values that are not byte / 255");
+  return std::move(*seg);
+}
+
+// What the store holds: its answers, and the store ids and hashes of the clips they are about
+// (each clip read once, for its hash). fit: the task every clip must fit, if given.
 struct Scanned {
-  std::vector<Segment> clips;         // with their store ids
-  std::vector<uint64_t> clip_hashes;  // clip_hash of each
+  std::vector<int64_t> clip_ids;
+  std::vector<uint64_t> clip_hashes;
+  int64_t state_size = 0;
   std::vector<DatasetAnswer> answers;
 };
 
-// obs_bytes: the task's observations are bytes, so clips an older prefrl kept as floats are
-// converted (and hash as the same clip kept as bytes).
-Scanned scan_store(const PrefStore& store, bool obs_bytes) {
+Scanned scan_store(const PrefStore& store, bool obs_bytes, const DatasetTask* fit) {
   Scanned s;
-  std::map<int64_t, int64_t> clip_index;   // store segment id => index into s.clips
+  CommonSize states;
+  std::map<int64_t, int64_t> clip_index;   // store segment id => index into s.clip_ids
   std::map<int64_t, int64_t> query_index;  // store query id => dataset query index
   std::map<int64_t, Query> queries;
   auto clip = [&](int64_t id) {
     auto it = clip_index.find(id);
     if (it != clip_index.end()) return it->second;
-    std::optional<Segment> seg = store.get_segment(id);
-    if (!seg) throw RuntimeError(store.path() + ": a query refers to segment " + std::to_string(id) + ", which is missing");
-    if (obs_bytes && !seg->obs_in_bytes() && !seg->pack_obs())
-      throw RuntimeError(store.path() + ": segment " + std::to_string(id) +
-                         " of a byte observation space holds values that are not byte / 255");
-    const int64_t k = static_cast<int64_t>(s.clips.size());
-    s.clip_hashes.push_back(clip_hash(*seg));
-    s.clips.push_back(std::move(*seg));
+    const Segment seg = stored_clip(store, id, obs_bytes);
+    if (fit && (seg.length != fit->segment_length || seg.obs_size != fit->obs_size || seg.act_size != fit->act_size))
+      throw UsageError(store.path() + ": a clip of " + std::to_string(seg.length) + " steps x " +
+                       std::to_string(seg.obs_size) + " observation values does not fit the run's task (" +
+                       std::to_string(fit->segment_length) + " steps x " + std::to_string(fit->obs_size) + ")");
+    const int64_t k = static_cast<int64_t>(s.clip_ids.size());
+    s.clip_hashes.push_back(clip_hash(seg));
+    s.clip_ids.push_back(id);
+    states.add(seg.state_size);
     clip_index[id] = k;
     return k;
   };
@@ -139,6 +165,7 @@ Scanned scan_store(const PrefStore& store, bool obs_bytes) {
     a.uid = answer_uid(s.clip_hashes[a.left], s.clip_hashes[a.right], a.choice, a.labeler, a.created_at);
     s.answers.push_back(std::move(a));
   }
+  s.state_size = states.get();
   return s;
 }
 
@@ -177,29 +204,77 @@ DatasetAnswer answer_from_json(const nlohmann::json& j, const std::string& where
   return a;
 }
 
-// One .npy of the dataset, its shape and type checked.
-NpyArray read_npy(const std::string& dir, const std::string& name, NpyType type, const std::vector<int64_t>& shape) {
+std::string shape_text(const std::vector<int64_t>& s) {
+  std::string t = "(";
+  for (size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
+  return t + ")";
+}
+
+// One .npy of the dataset, its shape and type checked, read row by row where it lies.
+NpyRows open_npy(const std::string& dir, const std::string& name, NpyType type, const std::vector<int64_t>& shape) {
   const std::string path = dir + "/" + name;
-  NpyArray a;
+  if (!fs::exists(path)) throw UsageError(path + ": missing");
+  std::optional<NpyRows> a;
   try {
-    a = parse_npy(read_file_bytes(path), path);
-  } catch (const UsageError&) {
-    throw;
+    a.emplace(path);
   } catch (const std::exception& e) {
     throw UsageError(e.what());
   }
-  if (a.type != type)
-    throw UsageError(path + ": dtype " + npy_descr(a.type) + ", expected " + npy_descr(type));
-  if (a.shape != shape) {
-    auto str = [](const std::vector<int64_t>& s) {
-      std::string t = "(";
-      for (size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
-      return t + ")";
-    };
-    throw UsageError(path + ": shape " + str(a.shape) + ", expected " + str(shape) + " (clips, steps, ...)");
-  }
-  return a;
+  if (a->header().type != type)
+    throw UsageError(path + ": dtype " + npy_descr(a->header().type) + ", expected " + npy_descr(type));
+  if (a->header().shape != shape)
+    throw UsageError(path + ": shape " + shape_text(a->header().shape) + ", expected " + shape_text(shape) +
+                     " (clips, steps, ...)");
+  return std::move(*a);
 }
+
+// A dataset directory's clips, read one at a time from its .npy files.
+struct DirClips {
+  int64_t L, D, A, S;
+  bool obs_bytes;
+  NpyRows obs, actions, rewards, absorbing;
+  std::optional<NpyRows> states;
+  std::vector<int64_t> steps;
+
+  DirClips(const std::string& dir, const DatasetTask& t, int64_t C, int64_t state_size)
+      : L(t.segment_length), D(t.obs_size), A(t.act_size), S(state_size), obs_bytes(t.obs_bytes),
+        obs(open_npy(dir, "clips/obs.npy", t.obs_bytes ? NpyType::kUInt8 : NpyType::kFloat32, with_front(C, L, t.obs_shape))),
+        actions(open_npy(dir, "clips/actions.npy", NpyType::kFloat32, {C, L, A})),
+        rewards(open_npy(dir, "clips/true_rewards.npy", NpyType::kFloat32, {C, L})),
+        absorbing(open_npy(dir, "clips/absorbing.npy", NpyType::kUInt8, {C, L})) {
+    if (S > 0) states.emplace(open_npy(dir, "clips/states.npy", NpyType::kFloat32, {C, L, S}));
+    const NpyRows st = open_npy(dir, "clips/env_steps.npy", NpyType::kInt64, {C});
+    steps.resize(static_cast<size_t>(C));
+    if (C > 0) st.read(0, C, steps.data());
+  }
+
+  Segment get(int64_t c) const {
+    Segment s;
+    s.length = static_cast<int>(L);
+    s.obs_size = D;
+    s.act_size = A;
+    if (obs_bytes) {
+      s.obs_bytes.resize(static_cast<size_t>(L * D));
+      obs.read(c, 1, s.obs_bytes.data());
+    } else {
+      s.obs.resize(static_cast<size_t>(L * D));
+      obs.read(c, 1, s.obs.data());
+    }
+    s.actions.resize(static_cast<size_t>(L * A));
+    actions.read(c, 1, s.actions.data());
+    s.true_rewards.resize(static_cast<size_t>(L));
+    rewards.read(c, 1, s.true_rewards.data());
+    s.absorbing.resize(static_cast<size_t>(L));
+    absorbing.read(c, 1, s.absorbing.data());
+    if (states) {
+      s.state_size = S;
+      s.states.resize(static_cast<size_t>(L * S));
+      states->read(c, 1, s.states.data());
+    }
+    s.env_step = steps[static_cast<size_t>(c)];
+    return s;
+  }
+};
 
 std::string time_text(double unix_s) {
   const std::time_t t = static_cast<std::time_t>(unix_s);
@@ -208,42 +283,28 @@ std::string time_text(double unix_s) {
   return buf;
 }
 
-// Every clip as the labeling page renders it, frame by frame: uint8 (C, L, size, size, 3),
-// written clip by clip (frames are the largest part of a dataset by far).
-void write_frames(const Dataset& d, const std::string& path) {
-  const std::string env = d.task.spec["env"].value("name", "");
-  const int64_t C = static_cast<int64_t>(d.clips.size()), L = d.task.segment_length, F = d.frame_size;
-  {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    const std::string header = npy_header(NpyType::kUInt8, {C, L, F, F, 3});
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    std::vector<uint8_t> rgb, frames;
-    for (const Segment& c : d.clips) {
-      const ClipSheet sheet = render_clip(env, c, d.frame_size);
-      int w = 0, h = 0;
-      if (!decode_png(sheet.png, &rgb, &w, &h)) throw RuntimeError("rendering a clip of " + env + " gave no image");
-      if (sheet.frames != L || sheet.frame_width != F || sheet.frame_height != F)
-        throw RuntimeError("rendered clips of " + env + " are not " + std::to_string(L) + " frames of " + std::to_string(F) +
-                           " x " + std::to_string(F));
-      frames.clear();
-      for (int k = 0; k < sheet.frames; ++k) {
-        const int x0 = (k % sheet.columns) * sheet.frame_width, y0 = (k / sheet.columns) * sheet.frame_height;
-        for (int y = 0; y < sheet.frame_height; ++y) {
-          const uint8_t* row = rgb.data() + (static_cast<size_t>(y0 + y) * w + x0) * 3;
-          frames.insert(frames.end(), row, row + sheet.frame_width * 3);
-        }
-      }
-      out.write(reinterpret_cast<const char*>(frames.data()), static_cast<std::streamsize>(frames.size()));
+// A clip as the labeling page renders it, frame by frame: uint8 (L, size, size, 3).
+std::vector<uint8_t> clip_frames(const std::string& env, const Segment& c, int size, int64_t L) {
+  const ClipSheet sheet = render_clip(env, c, size);
+  std::vector<uint8_t> rgb, frames;
+  int w = 0, h = 0;
+  if (!decode_png(sheet.png, &rgb, &w, &h)) throw RuntimeError("rendering a clip of " + env + " gave no image");
+  if (sheet.frames != L || sheet.frame_width != size || sheet.frame_height != size)
+    throw RuntimeError("rendered clips of " + env + " are not " + std::to_string(L) + " frames of " + std::to_string(size) +
+                       " x " + std::to_string(size));
+  for (int k = 0; k < sheet.frames; ++k) {
+    const int x0 = (k % sheet.columns) * sheet.frame_width, y0 = (k / sheet.columns) * sheet.frame_height;
+    for (int y = 0; y < sheet.frame_height; ++y) {
+      const uint8_t* row = rgb.data() + (static_cast<size_t>(y0 + y) * w + x0) * 3;
+      frames.insert(frames.end(), row, row + sheet.frame_width * 3);
     }
-    out.close();
-    if (!out) throw RuntimeError("cannot write '" + path + "'");
   }
-  const int fd = ::open(path.c_str(), O_RDONLY);  // durable, as write_file_synced makes the other files
-  if (fd < 0 || ::fsync(fd) != 0) {
-    if (fd >= 0) ::close(fd);
-    throw RuntimeError("cannot flush '" + path + "' to disk");
-  }
-  ::close(fd);
+  return frames;
+}
+
+template <class T>
+void append(NpyWriter& w, const std::vector<T>& v) {
+  w.append(v.data(), v.size() * sizeof(T));
 }
 
 }  // namespace
@@ -286,19 +347,40 @@ std::string answer_uid(uint64_t left_hash, uint64_t right_hash, Choice c, const 
   return hex16(f.h);
 }
 
+Segment Dataset::clip(int64_t k) const {
+  if (k < 0 || k >= clip_count())
+    throw RuntimeError("clip " + std::to_string(k) + " of a dataset of " + std::to_string(clip_count()));
+  if (!read_clip) throw RuntimeError("a dataset's clips are not readable (no source)");
+  Segment c = read_clip(k);
+  c.id = -1;
+  if (clip_hash(c) != clip_hashes[static_cast<size_t>(k)])
+    throw RuntimeError("clip " + std::to_string(k) + " of the dataset changed since it was read (its files or store changed)");
+  return c;
+}
+
+void Dataset::hold_clips(std::vector<Segment> clips) {
+  clip_hashes.clear();
+  CommonSize states;
+  for (Segment& c : clips) {
+    c.id = -1;
+    clip_hashes.push_back(clip_hash(c));
+    states.add(c.state_size);
+  }
+  state_size = states.get();
+  auto held = std::make_shared<const std::vector<Segment>>(std::move(clips));
+  read_clip = [held](int64_t k) { return (*held)[static_cast<size_t>(k)]; };
+}
+
 Dataset dataset_from_store(const PrefStore& store, const DatasetTask& task) {
-  Scanned s = scan_store(store, task.obs_bytes);
+  Scanned s = scan_store(store, task.obs_bytes, &task);
   Dataset d;
   d.task = task;
-  for (Segment& c : s.clips) {
-    c.id = -1;
-    if (c.length != task.segment_length || c.obs_size != task.obs_size || c.act_size != task.act_size)
-      throw UsageError(store.path() + ": a clip of " + std::to_string(c.length) + " steps x " + std::to_string(c.obs_size) +
-                       " observation values does not fit the run's task (" + std::to_string(task.segment_length) +
-                       " steps x " + std::to_string(task.obs_size) + ")");
-  }
-  d.clips = std::move(s.clips);
+  d.clip_hashes = std::move(s.clip_hashes);
+  d.state_size = s.state_size;
   d.answers = std::move(s.answers);
+  d.read_clip = [&store, ids = std::move(s.clip_ids), bytes = task.obs_bytes](int64_t k) {
+    return stored_clip(store, ids[static_cast<size_t>(k)], bytes);
+  };
   return d;
 }
 
@@ -308,38 +390,43 @@ void write_dataset(const Dataset& d, const std::string& dir) {
   fs::remove_all(tmp);
   fs::create_directories(tmp + "/clips");
   try {
-    const int64_t C = static_cast<int64_t>(d.clips.size()), L = d.task.segment_length, A = d.task.act_size;
-    const int64_t S = C > 0 ? d.clips[0].state_size : 0;
-    bool same_states = true;
-    for (const Segment& c : d.clips) same_states &= c.state_size == S;
-    {
-      std::vector<uint8_t> bytes;
-      std::vector<float> floats;
-      for (const Segment& c : d.clips) {
-        if (d.task.obs_bytes) bytes.insert(bytes.end(), c.obs_bytes.begin(), c.obs_bytes.end());
-        else floats.insert(floats.end(), c.obs.begin(), c.obs.end());
-      }
-      const std::vector<int64_t> shape = with_front(C, L, d.task.obs_shape);
-      write_file_synced(tmp + "/clips/obs.npy", d.task.obs_bytes ? npy_bytes(NpyType::kUInt8, shape, bytes.data())
-                                                                  : npy_bytes(NpyType::kFloat32, shape, floats.data()));
-    }
-    std::vector<float> actions, rewards, states;
-    std::vector<uint8_t> absorbing;
+    const int64_t C = d.clip_count(), L = d.task.segment_length, A = d.task.act_size, D = d.task.obs_size;
+    const int64_t S = d.state_size, F = d.frame_size;
+    const std::string env = d.task.spec["env"].value("name", "");
+    // One pass over the clips, each appended to every file (clips are read one at a time).
+    NpyWriter obs(tmp + "/clips/obs.npy", d.task.obs_bytes ? NpyType::kUInt8 : NpyType::kFloat32,
+                  with_front(C, L, d.task.obs_shape));
+    NpyWriter actions(tmp + "/clips/actions.npy", NpyType::kFloat32, {C, L, A});
+    NpyWriter rewards(tmp + "/clips/true_rewards.npy", NpyType::kFloat32, {C, L});
+    NpyWriter absorbing(tmp + "/clips/absorbing.npy", NpyType::kUInt8, {C, L});
+    std::optional<NpyWriter> states, frames;
+    if (S > 0) states.emplace(tmp + "/clips/states.npy", NpyType::kFloat32, std::vector<int64_t>{C, L, S});
+    if (F > 0) frames.emplace(tmp + "/clips/frames.npy", NpyType::kUInt8, std::vector<int64_t>{C, L, F, F, 3});
     std::vector<int64_t> steps;
-    for (const Segment& c : d.clips) {
-      actions.insert(actions.end(), c.actions.begin(), c.actions.end());
-      rewards.insert(rewards.end(), c.true_rewards.begin(), c.true_rewards.end());
-      absorbing.insert(absorbing.end(), c.absorbing.begin(), c.absorbing.end());
-      if (same_states && S > 0) states.insert(states.end(), c.states.begin(), c.states.end());
+    for (int64_t k = 0; k < C; ++k) {
+      const Segment c = d.clip(k);
+      const size_t obs_values = d.task.obs_bytes ? c.obs_bytes.size() : c.obs.size();
+      if (c.length != L || c.obs_size != D || c.act_size != A || obs_values != static_cast<size_t>(L * D) ||
+          (states && c.state_size != S))
+        throw RuntimeError("clip " + std::to_string(k) + " (" + std::to_string(c.length) + " steps x " +
+                           std::to_string(c.obs_size) + " observation values, states of " + std::to_string(c.state_size) +
+                           ") does not fit the dataset's task");
+      if (d.task.obs_bytes) append(obs, c.obs_bytes);
+      else append(obs, c.obs);
+      append(actions, c.actions);
+      append(rewards, c.true_rewards);
+      append(absorbing, c.absorbing);
+      if (states) append(*states, c.states);
+      if (frames) append(*frames, clip_frames(env, c, d.frame_size, L));
       steps.push_back(c.env_step);
     }
-    write_file_synced(tmp + "/clips/actions.npy", npy_bytes(NpyType::kFloat32, {C, L, A}, actions.data()));
-    write_file_synced(tmp + "/clips/true_rewards.npy", npy_bytes(NpyType::kFloat32, {C, L}, rewards.data()));
-    write_file_synced(tmp + "/clips/absorbing.npy", npy_bytes(NpyType::kUInt8, {C, L}, absorbing.data()));
+    obs.finish();
+    actions.finish();
+    rewards.finish();
+    absorbing.finish();
+    if (states) states->finish();
+    if (frames) frames->finish();
     write_file_synced(tmp + "/clips/env_steps.npy", npy_bytes(NpyType::kInt64, {C}, steps.data()));
-    if (same_states && S > 0)
-      write_file_synced(tmp + "/clips/states.npy", npy_bytes(NpyType::kFloat32, {C, L, S}, states.data()));
-    if (d.frame_size > 0) write_frames(d, tmp + "/clips/frames.npy");
     std::string lines;
     for (const DatasetAnswer& a : d.answers) lines += answer_json(a).dump() + "\n";
     write_file_synced(tmp + "/answers.jsonl", lines);
@@ -354,7 +441,7 @@ void write_dataset(const Dataset& d, const std::string& dir) {
                            {"version", kDatasetVersion},
                            {"spec", d.task.spec},
                            {"task_hash", d.task.hash},
-                           {"state_size", same_states ? S : 0},
+                           {"state_size", S},
                            {"frame_size", d.frame_size},
                            {"counts", {{"clips", C}, {"answers", d.answers.size()}, {"by_choice", by_choice},
                                        {"by_labeler", by_labeler}, {"by_teacher", by_teacher}}},
@@ -389,44 +476,24 @@ Dataset read_dataset(const std::string& dir) {
   d.provenance = meta.value("provenance", nlohmann::json::object());
   const int64_t C = meta["counts"].value("clips", int64_t{-1});
   if (C < 0) throw UsageError(meta_path + ": counts.clips is missing");
-  const int64_t L = d.task.segment_length, A = d.task.act_size, D = d.task.obs_size;
   const int64_t S = meta.value("state_size", int64_t{0});
-  const NpyArray obs = read_npy(dir, "clips/obs.npy", d.task.obs_bytes ? NpyType::kUInt8 : NpyType::kFloat32,
-                                with_front(C, L, d.task.obs_shape));
-  const std::vector<float> actions = read_npy(dir, "clips/actions.npy", NpyType::kFloat32, {C, L, A}).values<float>("actions");
-  const std::vector<float> rewards =
-      read_npy(dir, "clips/true_rewards.npy", NpyType::kFloat32, {C, L}).values<float>("true rewards");
-  const std::vector<uint8_t> absorbing =
-      read_npy(dir, "clips/absorbing.npy", NpyType::kUInt8, {C, L}).values<uint8_t>("absorbing flags");
-  const std::vector<int64_t> steps = read_npy(dir, "clips/env_steps.npy", NpyType::kInt64, {C}).values<int64_t>("env steps");
-  std::vector<float> states;
-  if (S > 0) states = read_npy(dir, "clips/states.npy", NpyType::kFloat32, {C, L, S}).values<float>("states");
-  std::vector<uint64_t> hashes;
+  if (S < 0) throw UsageError(meta_path + ": state_size " + std::to_string(S) + " is negative");
+  auto clips = std::make_shared<const DirClips>(dir, d.task, C, S);
+  d.state_size = S;
+  d.read_clip = [clips](int64_t k) { return clips->get(k); };
   for (int64_t c = 0; c < C; ++c) {
     Segment s;
-    s.length = static_cast<int>(L);
-    s.obs_size = D;
-    s.act_size = A;
-    const size_t o = static_cast<size_t>(c * L * D);
-    if (d.task.obs_bytes) s.obs_bytes.assign(obs.data.begin() + o, obs.data.begin() + o + L * D);
-    else {
-      s.obs.resize(static_cast<size_t>(L * D));
-      std::memcpy(s.obs.data(), obs.data.data() + o * sizeof(float), s.obs.size() * sizeof(float));
+    try {
+      s = clips->get(c);
+    } catch (const std::exception& e) {
+      throw UsageError(e.what());
     }
-    s.actions.assign(actions.begin() + c * L * A, actions.begin() + (c + 1) * L * A);
-    s.true_rewards.assign(rewards.begin() + c * L, rewards.begin() + (c + 1) * L);
-    s.absorbing.assign(absorbing.begin() + c * L, absorbing.begin() + (c + 1) * L);
-    for (int64_t t = 0; t < L; ++t)
+    for (int64_t t = 0; t < s.length; ++t)
       if (s.absorbing[t] > 1) throw UsageError(dir + "/clips/absorbing.npy: clip " + std::to_string(c) + " has flag " +
                                                std::to_string(s.absorbing[t]) + " (0 or 1 expected)");
-    if (S > 0) {
-      s.state_size = S;
-      s.states.assign(states.begin() + c * L * S, states.begin() + (c + 1) * L * S);
-    }
-    s.env_step = steps[c];
-    hashes.push_back(clip_hash(s));
-    d.clips.push_back(std::move(s));
+    d.clip_hashes.push_back(clip_hash(s));
   }
+  const std::vector<uint64_t>& hashes = d.clip_hashes;
   const std::string answers_path = dir + "/answers.jsonl";
   std::ifstream in(answers_path);
   std::string line;
@@ -473,14 +540,13 @@ void check_compatible(const Dataset& d, const DatasetTask& task, const std::stri
 ImportResult import_dataset(const Dataset& d, PrefStore& store, const std::string& source) {
   ImportResult r;
   PrefStore::Batch batch(store);
-  const Scanned have = scan_store(store, d.task.obs_bytes);
+  const Scanned have = scan_store(store, d.task.obs_bytes, nullptr);
   std::set<std::string> uids;
   for (const DatasetAnswer& a : have.answers) uids.insert(a.uid);
   std::map<uint64_t, int64_t> stored;  // clip hash => store id
-  for (size_t k = 0; k < have.clips.size(); ++k) stored[have.clip_hashes[k]] = have.clips[k].id;
+  for (size_t k = 0; k < have.clip_ids.size(); ++k) stored[have.clip_hashes[k]] = have.clip_ids[k];
 
-  std::vector<uint64_t> hashes;
-  for (const Segment& c : d.clips) hashes.push_back(clip_hash(c));
+  const std::vector<uint64_t>& hashes = d.clip_hashes;
   std::vector<const DatasetAnswer*> fresh;
   for (const DatasetAnswer& a : d.answers) {
     if (!uids.insert(a.uid).second) {
@@ -489,9 +555,9 @@ ImportResult import_dataset(const Dataset& d, PrefStore& store, const std::strin
     }
     fresh.push_back(&a);
   }
-  // Clips first (those not stored yet), then one query per dataset query, then the answers.
+  // Clips first (those not stored yet, read and stored a few at a time), then one query per
+  // dataset query, then the answers.
   std::map<int64_t, int64_t> clip_id;  // dataset clip index => store id
-  std::vector<Segment> new_clips;
   std::vector<int64_t> new_index;
   for (const DatasetAnswer* a : fresh)
     for (int64_t c : {a->left, a->right}) {
@@ -503,15 +569,16 @@ ImportResult import_dataset(const Dataset& d, PrefStore& store, const std::strin
         continue;
       }
       clip_id[c] = -1;
-      new_clips.push_back(d.clips[c]);
       new_index.push_back(c);
     }
-  store.add_segments(new_clips);
-  for (size_t k = 0; k < new_clips.size(); ++k) {
-    clip_id[new_index[k]] = new_clips[k].id;
-    stored[hashes[new_index[k]]] = new_clips[k].id;
+  constexpr size_t kClipsPerWrite = 64;
+  for (size_t from = 0; from < new_index.size(); from += kClipsPerWrite) {
+    std::vector<Segment> chunk;
+    for (size_t k = from; k < std::min(new_index.size(), from + kClipsPerWrite); ++k) chunk.push_back(d.clip(new_index[k]));
+    store.add_segments(chunk);
+    for (size_t k = 0; k < chunk.size(); ++k) clip_id[new_index[from + k]] = chunk[k].id;
   }
-  r.clips = static_cast<int64_t>(new_clips.size());
+  r.clips = static_cast<int64_t>(new_index.size());
   std::map<int64_t, size_t> query_pos;  // dataset query index => index into qs
   std::vector<Query> qs;
   for (const DatasetAnswer* a : fresh) {
@@ -589,15 +656,20 @@ Dataset merge_datasets(const std::vector<Dataset>& ds, const std::vector<std::st
   Dataset out;
   out.task = ds[0].task;
   out.provenance = {{"merged_from", names}};
-  std::vector<std::vector<uint64_t>> hashes(ds.size());
-  for (size_t i = 0; i < ds.size(); ++i)
-    for (const Segment& c : ds[i].clips) hashes[i].push_back(clip_hash(c));
+  CommonSize states;
+  for (const Dataset& d : ds) states.add(d.state_size);
+  out.state_size = states.get();
   std::map<uint64_t, int64_t> clip_index;
+  std::vector<std::pair<size_t, int64_t>> from;  // out clip => (input, its clip)
   std::map<std::pair<size_t, int64_t>, int64_t> query_index;
   std::set<std::string> uids;
   auto clip = [&](size_t i, int64_t c) {
-    auto [it, is_new] = clip_index.emplace(hashes[i][c], static_cast<int64_t>(out.clips.size()));
-    if (is_new) out.clips.push_back(ds[i].clips[c]);
+    const uint64_t h = ds[i].clip_hashes[static_cast<size_t>(c)];
+    auto [it, is_new] = clip_index.emplace(h, out.clip_count());
+    if (is_new) {
+      out.clip_hashes.push_back(h);
+      from.emplace_back(i, c);
+    }
     return it->second;
   };
   for (const Item& it : order) {
@@ -608,6 +680,12 @@ Dataset merge_datasets(const std::vector<Dataset>& ds, const std::vector<std::st
     a.query = query_index.emplace(std::make_pair(it.input, a.query), static_cast<int64_t>(query_index.size())).first->second;
     out.answers.push_back(std::move(a));
   }
+  std::vector<std::function<Segment(int64_t)>> inputs;
+  for (const Dataset& d : ds) inputs.push_back(d.read_clip);
+  out.read_clip = [inputs = std::move(inputs), from = std::move(from)](int64_t k) {
+    const auto& [i, c] = from[static_cast<size_t>(k)];
+    return inputs[i](c);
+  };
   return out;
 }
 
@@ -642,7 +720,7 @@ std::string export_run_prefs(const std::string& run, const std::string& out_flag
   for (const auto& e : fs::recursive_directory_iterator(out))
     if (e.is_regular_file()) bytes += static_cast<int64_t>(e.file_size());
   log << fmt::format("wrote {}: {} answers about {} clips of {} ({:.1f} MB, {:.2f} s)\n", out, d.answers.size(),
-                     d.clips.size(), cfg.env.name, bytes / 1e6, s);
+                     d.clip_count(), cfg.env.name, bytes / 1e6, s);
   return out;
 }
 
@@ -679,7 +757,7 @@ std::string describe_dataset(const Dataset& d) {
   };
   o << fmt::format("task: {} (hash {}), clips of {} steps\n", d.task.spec["env"].value("name", "?"), d.task.hash,
                    d.task.segment_length);
-  o << fmt::format("clips: {}   answers: {}\n", d.clips.size(), d.answers.size());
+  o << fmt::format("clips: {}   answers: {}\n", d.clip_count(), d.answers.size());
   o << "  by choice:  " << list(by_choice) << "\n";
   o << "  by labeler: " << list(by_labeler) << "\n";
   o << "  by teacher: " << list(by_teacher) << "\n";
@@ -687,8 +765,7 @@ std::string describe_dataset(const Dataset& d) {
   if (!d.answers.empty()) o << "  given " << time_text(first) << " to " << time_text(last) << "\n";
 
   // Agreement: each labeler's latest answer per unordered pair of clips, oriented by clip hash.
-  std::vector<uint64_t> hashes;
-  for (const Segment& c : d.clips) hashes.push_back(clip_hash(c));
+  const std::vector<uint64_t>& hashes = d.clip_hashes;
   std::map<std::pair<uint64_t, uint64_t>, std::map<std::string, int>> votes;  // pair => labeler => 0 left, 1 right, 2 equal
   for (const DatasetAnswer& a : d.answers) {
     if (a.choice == Choice::kSkip) continue;

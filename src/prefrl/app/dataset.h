@@ -8,6 +8,7 @@
 // clip whose content is already stored is not stored again.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -51,12 +52,26 @@ struct DatasetAnswer {
   std::string uid;              // 16 hex digits (answer_uid)
 };
 
+// A dataset's clips are read one at a time where they are kept (the store or the dataset's
+// files, which must outlive the Dataset and its copies): a whole Atari run's clips (~11,000 of
+// 25 stacked 84 x 84 x 4 frames, ~7.7 GB) never sit in memory at once. Only their content
+// hashes are held.
 struct Dataset {
   DatasetTask task;
   int frame_size = 0;  // > 0: write_dataset adds every clip rendered at this size (clips/frames.npy)
   nlohmann::json provenance = nlohmann::json::object();  // where and when it was written (not content)
-  std::vector<Segment> clips;                            // ids: -1
   std::vector<DatasetAnswer> answers;                    // oldest first
+  std::vector<uint64_t> clip_hashes;                     // clip_hash of each clip
+  int64_t state_size = 0;  // the clips' physical-state size where all have the same, else 0
+  // Clip k as kept (id -1); clip() checks it against its hash.
+  std::function<Segment(int64_t)> read_clip;
+
+  int64_t clip_count() const { return static_cast<int64_t>(clip_hashes.size()); }
+  // Clip k; RuntimeError if its content no longer has the hash it had when the dataset was made
+  // (its files changed underneath).
+  Segment clip(int64_t k) const;
+  // Makes `clips` the dataset's clips, held in memory (small datasets, tests).
+  void hold_clips(std::vector<Segment> clips);
 };
 
 // FNV-1a 64 over a clip's content (length, observations as kept, actions, absorbing flags,
@@ -65,12 +80,13 @@ uint64_t clip_hash(const Segment& s);
 std::string answer_uid(uint64_t left_hash, uint64_t right_hash, Choice c, const std::string& labeler, double created_at);
 
 // Every answer in the store (undone ones excepted; skips included), oldest first, with the
-// clips they are about (in order of first use).
+// clips they are about (in order of first use), read from the store (which must outlive it).
 Dataset dataset_from_store(const PrefStore& store, const DatasetTask& task);
 // Writes the dataset into `dir` (which must not exist), through a temporary directory.
 void write_dataset(const Dataset& d, const std::string& dir);
 // Reads a dataset, checking its format, version, files (sizes, CRC-32C), shapes, references
-// and uids: UsageError naming the file and what is wrong.
+// and uids: UsageError naming the file and what is wrong. Its clips stay in its files (read
+// one at a time, and once here for their hashes).
 Dataset read_dataset(const std::string& dir);
 
 // UsageError naming `what` and the first mismatch (spaces, clip length, task hash) unless the
@@ -93,7 +109,8 @@ struct ImportedRange {
 std::vector<ImportedRange> imported_ranges(const PrefStore& store);
 int64_t imported_label_count(const PrefStore& store, int64_t max_label_id = INT64_MAX);
 
-// The union of several datasets of one task: clips by content, answers by uid, oldest first.
+// The union of several datasets of one task: clips by content, answers by uid, oldest first
+// (its clips read from the inputs' sources).
 // UsageError naming the first dataset whose task differs from the first's.
 Dataset merge_datasets(const std::vector<Dataset>& ds, const std::vector<std::string>& names);
 

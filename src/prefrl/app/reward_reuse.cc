@@ -44,8 +44,8 @@ nlohmann::json train_reward_offline(const TrainConfig& cfg_in, const OfflineRewa
     if (a.choice == Choice::kSkip) continue;
     LabeledPair p;
     p.label_id = static_cast<int64_t>(k) + 1;  // the answer's position in the dataset
-    p.left = d.clips[a.left];
-    p.right = d.clips[a.right];
+    p.left = d.clip(a.left);
+    p.right = d.clip(a.right);
     p.target = choice_target(a.choice);
     pairs.push_back(std::move(p));
   }

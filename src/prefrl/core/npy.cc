@@ -1,7 +1,12 @@
 #include "prefrl/core/npy.h"
 
+#include <cerrno>
 #include <cstring>
 #include <stdexcept>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "prefrl/core/error.h"
 
@@ -121,14 +126,21 @@ std::string npy_bytes(NpyType type, const std::vector<int64_t>& shape, const voi
   return out;
 }
 
-NpyArray parse_npy(const std::string& bytes, const std::string& name) {
+int64_t NpyHeader::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+NpyHeader parse_npy_header(const std::string& bytes, uint64_t file_size, const std::string& name) {
   if (bytes.size() < 10 || bytes.compare(0, 6, kMagic, 6) != 0) bad(name, "no .npy magic string");
   const int major = static_cast<unsigned char>(bytes[6]);
   if (major != 1) bad(name, "format version " + std::to_string(major) + ".x; prefrl writes and reads 1.0");
   const size_t hlen = static_cast<unsigned char>(bytes[8]) | (static_cast<size_t>(static_cast<unsigned char>(bytes[9])) << 8);
   if (bytes.size() < 10 + hlen) bad(name, "the header runs past the end of the file");
   const std::string header = bytes.substr(10, hlen);
-  NpyArray a;
+  NpyHeader a;
+  a.data_offset = 10 + hlen;
   const std::string descr = header_value(header, "descr", name);
   bool known = false;
   for (NpyType t : {NpyType::kFloat32, NpyType::kFloat64, NpyType::kInt64, NpyType::kUInt8}) {
@@ -157,13 +169,111 @@ NpyArray parse_npy(const std::string& bytes, const std::string& name) {
     a.shape.push_back(d);
     p += used;
   }
-  const size_t want = static_cast<size_t>(a.numel()) * npy_element_size(a.type);
-  const size_t have = bytes.size() - 10 - hlen;
+  const uint64_t want = static_cast<uint64_t>(a.numel()) * npy_element_size(a.type);
+  const uint64_t have = file_size - a.data_offset;
   if (have != want)
     bad(name, "the data is " + std::to_string(have) + " bytes, its shape and dtype say " + std::to_string(want) +
                   (have < want ? " (truncated?)" : ""));
-  a.data = bytes.substr(10 + hlen);
   return a;
+}
+
+NpyArray parse_npy(const std::string& bytes, const std::string& name) {
+  const NpyHeader h = parse_npy_header(bytes, bytes.size(), name);
+  NpyArray a;
+  a.type = h.type;
+  a.shape = h.shape;
+  a.data = bytes.substr(h.data_offset);
+  return a;
+}
+
+namespace {
+size_t row_size(NpyType type, const std::vector<int64_t>& shape) {
+  size_t n = npy_element_size(type);
+  for (size_t i = 1; i < shape.size(); ++i) n *= static_cast<size_t>(shape[i]);
+  return n;
+}
+}  // namespace
+
+NpyWriter::NpyWriter(const std::string& path, NpyType type, const std::vector<int64_t>& shape)
+    : path_(path), row_bytes_(row_size(type, shape)), rows_(shape.empty() ? 1 : shape[0]) {
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw RuntimeError("cannot create '" + path + "': " + std::strerror(errno));
+  const std::string header = npy_header(type, shape);
+  write_all(header.data(), header.size());
+}
+
+NpyWriter::~NpyWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void NpyWriter::write_all(const void* data, size_t bytes) {
+  const char* p = static_cast<const char*>(data);
+  while (bytes > 0) {
+    const ssize_t n = ::write(fd_, p, bytes);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw RuntimeError("cannot write '" + path_ + "': " + std::strerror(errno));
+    p += n;
+    bytes -= static_cast<size_t>(n);
+  }
+}
+
+void NpyWriter::append(const void* data, size_t bytes) {
+  if (fd_ < 0) throw RuntimeError(path_ + ": written after it was finished");
+  if (row_bytes_ > 0 ? bytes % row_bytes_ != 0 : bytes != 0)
+    throw RuntimeError(path_ + ": " + std::to_string(bytes) + " bytes are not whole rows of " + std::to_string(row_bytes_));
+  const int64_t rows = row_bytes_ > 0 ? static_cast<int64_t>(bytes / row_bytes_) : 0;
+  if (written_ + rows > rows_)
+    throw RuntimeError(path_ + ": more than the " + std::to_string(rows_) + " rows its header announces");
+  write_all(data, bytes);
+  written_ += rows;
+}
+
+void NpyWriter::finish() {
+  if (fd_ < 0) return;
+  if (row_bytes_ > 0 && written_ != rows_)
+    throw RuntimeError(path_ + ": " + std::to_string(written_) + " rows written, its header announces " + std::to_string(rows_));
+  const int fd = fd_;
+  fd_ = -1;
+  const bool synced = ::fsync(fd) == 0;
+  if (::close(fd) != 0 || !synced) throw RuntimeError("cannot flush '" + path_ + "' to disk");
+}
+
+NpyRows::NpyRows(const std::string& path) : path_(path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw RuntimeError("cannot open '" + path + "': " + std::strerror(errno));
+  struct stat st {};
+  std::string prefix(10 + 65535, '\0');  // the longest header version 1.0 allows
+  ssize_t n = -1;
+  if (::fstat(fd, &st) == 0) n = ::pread(fd, prefix.data(), prefix.size(), 0);
+  ::close(fd);
+  if (n < 0) throw RuntimeError("cannot read '" + path + "': " + std::strerror(errno));
+  prefix.resize(static_cast<size_t>(n));
+  header_ = parse_npy_header(prefix, static_cast<uint64_t>(st.st_size), path);
+  row_bytes_ = row_size(header_.type, header_.shape);
+}
+
+void NpyRows::read(int64_t first, int64_t count, void* out) const {
+  const int64_t rows = header_.shape.empty() ? 1 : header_.shape[0];
+  if (first < 0 || count < 0 || first + count > rows)
+    throw RuntimeError(path_ + ": rows " + std::to_string(first) + ".." + std::to_string(first + count) + " of " +
+                       std::to_string(rows));
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw RuntimeError("cannot open '" + path_ + "': " + std::strerror(errno));
+  char* p = static_cast<char*>(out);
+  size_t left = static_cast<size_t>(count) * row_bytes_;
+  off_t at = static_cast<off_t>(header_.data_offset + static_cast<size_t>(first) * row_bytes_);
+  while (left > 0) {
+    const ssize_t n = ::pread(fd, p, left, at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ::close(fd);
+      throw RuntimeError("cannot read '" + path_ + "'" + (n == 0 ? std::string(": shorter than its header says") : ": " + std::string(std::strerror(errno))));
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+    at += n;
+  }
+  ::close(fd);
 }
 
 }  // namespace prefrl
