@@ -52,13 +52,15 @@ std::string header_value(const std::string& header, const std::string& key, cons
   return v;
 }
 
-}  // namespace
-
-int64_t NpyArray::numel() const {
+int64_t shape_numel(const std::vector<int64_t>& shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
 }
+
+}  // namespace
+
+int64_t NpyArray::numel() const { return shape_numel(shape); }
 
 template <class T>
 std::vector<T> NpyArray::values(const std::string& what) const {
@@ -126,11 +128,7 @@ std::string npy_bytes(NpyType type, const std::vector<int64_t>& shape, const voi
   return out;
 }
 
-int64_t NpyHeader::numel() const {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
+int64_t NpyHeader::numel() const { return shape_numel(shape); }
 
 NpyHeader parse_npy_header(const std::string& bytes, uint64_t file_size, const std::string& name) {
   if (bytes.size() < 10 || bytes.compare(0, 6, kMagic, 6) != 0) bad(name, "no .npy magic string");
