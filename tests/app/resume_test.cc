@@ -18,6 +18,7 @@
 
 #include "prefrl/app/checkpoint.h"
 #include "prefrl/tracking/metrics.h"
+#include "sql_util.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -27,13 +28,15 @@ namespace {
 
 using testing::read_file;
 using testing::run_prefrl;
+using testing::sql_int;
 using testing::temp_path;
 
-// Small enough for a few seconds, long enough for many checkpoints (every 2 iterations).
+// Small enough for a few seconds, long enough for many checkpoints (every 2 iterations); with
+// clips of exploring episodes, whose draws come from the iteration, not from a checkpoint.
 const std::string kArgs =
     "train --env cartpole --steps 12288 --labels 60 --seed 5 --threads 1 --set run.eval_episodes=2 "
     "--set run.progress_every_s=0 --set run.checkpoint_every=2 --set run.checkpoint_keep=100 "
-    "--set prefs.pool_capacity=200";
+    "--set prefs.pool_capacity=200 --set prefs.explore_clips=2 --set prefs.explore_steps=100";
 
 // The uninterrupted run, trained once for all tests: ctest runs each test in a process of its
 // own, so it is kept in the temporary directory under a name given by the binary's build time
@@ -85,18 +88,6 @@ int wait_exit(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-int64_t count(const std::string& db_path, const char* sql) {
-  sqlite3* db = nullptr;
-  sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-  sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db, sql, -1, &st, nullptr);
-  int64_t n = -1;
-  if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return n;
-}
-
 std::string integrity(const std::string& db_path) {
   sqlite3* db = nullptr;
   sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
@@ -127,9 +118,9 @@ void expect_same_as(const std::string& base, const std::string& dir) {
   const std::string a = base + "/prefs.db", b = dir + "/prefs.db";
   for (const char* sql : {"SELECT count(*) FROM labels", "SELECT count(*) FROM queries", "SELECT count(*) FROM segments",
                           "SELECT count(*) FROM (SELECT query_id FROM labels GROUP BY query_id HAVING count(*) > 1)"}) {
-    EXPECT_EQ(count(a, sql), count(b, sql)) << sql;
+    EXPECT_EQ(sql_int(a, sql), sql_int(b, sql)) << sql;
   }
-  EXPECT_EQ(count(b, "SELECT count(*) FROM (SELECT query_id FROM labels GROUP BY query_id HAVING count(*) > 1)"), 0);
+  EXPECT_EQ(sql_int(b, "SELECT count(*) FROM (SELECT query_id FROM labels GROUP BY query_id HAVING count(*) > 1)"), 0);
   EXPECT_EQ(integrity(b), "ok");
 }
 
@@ -430,10 +421,10 @@ TEST(ResumeHuman, KilledWhilePeopleLabelResumesWithEveryLabelKeptOnce) {
   // Every confirmed answer is in the database exactly once (an answer committed just as the
   // trainer was killed may be there without its reply having arrived).
   const std::string db = dir + "/prefs.db";
-  EXPECT_GE(count(db, "SELECT count(*) FROM labels"), ann.given);
-  EXPECT_LE(count(db, "SELECT count(*) FROM labels"), ann.given + 1);
-  EXPECT_EQ(count(db, "SELECT count(*) FROM (SELECT query_id FROM labels GROUP BY query_id HAVING count(*) > 1)"), 0);
-  EXPECT_EQ(count(db, "SELECT count(*) FROM (SELECT 1 FROM queries GROUP BY left_id, right_id HAVING count(*) > 1)"), 0);
+  EXPECT_GE(sql_int(db, "SELECT count(*) FROM labels"), ann.given);
+  EXPECT_LE(sql_int(db, "SELECT count(*) FROM labels"), ann.given + 1);
+  EXPECT_EQ(sql_int(db, "SELECT count(*) FROM (SELECT query_id FROM labels GROUP BY query_id HAVING count(*) > 1)"), 0);
+  EXPECT_EQ(sql_int(db, "SELECT count(*) FROM (SELECT 1 FROM queries GROUP BY left_id, right_id HAVING count(*) > 1)"), 0);
   EXPECT_EQ(integrity(db), "ok");
   EXPECT_EQ(nlohmann::json::parse(read_file(dir + "/summary.json"))["status"], "finished");
   auto verify = run_prefrl("runs verify " + dir);

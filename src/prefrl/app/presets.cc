@@ -60,7 +60,10 @@ std::vector<Preset> presets_2d() {
         "ppo.update_epochs=4", "ppo.lr=0.0005", "ppo.ent_coef=0.0", "ppo.norm_reward=true",
         "reward.use_action=false", "reward.epochs_per_round=5",
         "prefs.segment_length=50", "prefs.total_labels=300", "prefs.query_batch=10"}},
-      {"movingdot", "movingdot", "The moving-dot pixel sanity task: 300 labels, 200k steps",
+      // movingdot: exploring clips (8 per iteration, random actions half the time) solve 10 of 10
+      // seeds instead of 6 of 10: without them a policy settled where an early reward model
+      // peaks off the centre only shows clips of that place (README, "movingdot from 300 labels").
+      {"movingdot", "movingdot", "The moving-dot pixel sanity task: 300 labels, 200k steps, clips of exploring episodes among the candidates",
        {"env.num_envs=8", "run.total_steps=200000", "ppo.num_steps=64", "ppo.minibatch_size=128",
         "ppo.update_epochs=4", "ppo.lr=0.0005", "ppo.ent_coef=0.0", "ppo.gamma=0.95",
         "ppo.conv_channels=16,32", "ppo.norm_obs=false",
@@ -68,7 +71,7 @@ std::vector<Preset> presets_2d() {
         "reward.conv_channels=2", "reward.conv_kernels=1", "reward.conv_strides=1", "reward.adapt_l2=false",
         "reward.output_std=1.0",
         "prefs.segment_length=25", "prefs.total_labels=300", "prefs.initial_fraction=0.25",
-        "prefs.schedule_horizon=50000"}},
+        "prefs.schedule_horizon=50000", "prefs.explore_clips=8", "prefs.explore_epsilon=0.5"}},
   };
   return kPresets;
 }

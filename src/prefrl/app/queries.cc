@@ -71,6 +71,25 @@ std::vector<Segment> Queries::cut(const TransitionStore& store) {
   return fresh;
 }
 
+size_t Queries::add_clips(const TransitionStore& store, int env_index_offset, Rng& rng) {
+  size_t added = 0;
+  explore_index_ = env_index_offset;
+  for (int i = 0; i < store.num_envs(); ++i) {
+    for (Segment& s : cut_segments(store.trajectory(i), L_, 1, rng)) {
+      s.env_index += env_index_offset;
+      pool_.add(std::move(s));
+      ++added;
+    }
+  }
+  return added;
+}
+
+void Queries::count_explored(const std::vector<CandidatePair>& chosen) {
+  if (explore_index_ < 0) return;
+  for (const auto& c : chosen)
+    if (pool_.at(c.left).env_index >= explore_index_ || pool_.at(c.right).env_index >= explore_index_) ++explored_asked_;
+}
+
 bool Queries::same_segment(const Segment& s, int64_t id) const {
   if (s.id >= 0) return s.id == id;
   const std::optional<Segment> stored = db_.get_segment(id);
@@ -92,6 +111,7 @@ bool Queries::replayed(const std::vector<CandidatePair>& chosen, const std::stri
     }
   }
   if (same) {
+    count_explored(chosen);
     for (size_t k = 0; k < chosen.size(); ++k) {
       label_bound_ = std::max(label_bound_, replay_answers_.at(replay_[replay_pos_ + k].id).first);
       ++labels_requested_;
@@ -140,6 +160,7 @@ void Queries::ask(int count, bool initial, int64_t step, PhaseTimes* times) {
     times->db += seconds_since(td);
     return;
   }
+  count_explored(chosen);
   // Store the chosen clips (each once, in one transaction), then the queries.
   std::vector<Segment> to_store;
   std::vector<size_t> to_store_index;

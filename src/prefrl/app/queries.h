@@ -40,6 +40,13 @@ class Queries {
   // Cuts prefs.segments_per_rollout clips from every env's steps in the store (the rollout and the
   // history before it) into the pool => the new clips.
   std::vector<Segment> cut(const TransitionStore& store);
+  // Cuts one clip from each env's steps in `store` (a collector of exploring episodes), drawing
+  // where from `rng`, into the pool, their env_index offset by `env_index_offset` (so that they
+  // are told apart from the agent's envs' clips) => how many.
+  size_t add_clips(const TransitionStore& store, int env_index_offset, Rng& rng);
+  // Queries asked so far by this process (pre-training's included) with at least one clip from
+  // add_clips (an env_index at or past its offset).
+  int64_t explored_asked() const { return explored_asked_; }
   // Asks up to `count` queries (as many as the teacher has room for), chosen uniformly
   // (`initial`: pre-training) or by prefs.selection, at global step `step`; stores them and the
   // teacher's answers given now in one transaction, and claims those answers.
@@ -76,6 +83,9 @@ class Queries {
   RewardModel& reward_;
   RunLog& log_;
   SegmentPool pool_;
+  int explore_index_ = -1;        // env_index of add_clips' first env, once it added any
+  int64_t explored_asked_ = 0;
+  void count_explored(const std::vector<CandidatePair>& chosen);
   Rng segment_rng_, query_rng_;
   int64_t labels_requested_ = 0;  // queries asked (each wants its answers)
   int64_t last_label_id_ = 0;     // labels up to here are claimed (in, or on their way to, the reward model)

@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <string>
 
+#include "prefrl/core/error.h"
 #include "prefrl/envs/action_util.h"
 #include "prefrl/rl/agent.h"
 
@@ -115,6 +117,36 @@ void Collector::collect(Agent& agent, int64_t* global_step, PhaseTimes* times) {
 void Collector::collect(ActingPolicy& policy, bool deterministic, int64_t* global_step, PhaseTimes* times) {
   collect_steps([&](int, const float* obs, float* actions) { policy.act(obs, N_, actions, deterministic); },
                 [](int) {}, global_step, times);
+}
+
+EpsilonPolicy::EpsilonPolicy(ActingPolicy& base, const Space& action, double epsilon, uint64_t seed)
+    : base_(base), action_(action), epsilon_(epsilon), rng_(seed) {
+  if (!(epsilon >= 0.0 && epsilon <= 1.0)) throw UsageError("EpsilonPolicy: epsilon must be in [0, 1]");
+  if (!action.discrete) {
+    for (size_t j = 0; j < action.low.size(); ++j) {
+      if (!std::isfinite(action.low[j]) || !std::isfinite(action.high[j]))
+        throw UsageError("exploring with random actions needs a bounded action space; action " + std::to_string(j) +
+                         " has bounds [" + std::to_string(action.low[j]) + ", " + std::to_string(action.high[j]) + "]");
+    }
+  }
+}
+
+void EpsilonPolicy::act(const float* obs, int n, float* actions, bool deterministic) {
+  base_.act(obs, n, actions, deterministic);
+  const int64_t A = action_.discrete ? 1 : action_.numel();
+  for (int i = 0; i < n; ++i) {
+    float* a = actions + static_cast<int64_t>(i) * A;
+    const bool replace = rng_.bernoulli(epsilon_);
+    if (action_.discrete) {
+      const auto k = static_cast<float>(rng_.integer(static_cast<uint64_t>(action_.n)));
+      if (replace) a[0] = k;
+    } else {
+      for (int64_t j = 0; j < A; ++j) {
+        const auto u = static_cast<float>(rng_.uniform(action_.low[j], action_.high[j]));
+        if (replace) a[j] = u;
+      }
+    }
+  }
 }
 
 EpisodeTally Collector::tally() {

@@ -11,18 +11,34 @@
 #include <optional>
 #include <vector>
 
+#include "prefrl/core/rng.h"
 #include "prefrl/core/transitions.h"
 #include "prefrl/envs/env.h"
+#include "prefrl/rl/agent.h"
 
 namespace prefrl {
 
-class ActingPolicy;
-class Agent;
 
 // Episodes that ended during one rollout (true return never shown to the learner).
 struct EpisodeTally {
   std::vector<double> true_returns, predicted_returns, lengths, successes;
   std::vector<int> envs;  // which environment each episode ran in
+};
+
+// A policy whose every action is, with probability epsilon, replaced by one drawn uniformly
+// from the action space (a Box's bounds must be finite); the others are base's. Draws only
+// from its own rng, and one draw per action even when not replaced, so that the same seed
+// explores the same way whatever the actions were.
+class EpsilonPolicy : public ActingPolicy {
+ public:
+  EpsilonPolicy(ActingPolicy& base, const Space& action, double epsilon, uint64_t seed);
+  void act(const float* obs, int n, float* actions, bool deterministic) override;
+
+ private:
+  ActingPolicy& base_;
+  Space action_;
+  double epsilon_;
+  Rng rng_;
 };
 
 // Seconds spent in the phases of one iteration.

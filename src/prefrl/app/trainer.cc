@@ -57,7 +57,7 @@ volatile std::sig_atomic_t g_stop_signal = 0;  // set by request_stop (a signal 
 
 // Random streams of a run: each component draws from its own, derived from the run seed.
 enum Stream : uint64_t { kEnvStream = 1, kPolicyStream, kRewardStream, kSegmentStream, kQueryStream,
-                         kTeacherStream, kEvalStream };
+                         kTeacherStream, kEvalStream, kExploreStream };
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -167,6 +167,7 @@ struct Iteration {
   AgentStats pstats;
   int64_t labels_before = 0;
   int64_t discarded_rollouts = 0, diverged_rounds = 0;  // non-finite values met, each skipped
+  int64_t explored_queries = 0;  // queries asked with a clip of an exploring episode
   double true_corr = std::nan("");
   std::string true_corr_undefined;  // why true_corr is undefined, in words
   bool reward_round = false;
@@ -204,6 +205,7 @@ struct Iteration {
     }
     discarded_rollouts += b.discarded_rollouts;
     diverged_rounds += b.diverged_rounds;
+    explored_queries += b.explored_queries;
     true_corr = b.true_corr;
     true_corr_undefined = b.true_corr_undefined;
     reward_round = reward_round || b.reward_round;
@@ -222,6 +224,7 @@ class Trainer {
   bool pretrain();                         // false: stopped while waiting for the first labels
   void score_and_update(Iteration& it);    // r̂ for the rollout, episode tallies, the agent's update
   void cut_and_score_clips(Iteration& it); // new candidate clips; r̂ vs true on a few of them
+  void add_exploring_clips(Iteration& it); // prefs.explore_clips: clips of exploring episodes
   void ask_due_queries(Iteration& it);     // the schedule's labels, paced to the teacher
   bool train_reward(int rounds, Iteration& it);
   void log_iteration(Iteration& it);       // every metric of the iteration, against the step
@@ -247,6 +250,7 @@ class Trainer {
   std::optional<Checkpoint> ckpt_;
   Seeding seeding_;
   const int N_, T_, L_;  // environments, rollout steps, steps per clip
+  int explore_steps_ = 0;  // steps of an exploring episode (prefs.explore_clips > 0)
   Collector collector_;
   const EnvSpec spec_;
   std::unique_ptr<Agent> agent_;  // the policy's learner (agent.algorithm)
@@ -323,6 +327,18 @@ Trainer::Trainer(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool re
       health_(cfg.health, !spec_.action.discrete, static_cast<int>(spec_.action.discrete ? 1 : collector_.act_size())),
       true_reward_baseline_(cfg.run.policy_reward == "true") {
   agent_->keep_rollout_in(collector_.store().columns());  // its rollout buffer: columns of the one store
+  if (cfg.prefs.explore_clips > 0) {
+    explore_steps_ = cfg.prefs.explore_steps > 0 ? cfg.prefs.explore_steps : spec_.max_episode_steps;
+    if (explore_steps_ <= 0)
+      throw UsageError("prefs.explore_clips: '" + cfg.env.name +
+                       "' has no time limit; set prefs.explore_steps (the length of an exploring episode)");
+    if (explore_steps_ < L_)
+      throw UsageError("prefs.explore_steps: exploring episodes of " + std::to_string(explore_steps_) +
+                       " steps are shorter than a clip (" + std::to_string(L_) + " steps)");
+    EpsilonPolicy(*agent_, spec_.action, cfg.prefs.explore_epsilon, 0);  // refuses an unbounded action space now
+    log_.line(fmt::format("exploring clips: {} per iteration, from episodes of {} steps with random actions at rate {}",
+                          cfg.prefs.explore_clips, explore_steps_, cfg.prefs.explore_epsilon));
+  }
   if (!cfg.run.reward_from.empty()) {  // the model to start from (a resumed run's checkpoint replaces it)
     const RewardSource src = resolve_reward_source(cfg.run.reward_from);
     reward_.load(src.state_file);
@@ -648,11 +664,34 @@ void Trainer::cut_and_score_clips(Iteration& it) {
   it.t.query += seconds_since(tc);
 }
 
+// ---- Clips where the policy does not go (prefs.explore_clips) -------------------------------
+// Fresh episodes of the policy's most likely actions, each replaced by a uniformly random one
+// with probability prefs.explore_epsilon, one clip from each into the pool (the agent never
+// learns from them). A policy that has settled where an early reward model peaks shows only
+// that place; the teacher then never sees a clip that says the peak is elsewhere. Everything
+// about them is drawn from seeds of the run seed and the iteration: no state to checkpoint.
+void Trainer::add_exploring_clips(Iteration& it) {
+  const int k = cfg_.prefs.explore_clips;
+  if (k <= 0 || true_reward_baseline_) return;
+  const auto tx = Clock::now();
+  const uint64_t seed = derive_seed(derive_seed(seeding_.seed, kExploreStream), static_cast<uint64_t>(c_.iterations));
+  Collector explore(cfg_.env.name, k, explore_steps_, derive_seed(seed, 1), collector_.termination_penalty(), L_);
+  EpsilonPolicy policy(*agent_, spec_.action, cfg_.prefs.explore_epsilon, derive_seed(seed, 2));
+  int64_t step = c_.step;  // the clips' env_step: when they were collected
+  PhaseTimes ignored;      // counted as query time, below
+  explore.collect(policy, /*deterministic=*/true, &step, &ignored);
+  Rng where(derive_seed(seed, 3));
+  queries_.add_clips(explore.store(), N_, where);
+  it.t.query += seconds_since(tx);
+}
+
 // ---- Labels due by now (a batch at a time), then the teacher's pace ------------------------
 void Trainer::ask_due_queries(Iteration& it) {
   const int due = static_cast<int>(schedule_.target_labels(c_.step) - queries_.labels_requested());
+  const int64_t explored_before = queries_.explored_asked();
   if (due >= cfg_.prefs.query_batch || (due > 0 && c_.step >= cfg_.run.total_steps))
     queries_.ask(due, /*initial=*/false, c_.step, &it.t);
+  it.explored_queries += queries_.explored_asked() - explored_before;
   waiting_ = &it;
   teacher_->pace(queries_.labels_requested(), hooks_);
 }
@@ -724,6 +763,8 @@ void Trainer::log_iteration(Iteration& it) {
   log_m(metric::kLabelRate, 1000.0 * (labels_now - it.labels_before) / steps);
   log_m(metric::kDbBytes, static_cast<double>(db_.file_size()));
   log_m(metric::kPoolSize, static_cast<double>(queries_.pool().size()));
+  if (cfg_.prefs.explore_clips > 0 && !true_reward_baseline_)
+    log_m(metric::kExploredQueries, static_cast<double>(it.explored_queries));
   log_m(metric::kUnusedLabels, static_cast<double>(labels_now - c_.labels_used));
   log_m(metric::kTimeEnv, t.env);
   log_m(metric::kTimeInference, t.inference);
@@ -901,6 +942,7 @@ TrainResult Trainer::run() {
     collector_.collect(*agent_, &c_.step, &it.t);
     score_and_update(it);
     cut_and_score_clips(it);
+    add_exploring_clips(it);
     ask_due_queries(it);
     it.reward_round = train_reward(1, it);
     ++c_.iterations;

@@ -20,6 +20,9 @@ struct PrefsConfig {
   int initial_epoch_multiplier = 4; // reward training rounds after the initial labels
   double tie_tolerance = 0.0;       // scripted teachers answer "equal" within this return difference
   std::string import_from;          // a preference dataset whose answers a new run starts with
+  int explore_clips = 0;            // clips per iteration from exploring episodes (0: none)
+  double explore_epsilon = 0.5;     // their chance of a uniformly random action at each step
+  int explore_steps = 0;            // their length in steps (0: the task's time limit)
 
   template <class V>
   void visit(V& v) {
@@ -43,6 +46,16 @@ struct PrefsConfig {
            "a preference dataset (prefrl prefs export) whose answers a new run starts with (--prefs-from), counted "
            "apart from its new labels; empty: none",
            {});
+    v.num("explore_clips", explore_clips,
+          "clips added to the query pool each iteration from exploring episodes: fresh episodes of the current "
+          "policy's most likely actions, each replaced by a uniformly random one with probability explore_epsilon "
+          "(one clip per episode; they are never learned from by the agent); 0: only the agent's own clips",
+          0, 100000);
+    v.num("explore_epsilon", explore_epsilon, "chance of a uniformly random action at each step of an exploring episode",
+          0.0, 1.0);
+    v.num("explore_steps", explore_steps,
+          "steps of each exploring episode, from a reset (0: the task's time limit, which it must then have)", 0,
+          10000000);
   }
 };
 
