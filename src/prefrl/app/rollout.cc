@@ -121,6 +121,10 @@ void Collector::collect(ActingPolicy& policy, bool deterministic, int64_t* globa
 
 EpsilonPolicy::EpsilonPolicy(ActingPolicy& base, const Space& action, double epsilon, uint64_t seed)
     : base_(base), action_(action), epsilon_(epsilon), rng_(seed) {
+  check(action, epsilon);
+}
+
+void EpsilonPolicy::check(const Space& action, double epsilon) {
   if (!(epsilon >= 0.0 && epsilon <= 1.0)) throw UsageError("EpsilonPolicy: epsilon must be in [0, 1]");
   if (!action.discrete) {
     for (size_t j = 0; j < action.low.size(); ++j) {

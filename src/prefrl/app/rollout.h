@@ -32,6 +32,8 @@ struct EpisodeTally {
 class EpsilonPolicy : public ActingPolicy {
  public:
   EpsilonPolicy(ActingPolicy& base, const Space& action, double epsilon, uint64_t seed);
+  // Throws UsageError unless epsilon is in [0, 1] and a Box's bounds are finite.
+  static void check(const Space& action, double epsilon);
   void act(const float* obs, int n, float* actions, bool deterministic) override;
 
  private:

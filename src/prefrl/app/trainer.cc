@@ -335,7 +335,7 @@ Trainer::Trainer(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool re
     if (explore_steps_ < L_)
       throw UsageError("prefs.explore_steps: exploring episodes of " + std::to_string(explore_steps_) +
                        " steps are shorter than a clip (" + std::to_string(L_) + " steps)");
-    EpsilonPolicy(*agent_, spec_.action, cfg.prefs.explore_epsilon, 0);  // refuses an unbounded action space now
+    EpsilonPolicy::check(spec_.action, cfg.prefs.explore_epsilon);  // an unbounded action space is refused now
     log_.line(fmt::format("exploring clips: {} per iteration, from episodes of {} steps with random actions at rate {}",
                           cfg.prefs.explore_clips, explore_steps_, cfg.prefs.explore_epsilon));
   }
