@@ -77,8 +77,14 @@ run_case() {  # name => the run directory, trained
       sleep "$wait_s"
       if kill -KILL "$pid" 2>/dev/null; then
         wait "$pid" || true
-        echo "killed after ${wait_s} s; resuming" >> "$dir.out"
-        "$BIN" train --resume "$dir" >> "$dir.out" 2>&1
+        if [[ -f $dir/config.json ]]; then
+          echo "killed after ${wait_s} s; resuming" >> "$dir.out"
+          "$BIN" train --resume "$dir" >> "$dir.out" 2>&1
+        else  # killed before the run directory was written (a slow start on a busy machine)
+          echo "killed after ${wait_s} s, before the run directory was written; starting it again" >> "$dir.out"
+          rm -rf "$dir"
+          "$BIN" train ${ARGS[$name]} $COMMON --run-dir "$dir" >> "$dir.out" 2>&1
+        fi
       else
         wait "$pid"
         echo "finished before the kill at ${wait_s} s" >> "$dir.out"

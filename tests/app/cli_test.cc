@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "prefrl/app/task_archive.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -25,13 +26,34 @@ void expect_usage_error(const std::string& args, const std::string& must_contain
   EXPECT_FALSE(fs::exists(dir));
 }
 
+// A run archived before B-Pref's teachers (no teacher.beta) keeps its teacher's answers: the
+// earlier noisy teacher (random answers at teacher.error_rate) is the oracle with that rate; no
+// other teacher read error_rate (its old default, 0.1, sits in every such config).
+TEST(Cli, ConfigsFromBeforeBPrefTeachersKeepTheirAnswers) {
+  const nlohmann::json old_noisy = {{"teacher", {{"kind", "noisy"}, {"error_rate", 0.25}}}, {"seed", 3}};
+  nlohmann::json m = migrated_config(old_noisy);
+  EXPECT_EQ(m["teacher"]["kind"], "oracle");
+  EXPECT_EQ(m["teacher"]["error_rate"], 0.25);
+  EXPECT_EQ(m["seed"], 3);
+  m = migrated_config({{"teacher", {{"kind", "oracle"}, {"error_rate", 0.1}}}});
+  EXPECT_EQ(m["teacher"]["kind"], "oracle");
+  EXPECT_EQ(m["teacher"]["error_rate"], 0.0);
+  const nlohmann::json today = {{"teacher", {{"kind", "noisy"}, {"error_rate", 0.1}, {"beta", -1.0}}}};
+  EXPECT_EQ(migrated_config(today), today);  // written with B-Pref's teachers: as it is
+  EXPECT_EQ(migrated_config({{"run", {{"seed", 1}}}}), nlohmann::json({{"run", {{"seed", 1}}}}));
+}
+
 TEST(Cli, UsageErrorsExitTwoBeforeAnyWork) {
   expect_usage_error("train --env nosuchenv", "unknown environment 'nosuchenv'");
   expect_usage_error("train --env cartpole --set ppo.nope=1", "unknown config key 'ppo.nope'");
   expect_usage_error("train --env cartpole --set ppo.lr=7", "ppo.lr");
   expect_usage_error("train --env cartpole --labels -3", "prefs.total_labels");
   expect_usage_error("train --env cartpole --steps abc", "expected a number, got 'abc'");
-  expect_usage_error("train --env cartpole --teacher alien", "'alien' is not one of: oracle, noisy");
+  expect_usage_error("train --env cartpole --teacher alien", "'alien' is not one of: oracle, mistake, noisy, skip");
+  expect_usage_error("train --env cartpole --teacher noisy --set teacher.beta=0", "beta 0 must be -1");
+  expect_usage_error("train --env cartpole --teacher myopic --set teacher.gamma=0", "gamma 0 must be in (0, 1]");
+  expect_usage_error("train --env cartpole --teacher human --set teacher.eps_mistake=0.2", "would be ignored");
+  expect_usage_error("train --env cartpole --set teacher.script_error_rate=0.2", "read by the script teacher only");
   expect_usage_error("train --env cartpole --preset pendulum", "is for environment 'pendulum'");
   expect_usage_error("train --env cartpole --preset nope", "unknown preset 'nope'");
   expect_usage_error("train --env cartpole --config /nonexistent.toml", "cannot read config file");

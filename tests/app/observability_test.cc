@@ -117,7 +117,7 @@ TEST(Observability, MetricsEveryGroupsIterationsWithoutChangingTheRun) {
 TEST(Observability, ProvokedRunsFireTheirHealthChecks) {
   const std::string base = temp_path("provoked");
   // Random answers: the reward model cannot beat chance, its reward does not track the task.
-  auto r = run_prefrl("train --env cartpole --steps 12000 --labels 100 --seed 1 --teacher noisy "
+  auto r = run_prefrl("train --env cartpole --steps 12000 --labels 100 --seed 1 --teacher oracle "
                       "--set teacher.error_rate=1 --set run.eval_episodes=1 --run-dir " + base + "/noise");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(fired(base + "/noise").count("val_accuracy_chance")) << r.out;

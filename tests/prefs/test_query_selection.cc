@@ -1,9 +1,11 @@
-// select_pairs (uniform and disagreement) and LabelSchedule.
+// select_pairs (uniform, disagreement, entropy, the k-center schemes) and LabelSchedule.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -108,6 +110,149 @@ TEST(SelectPairs, DisagreementKeepsTheTopScoredCandidates) {
     EXPECT_EQ(top[i].left, top2[i].left);
     EXPECT_EQ(top[i].right, top2[i].right);
   }
+}
+
+// A pool of one-step clips with one observation value each.
+SegmentPool valued_pool(const std::vector<float>& values) {
+  SegmentPool pool(1000);
+  for (size_t i = 0; i < values.size(); ++i) {
+    Segment s;
+    s.env_step = static_cast<int64_t>(i);
+    s.length = 1;
+    s.obs_size = 1;
+    s.act_size = 1;
+    s.obs = {values[i]};
+    s.actions = {0.f};
+    s.true_rewards = {0.f};
+    s.absorbing = {0};
+    pool.add(s);
+  }
+  return pool;
+}
+
+// The candidates select_pairs draws with this seed, oversample and count (seen through a
+// disagreement scorer: every informed method samples them the same way).
+std::vector<CandidatePair> candidates(const SegmentPool& pool, int count, double oversample, uint64_t seed) {
+  std::vector<CandidatePair> seen;
+  DisagreementFn capture = [&](const SegmentPool&, const std::vector<CandidatePair>& c) {
+    seen = c;
+    return std::vector<double>(c.size(), 0.0);
+  };
+  Rng rng(seed);
+  select_pairs(pool, count, "disagreement", oversample, capture, rng);
+  return seen;
+}
+
+// Greedy k-center, written out the obvious way: the reference the method must match.
+std::vector<std::pair<size_t, size_t>> reference_kcenter(const SegmentPool& pool, std::vector<CandidatePair> cands,
+                                                         size_t want, std::vector<std::vector<float>> centres) {
+  std::vector<std::pair<size_t, size_t>> out;
+  while (out.size() < want) {
+    double best_d = -1;
+    size_t best = 0;
+    for (size_t i = 0; i < cands.size(); ++i) {
+      const std::vector<float> f = pair_features(pool.at(cands[i].left), pool.at(cands[i].right));
+      double nearest = std::numeric_limits<double>::infinity();
+      for (const auto& c : centres) {
+        double d = 0;
+        for (size_t k = 0; k < f.size(); ++k) d += (static_cast<double>(f[k]) - c[k]) * (static_cast<double>(f[k]) - c[k]);
+        nearest = std::min(nearest, d);
+      }
+      if (nearest > best_d) { best_d = nearest; best = i; }
+    }
+    out.emplace_back(cands[best].left, cands[best].right);
+    centres.push_back(pair_features(pool.at(cands[best].left), pool.at(cands[best].right)));
+    cands.erase(cands.begin() + static_cast<std::ptrdiff_t>(best));
+  }
+  return out;
+}
+
+TEST(SelectPairs, PairFeaturesAreTheLeftClipsObservationsThenTheRights) {
+  const SegmentPool pool = valued_pool({0.5f, 2.f});
+  EXPECT_EQ(pair_features(pool.at(0), pool.at(1)), (std::vector<float>{0.5f, 2.f}));
+  EXPECT_EQ(pair_features(pool.at(1), pool.at(0)), (std::vector<float>{2.f, 0.5f}));
+}
+
+TEST(SelectPairs, KCenterPicksTheFarthestFromTheLabeledPairs) {
+  // Clips 0, 0.1, 0.2 and 100; the one labeled pair sits at (0, 0). All 6 pairs are candidates.
+  const SegmentPool pool = valued_pool({0.f, 0.1f, 0.2f, 100.f});
+  const std::vector<std::vector<float>> labeled = {{0.f, 0.f}};
+  QueryScorer scorer;
+  scorer.labeled = &labeled;
+  Rng rng(3);
+  const auto out = select_pairs(pool, 1, "kcenter", 100.0, scorer, rng);
+  ASSERT_EQ(out.size(), 1u);
+  // The farthest: 100 with 0.2 (either order), at sqrt(100^2 + 0.2^2).
+  EXPECT_EQ(std::set<size_t>({out[0].left, out[0].right}), (std::set<size_t>{2, 3}));
+  EXPECT_NEAR(out[0].score, std::sqrt(100.0 * 100.0 + 0.2 * 0.2), 1e-4);
+  // Several picks, from many labeled pairs, match the written-out greedy.
+  std::vector<float> values;
+  Rng v(8);
+  for (int i = 0; i < 30; ++i) values.push_back(static_cast<float>(v.normal()));
+  const SegmentPool big = valued_pool(values);
+  std::vector<std::vector<float>> many;
+  for (int i = 0; i < 12; ++i) many.push_back({static_cast<float>(v.normal()), static_cast<float>(v.normal())});
+  scorer.labeled = &many;
+  Rng a(21);
+  const auto picked = select_pairs(big, 6, "kcenter", 10.0, scorer, a);
+  const auto want = reference_kcenter(big, candidates(big, 6, 10.0, 21), 6, many);
+  ASSERT_EQ(picked.size(), 6u);
+  expect_valid(picked, 30);
+  for (size_t i = 0; i < 6; ++i) EXPECT_EQ(std::make_pair(picked[i].left, picked[i].right), want[i]) << i;
+  for (size_t i = 1; i < 6; ++i) EXPECT_LE(picked[i].score, picked[i - 1].score + 1e-9);  // farthest first
+  // No labeled pairs yet: the first candidate drawn is the first centre.
+  scorer.labeled = nullptr;
+  Rng b(21);
+  const auto fresh = select_pairs(big, 6, "kcenter", 10.0, scorer, b);
+  const auto cands = candidates(big, 6, 10.0, 21);
+  EXPECT_EQ(fresh[0].left, cands[0].left);
+  EXPECT_EQ(fresh[0].right, cands[0].right);
+  std::vector<CandidatePair> rest(cands.begin() + 1, cands.end());
+  const auto after = reference_kcenter(big, rest, 5, {pair_features(big.at(cands[0].left), big.at(cands[0].right))});
+  for (size_t i = 1; i < 6; ++i) EXPECT_EQ(std::make_pair(fresh[i].left, fresh[i].right), after[i - 1]) << i;
+  // A centre of another size is an error, not a silent comparison.
+  const std::vector<std::vector<float>> wrong = {{0.f, 0.f, 0.f}};
+  scorer.labeled = &wrong;
+  EXPECT_THROW(select_pairs(big, 2, "kcenter", 10.0, scorer, b), RuntimeError);
+}
+
+TEST(SelectPairs, EntropyAndTheKCenterHybridsReadTheirScores) {
+  const SegmentPool pool = valued_pool([] {
+    std::vector<float> x;
+    for (int i = 0; i < 40; ++i) x.push_back(static_cast<float>(i % 7));
+    return x;
+  }());
+  auto by_pair = [](const SegmentPool&, const std::vector<CandidatePair>& c) {
+    std::vector<double> s;
+    for (const auto& x : c) s.push_back(pair_score(x.left, x.right));
+    return s;
+  };
+  QueryScorer entropy_only;
+  entropy_only.entropy = by_pair;
+  Rng r1(4);
+  const auto top = select_pairs(pool, 5, "entropy", 10.0, entropy_only, r1);
+  std::vector<double> scores;
+  for (const auto& c : candidates(pool, 5, 10.0, 4)) scores.push_back(pair_score(c.left, c.right));
+  std::sort(scores.rbegin(), scores.rend());
+  ASSERT_EQ(top.size(), 5u);
+  for (size_t i = 0; i < 5; ++i) EXPECT_DOUBLE_EQ(top[i].score, scores[i]);
+  Rng r0(4);
+  EXPECT_THROW(select_pairs(pool, 5, "entropy", 10.0, QueryScorer{}, r0), UsageError);  // no entropy scorer
+  // kcenter_disagreement / kcenter_entropy choose only from the better-scored half (25 of 50).
+  for (const char* method : {"kcenter_disagreement", "kcenter_entropy"}) {
+    QueryScorer s;
+    (std::string(method) == "kcenter_disagreement" ? s.disagreement : s.entropy) = by_pair;
+    Rng r(9);
+    const auto out = select_pairs(pool, 5, method, 10.0, s, r);
+    ASSERT_EQ(out.size(), 5u) << method;
+    expect_valid(out, 40);
+    std::vector<double> all;
+    for (const auto& c : candidates(pool, 5, 10.0, 9)) all.push_back(pair_score(c.left, c.right));
+    std::sort(all.rbegin(), all.rend());
+    for (const auto& c : out) EXPECT_GE(pair_score(c.left, c.right), all[24]) << method;
+  }
+  Rng r2(1);
+  EXPECT_THROW(select_pairs(pool, 5, "nearest", 10.0, entropy_only, r2), UsageError);
 }
 
 TEST(SelectPairs, DisagreementTiesKeepSamplingOrderAndOversampleIsCapped) {

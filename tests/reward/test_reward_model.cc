@@ -274,6 +274,15 @@ TEST(RewardModelSegments, ReturnsAndDisagreement) {
   EXPECT_NEAR(d[0], p.var(/*unbiased=*/false).item<double>(), 1e-7);
   EXPECT_GT(d[0], 0.0);
   EXPECT_EQ(d[1], 0.0);  // a clip against itself: every member says 1/2
+
+  // Entropy (B-Pref's): the members' mean of -p ln p - (1 - p) ln(1 - p).
+  const std::vector<double> h = model.pair_entropy({{&a, &b}, {&a, &a}});
+  ASSERT_EQ(h.size(), 2u);
+  const torch::Tensor pd = torch::sigmoid((ret.select(1, 0) - ret.select(1, 1)).to(torch::kFloat64));
+  const double want = (-(pd * pd.log() + (1 - pd) * (1 - pd).log())).mean().item<double>();
+  EXPECT_NEAR(h[0], want, 1e-6);
+  EXPECT_LT(h[0], std::log(2.0));
+  EXPECT_NEAR(h[1], std::log(2.0), 1e-12);  // a clip against itself: the most uncertain
 }
 
 TEST(RewardModelL2, AdaptsInTheRightDirection) {

@@ -1,4 +1,4 @@
-// Teachers: the oracle compares true returns; the noisy teacher sometimes guesses; people
+// Teachers: the oracle compares true returns; B-Pref's simulated teachers err as defined there; people
 // answer later, through the store, and make the trainer wait only as their settings say.
 #include <gtest/gtest.h>
 
@@ -63,42 +63,178 @@ TEST(OracleTeacher, NaNReturnIsAnError) {
   EXPECT_THROW(oracle.judge(with_return(std::nan("")), with_return(1)), RuntimeError);
 }
 
-TEST(NoisyTeacher, ZeroErrorIsTheOracle) {
-  OracleTeacher oracle(0.1);
-  NoisyTeacher noisy(0.0, 123, 0.1);
-  EXPECT_EQ(noisy.name(), "noisy");
-  for (const auto& [l, r] : random_pairs(500, 1)) EXPECT_EQ(noisy.judge(l, r), oracle.judge(l, r));
-  EXPECT_EQ(noisy.judge(with_return(1), with_return(1.05)), Choice::kEqual);
+// A segment with these per-step true rewards.
+Segment with_rewards(std::vector<float> r) {
+  Segment s;
+  s.length = static_cast<int>(r.size());
+  s.true_rewards = std::move(r);
+  s.absorbing.assign(s.true_rewards.size(), 0);
+  return s;
 }
 
-TEST(NoisyTeacher, FullErrorIsACoinFlip) {
+TeacherKnobs knobs_with(double TeacherKnobs::*knob, double value) {
+  TeacherKnobs k;
+  k.*knob = value;
+  return k;
+}
+
+TEST(SimulatedTeacher, DefaultKnobsAreTheOracle) {
+  OracleTeacher oracle(0.1);
+  SimulatedTeacher t("oracle", TeacherKnobs{}, 123, 0.1);
+  EXPECT_EQ(t.name(), "oracle");
+  for (const auto& [l, r] : random_pairs(500, 1)) EXPECT_EQ(t.judge(l, r), oracle.judge(l, r));
+  EXPECT_EQ(t.judge(with_return(1), with_return(1.05)), Choice::kEqual);
+  EXPECT_EQ(t.judge(with_return(2), with_return(2)), Choice::kEqual);
+  EXPECT_TRUE(t.rng_state().empty());  // deterministic: nothing for a checkpoint to keep
+  EXPECT_FALSE(t.uses_scale());
+  EXPECT_THROW(t.judge(with_return(std::nan("")), with_return(1)), RuntimeError);
+}
+
+TEST(SimulatedTeacher, MyopiaWeighsTheLastStepsMost) {
+  // Left 1 at its first step, right 0.9 at its last: gamma 0.9 => 0.9^3 = 0.729 < 0.9.
+  const Segment early = with_rewards({1, 0, 0, 0}), late = with_rewards({0, 0, 0, 0.9f});
+  SimulatedTeacher rational("oracle", TeacherKnobs{}, 1);
+  SimulatedTeacher myopic("myopic", knobs_with(&TeacherKnobs::gamma, 0.9), 1);
+  EXPECT_EQ(rational.judge(early, late), Choice::kLeft);
+  EXPECT_EQ(myopic.judge(early, late), Choice::kRight);
+  EXPECT_EQ(myopic.judge(late, early), Choice::kLeft);
+  // 1 two steps before the end: 0.81 < 0.9 still; three steps of 0.3 = 0.3 (0.81 + 0.9 + 1) = 0.813 > 0.81.
+  EXPECT_EQ(myopic.judge(with_rewards({0, 1, 0, 0}), late), Choice::kRight);
+  EXPECT_EQ(myopic.judge(with_rewards({0, 0.3f, 0.3f, 0.3f}), with_rewards({0, 1, 0, 0})), Choice::kLeft);
+  EXPECT_TRUE(myopic.rng_state().empty());
+}
+
+TEST(SimulatedTeacher, SkipWhenNeitherClipExceedsTheThreshold) {
+  SimulatedTeacher t("skip", knobs_with(&TeacherKnobs::skip, 0.1), 1);
+  EXPECT_TRUE(t.uses_scale());
+  EXPECT_THROW(t.judge(with_return(1), with_return(2)), RuntimeError);  // no scale yet
+  t.set_typical_return(-10);  // the magnitude: delta_skip = 0.1 x 10 = 1
+  EXPECT_EQ(t.judge(with_return(0.5), with_return(1.0)), Choice::kSkip);   // max 1 <= 1
+  EXPECT_EQ(t.judge(with_return(-3), with_return(-2)), Choice::kSkip);
+  EXPECT_EQ(t.judge(with_return(0.5), with_return(1.5)), Choice::kRight);  // max 1.5 > 1
+  EXPECT_EQ(t.judge(with_return(2), with_return(-5)), Choice::kLeft);
+  t.set_typical_return(20);  // delta_skip = 2
+  EXPECT_EQ(t.judge(with_return(0.5), with_return(1.5)), Choice::kSkip);
+  EXPECT_THROW(t.set_typical_return(std::nan("")), RuntimeError);
+}
+
+TEST(SimulatedTeacher, EqualWhenTheReturnsAreClose) {
+  SimulatedTeacher t("equal", knobs_with(&TeacherKnobs::equal, 0.1), 1);
+  t.set_typical_return(10);  // delta_equal = 1
+  EXPECT_EQ(t.judge(with_return(2), with_return(2.9)), Choice::kEqual);
+  EXPECT_EQ(t.judge(with_return(2.9), with_return(2)), Choice::kEqual);
+  EXPECT_EQ(t.judge(with_return(2), with_return(3.5)), Choice::kRight);  // 1.5 apart
+  EXPECT_EQ(t.judge(with_return(4), with_return(2)), Choice::kLeft);
+  EXPECT_EQ(t.judge(with_return(-2), with_return(-2.5)), Choice::kEqual);
+  EXPECT_TRUE(t.rng_state().empty());
+}
+
+TEST(SimulatedTeacher, MistakesFlipTheAnswerAtTheirRate) {
+  SimulatedTeacher always("mistake", knobs_with(&TeacherKnobs::eps_mistake, 1.0), 3);
+  EXPECT_EQ(always.judge(with_return(4), with_return(2)), Choice::kRight);
+  EXPECT_EQ(always.judge(with_return(2), with_return(4)), Choice::kLeft);
+  EXPECT_EQ(always.judge(with_return(2), with_return(2)), Choice::kEqual);  // equal stays equal
   OracleTeacher oracle;
-  NoisyTeacher noisy(1.0, 7);
+  SimulatedTeacher a("mistake", knobs_with(&TeacherKnobs::eps_mistake, 0.1), 5),
+      b("mistake", knobs_with(&TeacherKnobs::eps_mistake, 0.1), 5);
+  int flipped = 0;
+  for (const auto& [l, r] : random_pairs(4000, 4)) {
+    const Choice c = a.judge(l, r);
+    EXPECT_EQ(c, b.judge(l, r));  // same seed, same answers
+    flipped += c != oracle.judge(l, r);
+  }
+  EXPECT_NEAR(flipped / 4000.0, 0.1, 0.015);
+  EXPECT_FALSE(a.rng_state().empty());
+}
+
+TEST(SimulatedTeacher, BoltzmannAnswersByTheReturnGap) {
+  // beta 1: P(right) = 1 / (1 + e^(beta (R0 - R1))): 0.2689 for returns (1, 0), 0.0474 for (3, 0).
+  SimulatedTeacher t("noisy", knobs_with(&TeacherKnobs::beta, 1.0), 11);
+  for (const auto& [gap, p] : {std::pair{1.0, 0.268941}, std::pair{3.0, 0.047426}, std::pair{0.0, 0.5}}) {
+    int right = 0;
+    const int n = 20000;
+    for (int i = 0; i < n; ++i) right += t.judge(with_return(gap), with_return(0)) == Choice::kRight;
+    if (gap == 0.0) EXPECT_EQ(right, 0);  // equal returns are "equal", whatever was drawn
+    else EXPECT_NEAR(right / static_cast<double>(n), p, 0.01) << "gap " << gap;
+  }
+  // beta 10: nearly rational
+  SimulatedTeacher sharp("noisy", knobs_with(&TeacherKnobs::beta, 10.0), 12);
+  int wrong = 0;
+  for (int i = 0; i < 2000; ++i) wrong += sharp.judge(with_return(1), with_return(0)) != Choice::kLeft;
+  EXPECT_LE(wrong, 2);  // P = e^-10 = 4.5e-5
+}
+
+TEST(SimulatedTeacher, RandomAnswersAreACoinFlip) {
+  OracleTeacher oracle;
+  SimulatedTeacher t("oracle", knobs_with(&TeacherKnobs::error_rate, 1.0), 7);
   int agree = 0, lefts = 0;
-  const auto pairs = random_pairs(4000, 2);
-  for (const auto& [l, r] : pairs) {
-    const Choice c = noisy.judge(l, r);
+  for (const auto& [l, r] : random_pairs(4000, 2)) {
+    const Choice c = t.judge(l, r);
     ASSERT_TRUE(c == Choice::kLeft || c == Choice::kRight);
     agree += c == oracle.judge(l, r);
     lefts += c == Choice::kLeft;
   }
   EXPECT_NEAR(agree / 4000.0, 0.5, 0.04);
   EXPECT_NEAR(lefts / 4000.0, 0.5, 0.04);
+  SimulatedTeacher part("oracle", knobs_with(&TeacherKnobs::error_rate, 0.2), 99);
+  agree = 0;
+  for (const auto& [l, r] : random_pairs(4000, 3)) agree += part.judge(l, r) == oracle.judge(l, r);
+  EXPECT_NEAR(agree / 4000.0, 0.9, 0.03);  // 80% truthful + half of the 20% guesses
 }
 
-TEST(NoisyTeacher, PartialErrorAndDeterminism) {
-  OracleTeacher oracle;
-  NoisyTeacher a(0.2, 99), b(0.2, 99);
-  int agree = 0;
-  const auto pairs = random_pairs(4000, 3);
-  for (const auto& [l, r] : pairs) {
-    const Choice c = a.judge(l, r);
-    EXPECT_EQ(c, b.judge(l, r));
-    agree += c == oracle.judge(l, r);
-  }
-  EXPECT_NEAR(agree / 4000.0, 0.9, 0.03);  // 80% truthful + half of the 20% guesses
-  EXPECT_THROW(NoisyTeacher(1.5, 1), UsageError);
-  EXPECT_THROW(NoisyTeacher(-0.1, 1), UsageError);
+TEST(SimulatedTeacher, CheckpointedRandomStateResumesTheAnswers) {
+  TeacherKnobs k;
+  k.beta = 0.5;
+  k.eps_mistake = 0.2;
+  SimulatedTeacher a("noisy", k, 21);
+  const auto pairs = random_pairs(200, 6);
+  for (size_t i = 0; i < 100; ++i) a.judge(pairs[i].first, pairs[i].second);
+  SimulatedTeacher b("noisy", k, 999);
+  b.set_rng_state(a.rng_state());
+  for (size_t i = 100; i < 200; ++i) EXPECT_EQ(a.judge(pairs[i].first, pairs[i].second), b.judge(pairs[i].first, pairs[i].second));
+}
+
+TEST(SimulatedTeacher, KnobsOutOfRangeAreUsageErrors) {
+  EXPECT_THROW(SimulatedTeacher("t", knobs_with(&TeacherKnobs::beta, 0.0), 1), UsageError);
+  EXPECT_THROW(SimulatedTeacher("t", knobs_with(&TeacherKnobs::beta, -0.5), 1), UsageError);
+  EXPECT_THROW(SimulatedTeacher("t", knobs_with(&TeacherKnobs::gamma, 0.0), 1), UsageError);
+  EXPECT_THROW(SimulatedTeacher("t", knobs_with(&TeacherKnobs::gamma, 1.1), 1), UsageError);
+  EXPECT_THROW(SimulatedTeacher("t", knobs_with(&TeacherKnobs::eps_mistake, 1.5), 1), UsageError);
+  EXPECT_THROW(SimulatedTeacher("t", knobs_with(&TeacherKnobs::error_rate, -0.1), 1), UsageError);
+  EXPECT_THROW(SimulatedTeacher("t", knobs_with(&TeacherKnobs::skip, -1), 1), UsageError);
+  EXPECT_THROW(SimulatedTeacher("t", knobs_with(&TeacherKnobs::equal, std::nan("")), 1), UsageError);
+  EXPECT_THROW(SimulatedTeacher("t", TeacherKnobs{}, 1, -0.1), UsageError);
+}
+
+TEST(TeacherKnobs, NamedTeachersAndOverrides) {
+  TeacherConfig cfg;
+  EXPECT_EQ(describe_knobs(teacher_knobs(cfg)), "none");
+  cfg.kind = "mistake";
+  EXPECT_EQ(teacher_knobs(cfg).eps_mistake, 0.1);
+  cfg.kind = "noisy";
+  EXPECT_EQ(teacher_knobs(cfg).beta, 1.0);
+  EXPECT_EQ(describe_knobs(teacher_knobs(cfg)), "beta 1");
+  cfg.kind = "skip";
+  EXPECT_EQ(teacher_knobs(cfg).skip, 0.1);
+  cfg.kind = "myopic";
+  EXPECT_EQ(teacher_knobs(cfg).gamma, 0.9);
+  cfg.kind = "equal";
+  EXPECT_EQ(teacher_knobs(cfg).equal, 0.1);
+  EXPECT_EQ(teacher_knobs(cfg).beta, -1.0);  // only its own knob
+  cfg.kind = "noisy";
+  cfg.knobs.beta = 5;
+  cfg.knobs.eps_mistake = 0.05;  // a named teacher with another imperfection added
+  EXPECT_EQ(teacher_knobs(cfg).beta, 5.0);
+  EXPECT_EQ(describe_knobs(teacher_knobs(cfg)), "beta 5, eps_mistake 0.05");
+  cfg = TeacherConfig{};
+  cfg.kind = "script";
+  cfg.script_error_rate = 0.3;
+  EXPECT_EQ(teacher_knobs(cfg).error_rate, 0.3);
+  cfg.knobs.gamma = 0;
+  EXPECT_THROW(teacher_knobs(cfg), UsageError);
+  EXPECT_TRUE(teacher_reads_true_reward("myopic"));
+  EXPECT_FALSE(teacher_reads_true_reward("script"));
+  EXPECT_FALSE(teacher_reads_true_reward("human"));
 }
 
 // A store in a fresh file with `queries` pending queries between two stored clips.
@@ -150,8 +286,14 @@ TEST(MakeTeacher, EveryKindThroughOneFactory) {
   EXPECT_EQ(oracle->name(), "oracle");
   EXPECT_TRUE(oracle->repeatable());
   EXPECT_EQ(oracle->answer(with_return(3), with_return(1)), Choice::kLeft);
-  cfg.kind = "noisy";
-  EXPECT_EQ(make_teacher(cfg, 0.0, 1, people, *store.db)->name(), "noisy");
+  for (const char* kind : {"mistake", "noisy", "skip", "myopic", "equal", "script"}) {
+    cfg.kind = kind;
+    auto t = make_teacher(cfg, 0.0, 1, people, *store.db);
+    EXPECT_EQ(t->name(), kind);
+    EXPECT_TRUE(t->repeatable());
+  }
+  cfg.kind = "skip";
+  EXPECT_TRUE(make_teacher(cfg, 0.0, 1, people, *store.db)->uses_scale());
   cfg.kind = "human";
   auto human = make_teacher(cfg, 0.0, 1, people, *store.db);
   EXPECT_EQ(human->name(), "human");

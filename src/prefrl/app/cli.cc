@@ -116,7 +116,7 @@ struct ConfigFlags {
     cmd->add_option("--config", config_file, "TOML (or .json) file of config keys");
     cmd->add_option("--set", sets, "override one config key: --set ppo.lr=0.001 (repeatable)");
     if (which == kConfigOnly) return;
-    cmd->add_option("--teacher", teacher, "who answers queries: oracle | noisy | script (a task file's score) | human (a browser page)");
+    cmd->add_option("--teacher", teacher, "who answers queries: oracle | B-Pref's mistake, noisy, skip, myopic, equal (teacher.* knobs) | script (a task file's score) | human (a browser page)");
     cmd->add_option("--labels", labels, "label budget (prefs.total_labels)");
     cmd->add_option("--steps", steps, "environment steps (run.total_steps)");
     cmd->add_option("--threads", threads, "LibTorch intra-op threads (run.threads)");
@@ -414,10 +414,10 @@ int cmd_reproduce(const std::string& run_arg, const std::string& root, const std
                   char** argv) {
   const RunInfo orig = resolve_run(run_arg, root);
   TrainConfig cfg;
-  config_from_json(cfg, with_task_registered(orig.config, orig.path));
+  config_from_json(cfg, with_task_registered(migrated_config(orig.config), orig.path));
   if (cfg.teacher.kind == "human")
     throw UsageError("run '" + orig.path + "' was labeled by people (teacher.kind=human); only runs with a scripted "
-                     "teacher (oracle, noisy, script) can be reproduced");
+                     "teacher (oracle, B-Pref's, script) can be reproduced");
   cfg.validate();
   const std::string parent = std::filesystem::path(orig.path).parent_path().string();
   const std::string path = !run_dir_flag.empty()
@@ -470,7 +470,7 @@ int cmd_sweep(const ConfigFlags& flags, int seeds, int64_t seed_start, int jobs,
     cfg = f.resolve();
   }
   if (cfg.teacher.kind == "human")
-    throw UsageError("a sweep needs a scripted teacher (oracle, noisy or script), not --teacher human");
+    throw UsageError("a sweep needs a scripted teacher (oracle, one of B-Pref's, or script), not --teacher human");
   if (!env_spec(cfg.env.name).has_true_reward && !std::isnan(threshold_flag))
     throw UsageError("--threshold: task '" + cfg.env.name + "' has no true reward, so no seed has a return to pass it");
   const double threshold = std::isnan(threshold_flag) ? default_pass_threshold(cfg.env.name) : threshold_flag;
@@ -530,7 +530,7 @@ int cmd_eval(const std::string& run_path, const std::string& exported, int episo
   StepReward reward;
   if (!exported.empty()) {  // the bundle's TorchScript modules, not the training code
     const Bundle b = load_bundle(exported);
-    config_from_json(cfg, b.card.at("config"));
+    config_from_json(cfg, migrated_config(b.card.at("config")));
     register_task_for(cfg);
     agent = bundle_policy(b);
     reward = bundle_reward(b);
@@ -608,7 +608,7 @@ int cmd_eval(const std::string& run_path, const std::string& exported, int episo
 int cmd_runs_verify(const std::string& run_arg, const std::string& root, const std::string& against) {
   const RunInfo info = resolve_run(run_arg, root);
   TrainConfig cfg;
-  config_from_json(cfg, with_task_registered(info.config, info.path));
+  config_from_json(cfg, with_task_registered(migrated_config(info.config), info.path));
   int problems = 0;
   auto problem = [&](const std::string& what) {
     std::cout << "PROBLEM: " << what << "\n";

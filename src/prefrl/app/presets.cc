@@ -254,9 +254,19 @@ void TrainConfig::validate() const {
   validate_teacher();
 }
 
-// Who may judge the task: the oracle and the noisy teacher read a true reward; the script
-// teacher reads a task file's score.
+// Who may judge the task: the oracle and B-Pref's teachers read a true reward; the script
+// teacher reads a task file's score; people set none of the simulated teachers' knobs.
 void TrainConfig::validate_teacher() const {
+  const TeacherKnobs knobs = teacher_knobs(teacher);  // throws for a knob out of its range
+  if (teacher.kind == "human" && describe_knobs(knobs) != "none")
+    throw UsageError("teacher.kind 'human': people answer as they do, and the simulated teachers' knobs (" +
+                     describe_knobs(knobs) + ") would be ignored; drop them, or use a scripted teacher");
+  if (teacher.kind == "script" && teacher.knobs.error_rate > 0)
+    throw UsageError("teacher.error_rate is read by the teachers of the true reward; the script teacher's random "
+                     "answers are teacher.script_error_rate");
+  if (teacher.kind != "script" && teacher.script_error_rate > 0)
+    throw UsageError("teacher.script_error_rate is read by the script teacher only, and teacher.kind is '" +
+                     teacher.kind + "'" + (teacher.kind == "human" ? "" : "; its random answers are teacher.error_rate"));
   if (!teacher.score.empty() && teacher.kind != "script")
     throw UsageError("teacher.score is read by the script teacher only, and teacher.kind is '" + teacher.kind +
                      "'; add --teacher script, or drop teacher.score");
@@ -273,7 +283,7 @@ void TrainConfig::validate_teacher() const {
   const std::string why = teacher.kind == "script" ? "its rewards are the script teacher's score"
                           : env.cmd.empty()         ? "its task file declares no [reward]"
                                                     : "its worker's SPEC says has_true_reward: false";
-  if (teacher.kind == "oracle" || teacher.kind == "noisy")
+  if (teacher_reads_true_reward(teacher.kind))
     throw UsageError("teacher.kind '" + teacher.kind + "' answers by the true reward, and task '" + env.name +
                      "' has none (" + why + "); use --teacher script (the clip with the larger summed score is "
                      "preferred: a [teacher] score in the task file, or --set teacher.score='...') or --teacher "

@@ -113,7 +113,9 @@ bool Queries::replayed(const std::vector<CandidatePair>& chosen, const std::stri
   if (same) {
     count_explored(chosen);
     for (size_t k = 0; k < chosen.size(); ++k) {
-      label_bound_ = std::max(label_bound_, replay_answers_.at(replay_[replay_pos_ + k].id).first);
+      const auto& [label_id, choice] = replay_answers_.at(replay_[replay_pos_ + k].id);
+      label_bound_ = std::max(label_bound_, label_id);
+      skipped_asked_ += choice == Choice::kSkip ? 1 : 0;
       ++labels_requested_;
     }
     replay_pos_ += chosen.size();
@@ -146,14 +148,22 @@ void Queries::ask(int count, bool initial, int64_t step, PhaseTimes* times) {
   count = static_cast<int>(teacher_.room(count, initial));
   if (count <= 0 || pool_.size() < 2) return;
   const auto tq = Clock::now();
-  DisagreementFn score = [&](const SegmentPool& p, const std::vector<CandidatePair>& cands) {
+  auto pairs_of = [](const SegmentPool& p, const std::vector<CandidatePair>& cands) {
     std::vector<std::pair<const Segment*, const Segment*>> pairs;
     pairs.reserve(cands.size());
     for (const auto& c : cands) pairs.emplace_back(&p.at(c.left), &p.at(c.right));
-    return reward_.disagreement(pairs);
+    return pairs;
   };
   const std::string method = initial ? "uniform" : cfg_.selection;
-  auto chosen = select_pairs(pool_, count, method, cfg_.oversample, score, query_rng_);
+  QueryScorer scorer;
+  scorer.disagreement = [&](const SegmentPool& p, const std::vector<CandidatePair>& c) {
+    return reward_.disagreement(pairs_of(p, c));
+  };
+  scorer.entropy = [&](const SegmentPool& p, const std::vector<CandidatePair>& c) {
+    return reward_.pair_entropy(pairs_of(p, c));
+  };
+  if (method.rfind("kcenter", 0) == 0) scorer.labeled = &labeled_features();
+  auto chosen = select_pairs(pool_, count, method, cfg_.oversample, scorer, query_rng_);
   times->query += seconds_since(tq);
   const auto td = Clock::now();
   if (replay_pos_ < replay_.size() && replayed(chosen, method, times)) {
@@ -193,8 +203,10 @@ void Queries::ask(int count, bool initial, int64_t step, PhaseTimes* times) {
   // people answer through the server, later. Either way each label is committed before it is used.
   std::vector<PrefStore::NewLabel> answers;
   for (size_t k = 0; k < chosen.size(); ++k) {
-    if (const std::optional<Choice> answer = teacher_.answer(pool_.at(chosen[k].left), pool_.at(chosen[k].right)))
+    if (const std::optional<Choice> answer = teacher_.answer(pool_.at(chosen[k].left), pool_.at(chosen[k].right))) {
       answers.push_back({queries[k].id, *answer, teacher_.name(), teacher_.name()});
+      skipped_asked_ += *answer == Choice::kSkip ? 1 : 0;
+    }
     ++labels_requested_;
   }
   db_.add_labels(answers);
@@ -207,6 +219,19 @@ void Queries::ask(int count, bool initial, int64_t step, PhaseTimes* times) {
   batch.commit();
   if (method == "disagreement") last_disagreement_ = mean_of(scores);
   times->db += seconds_since(td);
+}
+
+const std::vector<std::vector<float>>& Queries::labeled_features() {
+  // Pairs claimed so far (a resumed run's replay sees what the stopped run saw when it asked);
+  // clips of another length (an imported dataset's) are not comparable and left out.
+  const int64_t features = pool_.size() > 0 ? 2 * static_cast<int64_t>(pool_.at(0).length) * pool_.at(0).obs_size : 0;
+  for (LabeledPair& p : db_.labeled_pairs(features_upto_)) {
+    if (p.label_id > last_label_id_) break;
+    features_upto_ = p.label_id;
+    std::vector<float> f = pair_features(p.left, p.right);
+    if (static_cast<int64_t>(f.size()) == features || features == 0) labeled_features_.push_back(std::move(f));
+  }
+  return labeled_features_;
 }
 
 std::vector<LabeledPair> Queries::take_final(PhaseTimes* times) {

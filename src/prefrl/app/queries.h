@@ -47,6 +47,8 @@ class Queries {
   // Queries asked so far by this process (pre-training's included) with at least one clip from
   // add_clips (an env_index at or past its offset).
   int64_t explored_asked() const { return explored_asked_; }
+  // Queries asked so far by this process that the teacher skipped (answered "skip" at once).
+  int64_t skipped_asked() const { return skipped_asked_; }
   // Asks up to `count` queries (as many as the teacher has room for), chosen uniformly
   // (`initial`: pre-training) or by prefs.selection, at global step `step`; stores them and the
   // teacher's answers given now in one transaction, and claims those answers.
@@ -64,6 +66,7 @@ class Queries {
   size_t replay_size() const { return replay_.size(); }
 
   SegmentPool& pool() { return pool_; }
+  const SegmentPool& pool() const { return pool_; }
   Rng& segment_rng() { return segment_rng_; }
   Rng& query_rng() { return query_rng_; }
   int64_t labels_requested() const { return labels_requested_; }
@@ -75,6 +78,10 @@ class Queries {
   // The run chose again what the stopped run asked next: take those labels from the store.
   bool replayed(const std::vector<CandidatePair>& chosen, const std::string& method, PhaseTimes* times);
   bool same_segment(const Segment& s, int64_t id) const;
+  // k-center's centres: pair_features of the labeled pairs claimed so far, read from the store once.
+  const std::vector<std::vector<float>>& labeled_features();
+  std::vector<std::vector<float>> labeled_features_;
+  int64_t features_upto_ = 0;  // the last label id read into labeled_features_
 
   const PrefsConfig& cfg_;
   int L_;
@@ -85,6 +92,7 @@ class Queries {
   SegmentPool pool_;
   int explore_index_ = -1;        // env_index of add_clips' first env, once it added any
   int64_t explored_asked_ = 0;
+  int64_t skipped_asked_ = 0;
   void count_explored(const std::vector<CandidatePair>& chosen);
   Rng segment_rng_, query_rng_;
   int64_t labels_requested_ = 0;  // queries asked (each wants its answers)

@@ -142,7 +142,20 @@ void register_task_for(const TrainConfig& cfg) {
   (void)register_task_file(cfg.env.task, options);
 }
 
-nlohmann::json read_run_config(const RunDir& run) { return with_task_registered(run.read_json("config.json"), run.path()); }
+nlohmann::json migrated_config(nlohmann::json config) {
+  // Before B-Pref's teachers (a config without teacher.beta), teacher.error_rate was read by the
+  // noisy teacher alone, whose answers are today's oracle with that error_rate.
+  auto t = config.find("teacher");
+  if (t != config.end() && t->is_object() && !t->contains("beta") && t->contains("error_rate")) {
+    if (t->value("kind", "") == "noisy") (*t)["kind"] = "oracle";
+    else (*t)["error_rate"] = 0.0;
+  }
+  return config;
+}
+
+nlohmann::json read_run_config(const RunDir& run) {
+  return with_task_registered(migrated_config(run.read_json("config.json")), run.path());
+}
 
 nlohmann::json archive_task(const TrainConfig& cfg, const RunDir& run) {
   TrainConfig copy = cfg;  // the visitor reads through non-const references

@@ -25,6 +25,10 @@ void register_task_for(const TrainConfig& cfg);
 
 // Reads RUN/config.json with its task registered (with_task_registered).
 nlohmann::json read_run_config(const RunDir& run);
+// An archived config (a run's, a bundle's, a dataset's) as today's keys read it: one written
+// before B-Pref's teachers keeps its teacher's answers (the earlier noisy teacher is the oracle
+// with teacher.error_rate; other teachers did not read error_rate).
+nlohmann::json migrated_config(nlohmann::json config);
 
 // For a config with a task file (cfg.env.task, absolute): copies the task file and its model
 // into RUN/task/ (the model at the same path relative to the task file) and returns the config

@@ -168,6 +168,7 @@ struct Iteration {
   int64_t labels_before = 0;
   int64_t discarded_rollouts = 0, diverged_rounds = 0;  // non-finite values met, each skipped
   int64_t explored_queries = 0;  // queries asked with a clip of an exploring episode
+  int64_t skipped_queries = 0;   // queries the teacher skipped
   double true_corr = std::nan("");
   std::string true_corr_undefined;  // why true_corr is undefined, in words
   bool reward_round = false;
@@ -206,6 +207,7 @@ struct Iteration {
     discarded_rollouts += b.discarded_rollouts;
     diverged_rounds += b.diverged_rounds;
     explored_queries += b.explored_queries;
+    skipped_queries += b.skipped_queries;
     true_corr = b.true_corr;
     true_corr_undefined = b.true_corr_undefined;
     reward_round = reward_round || b.reward_round;
@@ -226,6 +228,8 @@ class Trainer {
   void cut_and_score_clips(Iteration& it); // new candidate clips; r̂ vs true on a few of them
   void add_exploring_clips(Iteration& it); // prefs.explore_clips: clips of exploring episodes
   void ask_due_queries(Iteration& it);     // the schedule's labels, paced to the teacher
+  void ask(int count, bool initial, Iteration& it);  // queries_.ask, the teacher told the typical clip return
+  double typical_clip_return() const;
   bool train_reward(int rounds, Iteration& it);
   void log_iteration(Iteration& it);       // every metric of the iteration, against the step
   void check_health(const Iteration& it);
@@ -259,6 +263,7 @@ class Trainer {
   PrefStore& db_;
   std::unique_ptr<LabelServer> server_;  // the labeling page, when people answer
   std::unique_ptr<Teacher> teacher_;
+  const TeacherKnobs teacher_knobs_;  // a scripted teacher's (B-Pref's imperfections)
   Queries queries_;
   LabelSchedule schedule_;
   MetricWriter metrics_;
@@ -321,6 +326,7 @@ Trainer::Trainer(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool re
                                            cfg.server.max_pending, cfg.server.max_label_lag,
                                            server_ ? server_->url() : std::string(), imported_label_count(*store_)},
                             db_)),
+      teacher_knobs_(teacher_knobs(cfg.teacher)),
       queries_(cfg.prefs, L_, derive_seed(seeding_.seed, kSegmentStream), derive_seed(seeding_.seed, kQueryStream),
                db_, *teacher_, reward_, log),
       metrics_(run.file("metrics.jsonl"), cfg.run.tensorboard ? run.path() : std::string()),
@@ -362,6 +368,8 @@ Trainer::Trainer(const TrainConfig& cfg, const RunDir& run, RunLog& log, bool re
     log_.line(fmt::format("the reward model does not see {} of the {} observation values (the task hides them: "
                           "score displays)", spec_.reward_hidden.size(), spec_.observation.numel()));
   }
+  if (cfg.teacher.kind != "human" && describe_knobs(teacher_knobs_) != "none" && !true_reward_baseline_)
+    log_.line(fmt::format("teacher {}: {}", cfg.teacher.kind, describe_knobs(teacher_knobs_)));
   if (server_) {
     server_->start();
     log_.line(fmt::format("labeling page: {}  (open it in a browser; several people may label at once); runs: {}",
@@ -583,7 +591,7 @@ bool Trainer::pretrain() {
     collector_.collect(*agent_, &c_.step, &it.t);
     queries_.cut(collector_.store());
   } while (queries_.pool().size() < want_segments && c_.step < cfg_.run.total_steps);
-  queries_.ask(initial, /*initial=*/true, c_.step, &it.t);
+  ask(initial, /*initial=*/true, it);
   waiting_ = &it;
   teacher_->wait_for_first_labels(std::min<int64_t>(initial, queries_.labels_requested()), hooks_);
   if (stop_requested()) return false;
@@ -689,11 +697,33 @@ void Trainer::add_exploring_clips(Iteration& it) {
 void Trainer::ask_due_queries(Iteration& it) {
   const int due = static_cast<int>(schedule_.target_labels(c_.step) - queries_.labels_requested());
   const int64_t explored_before = queries_.explored_asked();
-  if (due >= cfg_.prefs.query_batch || (due > 0 && c_.step >= cfg_.run.total_steps))
-    queries_.ask(due, /*initial=*/false, c_.step, &it.t);
+  if (due >= cfg_.prefs.query_batch || (due > 0 && c_.step >= cfg_.run.total_steps)) ask(due, /*initial=*/false, it);
   it.explored_queries += queries_.explored_asked() - explored_before;
   waiting_ = &it;
   teacher_->pace(queries_.labels_requested(), hooks_);
+}
+
+void Trainer::ask(int count, bool initial, Iteration& it) {
+  if (teacher_->uses_scale()) teacher_->set_typical_return(typical_clip_return());
+  const int64_t skipped_before = queries_.skipped_asked();
+  queries_.ask(count, initial, c_.step, &it.t);
+  it.skipped_queries += queries_.skipped_asked() - skipped_before;
+}
+
+// B-Pref's typical clip return, the scale of its teachers' skip and equal thresholds: the mean
+// true return of the last 10 episodes x the clip length / the time limit; with no time limit,
+// or before an episode has ended, the mean true return of the candidate clips.
+double Trainer::typical_clip_return() const {
+  const size_t n = std::min<size_t>(10, recent_returns_.size());
+  if (n > 0 && spec_.max_episode_steps > 0) {
+    double sum = 0.0;
+    for (size_t k = recent_returns_.size() - n; k < recent_returns_.size(); ++k) sum += recent_returns_[k];
+    return sum / static_cast<double>(n) * L_ / spec_.max_episode_steps;
+  }
+  const SegmentPool& pool = queries_.pool();
+  double sum = 0.0;
+  for (size_t k = 0; k < pool.size(); ++k) sum += pool.at(k).true_return();
+  return pool.size() > 0 ? sum / static_cast<double>(pool.size()) : 0.0;
 }
 
 // ---- Train the reward model on every label final since the last round ---------------------
@@ -765,6 +795,7 @@ void Trainer::log_iteration(Iteration& it) {
   log_m(metric::kPoolSize, static_cast<double>(queries_.pool().size()));
   if (cfg_.prefs.explore_clips > 0 && !true_reward_baseline_)
     log_m(metric::kExploredQueries, static_cast<double>(it.explored_queries));
+  if (!true_reward_baseline_ && teacher_knobs_.skip > 0) log_m(metric::kSkippedQueries, static_cast<double>(it.skipped_queries));
   log_m(metric::kUnusedLabels, static_cast<double>(labels_now - c_.labels_used));
   log_m(metric::kTimeEnv, t.env);
   log_m(metric::kTimeInference, t.inference);

@@ -39,6 +39,8 @@ inline constexpr const char* kDbBytes = "prefs/db_bytes";
 inline constexpr const char* kPoolSize = "prefs/pool_size";          // candidate clips in the segment pool
 // Queries asked in the record with a clip of an exploring episode (prefs.explore_clips > 0 only).
 inline constexpr const char* kExploredQueries = "prefs/explored_queries";
+// Queries of the record the teacher skipped (B-Pref's skip teacher: teacher.skip > 0 only).
+inline constexpr const char* kSkippedQueries = "prefs/skipped_queries";
 inline constexpr const char* kUnusedLabels = "prefs/unused_labels";  // labels committed, not yet trained on
 
 inline constexpr const char* kRssMb = "sys/rss_mb";

@@ -13,7 +13,7 @@ struct PrefsConfig {
   std::string schedule = "hyperbolic";  // how the remaining labels are spread over training
   double schedule_horizon = 2e6;    // T0 of the hyperbolic rate ∝ 1/(T + T0)
   std::string selection = "disagreement";  // how query pairs are chosen
-  double oversample = 10.0;         // candidate pairs sampled per query (disagreement)
+  double oversample = 10.0;         // candidate pairs sampled per query (every method but uniform)
   int pool_capacity = 1000;         // recent segments kept as query candidates
   int segments_per_rollout = 32;    // segments cut from each rollout into the pool
   int query_batch = 4;              // labels are asked for once at least this many are due
@@ -35,8 +35,13 @@ struct PrefsConfig {
     v.num("initial_fraction", initial_fraction, "share of labels asked about the untrained policy", 0.0, 1.0);
     v.text("schedule", schedule, "label schedule", {"hyperbolic", "constant", "all_upfront"});
     v.num("schedule_horizon", schedule_horizon, "T0 of the hyperbolic label rate 1/(T+T0)", 1.0, 1e15);
-    v.text("selection", selection, "query selection", {"disagreement", "uniform"});
-    v.num("oversample", oversample, "candidate pairs sampled per query for disagreement", 1.0, 1000.0);
+    v.text("selection", selection,
+           "query selection (B-Pref's schemes): uniform; disagreement (ensemble variance of P(left better)); entropy "
+           "(members' mean entropy of it); kcenter (greedy k-center on the clips' observations, from the labeled "
+           "pairs); kcenter_disagreement, kcenter_entropy (k-center among the more disagreed / uncertain half)",
+           {"disagreement", "uniform", "entropy", "kcenter", "kcenter_disagreement", "kcenter_entropy"});
+    v.num("oversample", oversample, "candidate pairs sampled per query (the candidate pool of every method but uniform)",
+          1.0, 1000.0);
     v.num("pool_capacity", pool_capacity, "recent segments kept as query candidates", 2, 10000000);
     v.num("segments_per_rollout", segments_per_rollout, "segments cut from each rollout: segments_per_rollout / num_envs from every env, or, when fewer than num_envs, one from each of that many envs drawn at random", 1, 1000000);
     v.num("query_batch", query_batch, "ask for labels once at least this many are due (fewer reward rounds)", 1, 100000);

@@ -62,12 +62,88 @@ void check_schedule(const LabelSchedule& s) {
                      " must be a positive number");
 }
 
+// Scores the candidates with `fn` (NaN ranks last) and sorts them highest first, equal scores in
+// sampling order.
+void rank(const SegmentPool& pool, std::vector<CandidatePair>& cands, const DisagreementFn& fn, const char* what) {
+  if (!fn) throw UsageError(std::string("select_pairs: selection by ") + what + " needs a scoring function");
+  const std::vector<double> s = fn(pool, cands);
+  if (s.size() != cands.size())
+    throw RuntimeError("select_pairs: scoring function returned " + std::to_string(s.size()) + " scores for " +
+                       std::to_string(cands.size()) + " candidate pairs");
+  for (size_t i = 0; i < cands.size(); ++i)
+    cands[i].score = std::isnan(s[i]) ? -std::numeric_limits<double>::infinity() : s[i];
+  std::stable_sort(cands.begin(), cands.end(),
+                   [](const CandidatePair& a, const CandidatePair& b) { return a.score > b.score; });
+}
+
+double squared_distance(const std::vector<float>& a, const std::vector<float>& b) {
+  double d = 0.0;
+  for (size_t k = 0; k < a.size(); ++k) {
+    const double x = static_cast<double>(a[k]) - b[k];
+    d += x * x;
+  }
+  return d;
+}
+
+// B-Pref's KCenterGreedy: `want` of the candidates, each the farthest from its nearest centre.
+std::vector<CandidatePair> kcenter(const SegmentPool& pool, std::vector<CandidatePair> cands, uint64_t want,
+                                   const std::vector<std::vector<float>>* labeled) {
+  std::vector<std::vector<float>> f;
+  f.reserve(cands.size());
+  for (const CandidatePair& c : cands) f.push_back(pair_features(pool.at(c.left), pool.at(c.right)));
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<double> nearest(cands.size(), inf);  // squared distance to the nearest centre
+  if (labeled)
+    for (const std::vector<float>& centre : *labeled) {
+      if (centre.size() != f.front().size())
+        throw RuntimeError("select_pairs: a labeled pair's k-center features have " + std::to_string(centre.size()) +
+                           " values, the candidates' " + std::to_string(f.front().size()) +
+                           " (clips of another length or observation size)");
+      for (size_t i = 0; i < f.size(); ++i) nearest[i] = std::min(nearest[i], squared_distance(f[i], centre));
+    }
+  std::vector<CandidatePair> out;
+  std::vector<bool> taken(cands.size(), false);
+  while (out.size() < want) {
+    size_t best = cands.size();
+    for (size_t i = 0; i < cands.size(); ++i)
+      if (!taken[i] && (best == cands.size() || nearest[i] > nearest[best])) best = i;  // first of equals
+    taken[best] = true;
+    CandidatePair chosen = cands[best];
+    chosen.score = std::isinf(nearest[best]) ? 0.0 : std::sqrt(nearest[best]);
+    out.push_back(chosen);
+    for (size_t i = 0; i < cands.size(); ++i)
+      if (!taken[i]) nearest[i] = std::min(nearest[i], squared_distance(f[i], f[best]));
+  }
+  return out;
+}
+
 }  // namespace
 
+std::vector<float> pair_features(const Segment& left, const Segment& right) {
+  std::vector<float> out, scratch;
+  out.reserve(static_cast<size_t>((left.length + right.length) * left.obs_size));
+  for (const Segment* s : {&left, &right})
+    for (int t = 0; t < s->length; ++t) {
+      const float* row = s->obs_row(t, &scratch);
+      out.insert(out.end(), row, row + s->obs_size);
+    }
+  return out;
+}
+
+const std::vector<std::string>& selection_methods() {
+  static const std::vector<std::string> kAll = {"uniform", "disagreement", "entropy", "kcenter",
+                                                "kcenter_disagreement", "kcenter_entropy"};
+  return kAll;
+}
+
 std::vector<CandidatePair> select_pairs(const SegmentPool& pool, int count, const std::string& method,
-                                        double oversample, const DisagreementFn& score, Rng& rng) {
-  if (method != "uniform" && method != "disagreement")
-    throw UsageError("select_pairs: method '" + method + "' is not one of: uniform, disagreement");
+                                        double oversample, const QueryScorer& scorer, Rng& rng) {
+  const auto& methods = selection_methods();
+  if (std::find(methods.begin(), methods.end(), method) == methods.end()) {
+    std::string known;
+    for (const std::string& m : methods) known += (known.empty() ? "" : ", ") + m;
+    throw UsageError("select_pairs: method '" + method + "' is not one of: " + known);
+  }
   if (count < 0) throw UsageError("select_pairs: count " + std::to_string(count) + " must be >= 0");
   const uint64_t n = pool.size();
   const uint64_t all = max_pairs(n);
@@ -77,21 +153,30 @@ std::vector<CandidatePair> select_pairs(const SegmentPool& pool, int count, cons
 
   if (!(oversample >= 1.0))
     throw UsageError("select_pairs: oversample " + std::to_string(oversample) + " must be >= 1");
-  if (!score) throw UsageError("select_pairs: method 'disagreement' needs a scoring function");
+  if (method == "disagreement" && !scorer.disagreement)
+    throw UsageError("select_pairs: method 'disagreement' needs a scoring function");
   const double m_real = std::ceil(static_cast<double>(want) * oversample);
   const uint64_t m = m_real >= static_cast<double>(all) ? all : static_cast<uint64_t>(m_real);
   std::vector<CandidatePair> cands = sample_pairs(n, m, rng);
-  const std::vector<double> s = score(pool, cands);
-  if (s.size() != cands.size())
-    throw RuntimeError("select_pairs: scoring function returned " + std::to_string(s.size()) +
-                       " scores for " + std::to_string(cands.size()) + " candidate pairs");
-  for (size_t i = 0; i < cands.size(); ++i)
-    cands[i].score = std::isnan(s[i]) ? -std::numeric_limits<double>::infinity() : s[i];
-  // Highest score first; equal scores keep sampling order (stable sort).
-  std::stable_sort(cands.begin(), cands.end(),
-                   [](const CandidatePair& a, const CandidatePair& b) { return a.score > b.score; });
-  cands.resize(want);
-  return cands;
+  if (method == "disagreement" || method == "entropy") {
+    rank(pool, cands, method == "disagreement" ? scorer.disagreement : scorer.entropy, method.c_str());
+    cands.resize(want);
+    return cands;
+  }
+  if (method != "kcenter") {  // the more informative half first (at least `want`)
+    const bool by_disagreement = method == "kcenter_disagreement";
+    rank(pool, cands, by_disagreement ? scorer.disagreement : scorer.entropy,
+         by_disagreement ? "disagreement" : "entropy");
+    cands.resize(std::max<size_t>(want, cands.size() / 2));
+  }
+  return kcenter(pool, std::move(cands), want, scorer.labeled);
+}
+
+std::vector<CandidatePair> select_pairs(const SegmentPool& pool, int count, const std::string& method,
+                                        double oversample, const DisagreementFn& score, Rng& rng) {
+  QueryScorer scorer;
+  scorer.disagreement = score;
+  return select_pairs(pool, count, method, oversample, scorer, rng);
 }
 
 int LabelSchedule::initial_labels() const {

@@ -20,9 +20,34 @@ struct CandidatePair {
 // (e.g. the variance over members of P(left better)). Supplied by the reward model.
 using DisagreementFn = std::function<std::vector<double>(const SegmentPool&, const std::vector<CandidatePair>&)>;
 
-// Picks `count` distinct pairs of distinct segments from the pool. "uniform": at random.
-// "disagreement": samples count * oversample random candidate pairs and keeps the `count`
-// with the highest score (ties broken by sampling order, so results are deterministic).
+// What the informed methods read (B-Pref's query schemes): the ensemble's disagreement and
+// entropy about candidate pairs, and the features of the pairs already labeled (k-center's
+// starting centres: pair_features of each, in any order).
+struct QueryScorer {
+  DisagreementFn disagreement;  // variance over members of P(left better)
+  DisagreementFn entropy;       // mean over members of the entropy of P(left better)
+  const std::vector<std::vector<float>>* labeled = nullptr;
+};
+
+// A pair's k-center features (B-Pref's): the left clip's observations, then the right's, flat.
+std::vector<float> pair_features(const Segment& left, const Segment& right);
+
+// The query selection methods (prefs.selection).
+const std::vector<std::string>& selection_methods();
+
+// Picks `count` distinct pairs of distinct segments from the pool, by `method`:
+//   uniform: at random.
+//   disagreement / entropy: samples count * oversample random candidate pairs and keeps the
+//     `count` with the highest score (ties broken by sampling order: deterministic).
+//   kcenter: of the same candidates, greedily the one farthest (Euclidean, pair_features) from
+//     its nearest centre, which it then becomes; the centres start as the labeled pairs (none:
+//     the first candidate drawn starts them).
+//   kcenter_disagreement / kcenter_entropy: kcenter among the half of the candidates with the
+//     highest disagreement / entropy (B-Pref's).
+// A chosen pair's score is the method's score (kcenter: its distance when chosen).
+std::vector<CandidatePair> select_pairs(const SegmentPool& pool, int count, const std::string& method,
+                                        double oversample, const QueryScorer& scorer, Rng& rng);
+// The same with disagreement alone (uniform, disagreement).
 std::vector<CandidatePair> select_pairs(const SegmentPool& pool, int count, const std::string& method,
                                         double oversample, const DisagreementFn& score, Rng& rng);
 

@@ -961,7 +961,7 @@ torch::Tensor RewardModel::segment_returns(const std::vector<const Segment*>& se
   return unique.size() == segs.size() ? ret : ret.index_select(1, index_tensor(slot));
 }
 
-std::vector<double> RewardModel::disagreement(const std::vector<std::pair<const Segment*, const Segment*>>& pairs) {
+torch::Tensor RewardModel::return_gaps(const std::vector<std::pair<const Segment*, const Segment*>>& pairs) {
   std::vector<const Segment*> segs;
   segs.reserve(2 * pairs.size());
   for (const auto& [l, r] : pairs) {
@@ -969,10 +969,25 @@ std::vector<double> RewardModel::disagreement(const std::vector<std::pair<const 
     segs.push_back(r);
   }
   const int64_t P = static_cast<int64_t>(pairs.size());
-  const torch::Tensor ret = segment_returns(segs).view({impl_->M, P, 2});                      // (M x P x 2)
-  const torch::Tensor p = torch::sigmoid(ret.select(2, 0) - ret.select(2, 1));               // (M x P)
+  const torch::Tensor ret = segment_returns(segs).view({impl_->M, P, 2});  // (M x P x 2)
+  return ret.select(2, 0) - ret.select(2, 1);
+}
+
+std::vector<double> RewardModel::disagreement(const std::vector<std::pair<const Segment*, const Segment*>>& pairs) {
+  const int64_t P = static_cast<int64_t>(pairs.size());
+  const torch::Tensor p = torch::sigmoid(return_gaps(pairs));                                  // (M x P)
   const torch::Tensor var = (p - p.mean(0)).pow(2).mean(0).to(torch::kFloat64).contiguous();  // (P) population variance
   return std::vector<double>(var.data_ptr<double>(), var.data_ptr<double>() + P);
+}
+
+std::vector<double> RewardModel::pair_entropy(const std::vector<std::pair<const Segment*, const Segment*>>& pairs) {
+  const int64_t P = static_cast<int64_t>(pairs.size());
+  const torch::Tensor d = return_gaps(pairs).to(torch::kFloat64);  // (M x P)
+  // H(p) with p = sigmoid(d), written with log-sigmoids so that large |d| stays finite.
+  const torch::Tensor p = torch::sigmoid(d);
+  const torch::Tensor h = -(p * torch::log_sigmoid(d) + (1 - p) * torch::log_sigmoid(-d));  // (M x P)
+  const torch::Tensor mean = h.mean(0).contiguous();
+  return std::vector<double>(mean.data_ptr<double>(), mean.data_ptr<double>() + P);
 }
 
 double RewardModel::validation_accuracy() {

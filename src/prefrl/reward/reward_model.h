@@ -226,6 +226,10 @@ class RewardModel {
 
   // Disagreement for each pair: variance over members of P(left better).
   std::vector<double> disagreement(const std::vector<std::pair<const Segment*, const Segment*>>& pairs);
+  // Per-member predicted return of the left clip minus the right's: (M x P).
+  torch::Tensor return_gaps(const std::vector<std::pair<const Segment*, const Segment*>>& pairs);
+  // Uncertainty for each pair (B-Pref's entropy): the members' mean entropy (nats) of P(left better).
+  std::vector<double> pair_entropy(const std::vector<std::pair<const Segment*, const Segment*>>& pairs);
 
   // Ensemble accuracy on the held-out pairs (ties excluded); NaN if none.
   double validation_accuracy();

@@ -1,5 +1,5 @@
-// Teachers: the oracle reads true returns; the noisy teacher sometimes guesses; people answer
-// through the labeling page, and the trainer waits for them only where they ask it to.
+// Teachers: the oracle reads true returns; B-Pref's simulated teachers add its imperfections;
+// people answer through the labeling page, and the trainer waits for them only where they ask it to.
 #include "prefrl/teachers/teacher.h"
 
 #include <algorithm>
@@ -30,16 +30,65 @@ Choice OracleTeacher::judge(const Segment& left, const Segment& right) {
   return a > b ? Choice::kLeft : Choice::kRight;
 }
 
-NoisyTeacher::NoisyTeacher(double error_rate, uint64_t seed, double tie_tolerance)
-    : oracle_(tie_tolerance), error_rate_(error_rate), rng_(seed) {
-  if (!(error_rate >= 0.0 && error_rate <= 1.0))
-    throw UsageError("noisy teacher: error_rate " + std::to_string(error_rate) + " must be in [0, 1]");
+namespace {
+std::string num(double x) { return fmt::format("{:g}", x); }
+}  // namespace
+
+SimulatedTeacher::SimulatedTeacher(std::string name, const TeacherKnobs& knobs, uint64_t seed, double tie_tolerance)
+    : name_(std::move(name)), k_(knobs), tol_(tie_tolerance), rng_(seed) {
+  const std::string who = name_ + " teacher: ";
+  if (!(k_.beta == -1.0 || (k_.beta > 0.0 && std::isfinite(k_.beta))))
+    throw UsageError(who + "beta " + num(k_.beta) + " must be -1 (perfectly rational) or a finite number > 0");
+  if (!(k_.gamma > 0.0 && k_.gamma <= 1.0)) throw UsageError(who + "gamma " + num(k_.gamma) + " must be in (0, 1]");
+  if (!(k_.eps_mistake >= 0.0 && k_.eps_mistake <= 1.0))
+    throw UsageError(who + "eps_mistake " + num(k_.eps_mistake) + " must be in [0, 1]");
+  if (!(k_.error_rate >= 0.0 && k_.error_rate <= 1.0))
+    throw UsageError(who + "error_rate " + num(k_.error_rate) + " must be in [0, 1]");
+  if (!(k_.skip >= 0.0 && std::isfinite(k_.skip))) throw UsageError(who + "skip " + num(k_.skip) + " must be >= 0");
+  if (!(k_.equal >= 0.0 && std::isfinite(k_.equal)))
+    throw UsageError(who + "equal " + num(k_.equal) + " must be >= 0");
+  if (!(tie_tolerance >= 0.0 && std::isfinite(tie_tolerance)))
+    throw UsageError(who + "tie_tolerance " + num(tie_tolerance) + " must be a finite number >= 0");
 }
 
-Choice NoisyTeacher::judge(const Segment& left, const Segment& right) {
-  const Choice truth = oracle_.judge(left, right);
-  if (!rng_.bernoulli(error_rate_)) return truth;
-  return rng_.integer(2) == 0 ? Choice::kLeft : Choice::kRight;
+void SimulatedTeacher::set_typical_return(double segment_return) {
+  if (!std::isfinite(segment_return))
+    throw RuntimeError(name_ + " teacher: the typical clip return " + num(segment_return) + " is not finite");
+  scale_ = std::fabs(segment_return);
+}
+
+std::vector<uint64_t> SimulatedTeacher::rng_state() const { return random() ? rng_.state() : std::vector<uint64_t>{}; }
+
+void SimulatedTeacher::set_rng_state(const std::vector<uint64_t>& state) {
+  if (!state.empty()) rng_.set_state(state);
+}
+
+Choice SimulatedTeacher::judge(const Segment& left, const Segment& right) {
+  const double r0 = left.true_return(), r1 = right.true_return();
+  if (std::isnan(r0) || std::isnan(r1))
+    throw RuntimeError(name_ + " teacher: true return is NaN (segment " + std::to_string(left.id) + ": " +
+                       std::to_string(r0) + ", segment " + std::to_string(right.id) + ": " + std::to_string(r1) + ")");
+  if (uses_scale() && std::isnan(scale_))
+    throw RuntimeError(name_ + " teacher: its skip / equal thresholds need the typical clip return, and none was set");
+  if (k_.skip > 0 && std::max(r0, r1) <= k_.skip * scale_) return Choice::kSkip;
+  // Myopic sums: B-Pref multiplies steps [0, t] by gamma for every t < L - 1.
+  auto myopic = [&](const Segment& s) {
+    if (k_.gamma == 1.0) return s.true_return();
+    double g = 0.0;
+    for (float r : s.true_rewards) g = g * k_.gamma + r;
+    return g;
+  };
+  const double g0 = myopic(left), g1 = myopic(right);
+  bool prefer_right = g1 > g0;
+  if (k_.beta > 0) {
+    const double p_right = 1.0 / (1.0 + std::exp(k_.beta * (g0 - g1)));
+    prefer_right = rng_.uniform() < p_right;
+  }
+  if (k_.eps_mistake > 0 && rng_.uniform() < k_.eps_mistake) prefer_right = !prefer_right;
+  Choice c = prefer_right ? Choice::kRight : Choice::kLeft;
+  if (r0 == r1 || std::fabs(r0 - r1) <= tol_ || std::fabs(r0 - r1) < k_.equal * scale_) c = Choice::kEqual;
+  if (k_.error_rate > 0 && rng_.bernoulli(k_.error_rate)) c = rng_.integer(2) == 0 ? Choice::kLeft : Choice::kRight;
+  return c;
 }
 
 PeopleTeacher::PeopleTeacher(const PeopleSettings& settings, const PrefStore& store) : s_(settings), store_(store) {}
@@ -97,13 +146,49 @@ double PeopleTeacher::pace(int64_t asked, const WaitHooks& hooks) {
 
 bool teacher_needs_people(const TeacherConfig& cfg) { return cfg.kind == "human"; }
 
+bool teacher_reads_true_reward(const std::string& kind) {
+  for (const char* k : {"oracle", "mistake", "noisy", "skip", "myopic", "equal"}) if (kind == k) return true;
+  return false;
+}
+
+TeacherKnobs teacher_knobs(const TeacherConfig& cfg) {
+  TeacherKnobs k = cfg.knobs;
+  const TeacherKnobs oracle;
+  auto named = [&](double& knob, double oracle_value, const char* kind, double value) {
+    if (cfg.kind == kind && knob == oracle_value) knob = value;
+  };
+  named(k.eps_mistake, oracle.eps_mistake, "mistake", 0.1);
+  named(k.beta, oracle.beta, "noisy", 1.0);
+  named(k.skip, oracle.skip, "skip", 0.1);
+  named(k.gamma, oracle.gamma, "myopic", 0.9);
+  named(k.equal, oracle.equal, "equal", 0.1);
+  if (cfg.kind == "script") k.error_rate = cfg.script_error_rate;
+  SimulatedTeacher check(cfg.kind, k, 0);  // throws for a knob out of range
+  return k;
+}
+
+std::string describe_knobs(const TeacherKnobs& k) {
+  const TeacherKnobs o;
+  std::string out;
+  auto add = [&](const char* name, double v, double d) {
+    if (v != d) out += (out.empty() ? "" : ", ") + std::string(name) + " " + num(v);
+  };
+  add("beta", k.beta, o.beta);
+  add("gamma", k.gamma, o.gamma);
+  add("eps_mistake", k.eps_mistake, o.eps_mistake);
+  add("skip", k.skip, o.skip);
+  add("equal", k.equal, o.equal);
+  add("error_rate", k.error_rate, o.error_rate);
+  return out.empty() ? "none" : out;
+}
+
 std::unique_ptr<Teacher> make_teacher(const TeacherConfig& cfg, double tie_tolerance, uint64_t seed,
                                       const PeopleSettings& people, const PrefStore& store) {
   if (cfg.kind == "human") return std::make_unique<PeopleTeacher>(people, store);
-  if (cfg.kind == "oracle") return std::make_unique<OracleTeacher>(tie_tolerance);
-  if (cfg.kind == "noisy") return std::make_unique<NoisyTeacher>(cfg.error_rate, seed, tie_tolerance);
-  if (cfg.kind == "script") return std::make_unique<ScoreTeacher>(cfg.script_error_rate, seed, tie_tolerance);
-  throw UsageError("teacher.kind '" + cfg.kind + "' is not one of: oracle, noisy, script, human");
+  if (teacher_reads_true_reward(cfg.kind) || cfg.kind == "script")
+    return std::make_unique<SimulatedTeacher>(cfg.kind, teacher_knobs(cfg), seed, tie_tolerance);
+  throw UsageError("teacher.kind '" + cfg.kind +
+                   "' is not one of: oracle, mistake, noisy, skip, myopic, equal, script, human");
 }
 
 }  // namespace prefrl
