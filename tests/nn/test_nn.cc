@@ -9,8 +9,10 @@
 #include <cstring>
 #include <vector>
 
+#include "prefrl/core/error.h"
 #include "prefrl/nn/adam.h"
 #include "prefrl/nn/kernels.h"
+#include "prefrl/nn/mlp.h"
 
 namespace prefrl::nn {
 namespace {
@@ -321,6 +323,64 @@ TEST(Adam, SetStateRestoresAndChecksTheSize) {
   EXPECT_EQ(p, q);
   EXPECT_TRUE(torch::equal(a.exp_avg_sq(), b.exp_avg_sq()));
   EXPECT_THROW(b.set_state(1, torch::zeros({3}), torch::zeros({4})), std::exception);
+}
+
+// The hand-written MLP against LibTorch autograd: outputs, parameter gradients (stored and
+// accumulated) and the input's gradient, on a batch that is not a multiple of 8.
+TEST(Mlp, MatchesAutogradForwardAndBackward) {
+  const MlpShape shape = mlp_shape(5, {7, 6}, 3, /*offset=*/4);
+  ASSERT_EQ(shape.num_params(), 5 * 7 + 7 + 7 * 6 + 6 + 6 * 3 + 3);
+  ASSERT_EQ(shape.end, 4 + shape.num_params());
+  std::vector<float> params(static_cast<size_t>(shape.end + 2), 9.0f);
+  Rng rng(5);
+  init_mlp(shape, rng, params.data());
+  for (int64_t i = shape.begin; i < shape.end; ++i) EXPECT_LE(std::abs(params[i]), 1.0 / std::sqrt(5.0) + 1e-6);
+  EXPECT_EQ(params[0], 9.0f);  // outside the slice: untouched
+  const int n = 13, Bp = 16;
+  torch::manual_seed(3);
+  const torch::Tensor x = torch::randn({n, 5}), g = torch::randn({n, 3});
+  std::vector<float> xt(5 * Bp), gt(3 * Bp);
+  transpose_in(x.data_ptr<float>(), n, 5, Bp, xt.data());
+  transpose_in(g.data_ptr<float>(), n, 3, Bp, gt.data());
+  Mlp mlp(shape, 40);
+  const float* out = mlp.forward(params.data(), xt.data(), Bp);
+  std::vector<float> y(n * 3);
+  transpose_out(out, n, 3, Bp, y.data());
+
+  // The same network in autograd.
+  std::vector<torch::Tensor> w, b;
+  for (const DenseSlot& d : shape.layers) {
+    w.push_back(torch::from_blob(params.data() + d.w, {d.out, d.in}).clone().requires_grad_(true));
+    b.push_back(torch::from_blob(params.data() + d.b, {d.out}).clone().requires_grad_(true));
+  }
+  torch::Tensor xg = x.clone().requires_grad_(true), h = xg;
+  for (size_t l = 0; l < w.size(); ++l) {
+    h = torch::nn::functional::linear(h, w[l], b[l]);
+    if (l + 1 < w.size()) h = torch::relu(h);
+  }
+  const torch::Tensor want = h.detach().contiguous();
+  for (int i = 0; i < n * 3; ++i) EXPECT_NEAR(y[i], want.data_ptr<float>()[i], 1e-5);
+  (h * g).sum().backward();
+
+  std::vector<float> grad(params.size(), 0.5f), dx(5 * Bp, 7.0f);
+  mlp.backward(params.data(), gt.data(), grad.data(), /*accumulate=*/false, dx.data());
+  for (size_t l = 0; l < w.size(); ++l) {
+    const DenseSlot& d = shape.layers[l];
+    const torch::Tensor gw = w[l].grad().contiguous(), gb = b[l].grad().contiguous();
+    for (int64_t i = 0; i < gw.numel(); ++i) EXPECT_NEAR(grad[d.w + i], gw.data_ptr<float>()[i], 1e-4) << l;
+    for (int64_t i = 0; i < gb.numel(); ++i) EXPECT_NEAR(grad[d.b + i], gb.data_ptr<float>()[i], 1e-4) << l;
+  }
+  EXPECT_EQ(grad[0], 0.5f);
+  std::vector<float> dxr(n * 5);
+  transpose_out(dx.data(), n, 5, Bp, dxr.data());
+  const torch::Tensor gx = xg.grad().contiguous();
+  for (int i = 0; i < n * 5; ++i) EXPECT_NEAR(dxr[i], gx.data_ptr<float>()[i], 1e-5);
+  // Accumulating adds the same gradients again; without dx the input's is not computed.
+  std::vector<float> twice = grad;
+  mlp.backward(params.data(), gt.data(), twice.data(), /*accumulate=*/true, nullptr);
+  for (int64_t i = shape.begin; i < shape.end; ++i) EXPECT_NEAR(twice[i], 2 * grad[i], 1e-5);
+  EXPECT_THROW(mlp.forward(params.data(), xt.data(), 12), RuntimeError);
+  EXPECT_THROW(mlp.forward(params.data(), xt.data(), 48), RuntimeError);
 }
 
 }  // namespace
